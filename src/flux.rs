@@ -1,0 +1,541 @@
+//! Flux image automation read from the tree: `ImageRepository`, `ImagePolicy`
+//! and `ImageUpdateAutomation` of `image.toolkit.fluxcd.io` v1beta1, v1beta2
+//! and v1, translated into the engine's dialect-free [`Policy`].
+//!
+//! Flux's cluster rules are applied as kubectl and the controllers would: a
+//! resource without a namespace is in `default`; a policy may reference a
+//! repository in another namespace only when that repository's `accessFrom`
+//! allows it; an automation uses only the policies of its own namespace that
+//! its `policySelector` matches, and only inside its `update.path`.
+
+use std::collections::BTreeMap;
+
+use crate::image::Repository;
+use crate::policy::{DigestReflection, Flavor, Order, Policy, PolicyId, Rule, RuleError, Selector, TagFilter};
+use crate::report::{Problem, Severity};
+use crate::yaml::Node;
+
+pub const API_GROUP: &str = "image.toolkit.fluxcd.io";
+const VERSIONS: [&str; 3] = ["v1beta1", "v1beta2", "v1"];
+
+/// Where a resource was declared, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Meta {
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    origin: Origin,
+}
+
+#[derive(Debug)]
+struct ImageRepository {
+    meta: Meta,
+    image: Option<String>,
+    exclusions: Vec<String>,
+    access_from: bool,
+}
+
+#[derive(Debug)]
+struct ImagePolicy {
+    meta: Meta,
+    /// (namespace, name) of the repository.
+    repository: (String, String),
+    spec: Result<PolicySpec, String>,
+}
+
+#[derive(Debug)]
+struct PolicySpec {
+    rule: Rule,
+    filter: Option<TagFilter>,
+    digest: DigestReflection,
+}
+
+#[derive(Debug)]
+struct Automation {
+    meta: Meta,
+    path: Result<String, String>,
+    selector: Option<Result<LabelSelector, String>>,
+}
+
+/// All Flux resources found in the tree, in the order they were read.
+#[derive(Debug, Default)]
+pub struct Resources {
+    repositories: Vec<ImageRepository>,
+    policies: Vec<ImagePolicy>,
+    automations: Vec<Automation>,
+    pub problems: Vec<Problem>,
+}
+
+/// Where a policy's markers are honoured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// No automation in the tree: every policy applies everywhere.
+    Everywhere,
+    /// The `update.path` of each automation that selects the policy.
+    Paths(Vec<ScopedPath>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedPath {
+    /// Relative to the tree root, `/`-separated, no leading `./`; empty for the root.
+    pub path: String,
+    pub automation: String,
+}
+
+impl Scope {
+    /// `Ok` when a marker in `file` may use the policy, else the reason it may not.
+    pub fn admits(&self, file: &str, policy: &PolicyId) -> Result<(), String> {
+        match self {
+            Scope::Everywhere => Ok(()),
+            Scope::Paths(paths) if paths.is_empty() => Err(format!(
+                "no ImageUpdateAutomation uses policy {policy}: an automation uses only policies of its own namespace ({}) that its policySelector matches",
+                policy.namespace
+            )),
+            Scope::Paths(paths) => {
+                if paths.iter().any(|p| within(file, &p.path)) {
+                    return Ok(());
+                }
+                let names: Vec<String> = paths
+                    .iter()
+                    .map(|p| format!("{} (update.path {:?})", p.automation, if p.path.is_empty() { "." } else { &p.path }))
+                    .collect();
+                Err(format!(
+                    "the file is outside the update.path of every automation using policy {policy}: {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+fn within(file: &str, dir: &str) -> bool {
+    dir.is_empty() || file.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A policy as the engine sees it, or why it cannot be used.
+#[derive(Debug)]
+pub struct Declared {
+    pub id: PolicyId,
+    pub origin: Origin,
+    pub image: String,
+    pub rule: String,
+    pub policy: Result<Policy, String>,
+    pub scope: Scope,
+}
+
+impl Resources {
+    /// Reads one YAML document if it is a Flux image resource.
+    pub fn read(&mut self, file: &str, root: &Node) {
+        let Some(api_version) = root.str_at(&["apiVersion"]) else {
+            return;
+        };
+        let Some(version) = api_version
+            .strip_prefix(API_GROUP)
+            .and_then(|v| v.strip_prefix('/'))
+        else {
+            return;
+        };
+        let kind = root.str_at(&["kind"]).unwrap_or_default();
+        let line = root.position().line;
+        if !matches!(kind, "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation") {
+            return;
+        }
+        if !VERSIONS.contains(&version) {
+            self.problems.push(Problem::at(
+                file,
+                line,
+                None,
+                Severity::Warning,
+                format!("{kind} of unknown version {api_version} ignored (known: v1beta1, v1beta2, v1)"),
+            ));
+            return;
+        }
+        let meta = Meta {
+            namespace: root
+                .str_at(&["metadata", "namespace"])
+                .unwrap_or("default")
+                .to_string(),
+            name: root.str_at(&["metadata", "name"]).unwrap_or_default().to_string(),
+            labels: root
+                .at(&["metadata", "labels"])
+                .map(string_map)
+                .unwrap_or_default(),
+            origin: Origin {
+                file: file.to_string(),
+                line,
+            },
+        };
+        if meta.name.is_empty() {
+            self.problems.push(Problem::at(file, line, None, Severity::Error, format!("{kind} has no metadata.name")));
+            return;
+        }
+        let spec = root.get("spec").unwrap_or(&Node::Empty);
+        match kind {
+            "ImageRepository" => self.repositories.push(ImageRepository {
+                image: spec.str_at(&["image"]).map(str::to_string),
+                exclusions: spec
+                    .get("exclusionList")
+                    .map(|l| l.items().iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+                access_from: spec.get("accessFrom").is_some_and(|n| !n.is_null()),
+                meta,
+            }),
+            "ImagePolicy" => self.policies.push(ImagePolicy {
+                repository: (
+                    spec.str_at(&["imageRepositoryRef", "namespace"])
+                        .unwrap_or(&meta.namespace)
+                        .to_string(),
+                    spec.str_at(&["imageRepositoryRef", "name"]).unwrap_or_default().to_string(),
+                ),
+                spec: policy_spec(spec),
+                meta,
+            }),
+            _ => self.automations.push(Automation {
+                path: update_path(spec),
+                selector: spec
+                    .get("policySelector")
+                    .filter(|n| !n.is_null())
+                    .map(LabelSelector::read),
+                meta,
+            }),
+        }
+    }
+
+    /// Resolves references and scopes into the engine's policies.
+    pub fn declare(&mut self) -> Vec<Declared> {
+        self.check_duplicates();
+        for a in &self.automations {
+            let problem = |m: String| Problem::at(&a.meta.origin.file, a.meta.origin.line, None, Severity::Error, m);
+            if let Err(e) = &a.path {
+                self.problems.push(problem(format!("ImageUpdateAutomation {}: {e}", a.meta.name)));
+            }
+            if let Some(Err(e)) = &a.selector {
+                self.problems.push(problem(format!("ImageUpdateAutomation {}: policySelector: {e}", a.meta.name)));
+            }
+        }
+        self.policies
+            .iter()
+            .map(|p| {
+                let id = PolicyId::new(&p.meta.namespace, &p.meta.name);
+                let repo = self
+                    .repositories
+                    .iter()
+                    .find(|r| (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1));
+                Declared {
+                    image: repo.and_then(|r| r.image.clone()).unwrap_or_default(),
+                    rule: p.spec.as_ref().map(|s| s.rule.to_string()).unwrap_or_default(),
+                    policy: self.policy(&id, p, repo),
+                    scope: self.scope(p),
+                    origin: p.meta.origin.clone(),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    fn policy(&self, id: &PolicyId, p: &ImagePolicy, repo: Option<&ImageRepository>) -> Result<Policy, String> {
+        let (ns, name) = &p.repository;
+        if name.is_empty() {
+            return Err("spec.imageRepositoryRef.name is missing".to_string());
+        }
+        let Some(repo) = repo else {
+            return Err(format!("ImageRepository {ns}/{name} is not in the tree"));
+        };
+        if *ns != p.meta.namespace && !repo.access_from {
+            return Err(format!(
+                "ImageRepository {ns}/{name} is in another namespace and has no spec.accessFrom, so Flux denies access from namespace {}",
+                p.meta.namespace
+            ));
+        }
+        let spec = p.spec.as_ref().map_err(Clone::clone)?;
+        let image = repo
+            .image
+            .as_deref()
+            .ok_or_else(|| format!("ImageRepository {ns}/{name} has no spec.image"))?;
+        if image.contains('@') || crate::image::Reference::split(image).tag.is_some() {
+            return Err(format!(
+                "ImageRepository {ns}/{name}: spec.image {image:?} must not have a tag or digest"
+            ));
+        }
+        let repository = Repository::parse(image).map_err(|e| e.to_string())?;
+        let mut selector = Selector::new(spec.rule.clone(), Flavor::Flux)
+            .with_exclusions(&repo.exclusions)
+            .map_err(|e| format!("ImageRepository {ns}/{name}: {e}"))?;
+        selector.filter = spec.filter.clone();
+        Ok(Policy {
+            id: id.clone(),
+            image: image.to_string(),
+            repository,
+            selector,
+            digest: spec.digest,
+        })
+    }
+
+    fn scope(&self, p: &ImagePolicy) -> Scope {
+        if self.automations.is_empty() {
+            return Scope::Everywhere;
+        }
+        Scope::Paths(
+            self.automations
+                .iter()
+                .filter(|a| a.meta.namespace == p.meta.namespace)
+                .filter(|a| match &a.selector {
+                    None => true,
+                    Some(Ok(selector)) => selector.matches(&p.meta.labels),
+                    Some(Err(_)) => false,
+                })
+                .filter_map(|a| {
+                    Some(ScopedPath {
+                        path: a.path.clone().ok()?,
+                        automation: format!("{}/{}", a.meta.namespace, a.meta.name),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn check_duplicates(&mut self) {
+        let mut seen: BTreeMap<(&str, &str, &str), &Origin> = BTreeMap::new();
+        let metas = self
+            .repositories
+            .iter()
+            .map(|r| ("ImageRepository", &r.meta))
+            .chain(self.policies.iter().map(|p| ("ImagePolicy", &p.meta)))
+            .chain(self.automations.iter().map(|a| ("ImageUpdateAutomation", &a.meta)));
+        let mut problems = Vec::new();
+        for (kind, meta) in metas {
+            if let Some(first) = seen.insert((kind, &meta.namespace, &meta.name), &meta.origin) {
+                problems.push(Problem::at(
+                    &meta.origin.file,
+                    meta.origin.line,
+                    None,
+                    Severity::Error,
+                    format!(
+                        "{kind} {}/{} is declared twice (first at {}:{}); the later one is ignored",
+                        meta.namespace, meta.name, first.file, first.line
+                    ),
+                ));
+                seen.insert((kind, &meta.namespace, &meta.name), first);
+            }
+        }
+        self.problems.extend(problems);
+    }
+}
+
+fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
+    let policy = spec.get("policy").ok_or("spec.policy is missing")?;
+    let mut rules = Vec::new();
+    if let Some(semver) = policy.get("semver") {
+        let range = semver.str_at(&["range"]).ok_or("spec.policy.semver.range is missing")?;
+        rules.push(Rule::semver(range).map_err(|e| e.to_string())?);
+    }
+    for (key, make) in [
+        ("alphabetical", Rule::Alphabetical as fn(Order) -> Rule),
+        ("numerical", Rule::Numerical),
+    ] {
+        if let Some(node) = policy.get(key) {
+            let order = Order::parse(node.str_at(&["order"]).unwrap_or_default()).map_err(|e| e.to_string())?;
+            rules.push(make(order));
+        }
+    }
+    let rule = match rules.len() {
+        1 => rules.pop().expect("one rule"),
+        0 => return Err("spec.policy names no rule (semver, alphabetical or numerical)".to_string()),
+        _ => return Err("spec.policy names more than one rule".to_string()),
+    };
+    let filter = match spec.str_at(&["filterTags", "pattern"]) {
+        Some(pattern) if !pattern.is_empty() => Some(
+            TagFilter::new(pattern, spec.str_at(&["filterTags", "extract"]).unwrap_or_default())
+                .map_err(|e: RuleError| e.to_string())?,
+        ),
+        _ => None,
+    };
+    let digest = match spec.str_at(&["digestReflectionPolicy"]).unwrap_or("Never") {
+        "Never" => DigestReflection::Never,
+        "IfNotPresent" => DigestReflection::IfNotPresent,
+        "Always" => DigestReflection::Always,
+        other => {
+            return Err(format!(
+                "digestReflectionPolicy {other:?} is not Always, IfNotPresent or Never"
+            ));
+        }
+    };
+    Ok(PolicySpec { rule, filter, digest })
+}
+
+fn update_path(spec: &Node) -> Result<String, String> {
+    let raw = spec.str_at(&["update", "path"]).unwrap_or(".");
+    if let Some(strategy) = spec.str_at(&["update", "strategy"])
+        && strategy != "Setters"
+    {
+        return Err(format!("update.strategy {strategy:?} is not supported (only Setters)"));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!("update.path {raw:?} leads outside the repository"));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn string_map(node: &Node) -> BTreeMap<String, String> {
+    node.entries()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str().unwrap_or_default().to_string())))
+        .collect()
+}
+
+/// A Kubernetes label selector (`matchLabels` and `matchExpressions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector {
+    labels: BTreeMap<String, String>,
+    expressions: Vec<(String, String, Vec<String>)>,
+}
+
+impl LabelSelector {
+    fn read(node: &Node) -> Result<LabelSelector, String> {
+        let mut expressions = Vec::new();
+        for e in node.get("matchExpressions").map(Node::items).unwrap_or_default() {
+            let key = e.str_at(&["key"]).ok_or("matchExpressions entry without key")?;
+            let operator = e.str_at(&["operator"]).unwrap_or_default();
+            if !matches!(operator, "In" | "NotIn" | "Exists" | "DoesNotExist") {
+                return Err(format!(
+                    "operator {operator:?} is not In, NotIn, Exists or DoesNotExist"
+                ));
+            }
+            let values = e
+                .get("values")
+                .map(|v| v.items().iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            expressions.push((key.to_string(), operator.to_string(), values));
+        }
+        Ok(LabelSelector {
+            labels: node.get("matchLabels").map(string_map).unwrap_or_default(),
+            expressions,
+        })
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self.expressions.iter().all(|(key, op, values)| {
+                let value = labels.get(key);
+                match op.as_str() {
+                    "In" => value.is_some_and(|v| values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                    "Exists" => value.is_some(),
+                    _ => value.is_none(),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse;
+
+    fn declare(files: &[(&str, &str)]) -> (Vec<Declared>, Vec<Problem>) {
+        let mut resources = Resources::default();
+        for (file, src) in files {
+            for doc in parse(src).unwrap().documents {
+                resources.read(file, &doc.root);
+            }
+        }
+        let declared = resources.declare();
+        (declared, resources.problems)
+    }
+
+    const REPO: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n";
+
+    const SHARED_REPO: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec:\n  image: ghcr.io/acme/web\n  accessFrom: {namespaceSelectors: [{matchLabels: {}}]}\n";
+
+    #[test]
+    fn every_api_version_is_read_and_namespace_defaults() {
+        for version in ["v1beta1", "v1beta2", "v1"] {
+            let policy = format!(
+                "apiVersion: image.toolkit.fluxcd.io/{version}\nkind: ImagePolicy\nmetadata: {{name: web}}\nspec:\n  imageRepositoryRef: {{name: web, namespace: apps}}\n  policy: {{semver: {{range: 1.x}}}}\n"
+            );
+            let (declared, problems) = declare(&[("p.yaml", &policy), ("r.yaml", SHARED_REPO)]);
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(declared[0].id.to_string(), "default:web");
+            let p = declared[0].policy.as_ref().unwrap();
+            assert_eq!(p.repository.to_string(), "ghcr.io/acme/web");
+        }
+    }
+
+    #[test]
+    fn cross_namespace_reference_needs_access_from() {
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: other}\nspec:\n  imageRepositoryRef: {name: web, namespace: apps}\n  policy: {alphabetical: {}}\n";
+        let (declared, _) = declare(&[("p.yaml", policy), ("r.yaml", REPO)]);
+        assert!(declared[0].policy.as_ref().unwrap_err().contains("accessFrom"));
+    }
+
+    #[test]
+    fn policy_errors_are_kept_per_policy() {
+        for (spec, want) in [
+            ("policy: {}", "names no rule"),
+            ("policy: {semver: {range: 'x1'}}", "invalid"),
+            ("policy: {alphabetical: {order: up}}", "asc"),
+            ("policy: {alphabetical: {}, numerical: {}}", "more than one"),
+            ("policy: {alphabetical: {}}\n  filterTags: {pattern: '[='}", "filterTags.pattern"),
+            ("policy: {alphabetical: {}}\n  digestReflectionPolicy: Sometimes", "digestReflectionPolicy"),
+            ("imageRepositoryRef: {name: nope}\n  policy: {alphabetical: {}}", "not in the tree"),
+        ] {
+            let spec = if spec.starts_with("imageRepositoryRef") {
+                spec.to_string()
+            } else {
+                format!("imageRepositoryRef: {{name: web}}\n  {spec}")
+            };
+            let policy = format!("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  {spec}\n");
+            let (declared, _) = declare(&[("p.yaml", &policy), ("r.yaml", REPO)]);
+            let err = declared[0].policy.as_ref().unwrap_err();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn automations_scope_policies_by_namespace_selector_and_path() {
+        let policies = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps, labels: {team: a}}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: api, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: db, namespace: data}\nspec: {imageRepositoryRef: {name: web, namespace: apps}, policy: {alphabetical: {}}}\n";
+        let auto = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec:\n  update: {path: ./clusters/prod/, strategy: Setters}\n  policySelector: {matchExpressions: [{key: team, operator: In, values: [a]}]}\n";
+        let (declared, problems) = declare(&[("p.yaml", policies), ("r.yaml", REPO), ("a.yaml", auto)]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let web = &declared[0];
+        assert_eq!(web.scope.admits("clusters/prod/x.yaml", &web.id), Ok(()));
+        assert!(web.scope.admits("clusters/production/x.yaml", &web.id).unwrap_err().contains("outside the update.path"));
+        let api = &declared[1];
+        assert!(api.scope.admits("clusters/prod/x.yaml", &api.id).unwrap_err().contains("policySelector"));
+        let db = &declared[2];
+        assert!(db.scope.admits("clusters/prod/x.yaml", &db.id).unwrap_err().contains("own namespace (data)"));
+    }
+
+    #[test]
+    fn update_paths_are_normalised_and_confined() {
+        let path = |p: &str| update_path(&parse(&format!("update: {{path: '{p}'}}")).unwrap().documents[0].root);
+        assert_eq!(path("./a/b/"), Ok("a/b".to_string()));
+        assert_eq!(path("."), Ok(String::new()));
+        assert_eq!(path("a/../b"), Ok("b".to_string()));
+        assert!(path("../x").is_err());
+    }
+
+    #[test]
+    fn duplicate_and_unknown_version_resources_are_reported() {
+        let v9 = REPO.replace("/v1\n", "/v9\n");
+        let (_, problems) = declare(&[("a.yaml", REPO), ("b.yaml", REPO), ("c.yaml", &v9)]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.message.contains("declared twice")));
+        assert!(problems.iter().any(|p| p.message.contains("unknown version")));
+    }
+}

@@ -1,0 +1,21 @@
+//! `image-update` keeps container image references in a GitOps repository up
+//! to date from inside the repository: it reads the declarations users already
+//! keep in git, asks the registries what exists, and rewrites only the bytes
+//! that must change.
+//!
+//! Pure decisions (`marker`, `rewrite`, `image`, `policy`, `flux`, `plan`) take
+//! and return values; `scan`, `registry`, `report` and `cli` are the edges;
+//! `update` strings them together.
+
+pub mod cli;
+pub mod flux;
+pub mod image;
+pub mod marker;
+pub mod plan;
+pub mod policy;
+pub mod registry;
+pub mod report;
+pub mod rewrite;
+pub mod scan;
+pub mod update;
+pub mod yaml;

@@ -1,0 +1,206 @@
+//! Planning: from markers and resolved policies to byte edits, without
+//! touching the filesystem. Every decision about what changes in a file, and
+//! every reason a marker is left alone, is made here.
+
+use std::collections::BTreeMap;
+
+use crate::flux::Scope;
+use crate::image::{is_valid_digest, is_valid_tag};
+use crate::marker::{Field, Marker};
+use crate::policy::PolicyId;
+use crate::report::{Change, Problem, Severity};
+use crate::rewrite::{self, Edit};
+
+/// A policy's result, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub image: String,
+    pub tag: String,
+    pub digest: Option<String>,
+}
+
+impl Resolved {
+    /// Refuses a tag or digest that could not have come from a sane registry;
+    /// such a value is never written into a file.
+    pub fn new(image: &str, tag: &str, digest: Option<String>) -> Result<Resolved, String> {
+        if !is_valid_tag(tag) {
+            return Err(format!("the registry listed {tag:?}, which is not a valid OCI tag; refusing to write it"));
+        }
+        if let Some(d) = &digest
+            && !is_valid_digest(d)
+        {
+            return Err(format!("the registry returned digest {d:?}, which is not algorithm:hex; refusing to write it"));
+        }
+        Ok(Resolved {
+            image: image.to_string(),
+            tag: tag.to_string(),
+            digest,
+        })
+    }
+
+    /// The value a setter of this field receives; `None` when there is none.
+    pub fn value(&self, field: Field) -> Option<String> {
+        match field {
+            Field::Image => Some(match &self.digest {
+                Some(d) => format!("{}:{}@{d}", self.image, self.tag),
+                None => format!("{}:{}", self.image, self.tag),
+            }),
+            Field::Tag => Some(self.tag.clone()),
+            Field::Name => Some(self.image.clone()),
+            Field::Digest => self.digest.clone(),
+        }
+    }
+}
+
+/// What the planner knows of each policy.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub scope: Scope,
+    /// The result, or `Err` when the policy failed (already reported).
+    pub latest: Result<Resolved, ()>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FilePlan {
+    pub edits: Vec<Edit>,
+    pub changes: Vec<Change>,
+    pub problems: Vec<Problem>,
+}
+
+/// Plans the edits for one file's markers.
+pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &BTreeMap<PolicyId, Target>) -> FilePlan {
+    let mut plan = FilePlan::default();
+    for marker in markers {
+        let line = marker.scalar.start.line;
+        let column = Some(marker.scalar.start.column);
+        let id = &marker.setter.policy;
+        let problem = |severity, message: String| Problem::at(file, line, column, severity, message);
+        let Some(target) = targets.get(id) else {
+            let elsewhere: Vec<String> = targets
+                .keys()
+                .filter(|k| k.name == id.name)
+                .map(ToString::to_string)
+                .collect();
+            let hint = if elsewhere.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", elsewhere.join(" or "))
+            };
+            plan.problems.push(problem(
+                Severity::Error,
+                format!("marker {}: no ImagePolicy {id} in the tree{hint}", marker.setter),
+            ));
+            continue;
+        };
+        if let Err(why) = target.scope.admits(file, id) {
+            plan.problems.push(problem(Severity::Warning, format!("marker {} not applied: {why}", marker.setter)));
+            continue;
+        }
+        let Ok(latest) = &target.latest else {
+            continue;
+        };
+        let Some(new) = latest.value(marker.setter.field) else {
+            plan.problems.push(problem(
+                Severity::Warning,
+                format!(
+                    "marker {}: policy {id} reflects no digest (set spec.digestReflectionPolicy to Always or IfNotPresent); left unchanged",
+                    marker.setter
+                ),
+            ));
+            continue;
+        };
+        if new == marker.scalar.value {
+            continue;
+        }
+        plan.edits.push(Edit {
+            span: marker.scalar.span.clone(),
+            old: src[marker.scalar.span.clone()].to_string(),
+            new: rewrite::render(&new, marker.scalar.style),
+        });
+        plan.changes.push(Change {
+            file: file.to_string(),
+            line,
+            policy: id.clone(),
+            setter: marker.setter.field.as_str(),
+            old: marker.scalar.value.clone(),
+            new,
+            object: marker.object.clone(),
+        });
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flux::ScopedPath;
+    use crate::marker;
+    use crate::yaml::parse;
+
+    fn targets(scope: Scope, latest: Result<Resolved, ()>) -> BTreeMap<PolicyId, Target> {
+        BTreeMap::from([(PolicyId::new("apps", "web"), Target { scope, latest })])
+    }
+
+    fn run(src: &str, targets: &BTreeMap<PolicyId, Target>) -> (String, FilePlan) {
+        let stream = parse(src).unwrap();
+        let found = marker::find(src, &stream);
+        let plan = plan_file("f.yaml", src, &found.markers, targets);
+        (rewrite::apply(src, &plan.edits).unwrap(), plan)
+    }
+
+    const SRC: &str = "image: ghcr.io/acme/web:1.0 # {\"$imagepolicy\": \"apps:web\"}\ntag: '1.0' # {\"$imagepolicy\": \"apps:web:tag\"}\nname: ghcr.io/acme/web # {\"$imagepolicy\": \"apps:web:name\"}\n";
+
+    #[test]
+    fn each_setter_receives_its_part_and_unchanged_values_are_not_reported() {
+        let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
+        let (out, plan) = run(SRC, &targets(Scope::Everywhere, Ok(latest)));
+        assert_eq!(
+            out,
+            "image: ghcr.io/acme/web:1.1 # {\"$imagepolicy\": \"apps:web\"}\ntag: '1.1' # {\"$imagepolicy\": \"apps:web:tag\"}\nname: ghcr.io/acme/web # {\"$imagepolicy\": \"apps:web:name\"}\n"
+        );
+        let setters: Vec<&str> = plan.changes.iter().map(|c| c.setter).collect();
+        assert_eq!(setters, ["image", "tag"]);
+        assert!(plan.problems.is_empty());
+    }
+
+    #[test]
+    fn digest_setter_without_digest_is_reported_and_left_alone() {
+        let src = "d: sha256:0 # {\"$imagepolicy\": \"apps:web:digest\"}\n";
+        let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
+        let (out, plan) = run(src, &targets(Scope::Everywhere, Ok(latest)));
+        assert_eq!(out, src);
+        assert!(plan.problems[0].message.contains("reflects no digest"));
+    }
+
+    #[test]
+    fn unknown_policies_are_errors_with_a_hint() {
+        let src = "i: x # {\"$imagepolicy\": \"flux-system:web\"}\n";
+        let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
+        let (out, plan) = run(src, &targets(Scope::Everywhere, Ok(latest)));
+        assert_eq!(out, src);
+        assert_eq!(plan.problems[0].severity, Severity::Error);
+        assert_eq!(plan.problems[0].line, Some(1));
+        assert!(plan.problems[0].message.contains("did you mean apps:web?"), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn out_of_scope_and_failed_policies_change_nothing() {
+        let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
+        let scope = Scope::Paths(vec![ScopedPath { path: "other".into(), automation: "apps/auto".into() }]);
+        let (out, plan) = run(SRC, &targets(scope, Ok(latest)));
+        assert_eq!(out, SRC);
+        assert_eq!(plan.problems.len(), 3);
+        assert!(plan.problems.iter().all(|p| p.severity == Severity::Warning));
+        let (out, plan) = run(SRC, &targets(Scope::Everywhere, Err(())));
+        assert_eq!(out, SRC);
+        assert!(plan.problems.is_empty());
+    }
+
+    #[test]
+    fn invalid_tags_and_digests_are_refused() {
+        assert!(Resolved::new("a", "bad tag", None).unwrap_err().contains("not a valid OCI tag"));
+        assert!(Resolved::new("a", "1.0", Some("md5:zz".into())).unwrap_err().contains("digest"));
+        let r = Resolved::new("a", "1.0", Some(format!("sha256:{}", "a".repeat(64)))).unwrap();
+        assert_eq!(r.value(Field::Image).unwrap(), format!("a:1.0@sha256:{}", "a".repeat(64)));
+    }
+}

@@ -1,0 +1,128 @@
+//! Selection against the `kind: policy` cases of the Flux conformance table
+//! (testdata/conformance/flux-cases.yaml), plus the explanations.
+
+use super::*;
+use crate::yaml::{Node, parse};
+
+const CASES: &str = include_str!("../../testdata/conformance/flux-cases.yaml");
+
+fn selector_for(input: &Node) -> Result<Selector, RuleError> {
+    let policy = input.get("policy").expect("policy");
+    let rule = if let Some(range) = policy.str_at(&["semver", "range"]) {
+        Rule::semver(range)?
+    } else if let Some(node) = policy.get("alphabetical") {
+        Rule::Alphabetical(Order::parse(node.str_at(&["order"]).unwrap_or_default())?)
+    } else {
+        let node = policy.get("numerical").expect("a rule");
+        Rule::Numerical(Order::parse(node.str_at(&["order"]).unwrap_or_default())?)
+    };
+    let mut selector = Selector::new(rule, Flavor::Flux);
+    if let Some(pattern) = input.str_at(&["filterTags", "pattern"]) {
+        selector.filter = Some(TagFilter::new(
+            pattern,
+            input.str_at(&["filterTags", "extract"]).unwrap_or_default(),
+        )?);
+    }
+    Ok(selector)
+}
+
+#[test]
+fn flux_policy_conformance_cases() {
+    let stream = parse(CASES).unwrap();
+    let cases = stream.documents[0].root.get("cases").unwrap().items();
+    let mut ran = 0;
+    for case in cases.iter().filter(|c| c.str_at(&["kind"]) == Some("policy")) {
+        let name = case.str_at(&["name"]).unwrap();
+        let input = case.get("input").unwrap();
+        let tags: Vec<&str> = input.get("tags").unwrap().items().iter().map(|t| t.as_str().unwrap()).collect();
+        let expected = case.get("expected").unwrap();
+        let got = selector_for(input).map_err(|e| match e {
+            RuleError::InvalidPolicy(_) => "invalid-policy",
+            RuleError::InvalidFilter(_) => "invalid-filter",
+        });
+        let got = got.and_then(|s| s.select(&tags).map(|c| c.tag).map_err(|e| e.class()));
+        match (expected.str_at(&["latest"]), expected.str_at(&["error"])) {
+            (Some(latest), _) => assert_eq!(got, Ok(latest.to_string()), "case {name}"),
+            (None, Some(error)) => assert_eq!(got, Err(error), "case {name}"),
+            _ => panic!("case {name} expects nothing"),
+        }
+        ran += 1;
+    }
+    assert!(ran >= 20, "only {ran} policy cases ran");
+}
+
+fn select(selector: &Selector, tags: &[&str]) -> Result<String, SelectError> {
+    selector.select(tags).map(|c| c.tag)
+}
+
+#[test]
+fn default_exclusion_drops_signatures_until_a_list_replaces_it() {
+    let s = Selector::new(Rule::Alphabetical(Order::Asc), Flavor::Flux);
+    assert_eq!(select(&s, &["a", "sha256-abc.sig"]), Ok("a".into()));
+    let s = s.with_exclusions(&["^a$".into()]).unwrap();
+    assert_eq!(select(&s, &["a", "sha256-abc.sig"]), Ok("sha256-abc.sig".into()));
+    let err = Selector::new(Rule::Alphabetical(Order::Asc), Flavor::Flux)
+        .with_exclusions(&["(".into()])
+        .unwrap_err();
+    assert!(matches!(err, RuleError::InvalidPolicy(_)));
+}
+
+#[test]
+fn numerical_fails_on_any_unparsable_tag() {
+    let s = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
+    let err = select(&s, &["1", "2", "latest"]).unwrap_err();
+    assert_eq!(err.class(), "unparseable-number");
+    assert!(err.to_string().contains("\"latest\""));
+}
+
+#[test]
+fn semver_without_a_match_is_no_match() {
+    let s = Selector::new(Rule::semver(">=2.0.0").unwrap(), Flavor::Flux);
+    assert_eq!(select(&s, &["1.0.0", "latest"]).unwrap_err().class(), "no-match");
+    assert_eq!(select(&s, &[] as &[&str]).unwrap_err().class(), "no-tags");
+}
+
+#[test]
+fn flavours_differ_on_short_tags() {
+    let range = Rule::semver(">=1.0.0").unwrap();
+    let tags = ["1.2", "1.4", "1.3.5"];
+    assert_eq!(select(&Selector::new(range.clone(), Flavor::Flux), &tags), Ok("1.3.5".into()));
+    assert_eq!(select(&Selector::new(range, Flavor::Argo), &tags), Ok("1.4".into()));
+}
+
+#[test]
+fn extract_collisions_map_back_to_the_last_listed_tag() {
+    let mut s = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
+    s.filter = Some(TagFilter::new("^(?:a|b)-([0-9]+)$", "$1").unwrap());
+    let choice = s.select(&["a-5", "b-5", "a-3"]).unwrap();
+    assert_eq!(choice.tag, "b-5");
+    assert!(choice.verdicts[0].reason.contains("same value as a later tag"));
+}
+
+#[test]
+fn every_tag_gets_a_verdict() {
+    let mut s = Selector::new(Rule::semver("^1.0").unwrap(), Flavor::Flux);
+    s.filter = Some(TagFilter::new("^v?[0-9]", "").unwrap());
+    let tags = ["1.0.0", "1.2.0", "2.0.0", "1.1", "latest", "x.sig", "1.1.0"];
+    let choice = s.select(&tags).unwrap();
+    assert_eq!(choice.tag, "1.2.0");
+    let reasons: Vec<(&str, bool, &str)> = choice
+        .verdicts
+        .iter()
+        .map(|v| (v.tag.as_str(), v.chosen, v.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("1.0.0", false, "in range, but older than the chosen tag"),
+            ("1.2.0", true, "chosen by semver ^1.0"),
+            ("2.0.0", false, "2.0.0 is outside ^1.0"),
+            ("1.1", false, "\"1.1\" is not a version (Flux requires MAJOR.MINOR.PATCH)"),
+            ("latest", false, "does not match filterTags.pattern /^v?[0-9]/"),
+            ("x.sig", false, "excluded by exclusionList /^.*\\.sig$/"),
+            ("1.1.0", false, "in range, but older than the chosen tag"),
+        ]
+    );
+    let failed = Selector::new(Rule::semver(">=3").unwrap(), Flavor::Flux);
+    assert_eq!(failed.explain(&tags).len(), tags.len());
+}

@@ -1,0 +1,35 @@
+//! What the registries say exists: the seam between "which tags and digests
+//! exist" and "what to do with them".
+//!
+//! The engine asks in batches (every repository it needs, then every digest it
+//! needs) so that a source can answer each repository once per run and fetch
+//! concurrently behind this interface, while everything above it stays
+//! synchronous and pure. A [`snapshot::Snapshot`] answers from a file.
+
+pub mod snapshot;
+
+use crate::image::Repository;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{repository}: {message}")]
+pub struct RegistryError {
+    /// The repository in normal form; never carries credentials.
+    pub repository: String,
+    pub message: String,
+}
+
+/// A tag whose manifest digest a rule needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TagRef {
+    pub repository: Repository,
+    pub tag: String,
+}
+
+pub trait Registry {
+    /// The tags of each repository, in the order the registry listed them;
+    /// one answer per requested repository, in request order.
+    fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>>;
+
+    /// The manifest digest of each tag; one answer per request, in order.
+    fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>>;
+}

@@ -1,0 +1,132 @@
+//! A registry snapshot: a JSON file that stands in for the registries, so runs
+//! are reproducible, testable and work offline. `image-update snapshot` (with a
+//! live client) records one; `--registry-snapshot FILE` replays it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Registry, RegistryError, TagRef};
+use crate::image::Repository;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    pub version: u32,
+    pub repositories: BTreeMap<String, RepositorySnapshot>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySnapshot {
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub created: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, Vec<String>>,
+}
+
+/// A loaded snapshot, keyed by normalised repository.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    repositories: BTreeMap<Repository, RepositorySnapshot>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read registry snapshot {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("registry snapshot {path} is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Snapshot {
+    pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Snapshot::parse(&text).map_err(|message| SnapshotError::Invalid {
+            path: shown,
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Snapshot, String> {
+        let file: SnapshotFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if file.version != 1 {
+            return Err(format!("version {} is not supported (expected 1)", file.version));
+        }
+        let mut repositories = BTreeMap::new();
+        for (name, repo) in file.repositories {
+            let key = Repository::parse(&name).map_err(|e| e.to_string())?;
+            if repositories.insert(key.clone(), repo).is_some() {
+                return Err(format!("repository {key} is listed twice (as {name:?} and another spelling)"));
+            }
+        }
+        Ok(Snapshot { repositories })
+    }
+
+    fn repository(&self, repository: &Repository) -> Result<&RepositorySnapshot, RegistryError> {
+        self.repositories.get(repository).ok_or_else(|| RegistryError {
+            repository: repository.to_string(),
+            message: "repository not in the registry snapshot".to_string(),
+        })
+    }
+}
+
+impl Registry for Snapshot {
+    fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
+        repositories
+            .iter()
+            .map(|r| self.repository(r).map(|s| s.tags.clone()))
+            .collect()
+    }
+
+    fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
+        tags.iter()
+            .map(|t| {
+                self.repository(&t.repository)?
+                    .digests
+                    .get(&t.tag)
+                    .cloned()
+                    .ok_or_else(|| RegistryError {
+                        repository: t.repository.to_string(),
+                        message: format!("the registry snapshot has no digest for tag {:?}", t.tag),
+                    })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_compared_after_normalisation() {
+        let snap = Snapshot::parse(r#"{"version": 1, "repositories": {"nginx": {"tags": ["1", "2"], "digests": {"2": "sha256:x"}}}}"#).unwrap();
+        let repo = Repository::parse("index.docker.io/library/nginx").unwrap();
+        assert_eq!(snap.tags(std::slice::from_ref(&repo)), vec![Ok(vec!["1".to_string(), "2".to_string()])]);
+        let got = snap.digests(&[TagRef { repository: repo.clone(), tag: "2".into() }, TagRef { repository: repo, tag: "1".into() }]);
+        assert_eq!(got[0], Ok("sha256:x".to_string()));
+        assert!(got[1].as_ref().unwrap_err().message.contains("no digest"));
+    }
+
+    #[test]
+    fn missing_repositories_and_bad_files_are_errors() {
+        let snap = Snapshot::parse(r#"{"version": 1, "repositories": {}}"#).unwrap();
+        let got = snap.tags(&[Repository::parse("ghcr.io/a/b").unwrap()]);
+        assert_eq!(got[0].as_ref().unwrap_err().to_string(), "ghcr.io/a/b: repository not in the registry snapshot");
+        assert!(Snapshot::parse(r#"{"version": 2, "repositories": {}}"#).unwrap_err().contains("version 2"));
+        assert!(Snapshot::parse(r#"{"version": 1, "repositories": {"nginx": {"tags": []}, "docker.io/library/nginx": {"tags": []}}}"#).unwrap_err().contains("twice"));
+        assert!(Snapshot::parse(r#"{"version": 1, "repositories": {"a": {"tag": []}}}"#).is_err());
+    }
+}

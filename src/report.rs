@@ -1,0 +1,183 @@
+//! The run's outcome and the only code that prints it: text for people, JSON
+//! for machines (a stable schema, `version: 1`), and a unified diff.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::marker::ObjectRef;
+use crate::policy::PolicyId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Something the user should know about a file or a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn at(file: &str, line: usize, column: Option<usize>, severity: Severity, message: impl Into<String>) -> Problem {
+        Problem {
+            file: Some(file.to_string()),
+            line: Some(line),
+            column,
+            severity,
+            message: message.into(),
+        }
+    }
+
+    /// The same problem, about the whole file rather than one line.
+    pub fn without_line(mut self) -> Problem {
+        self.line = None;
+        self.column = None;
+        self
+    }
+
+    pub fn general(severity: Severity, message: impl Into<String>) -> Problem {
+        Problem {
+            file: None,
+            line: None,
+            column: None,
+            severity,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyOutcome {
+    pub policy: PolicyId,
+    pub image: String,
+    pub rule: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub error: Option<String>,
+    /// Where the policy is declared.
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub file: String,
+    pub line: usize,
+    pub policy: PolicyId,
+    pub setter: &'static str,
+    pub old: String,
+    pub new: String,
+    pub object: ObjectRef,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub dry_run: bool,
+    pub policies: Vec<PolicyOutcome>,
+    pub changes: Vec<Change>,
+    pub problems: Vec<Problem>,
+    /// Files written (or, in a dry run, that would be written).
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.problems.iter().any(|p| p.severity == Severity::Error)
+            || self.policies.iter().any(|p| p.error.is_some())
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("the report serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for p in &self.policies {
+            match (&p.tag, &p.error) {
+                (_, Some(error)) => {
+                    let _ = writeln!(out, "{}:{}: error: policy {}: {error}", p.file, p.line, p.policy);
+                }
+                (Some(tag), None) => {
+                    let digest = p.digest.as_deref().map(|d| format!("@{d}")).unwrap_or_default();
+                    let _ = writeln!(out, "policy {}: {}:{tag}{digest} ({})", p.policy, p.image, p.rule);
+                }
+                (None, None) => {}
+            }
+        }
+        let verb = if self.dry_run { "would change" } else { "changed" };
+        for c in &self.changes {
+            let _ = writeln!(out, "{}:{}: {verb} {} -> {} ({})", c.file, c.line, c.old, c.new, setter_name(c));
+        }
+        for p in &self.problems {
+            let severity = match p.severity {
+                Severity::Info => "note",
+                Severity::Warning => "warning",
+                Severity::Error => "error",
+            };
+            let place = match (&p.file, p.line, p.column) {
+                (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: "),
+                (Some(f), Some(l), None) => format!("{f}:{l}: "),
+                (Some(f), None, _) => format!("{f}: "),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{place}{severity}: {}", p.message);
+        }
+        let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
+        let count = |s| self.problems.iter().filter(|p| p.severity == s).count();
+        let _ = writeln!(
+            out,
+            "{} {}, {} {} in {} {}{}{}{}{}",
+            self.policies.len(),
+            plural(self.policies.len(), "policy", "policies"),
+            self.changes.len(),
+            plural(self.changes.len(), "change", "changes"),
+            self.files.len(),
+            plural(self.files.len(), "file", "files"),
+            if failed > 0 { format!(", {failed} failed") } else { String::new() },
+            match count(Severity::Error) {
+                0 => String::new(),
+                n => format!(", {n} {}", plural(n, "error", "errors")),
+            },
+            match count(Severity::Warning) {
+                0 => String::new(),
+                n => format!(", {n} {}", plural(n, "warning", "warnings")),
+            },
+            if self.dry_run { " (dry run: nothing written)" } else { "" },
+        );
+        out
+    }
+}
+
+fn setter_name(c: &Change) -> String {
+    match c.setter {
+        "image" => c.policy.to_string(),
+        field => format!("{}:{field}", c.policy),
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// A unified diff of one file, paths as `a/<file>` and `b/<file>`.
+pub fn diff(file: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .to_string()
+}

@@ -1,0 +1,171 @@
+//! The filesystem edge: walking the tree, and writing files back atomically.
+//!
+//! Every file is visited, hidden ones included (`.github/`,
+//! `.argocd-source-*.yaml`), except `.git/`. Symbolic links are never followed:
+//! one that points inside the tree reaches a file the walk visits anyway, and
+//! one that points outside it must not be written through.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use globset::{GlobSet, GlobSetBuilder};
+
+use crate::report::{Problem, Severity};
+
+/// A file found by the walk.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Relative to the root, `/`-separated.
+    pub rel: String,
+    pub path: PathBuf,
+    /// Whether `--include`/`--exclude` let this file be edited.
+    pub editable: bool,
+}
+
+/// `--include` / `--exclude` globs over paths relative to the root.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+impl Filter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Filter, globset::Error> {
+        let set = |globs: &[String]| -> Result<Option<GlobSet>, globset::Error> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut builder = GlobSetBuilder::new();
+            for g in globs {
+                builder.add(
+                    globset::GlobBuilder::new(g.trim_start_matches("./"))
+                        .literal_separator(true)
+                        .build()?,
+                );
+            }
+            builder.build().map(Some)
+        };
+        Ok(Filter {
+            include: set(include)?,
+            exclude: set(exclude)?,
+        })
+    }
+
+    pub fn allows(&self, rel: &str) -> bool {
+        self.include.as_ref().is_none_or(|s| s.is_match(rel))
+            && self.exclude.as_ref().is_none_or(|s| !s.is_match(rel))
+    }
+}
+
+/// Whether Flux would read markers from a file of this name.
+pub fn is_yaml_name(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
+}
+
+/// Every regular file under `root`, in a stable (sorted) order.
+pub fn walk(root: &Path, filter: &Filter) -> (Vec<Entry>, Vec<Problem>) {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && e.file_name() == ".git"));
+    for item in walker {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
+                problems.push(Problem::at(&path, 0, None, Severity::Error, format!("cannot read: {e}")).without_line());
+                continue;
+            }
+        };
+        let rel = relative(root, item.path());
+        if item.path_is_symlink() {
+            if !leads_inside(root, item.path()) {
+                problems.push(
+                    Problem::at(&rel, 0, None, Severity::Info, "symbolic link leads outside the tree; not followed")
+                        .without_line(),
+                );
+            }
+            continue;
+        }
+        if item.file_type().is_file() {
+            entries.push(Entry {
+                editable: filter.allows(&rel),
+                rel,
+                path: item.into_path(),
+            });
+        }
+    }
+    (entries, problems)
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn leads_inside(root: &Path, link: &Path) -> bool {
+    match (fs::canonicalize(root), fs::canonicalize(link)) {
+        (Ok(root), Ok(target)) => target.starts_with(root),
+        _ => false,
+    }
+}
+
+static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Replaces a file's contents atomically: a temporary file in the same
+/// directory, the original's permissions, fsync, then rename over it. A crash
+/// leaves either the old file or the new one, never half of either.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{name}.image-update-{}-{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let permissions = fs::metadata(path)?.permissions();
+    let result = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(contents)?;
+        file.set_permissions(permissions)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_flux_reads() {
+        for yes in ["a.yaml", "x/b.yml", "Kustomization", "d/Kustomization", ".argocd-source-a.yaml"] {
+            assert!(is_yaml_name(yes), "{yes}");
+        }
+        for no in ["a.json", "kustomization", "a.yaml.tpl", "yaml"] {
+            assert!(!is_yaml_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn filters_match_relative_paths_with_literal_separators() {
+        let f = Filter::new(&["apps/*.yaml".into()], &["apps/skip.yaml".into()]).unwrap();
+        assert!(f.allows("apps/a.yaml"));
+        assert!(!f.allows("apps/sub/a.yaml"));
+        assert!(!f.allows("apps/skip.yaml"));
+        assert!(Filter::default().allows("anything"));
+    }
+}

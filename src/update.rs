@@ -1,0 +1,275 @@
+//! The orchestrator of `image-update run`: read the tree, declare policies,
+//! ask the registry once per repository, select, plan, write, report.
+//!
+//! Each step is a function of the previous step's values; only this module
+//! strings them together with the filesystem and the registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::flux::{self, Declared};
+use crate::image::Reference;
+use crate::marker::{self, Field, Marker};
+use crate::plan::{self, Resolved, Target};
+use crate::policy::{DigestReflection, Policy, PolicyId};
+use crate::registry::{Registry, TagRef};
+use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
+use crate::rewrite;
+use crate::scan::{self, Filter};
+use crate::yaml;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub root: PathBuf,
+    pub dry_run: bool,
+    pub diff: bool,
+    pub filter: Filter,
+}
+
+/// A file that carries markers.
+struct MarkedFile {
+    rel: String,
+    path: PathBuf,
+    src: String,
+    markers: Vec<Marker>,
+}
+
+pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
+    let mut report = Report {
+        version: 1,
+        dry_run: options.dry_run,
+        ..Report::default()
+    };
+    let (marked, mut resources) = read_tree(&options.root, &options.filter, &mut report.problems);
+    let declared = resources.declare();
+    report.problems.append(&mut resources.problems);
+
+    let previous = previous_digests(&marked);
+    let (outcomes, targets) = resolve(&declared, registry, &previous);
+    report.policies = outcomes;
+
+    let mut diffs = String::new();
+    for file in &marked {
+        let plan = plan::plan_file(&file.rel, &file.src, &file.markers, &targets);
+        report.problems.extend(plan.problems);
+        if plan.edits.is_empty() {
+            continue;
+        }
+        let new = match rewrite::apply(&file.src, &plan.edits) {
+            Ok(new) => new,
+            Err(e) => {
+                report.problems.push(Problem::at(&file.rel, 0, None, Severity::Error, format!("not rewritten: {e}")).without_line());
+                continue;
+            }
+        };
+        if !options.dry_run
+            && let Err(e) = scan::write_atomic(&file.path, new.as_bytes())
+        {
+            report.problems.push(Problem::at(&file.rel, 0, None, Severity::Error, format!("cannot write: {e}")).without_line());
+            continue;
+        }
+        if options.diff {
+            diffs.push_str(&report::diff(&file.rel, &file.src, &new));
+        }
+        report.files.push(file.rel.clone());
+        report.changes.extend(plan.changes);
+    }
+    if options.diff {
+        report.diff = Some(diffs);
+    }
+    report.problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    report
+}
+
+/// Reads every file once: Flux resources from any YAML file, markers from the
+/// editable ones. Files are screened by a byte search before any parsing.
+fn read_tree(root: &Path, filter: &Filter, problems: &mut Vec<Problem>) -> (Vec<MarkedFile>, flux::Resources) {
+    let (entries, mut walk_problems) = scan::walk(root, filter);
+    problems.append(&mut walk_problems);
+    let mut resources = flux::Resources::default();
+    let mut marked = Vec::new();
+    let token = memchr::memmem::Finder::new(marker::TOKEN);
+    let group = memchr::memmem::Finder::new(flux::API_GROUP);
+    for entry in entries {
+        let bytes = match std::fs::read(&entry.path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(Problem::at(&entry.rel, 0, None, Severity::Error, format!("cannot read: {e}")).without_line());
+                continue;
+            }
+        };
+        let has_marker = token.find(&bytes).is_some();
+        let has_resource = group.find(&bytes).is_some();
+        if !has_marker && !has_resource {
+            continue;
+        }
+        if !scan::is_yaml_name(&entry.rel) {
+            if has_marker && !entry.rel.ends_with(".md") {
+                problems.push(
+                    Problem::at(&entry.rel, 0, None, Severity::Info, "mentions $imagepolicy, but markers are read only in *.yaml, *.yml and Kustomization files")
+                        .without_line(),
+                );
+            }
+            continue;
+        }
+        let src = match String::from_utf8(bytes) {
+            Ok(src) => src,
+            Err(e) => {
+                problems.push(Problem::at(&entry.rel, 0, None, Severity::Error, format!("not UTF-8 text ({e}); left untouched")).without_line());
+                continue;
+            }
+        };
+        let stream = match yaml::parse(&src) {
+            Ok(stream) => stream,
+            Err(e) => {
+                problems.push(Problem::at(
+                    &entry.rel,
+                    e.line,
+                    Some(e.column),
+                    Severity::Error,
+                    format!("malformed YAML: {}; file left untouched", e.message),
+                ));
+                continue;
+            }
+        };
+        if has_resource {
+            for document in &stream.documents {
+                resources.read(&entry.rel, &document.root);
+            }
+        }
+        if has_marker && entry.editable {
+            let found = marker::find(&src, &stream);
+            problems.extend(found.ignored.into_iter().map(|i| {
+                Problem::at(&entry.rel, i.line, Some(i.column), Severity::Warning, format!("marker ignored: {}", i.reason))
+            }));
+            if !found.markers.is_empty() {
+                marked.push(MarkedFile {
+                    rel: entry.rel,
+                    path: entry.path,
+                    src,
+                    markers: found.markers,
+                });
+            }
+        }
+    }
+    (marked, resources)
+}
+
+/// The digest each policy's full markers already pin, by tag: what Flux's
+/// `IfNotPresent` keeps instead of asking the registry again.
+fn previous_digests(files: &[MarkedFile]) -> BTreeMap<PolicyId, (String, String)> {
+    let mut previous = BTreeMap::new();
+    for m in files.iter().flat_map(|f| &f.markers) {
+        if m.setter.field != Field::Image {
+            continue;
+        }
+        let reference = Reference::split(&m.scalar.value);
+        if let (Some(tag), Some(digest)) = (reference.tag, reference.digest) {
+            previous
+                .entry(m.setter.policy.clone())
+                .or_insert_with(|| (tag.to_string(), digest.to_string()));
+        }
+    }
+    previous
+}
+
+/// Whether a digest must be looked up for `tag`, or which one to reuse.
+pub fn digest_to_reuse(reflection: DigestReflection, previous: Option<&(String, String)>, tag: &str) -> Option<String> {
+    match (reflection, previous) {
+        (DigestReflection::IfNotPresent, Some((t, d))) if t == tag && !d.is_empty() => Some(d.clone()),
+        _ => None,
+    }
+}
+
+/// Lists each repository once, selects every policy, then looks up the
+/// digests the chosen tags need, in one batch.
+fn resolve(
+    declared: &[Declared],
+    registry: &dyn Registry,
+    previous: &BTreeMap<PolicyId, (String, String)>,
+) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
+    let repositories: Vec<_> = declared
+        .iter()
+        .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let listed: BTreeMap<_, _> = repositories.iter().cloned().zip(registry.tags(&repositories)).collect();
+
+    let mut chosen: Vec<Result<(&Policy, String), String>> = Vec::new();
+    for d in declared {
+        chosen.push(d.policy.as_ref().map_err(Clone::clone).and_then(|p| {
+            let tags = listed[&p.repository].as_ref().map_err(ToString::to_string)?;
+            let choice = p.selector.select(tags).map_err(|e| e.to_string())?;
+            Ok((p, choice.tag))
+        }));
+    }
+
+    let mut lookups = Vec::new();
+    for (p, tag) in chosen.iter().flatten() {
+        if p.digest != DigestReflection::Never && digest_to_reuse(p.digest, previous.get(&p.id), tag).is_none() {
+            lookups.push(TagRef {
+                repository: p.repository.clone(),
+                tag: tag.clone(),
+            });
+        }
+    }
+    lookups.sort();
+    lookups.dedup();
+    let digests: BTreeMap<_, _> = lookups.iter().cloned().zip(registry.digests(&lookups)).collect();
+
+    let mut outcomes = Vec::new();
+    let mut targets = BTreeMap::new();
+    for (d, chosen) in declared.iter().zip(chosen) {
+        let latest = chosen.and_then(|(p, tag)| {
+            let digest = match p.digest {
+                DigestReflection::Never => None,
+                reflection => match digest_to_reuse(reflection, previous.get(&p.id), &tag) {
+                    Some(d) => Some(d),
+                    None => {
+                        let key = TagRef {
+                            repository: p.repository.clone(),
+                            tag: tag.clone(),
+                        };
+                        Some(digests[&key].clone().map_err(|e| e.to_string())?)
+                    }
+                },
+            };
+            Resolved::new(&p.image, &tag, digest)
+        });
+        outcomes.push(PolicyOutcome {
+            policy: d.id.clone(),
+            image: d.image.clone(),
+            rule: d.rule.clone(),
+            tag: latest.as_ref().ok().map(|r| r.tag.clone()),
+            digest: latest.as_ref().ok().and_then(|r| r.digest.clone()),
+            error: latest.as_ref().err().cloned(),
+            file: d.origin.file.clone(),
+            line: d.origin.line,
+        });
+        targets.insert(
+            d.id.clone(),
+            Target {
+                scope: d.scope.clone(),
+                latest: latest.map_err(|_| ()),
+            },
+        );
+    }
+    outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
+    (outcomes, targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_not_present_reuses_only_a_digest_for_the_same_tag() {
+        let prev = ("1.2.3".to_string(), "sha256:aa".to_string());
+        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.3"), Some("sha256:aa".into()));
+        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.4"), None);
+        assert_eq!(digest_to_reuse(DigestReflection::Always, Some(&prev), "1.2.3"), None);
+        let empty = ("1.2.3".to_string(), String::new());
+        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&empty), "1.2.3"), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! YAML files as trees of nodes that remember exactly where they came from.
+//!
+//! Two things need the source positions: finding which scalar a marker comment
+//! belongs to, and replacing that scalar's bytes without touching anything else.
+//! `granit-parser` reports exact byte spans for scalars and emits comments as
+//! events, so this module folds its event stream into a small tree (scalars,
+//! sequences, mappings) plus the list of comments, and offers the few typed
+//! look-ups the resource readers need. It never re-serialises anything.
+
+use std::ops::Range;
+
+use granit_parser::{Event, Parser, ScalarStyle};
+
+/// A whole file: its documents and every comment in it, in source order.
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub documents: Vec<Document>,
+    pub comments: Vec<Comment>,
+}
+
+#[derive(Debug)]
+pub struct Document {
+    pub root: Node,
+}
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    /// The text after the `#`.
+    pub text: String,
+    /// Byte range of the comment, `#` included.
+    pub span: Range<usize>,
+    pub line: usize,
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Scalar(Scalar),
+    Sequence(Vec<Node>, Position),
+    Mapping(Vec<(Node, Node)>, Position),
+    /// An alias (`*name`); never edited and never followed.
+    Alias(Position),
+    /// An empty document.
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scalar {
+    pub value: String,
+    pub style: ScalarStyle,
+    /// Byte range of the scalar as written, quotes included.
+    pub span: Range<usize>,
+    pub start: Position,
+    pub end_line: usize,
+}
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct SyntaxError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Node {
+    pub fn position(&self) -> Position {
+        match self {
+            Node::Scalar(s) => s.start,
+            Node::Sequence(_, p) | Node::Mapping(_, p) | Node::Alias(p) => *p,
+            Node::Empty => Position::default(),
+        }
+    }
+
+    /// The value under `key` when this is a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Mapping(entries, _) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Follows a path of mapping keys.
+    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+        path.iter().try_fold(self, |node, key| node.get(key))
+    }
+
+    /// The text of a scalar; `None` for collections and for null-like plain scalars.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Scalar(s) if s.style != ScalarStyle::Plain || !is_null(&s.value) => {
+                Some(&s.value)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn str_at(&self, path: &[&str]) -> Option<&str> {
+        self.at(path).and_then(Node::as_str)
+    }
+
+    pub fn entries(&self) -> &[(Node, Node)] {
+        match self {
+            Node::Mapping(entries, _) => entries,
+            _ => &[],
+        }
+    }
+
+    pub fn items(&self) -> &[Node] {
+        match self {
+            Node::Sequence(items, _) => items,
+            _ => &[],
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        match self {
+            Node::Empty => true,
+            Node::Scalar(s) => s.style == ScalarStyle::Plain && is_null(&s.value),
+            _ => false,
+        }
+    }
+}
+
+fn is_null(value: &str) -> bool {
+    matches!(value, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Parses every document of a file. Any syntax error fails the whole file, so
+/// that a file we cannot fully understand is never edited.
+pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
+    let mut stream = Stream::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    for event in Parser::new_from_str(src) {
+        let (event, span) = event.map_err(|e| SyntaxError {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            message: e.info().to_string(),
+        })?;
+        let range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
+        let position = Position {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        };
+        let node = match event {
+            Event::Comment(text, _) => {
+                stream.comments.push(Comment {
+                    text: text.into_owned(),
+                    span: range,
+                    line: span.start.line(),
+                });
+                continue;
+            }
+            Event::DocumentStart(..) => {
+                stack.push(Frame::Document(None));
+                continue;
+            }
+            Event::SequenceStart(..) => {
+                stack.push(Frame::Sequence(Vec::new(), position));
+                continue;
+            }
+            Event::MappingStart(..) => {
+                stack.push(Frame::Mapping(Vec::new(), None, position));
+                continue;
+            }
+            Event::DocumentEnd => {
+                if let Some(Frame::Document(root)) = stack.pop() {
+                    stream.documents.push(Document {
+                        root: root.unwrap_or(Node::Empty),
+                    });
+                }
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Sequence(items, p)) => Node::Sequence(items, p),
+                _ => continue,
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Mapping(entries, _, p)) => Node::Mapping(entries, p),
+                _ => continue,
+            },
+            Event::Scalar(value, style, ..) => Node::Scalar(Scalar {
+                value: value.into_owned(),
+                style,
+                span: range,
+                start: position,
+                end_line: span.end.line(),
+            }),
+            Event::Alias(_) | Event::UnresolvedAlias(_) => Node::Alias(position),
+            _ => continue,
+        };
+        match stack.last_mut() {
+            Some(Frame::Document(root)) => *root = Some(node),
+            Some(Frame::Sequence(items, _)) => items.push(node),
+            Some(Frame::Mapping(entries, key, _)) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(node),
+            },
+            None => {}
+        }
+    }
+    Ok(stream)
+}
+
+enum Frame {
+    Document(Option<Node>),
+    Sequence(Vec<Node>, Position),
+    Mapping(Vec<(Node, Node)>, Option<Node>, Position),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_exact_for_every_quoting_style_and_crlf() {
+        let src = "\u{feff}a: plain # c\r\nb: \"dq\"\r\nc: 'sq'\r\nd:\r\n- x\r\n";
+        let stream = parse(src).unwrap();
+        let root = &stream.documents[0].root;
+        for (key, raw) in [("a", "plain"), ("b", "\"dq\""), ("c", "'sq'")] {
+            let Some(Node::Scalar(s)) = root.get(key) else {
+                panic!("{key}")
+            };
+            assert_eq!(&src[s.span.clone()], raw);
+        }
+        assert_eq!(root.at(&["d"]).unwrap().items().len(), 1);
+        assert_eq!(stream.comments[0].text, " c");
+        assert_eq!(&src[stream.comments[0].span.clone()], "# c");
+    }
+
+    #[test]
+    fn multi_document_streams_keep_every_document() {
+        let stream = parse("---\na: 1\n---\nb: 2\n---\n").unwrap();
+        assert_eq!(stream.documents.len(), 3);
+        assert_eq!(stream.documents[1].root.str_at(&["b"]), Some("2"));
+        assert!(stream.documents[2].root.is_null());
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(err.line >= 2, "{err}");
+        let err = parse("ok: 1\n---\n  bad: : :\n x\n").unwrap_err();
+        assert!(err.line >= 3, "{err}");
+    }
+
+    #[test]
+    fn null_scalars_are_not_strings() {
+        let stream = parse("a: ~\nb: 'null'\nc:\n").unwrap();
+        let root = &stream.documents[0].root;
+        assert_eq!(root.str_at(&["a"]), None);
+        assert_eq!(root.str_at(&["b"]), Some("null"));
+        assert!(root.get("c").unwrap().is_null());
+    }
+}
