@@ -15,7 +15,11 @@ use crate::scan::Filter;
 use crate::update::{self, RunOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "image-update", version, about = "Keep container image references in a GitOps repository up to date")]
+#[command(
+    name = "image-update",
+    version,
+    about = "Keep container image references in a GitOps repository up to date"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,7 @@ enum FlavorArg {
 
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(order_values(args)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -109,6 +113,26 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Command::Run(args) => run(args),
         Command::Select(args) => select(args),
     }
+}
+
+/// `--alphabetical` and `--numerical` take an optional `asc|desc`; a following
+/// word that is neither is a tag, so the flag is given its default explicitly
+/// (clap alone would reject the tag as an invalid order).
+fn order_values(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let mut out = Vec::with_capacity(args.len());
+    for (i, arg) in args.iter().enumerate() {
+        let is_order_flag = arg == "--alphabetical" || arg == "--numerical";
+        let next_is_order = args.get(i + 1).is_some_and(|n| n == "asc" || n == "desc");
+        if is_order_flag && !next_is_order {
+            let mut with_default = arg.clone();
+            with_default.push("=asc");
+            out.push(with_default);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
 }
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
@@ -149,7 +173,11 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Stands in for the registries when no source is configured.
@@ -165,12 +193,20 @@ impl NoRegistry {
 }
 
 impl Registry for NoRegistry {
-    fn tags(&self, repositories: &[crate::image::Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
-        repositories.iter().map(|r| Err(Self::error(r.to_string()))).collect()
+    fn tags(
+        &self,
+        repositories: &[crate::image::Repository],
+    ) -> Vec<Result<Vec<String>, RegistryError>> {
+        repositories
+            .iter()
+            .map(|r| Err(Self::error(r.to_string())))
+            .collect()
     }
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
-        tags.iter().map(|t| Err(Self::error(t.repository.to_string()))).collect()
+        tags.iter()
+            .map(|t| Err(Self::error(t.repository.to_string())))
+            .collect()
     }
 }
 
@@ -187,7 +223,10 @@ fn selector(args: &SelectArgs) -> Result<Selector, RuleError> {
     };
     let mut selector = Selector::new(rule, flavor).with_exclusions(&args.exclude_tag)?;
     if let Some(pattern) = &args.filter_pattern {
-        selector.filter = Some(TagFilter::new(pattern, args.filter_extract.as_deref().unwrap_or_default())?);
+        selector.filter = Some(TagFilter::new(
+            pattern,
+            args.filter_extract.as_deref().unwrap_or_default(),
+        )?);
     }
     Ok(selector)
 }

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use crate::image::Repository;
-use crate::policy::{DigestReflection, Flavor, Order, Policy, PolicyId, Rule, RuleError, Selector, TagFilter};
+use crate::policy::{
+    DigestReflection, Flavor, Order, Policy, PolicyId, Rule, RuleError, Selector, TagFilter,
+};
 use crate::report::{Problem, Severity};
 use crate::yaml::Node;
 
@@ -103,7 +105,13 @@ impl Scope {
                 }
                 let names: Vec<String> = paths
                     .iter()
-                    .map(|p| format!("{} (update.path {:?})", p.automation, if p.path.is_empty() { "." } else { &p.path }))
+                    .map(|p| {
+                        format!(
+                            "{} (update.path {:?})",
+                            p.automation,
+                            if p.path.is_empty() { "." } else { &p.path }
+                        )
+                    })
                     .collect();
                 Err(format!(
                     "the file is outside the update.path of every automation using policy {policy}: {}",
@@ -115,7 +123,10 @@ impl Scope {
 }
 
 fn within(file: &str, dir: &str) -> bool {
-    dir.is_empty() || file.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    dir.is_empty()
+        || file
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A policy as the engine sees it, or why it cannot be used.
@@ -143,7 +154,10 @@ impl Resources {
         };
         let kind = root.str_at(&["kind"]).unwrap_or_default();
         let line = root.position().line;
-        if !matches!(kind, "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation") {
+        if !matches!(
+            kind,
+            "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation"
+        ) {
             return;
         }
         if !VERSIONS.contains(&version) {
@@ -152,7 +166,9 @@ impl Resources {
                 line,
                 None,
                 Severity::Warning,
-                format!("{kind} of unknown version {api_version} ignored (known: v1beta1, v1beta2, v1)"),
+                format!(
+                    "{kind} of unknown version {api_version} ignored (known: v1beta1, v1beta2, v1)"
+                ),
             ));
             return;
         }
@@ -161,7 +177,10 @@ impl Resources {
                 .str_at(&["metadata", "namespace"])
                 .unwrap_or("default")
                 .to_string(),
-            name: root.str_at(&["metadata", "name"]).unwrap_or_default().to_string(),
+            name: root
+                .str_at(&["metadata", "name"])
+                .unwrap_or_default()
+                .to_string(),
             labels: root
                 .at(&["metadata", "labels"])
                 .map(string_map)
@@ -172,7 +191,13 @@ impl Resources {
             },
         };
         if meta.name.is_empty() {
-            self.problems.push(Problem::at(file, line, None, Severity::Error, format!("{kind} has no metadata.name")));
+            self.problems.push(Problem::at(
+                file,
+                line,
+                None,
+                Severity::Error,
+                format!("{kind} has no metadata.name"),
+            ));
             return;
         }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
@@ -181,7 +206,12 @@ impl Resources {
                 image: spec.str_at(&["image"]).map(str::to_string),
                 exclusions: spec
                     .get("exclusionList")
-                    .map(|l| l.items().iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+                    .map(|l| {
+                        l.items()
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 access_from: spec.get("accessFrom").is_some_and(|n| !n.is_null()),
                 meta,
@@ -191,7 +221,9 @@ impl Resources {
                     spec.str_at(&["imageRepositoryRef", "namespace"])
                         .unwrap_or(&meta.namespace)
                         .to_string(),
-                    spec.str_at(&["imageRepositoryRef", "name"]).unwrap_or_default().to_string(),
+                    spec.str_at(&["imageRepositoryRef", "name"])
+                        .unwrap_or_default()
+                        .to_string(),
                 ),
                 spec: policy_spec(spec),
                 meta,
@@ -211,25 +243,42 @@ impl Resources {
     pub fn declare(&mut self) -> Vec<Declared> {
         self.check_duplicates();
         for a in &self.automations {
-            let problem = |m: String| Problem::at(&a.meta.origin.file, a.meta.origin.line, None, Severity::Error, m);
+            let problem = |m: String| {
+                Problem::at(
+                    &a.meta.origin.file,
+                    a.meta.origin.line,
+                    None,
+                    Severity::Error,
+                    m,
+                )
+            };
             if let Err(e) = &a.path {
-                self.problems.push(problem(format!("ImageUpdateAutomation {}: {e}", a.meta.name)));
+                self.problems.push(problem(format!(
+                    "ImageUpdateAutomation {}: {e}",
+                    a.meta.name
+                )));
             }
             if let Some(Err(e)) = &a.selector {
-                self.problems.push(problem(format!("ImageUpdateAutomation {}: policySelector: {e}", a.meta.name)));
+                self.problems.push(problem(format!(
+                    "ImageUpdateAutomation {}: policySelector: {e}",
+                    a.meta.name
+                )));
             }
         }
         self.policies
             .iter()
             .map(|p| {
                 let id = PolicyId::new(&p.meta.namespace, &p.meta.name);
-                let repo = self
-                    .repositories
-                    .iter()
-                    .find(|r| (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1));
+                let repo = self.repositories.iter().find(|r| {
+                    (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1)
+                });
                 Declared {
                     image: repo.and_then(|r| r.image.clone()).unwrap_or_default(),
-                    rule: p.spec.as_ref().map(|s| s.rule.to_string()).unwrap_or_default(),
+                    rule: p
+                        .spec
+                        .as_ref()
+                        .map(|s| s.rule.to_string())
+                        .unwrap_or_default(),
                     policy: self.policy(&id, p, repo),
                     scope: self.scope(p),
                     origin: p.meta.origin.clone(),
@@ -239,7 +288,12 @@ impl Resources {
             .collect()
     }
 
-    fn policy(&self, id: &PolicyId, p: &ImagePolicy, repo: Option<&ImageRepository>) -> Result<Policy, String> {
+    fn policy(
+        &self,
+        id: &PolicyId,
+        p: &ImagePolicy,
+        repo: Option<&ImageRepository>,
+    ) -> Result<Policy, String> {
         let (ns, name) = &p.repository;
         if name.is_empty() {
             return Err("spec.imageRepositoryRef.name is missing".to_string());
@@ -307,7 +361,11 @@ impl Resources {
             .iter()
             .map(|r| ("ImageRepository", &r.meta))
             .chain(self.policies.iter().map(|p| ("ImagePolicy", &p.meta)))
-            .chain(self.automations.iter().map(|a| ("ImageUpdateAutomation", &a.meta)));
+            .chain(
+                self.automations
+                    .iter()
+                    .map(|a| ("ImageUpdateAutomation", &a.meta)),
+            );
         let mut problems = Vec::new();
         for (kind, meta) in metas {
             if let Some(first) = seen.insert((kind, &meta.namespace, &meta.name), &meta.origin) {
@@ -332,7 +390,9 @@ fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
     let policy = spec.get("policy").ok_or("spec.policy is missing")?;
     let mut rules = Vec::new();
     if let Some(semver) = policy.get("semver") {
-        let range = semver.str_at(&["range"]).ok_or("spec.policy.semver.range is missing")?;
+        let range = semver
+            .str_at(&["range"])
+            .ok_or("spec.policy.semver.range is missing")?;
         rules.push(Rule::semver(range).map_err(|e| e.to_string())?);
     }
     for (key, make) in [
@@ -340,19 +400,25 @@ fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
         ("numerical", Rule::Numerical),
     ] {
         if let Some(node) = policy.get(key) {
-            let order = Order::parse(node.str_at(&["order"]).unwrap_or_default()).map_err(|e| e.to_string())?;
+            let order = Order::parse(node.str_at(&["order"]).unwrap_or_default())
+                .map_err(|e| e.to_string())?;
             rules.push(make(order));
         }
     }
     let rule = match rules.len() {
         1 => rules.pop().expect("one rule"),
-        0 => return Err("spec.policy names no rule (semver, alphabetical or numerical)".to_string()),
+        0 => {
+            return Err("spec.policy names no rule (semver, alphabetical or numerical)".to_string());
+        }
         _ => return Err("spec.policy names more than one rule".to_string()),
     };
     let filter = match spec.str_at(&["filterTags", "pattern"]) {
         Some(pattern) if !pattern.is_empty() => Some(
-            TagFilter::new(pattern, spec.str_at(&["filterTags", "extract"]).unwrap_or_default())
-                .map_err(|e: RuleError| e.to_string())?,
+            TagFilter::new(
+                pattern,
+                spec.str_at(&["filterTags", "extract"]).unwrap_or_default(),
+            )
+            .map_err(|e: RuleError| e.to_string())?,
         ),
         _ => None,
     };
@@ -366,7 +432,11 @@ fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
             ));
         }
     };
-    Ok(PolicySpec { rule, filter, digest })
+    Ok(PolicySpec {
+        rule,
+        filter,
+        digest,
+    })
 }
 
 fn update_path(spec: &Node) -> Result<String, String> {
@@ -374,7 +444,9 @@ fn update_path(spec: &Node) -> Result<String, String> {
     if let Some(strategy) = spec.str_at(&["update", "strategy"])
         && strategy != "Setters"
     {
-        return Err(format!("update.strategy {strategy:?} is not supported (only Setters)"));
+        return Err(format!(
+            "update.strategy {strategy:?} is not supported (only Setters)"
+        ));
     }
     let mut parts: Vec<&str> = Vec::new();
     for part in raw.split('/') {
@@ -394,7 +466,12 @@ fn update_path(spec: &Node) -> Result<String, String> {
 fn string_map(node: &Node) -> BTreeMap<String, String> {
     node.entries()
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str().unwrap_or_default().to_string())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str()?.to_string(),
+                v.as_str().unwrap_or_default().to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -408,8 +485,14 @@ pub struct LabelSelector {
 impl LabelSelector {
     fn read(node: &Node) -> Result<LabelSelector, String> {
         let mut expressions = Vec::new();
-        for e in node.get("matchExpressions").map(Node::items).unwrap_or_default() {
-            let key = e.str_at(&["key"]).ok_or("matchExpressions entry without key")?;
+        for e in node
+            .get("matchExpressions")
+            .map(Node::items)
+            .unwrap_or_default()
+        {
+            let key = e
+                .str_at(&["key"])
+                .ok_or("matchExpressions entry without key")?;
             let operator = e.str_at(&["operator"]).unwrap_or_default();
             if !matches!(operator, "In" | "NotIn" | "Exists" | "DoesNotExist") {
                 return Err(format!(
@@ -418,7 +501,12 @@ impl LabelSelector {
             }
             let values = e
                 .get("values")
-                .map(|v| v.items().iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+                .map(|v| {
+                    v.items()
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             expressions.push((key.to_string(), operator.to_string(), values));
         }
@@ -480,7 +568,13 @@ mod tests {
     fn cross_namespace_reference_needs_access_from() {
         let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: other}\nspec:\n  imageRepositoryRef: {name: web, namespace: apps}\n  policy: {alphabetical: {}}\n";
         let (declared, _) = declare(&[("p.yaml", policy), ("r.yaml", REPO)]);
-        assert!(declared[0].policy.as_ref().unwrap_err().contains("accessFrom"));
+        assert!(
+            declared[0]
+                .policy
+                .as_ref()
+                .unwrap_err()
+                .contains("accessFrom")
+        );
     }
 
     #[test]
@@ -490,16 +584,27 @@ mod tests {
             ("policy: {semver: {range: 'x1'}}", "invalid"),
             ("policy: {alphabetical: {order: up}}", "asc"),
             ("policy: {alphabetical: {}, numerical: {}}", "more than one"),
-            ("policy: {alphabetical: {}}\n  filterTags: {pattern: '[='}", "filterTags.pattern"),
-            ("policy: {alphabetical: {}}\n  digestReflectionPolicy: Sometimes", "digestReflectionPolicy"),
-            ("imageRepositoryRef: {name: nope}\n  policy: {alphabetical: {}}", "not in the tree"),
+            (
+                "policy: {alphabetical: {}}\n  filterTags: {pattern: '[='}",
+                "filterTags.pattern",
+            ),
+            (
+                "policy: {alphabetical: {}}\n  digestReflectionPolicy: Sometimes",
+                "digestReflectionPolicy",
+            ),
+            (
+                "imageRepositoryRef: {name: nope}\n  policy: {alphabetical: {}}",
+                "not in the tree",
+            ),
         ] {
             let spec = if spec.starts_with("imageRepositoryRef") {
                 spec.to_string()
             } else {
                 format!("imageRepositoryRef: {{name: web}}\n  {spec}")
             };
-            let policy = format!("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  {spec}\n");
+            let policy = format!(
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  {spec}\n"
+            );
             let (declared, _) = declare(&[("p.yaml", &policy), ("r.yaml", REPO)]);
             let err = declared[0].policy.as_ref().unwrap_err();
             assert!(err.contains(want), "{spec}: {err}");
@@ -510,20 +615,43 @@ mod tests {
     fn automations_scope_policies_by_namespace_selector_and_path() {
         let policies = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps, labels: {team: a}}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: api, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: db, namespace: data}\nspec: {imageRepositoryRef: {name: web, namespace: apps}, policy: {alphabetical: {}}}\n";
         let auto = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec:\n  update: {path: ./clusters/prod/, strategy: Setters}\n  policySelector: {matchExpressions: [{key: team, operator: In, values: [a]}]}\n";
-        let (declared, problems) = declare(&[("p.yaml", policies), ("r.yaml", REPO), ("a.yaml", auto)]);
+        let (declared, problems) =
+            declare(&[("p.yaml", policies), ("r.yaml", REPO), ("a.yaml", auto)]);
         assert!(problems.is_empty(), "{problems:?}");
         let web = &declared[0];
         assert_eq!(web.scope.admits("clusters/prod/x.yaml", &web.id), Ok(()));
-        assert!(web.scope.admits("clusters/production/x.yaml", &web.id).unwrap_err().contains("outside the update.path"));
+        assert!(
+            web.scope
+                .admits("clusters/production/x.yaml", &web.id)
+                .unwrap_err()
+                .contains("outside the update.path")
+        );
         let api = &declared[1];
-        assert!(api.scope.admits("clusters/prod/x.yaml", &api.id).unwrap_err().contains("policySelector"));
+        assert!(
+            api.scope
+                .admits("clusters/prod/x.yaml", &api.id)
+                .unwrap_err()
+                .contains("policySelector")
+        );
         let db = &declared[2];
-        assert!(db.scope.admits("clusters/prod/x.yaml", &db.id).unwrap_err().contains("own namespace (data)"));
+        assert!(
+            db.scope
+                .admits("clusters/prod/x.yaml", &db.id)
+                .unwrap_err()
+                .contains("own namespace (data)")
+        );
     }
 
     #[test]
     fn update_paths_are_normalised_and_confined() {
-        let path = |p: &str| update_path(&parse(&format!("update: {{path: '{p}'}}")).unwrap().documents[0].root);
+        let path = |p: &str| {
+            update_path(
+                &parse(&format!("update: {{path: '{p}'}}"))
+                    .unwrap()
+                    .documents[0]
+                    .root,
+            )
+        };
         assert_eq!(path("./a/b/"), Ok("a/b".to_string()));
         assert_eq!(path("."), Ok(String::new()));
         assert_eq!(path("a/../b"), Ok("b".to_string()));
@@ -535,7 +663,15 @@ mod tests {
         let v9 = REPO.replace("/v1\n", "/v9\n");
         let (_, problems) = declare(&[("a.yaml", REPO), ("b.yaml", REPO), ("c.yaml", &v9)]);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.message.contains("declared twice")));
-        assert!(problems.iter().any(|p| p.message.contains("unknown version")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("declared twice"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("unknown version"))
+        );
     }
 }

@@ -183,18 +183,33 @@ mod tests {
     #[test]
     fn registries_are_recognised_by_dot_colon_or_localhost() {
         let r = Repository::parse("ghcr.io/acme/web").unwrap();
-        assert_eq!((r.registry.as_str(), r.path.as_str()), ("ghcr.io", "acme/web"));
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            ("ghcr.io", "acme/web")
+        );
         let r = Repository::parse("localhost:5000/web").unwrap();
-        assert_eq!((r.registry.as_str(), r.path.as_str()), ("localhost:5000", "web"));
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            ("localhost:5000", "web")
+        );
         let r = Repository::parse("acme/worker").unwrap();
-        assert_eq!((r.registry.as_str(), r.path.as_str()), ("docker.io", "acme/worker"));
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            ("docker.io", "acme/worker")
+        );
         let r = Repository::parse("GHCR.IO/acme/web").unwrap();
         assert_eq!(r.registry, "ghcr.io");
     }
 
     #[test]
     fn invalid_repository_paths_are_refused() {
-        for bad in ["", "ghcr.io/Acme/web", "web:1.0", "ghcr.io/acme//web", "a/-b"] {
+        for bad in [
+            "",
+            "ghcr.io/Acme/web",
+            "web:1.0",
+            "ghcr.io/acme//web",
+            "a/-b",
+        ] {
             assert!(Repository::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -202,11 +217,20 @@ mod tests {
     #[test]
     fn references_split_into_name_tag_and_digest() {
         let r = Reference::split("localhost:5000/web:1.2@sha256:abc");
-        assert_eq!((r.name, r.tag, r.digest), ("localhost:5000/web", Some("1.2"), Some("sha256:abc")));
+        assert_eq!(
+            (r.name, r.tag, r.digest),
+            ("localhost:5000/web", Some("1.2"), Some("sha256:abc"))
+        );
         let r = Reference::split("localhost:5000/web");
-        assert_eq!((r.name, r.tag, r.digest), ("localhost:5000/web", None, None));
+        assert_eq!(
+            (r.name, r.tag, r.digest),
+            ("localhost:5000/web", None, None)
+        );
         let r = Reference::split("nginx@sha256:abc");
-        assert_eq!((r.name, r.tag, r.digest), ("nginx", None, Some("sha256:abc")));
+        assert_eq!(
+            (r.name, r.tag, r.digest),
+            ("nginx", None, Some("sha256:abc"))
+        );
     }
 
     #[test]
@@ -214,7 +238,16 @@ mod tests {
         for ok in ["1.0", "_x", "v1.2.3-rc.1_b", &"a".repeat(128)] {
             assert!(is_valid_tag(ok), "{ok}");
         }
-        for bad in ["", ".1", "-1", "a b", "1.0\n", "tag:x", &"a".repeat(129), "ü"] {
+        for bad in [
+            "",
+            ".1",
+            "-1",
+            "a b",
+            "1.0\n",
+            "tag:x",
+            &"a".repeat(129),
+            "ü",
+        ] {
             assert!(!is_valid_tag(bad), "{bad:?}");
         }
     }

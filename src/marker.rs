@@ -75,7 +75,11 @@ impl Setter {
                     "{value:?} names no namespace; write \"<namespace>:{value}\""
                 ));
             }
-            _ => return Err(format!("{value:?} is not \"<namespace>:<policy>[:tag|:name|:digest]\"")),
+            _ => {
+                return Err(format!(
+                    "{value:?} is not \"<namespace>:<policy>[:tag|:name|:digest]\""
+                ));
+            }
         };
         if parts[0].is_empty() || parts[1].is_empty() {
             return Err(format!("{value:?} has an empty namespace or policy name"));
@@ -206,7 +210,10 @@ impl Finder<'_> {
             Err(why) => self.explain(comment, &why),
             Ok(setter) => {
                 if matches!(scalar.style, ScalarStyle::Literal | ScalarStyle::Folded) {
-                    self.explain(comment, "markers on block scalars (| or >) are not supported");
+                    self.explain(
+                        comment,
+                        "markers on block scalars (| or >) are not supported",
+                    );
                     return;
                 }
                 self.explained[comment] = Some(None);
@@ -355,7 +362,13 @@ mod tests {
         let markers = found
             .markers
             .iter()
-            .map(|m| (m.scalar.start.line, m.setter.to_string(), m.scalar.value.clone()))
+            .map(|m| {
+                (
+                    m.scalar.start.line,
+                    m.setter.to_string(),
+                    m.scalar.value.clone(),
+                )
+            })
             .collect();
         (markers, found.ignored)
     }
@@ -386,7 +399,10 @@ d: d ## {"$imagepolicy": "ns:p:digest"}
         let (found, ignored) = markers(src);
         assert_eq!(
             found,
-            vec![(3, "ns:p:tag".into(), "1.0".into()), (6, "ns:q".into(), "img:1".into())]
+            vec![
+                (3, "ns:p:tag".into(), "1.0".into()),
+                (6, "ns:q".into(), "img:1".into())
+            ]
         );
         assert!(ignored.is_empty());
     }
@@ -397,7 +413,10 @@ d: d ## {"$imagepolicy": "ns:p:digest"}
         let (found, ignored) = markers(src);
         assert!(found.is_empty());
         assert_eq!(ignored.len(), 1);
-        assert!(ignored[0].reason.contains("own line has a comment"), "{ignored:?}");
+        assert!(
+            ignored[0].reason.contains("own line has a comment"),
+            "{ignored:?}"
+        );
     }
 
     #[test]

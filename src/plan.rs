@@ -24,12 +24,16 @@ impl Resolved {
     /// such a value is never written into a file.
     pub fn new(image: &str, tag: &str, digest: Option<String>) -> Result<Resolved, String> {
         if !is_valid_tag(tag) {
-            return Err(format!("the registry listed {tag:?}, which is not a valid OCI tag; refusing to write it"));
+            return Err(format!(
+                "the registry listed {tag:?}, which is not a valid OCI tag; refusing to write it"
+            ));
         }
         if let Some(d) = &digest
             && !is_valid_digest(d)
         {
-            return Err(format!("the registry returned digest {d:?}, which is not algorithm:hex; refusing to write it"));
+            return Err(format!(
+                "the registry returned digest {d:?}, which is not algorithm:hex; refusing to write it"
+            ));
         }
         Ok(Resolved {
             image: image.to_string(),
@@ -68,13 +72,19 @@ pub struct FilePlan {
 }
 
 /// Plans the edits for one file's markers.
-pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &BTreeMap<PolicyId, Target>) -> FilePlan {
+pub fn plan_file(
+    file: &str,
+    src: &str,
+    markers: &[Marker],
+    targets: &BTreeMap<PolicyId, Target>,
+) -> FilePlan {
     let mut plan = FilePlan::default();
     for marker in markers {
         let line = marker.scalar.start.line;
         let column = Some(marker.scalar.start.column);
         let id = &marker.setter.policy;
-        let problem = |severity, message: String| Problem::at(file, line, column, severity, message);
+        let problem =
+            |severity, message: String| Problem::at(file, line, column, severity, message);
         let Some(target) = targets.get(id) else {
             let elsewhere: Vec<String> = targets
                 .keys()
@@ -88,12 +98,18 @@ pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &BTreeMap<P
             };
             plan.problems.push(problem(
                 Severity::Error,
-                format!("marker {}: no ImagePolicy {id} in the tree{hint}", marker.setter),
+                format!(
+                    "marker {}: no ImagePolicy {id} in the tree{hint}",
+                    marker.setter
+                ),
             ));
             continue;
         };
         if let Err(why) = target.scope.admits(file, id) {
-            plan.problems.push(problem(Severity::Warning, format!("marker {} not applied: {why}", marker.setter)));
+            plan.problems.push(problem(
+                Severity::Warning,
+                format!("marker {} not applied: {why}", marker.setter),
+            ));
             continue;
         }
         let Ok(latest) = &target.latest else {
@@ -180,17 +196,28 @@ mod tests {
         assert_eq!(out, src);
         assert_eq!(plan.problems[0].severity, Severity::Error);
         assert_eq!(plan.problems[0].line, Some(1));
-        assert!(plan.problems[0].message.contains("did you mean apps:web?"), "{:?}", plan.problems);
+        assert!(
+            plan.problems[0].message.contains("did you mean apps:web?"),
+            "{:?}",
+            plan.problems
+        );
     }
 
     #[test]
     fn out_of_scope_and_failed_policies_change_nothing() {
         let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
-        let scope = Scope::Paths(vec![ScopedPath { path: "other".into(), automation: "apps/auto".into() }]);
+        let scope = Scope::Paths(vec![ScopedPath {
+            path: "other".into(),
+            automation: "apps/auto".into(),
+        }]);
         let (out, plan) = run(SRC, &targets(scope, Ok(latest)));
         assert_eq!(out, SRC);
         assert_eq!(plan.problems.len(), 3);
-        assert!(plan.problems.iter().all(|p| p.severity == Severity::Warning));
+        assert!(
+            plan.problems
+                .iter()
+                .all(|p| p.severity == Severity::Warning)
+        );
         let (out, plan) = run(SRC, &targets(Scope::Everywhere, Err(())));
         assert_eq!(out, SRC);
         assert!(plan.problems.is_empty());
@@ -198,9 +225,20 @@ mod tests {
 
     #[test]
     fn invalid_tags_and_digests_are_refused() {
-        assert!(Resolved::new("a", "bad tag", None).unwrap_err().contains("not a valid OCI tag"));
-        assert!(Resolved::new("a", "1.0", Some("md5:zz".into())).unwrap_err().contains("digest"));
+        assert!(
+            Resolved::new("a", "bad tag", None)
+                .unwrap_err()
+                .contains("not a valid OCI tag")
+        );
+        assert!(
+            Resolved::new("a", "1.0", Some("md5:zz".into()))
+                .unwrap_err()
+                .contains("digest")
+        );
         let r = Resolved::new("a", "1.0", Some(format!("sha256:{}", "a".repeat(64)))).unwrap();
-        assert_eq!(r.value(Field::Image).unwrap(), format!("a:1.0@sha256:{}", "a".repeat(64)));
+        assert_eq!(
+            r.value(Field::Image).unwrap(),
+            format!("a:1.0@sha256:{}", "a".repeat(64))
+        );
     }
 }

@@ -27,7 +27,13 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn at(file: &str, line: usize, column: Option<usize>, severity: Severity, message: impl Into<String>) -> Problem {
+    pub fn at(
+        file: &str,
+        line: usize,
+        column: Option<usize>,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Problem {
         Problem {
             file: Some(file.to_string()),
             line: Some(line),
@@ -109,18 +115,42 @@ impl Report {
         for p in &self.policies {
             match (&p.tag, &p.error) {
                 (_, Some(error)) => {
-                    let _ = writeln!(out, "{}:{}: error: policy {}: {error}", p.file, p.line, p.policy);
+                    let _ = writeln!(
+                        out,
+                        "{}:{}: error: policy {}: {error}",
+                        p.file, p.line, p.policy
+                    );
                 }
                 (Some(tag), None) => {
-                    let digest = p.digest.as_deref().map(|d| format!("@{d}")).unwrap_or_default();
-                    let _ = writeln!(out, "policy {}: {}:{tag}{digest} ({})", p.policy, p.image, p.rule);
+                    let digest = p
+                        .digest
+                        .as_deref()
+                        .map(|d| format!("@{d}"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "policy {}: {}:{tag}{digest} ({})",
+                        p.policy, p.image, p.rule
+                    );
                 }
                 (None, None) => {}
             }
         }
-        let verb = if self.dry_run { "would change" } else { "changed" };
+        let verb = if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
         for c in &self.changes {
-            let _ = writeln!(out, "{}:{}: {verb} {} -> {} ({})", c.file, c.line, c.old, c.new, setter_name(c));
+            let _ = writeln!(
+                out,
+                "{}:{}: {verb} {} -> {} ({})",
+                c.file,
+                c.line,
+                c.old,
+                c.new,
+                setter_name(c)
+            );
         }
         for p in &self.problems {
             let severity = match p.severity {
@@ -147,7 +177,11 @@ impl Report {
             plural(self.changes.len(), "change", "changes"),
             self.files.len(),
             plural(self.files.len(), "file", "files"),
-            if failed > 0 { format!(", {failed} failed") } else { String::new() },
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            },
             match count(Severity::Error) {
                 0 => String::new(),
                 n => format!(", {n} {}", plural(n, "error", "errors")),
@@ -156,7 +190,11 @@ impl Report {
                 0 => String::new(),
                 n => format!(", {n} {}", plural(n, "warning", "warnings")),
             },
-            if self.dry_run { " (dry run: nothing written)" } else { "" },
+            if self.dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            },
         );
         out
     }

@@ -74,7 +74,9 @@ pub fn is_safe_plain(value: &str) -> bool {
         && !value.contains(": ")
         && !value.contains(" #")
         && !value.ends_with(':')
-        && !value.chars().any(|c| c.is_control() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+        && !value
+            .chars()
+            .any(|c| c.is_control() || matches!(c, ',' | '[' | ']' | '{' | '}'))
         && !resolves_to_non_string(value)
 }
 
@@ -119,7 +121,9 @@ pub fn apply(src: &str, edits: &[Edit]) -> Result<String, RewriteError> {
     let mut at = 0;
     for edit in sorted {
         if edit.span.start < at {
-            return Err(RewriteError::Overlap { at: edit.span.start });
+            return Err(RewriteError::Overlap {
+                at: edit.span.start,
+            });
         }
         if src.get(edit.span.clone()) != Some(edit.old.as_str()) {
             return Err(RewriteError::Stale {
@@ -143,22 +147,64 @@ mod tests {
     #[test]
     fn values_yaml_reads_as_other_types_are_quoted() {
         for typed in [
-            "1.20", "2024.10", "2024-06-20", "2024-06-20T10:00:00Z", "yes", "No", "on", "OFF", "y",
-            "1e3", "1E+3", "~", "null", "12", "0755", "0x1F", "0o17", "1_000", "190:20:30", ".5",
-            "-1", "+1.5", ".inf", ".NaN", "<<", "=", "true",
+            "1.20",
+            "2024.10",
+            "2024-06-20",
+            "2024-06-20T10:00:00Z",
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "1e3",
+            "1E+3",
+            "~",
+            "null",
+            "12",
+            "0755",
+            "0x1F",
+            "0o17",
+            "1_000",
+            "190:20:30",
+            ".5",
+            "-1",
+            "+1.5",
+            ".inf",
+            ".NaN",
+            "<<",
+            "=",
+            "true",
         ] {
-            assert_eq!(render(typed, ScalarStyle::Plain), format!("\"{typed}\""), "{typed}");
+            assert_eq!(
+                render(typed, ScalarStyle::Plain),
+                format!("\"{typed}\""),
+                "{typed}"
+            );
         }
     }
 
     #[test]
     fn ordinary_tags_and_images_stay_plain() {
         for plain in [
-            "1.2.3", "v2.7.0", "1.25-alpine", "latest", "ghcr.io/acme/web:1.2.4", "sha-abc1234",
-            "localhost:5000/web:1.0", "web@sha256:0123", "2024-06-20-1", "1.2.3-rc.1", "e1", "_x",
+            "1.2.3",
+            "v2.7.0",
+            "1.25-alpine",
+            "latest",
+            "ghcr.io/acme/web:1.2.4",
+            "sha-abc1234",
+            "localhost:5000/web:1.0",
+            "web@sha256:0123",
+            "2024-06-20-1",
+            "1.2.3-rc.1",
+            "e1",
+            "_x",
             "20240101",
         ] {
-            let want = if plain == "20240101" { "\"20240101\"" } else { plain };
+            let want = if plain == "20240101" {
+                "\"20240101\""
+            } else {
+                plain
+            };
             assert_eq!(render(plain, ScalarStyle::Plain), want, "{plain}");
         }
     }
@@ -174,8 +220,16 @@ mod tests {
     fn edits_replace_only_their_spans() {
         let src = "a: 1.0 # x\nb: \"2.0\"\n";
         let edits = [
-            Edit { span: 14..19, old: "\"2.0\"".into(), new: "\"2.1\"".into() },
-            Edit { span: 3..6, old: "1.0".into(), new: "1.1".into() },
+            Edit {
+                span: 14..19,
+                old: "\"2.0\"".into(),
+                new: "\"2.1\"".into(),
+            },
+            Edit {
+                span: 3..6,
+                old: "1.0".into(),
+                new: "1.1".into(),
+            },
         ];
         assert_eq!(apply(src, &edits).unwrap(), "a: 1.1 # x\nb: \"2.1\"\n");
     }
@@ -183,12 +237,30 @@ mod tests {
     #[test]
     fn stale_and_overlapping_edits_fail() {
         let src = "a: 1.0\n";
-        let stale = [Edit { span: 3..6, old: "1.1".into(), new: "2".into() }];
-        assert!(matches!(apply(src, &stale), Err(RewriteError::Stale { .. })));
+        let stale = [Edit {
+            span: 3..6,
+            old: "1.1".into(),
+            new: "2".into(),
+        }];
+        assert!(matches!(
+            apply(src, &stale),
+            Err(RewriteError::Stale { .. })
+        ));
         let overlap = [
-            Edit { span: 3..6, old: "1.0".into(), new: "2".into() },
-            Edit { span: 4..6, old: ".0".into(), new: "2".into() },
+            Edit {
+                span: 3..6,
+                old: "1.0".into(),
+                new: "2".into(),
+            },
+            Edit {
+                span: 4..6,
+                old: ".0".into(),
+                new: "2".into(),
+            },
         ];
-        assert!(matches!(apply(src, &overlap), Err(RewriteError::Overlap { .. })));
+        assert!(matches!(
+            apply(src, &overlap),
+            Err(RewriteError::Overlap { .. })
+        ));
     }
 }

@@ -79,7 +79,10 @@ pub fn walk(root: &Path, filter: &Filter) -> (Vec<Entry>, Vec<Problem>) {
             Ok(item) => item,
             Err(e) => {
                 let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
-                problems.push(Problem::at(&path, 0, None, Severity::Error, format!("cannot read: {e}")).without_line());
+                problems.push(
+                    Problem::at(&path, 0, None, Severity::Error, format!("cannot read: {e}"))
+                        .without_line(),
+                );
                 continue;
             }
         };
@@ -87,8 +90,14 @@ pub fn walk(root: &Path, filter: &Filter) -> (Vec<Entry>, Vec<Problem>) {
         if item.path_is_symlink() {
             if !leads_inside(root, item.path()) {
                 problems.push(
-                    Problem::at(&rel, 0, None, Severity::Info, "symbolic link leads outside the tree; not followed")
-                        .without_line(),
+                    Problem::at(
+                        &rel,
+                        0,
+                        None,
+                        Severity::Info,
+                        "symbolic link leads outside the tree; not followed",
+                    )
+                    .without_line(),
                 );
             }
             continue;
@@ -126,7 +135,10 @@ static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// leaves either the old file or the new one, never half of either.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let temp = dir.join(format!(
         ".{name}.image-update-{}-{}.tmp",
         std::process::id(),
@@ -134,7 +146,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     ));
     let permissions = fs::metadata(path)?.permissions();
     let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(contents)?;
         file.set_permissions(permissions)?;
         file.sync_all()?;
@@ -152,7 +167,13 @@ mod tests {
 
     #[test]
     fn names_flux_reads() {
-        for yes in ["a.yaml", "x/b.yml", "Kustomization", "d/Kustomization", ".argocd-source-a.yaml"] {
+        for yes in [
+            "a.yaml",
+            "x/b.yml",
+            "Kustomization",
+            "d/Kustomization",
+            ".argocd-source-a.yaml",
+        ] {
             assert!(is_yaml_name(yes), "{yes}");
         }
         for no in ["a.json", "kustomization", "a.yaml.tpl", "yaml"] {

@@ -58,14 +58,32 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
         let new = match rewrite::apply(&file.src, &plan.edits) {
             Ok(new) => new,
             Err(e) => {
-                report.problems.push(Problem::at(&file.rel, 0, None, Severity::Error, format!("not rewritten: {e}")).without_line());
+                report.problems.push(
+                    Problem::at(
+                        &file.rel,
+                        0,
+                        None,
+                        Severity::Error,
+                        format!("not rewritten: {e}"),
+                    )
+                    .without_line(),
+                );
                 continue;
             }
         };
         if !options.dry_run
             && let Err(e) = scan::write_atomic(&file.path, new.as_bytes())
         {
-            report.problems.push(Problem::at(&file.rel, 0, None, Severity::Error, format!("cannot write: {e}")).without_line());
+            report.problems.push(
+                Problem::at(
+                    &file.rel,
+                    0,
+                    None,
+                    Severity::Error,
+                    format!("cannot write: {e}"),
+                )
+                .without_line(),
+            );
             continue;
         }
         if options.diff {
@@ -77,13 +95,19 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
     if options.diff {
         report.diff = Some(diffs);
     }
-    report.problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    report
+        .problems
+        .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     report
 }
 
 /// Reads every file once: Flux resources from any YAML file, markers from the
 /// editable ones. Files are screened by a byte search before any parsing.
-fn read_tree(root: &Path, filter: &Filter, problems: &mut Vec<Problem>) -> (Vec<MarkedFile>, flux::Resources) {
+fn read_tree(
+    root: &Path,
+    filter: &Filter,
+    problems: &mut Vec<Problem>,
+) -> (Vec<MarkedFile>, flux::Resources) {
     let (entries, mut walk_problems) = scan::walk(root, filter);
     problems.append(&mut walk_problems);
     let mut resources = flux::Resources::default();
@@ -94,7 +118,16 @@ fn read_tree(root: &Path, filter: &Filter, problems: &mut Vec<Problem>) -> (Vec<
         let bytes = match std::fs::read(&entry.path) {
             Ok(bytes) => bytes,
             Err(e) => {
-                problems.push(Problem::at(&entry.rel, 0, None, Severity::Error, format!("cannot read: {e}")).without_line());
+                problems.push(
+                    Problem::at(
+                        &entry.rel,
+                        0,
+                        None,
+                        Severity::Error,
+                        format!("cannot read: {e}"),
+                    )
+                    .without_line(),
+                );
                 continue;
             }
         };
@@ -115,7 +148,16 @@ fn read_tree(root: &Path, filter: &Filter, problems: &mut Vec<Problem>) -> (Vec<
         let src = match String::from_utf8(bytes) {
             Ok(src) => src,
             Err(e) => {
-                problems.push(Problem::at(&entry.rel, 0, None, Severity::Error, format!("not UTF-8 text ({e}); left untouched")).without_line());
+                problems.push(
+                    Problem::at(
+                        &entry.rel,
+                        0,
+                        None,
+                        Severity::Error,
+                        format!("not UTF-8 text ({e}); left untouched"),
+                    )
+                    .without_line(),
+                );
                 continue;
             }
         };
@@ -140,7 +182,13 @@ fn read_tree(root: &Path, filter: &Filter, problems: &mut Vec<Problem>) -> (Vec<
         if has_marker && entry.editable {
             let found = marker::find(&src, &stream);
             problems.extend(found.ignored.into_iter().map(|i| {
-                Problem::at(&entry.rel, i.line, Some(i.column), Severity::Warning, format!("marker ignored: {}", i.reason))
+                Problem::at(
+                    &entry.rel,
+                    i.line,
+                    Some(i.column),
+                    Severity::Warning,
+                    format!("marker ignored: {}", i.reason),
+                )
             }));
             if !found.markers.is_empty() {
                 marked.push(MarkedFile {
@@ -174,9 +222,15 @@ fn previous_digests(files: &[MarkedFile]) -> BTreeMap<PolicyId, (String, String)
 }
 
 /// Whether a digest must be looked up for `tag`, or which one to reuse.
-pub fn digest_to_reuse(reflection: DigestReflection, previous: Option<&(String, String)>, tag: &str) -> Option<String> {
+pub fn digest_to_reuse(
+    reflection: DigestReflection,
+    previous: Option<&(String, String)>,
+    tag: &str,
+) -> Option<String> {
     match (reflection, previous) {
-        (DigestReflection::IfNotPresent, Some((t, d))) if t == tag && !d.is_empty() => Some(d.clone()),
+        (DigestReflection::IfNotPresent, Some((t, d))) if t == tag && !d.is_empty() => {
+            Some(d.clone())
+        }
         _ => None,
     }
 }
@@ -194,12 +248,18 @@ fn resolve(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let listed: BTreeMap<_, _> = repositories.iter().cloned().zip(registry.tags(&repositories)).collect();
+    let listed: BTreeMap<_, _> = repositories
+        .iter()
+        .cloned()
+        .zip(registry.tags(&repositories))
+        .collect();
 
     let mut chosen: Vec<Result<(&Policy, String), String>> = Vec::new();
     for d in declared {
         chosen.push(d.policy.as_ref().map_err(Clone::clone).and_then(|p| {
-            let tags = listed[&p.repository].as_ref().map_err(ToString::to_string)?;
+            let tags = listed[&p.repository]
+                .as_ref()
+                .map_err(ToString::to_string)?;
             let choice = p.selector.select(tags).map_err(|e| e.to_string())?;
             Ok((p, choice.tag))
         }));
@@ -207,7 +267,9 @@ fn resolve(
 
     let mut lookups = Vec::new();
     for (p, tag) in chosen.iter().flatten() {
-        if p.digest != DigestReflection::Never && digest_to_reuse(p.digest, previous.get(&p.id), tag).is_none() {
+        if p.digest != DigestReflection::Never
+            && digest_to_reuse(p.digest, previous.get(&p.id), tag).is_none()
+        {
             lookups.push(TagRef {
                 repository: p.repository.clone(),
                 tag: tag.clone(),
@@ -216,7 +278,11 @@ fn resolve(
     }
     lookups.sort();
     lookups.dedup();
-    let digests: BTreeMap<_, _> = lookups.iter().cloned().zip(registry.digests(&lookups)).collect();
+    let digests: BTreeMap<_, _> = lookups
+        .iter()
+        .cloned()
+        .zip(registry.digests(&lookups))
+        .collect();
 
     let mut outcomes = Vec::new();
     let mut targets = BTreeMap::new();
@@ -266,10 +332,22 @@ mod tests {
     #[test]
     fn if_not_present_reuses_only_a_digest_for_the_same_tag() {
         let prev = ("1.2.3".to_string(), "sha256:aa".to_string());
-        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.3"), Some("sha256:aa".into()));
-        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.4"), None);
-        assert_eq!(digest_to_reuse(DigestReflection::Always, Some(&prev), "1.2.3"), None);
+        assert_eq!(
+            digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.3"),
+            Some("sha256:aa".into())
+        );
+        assert_eq!(
+            digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.4"),
+            None
+        );
+        assert_eq!(
+            digest_to_reuse(DigestReflection::Always, Some(&prev), "1.2.3"),
+            None
+        );
         let empty = ("1.2.3".to_string(), String::new());
-        assert_eq!(digest_to_reuse(DigestReflection::IfNotPresent, Some(&empty), "1.2.3"), None);
+        assert_eq!(
+            digest_to_reuse(DigestReflection::IfNotPresent, Some(&empty), "1.2.3"),
+            None
+        );
     }
 }

@@ -201,7 +201,9 @@ impl Selector {
         Selector {
             rule,
             filter: None,
-            exclusions: vec![Regex::new(DEFAULT_EXCLUSION).expect("the default exclusion is valid")],
+            exclusions: vec![
+                Regex::new(DEFAULT_EXCLUSION).expect("the default exclusion is valid"),
+            ],
             flavor,
         }
     }
@@ -259,7 +261,8 @@ impl Selector {
                 Some(filter) => match filter.apply(tag) {
                     Some(v) => v,
                     None => {
-                        verdict.reason = format!("does not match filterTags.pattern /{}/", filter.pattern);
+                        verdict.reason =
+                            format!("does not match filterTags.pattern /{}/", filter.pattern);
                         continue;
                     }
                 },
@@ -278,7 +281,10 @@ impl Selector {
             let why = if tags.is_empty() {
                 String::new()
             } else {
-                format!(": all {} listed tags were excluded or filtered out", tags.len())
+                format!(
+                    ": all {} listed tags were excluded or filtered out",
+                    tags.len()
+                )
             };
             return (verdicts, Err(SelectError::NoTags(why)));
         }
@@ -292,7 +298,11 @@ impl Selector {
     }
 
     /// The index of the winning listed tag among the filtered values.
-    fn rank(&self, values: &[(String, usize)], verdicts: &mut [Verdict]) -> Result<usize, SelectError> {
+    fn rank(
+        &self,
+        values: &[(String, usize)],
+        verdicts: &mut [Verdict],
+    ) -> Result<usize, SelectError> {
         Ok(match &self.rule {
             Rule::Semver(c) => self.semver(c, values, verdicts)?,
             Rule::Alphabetical(order) => {
@@ -316,7 +326,9 @@ impl Selector {
                     })?;
                     let better = match best {
                         None => true,
-                        Some((b, _)) => (*order == Order::Asc && n > b) || (*order == Order::Desc && n < b),
+                        Some((b, _)) => {
+                            (*order == Order::Asc && n > b) || (*order == Order::Desc && n < b)
+                        }
                     };
                     if better {
                         best = Some((n, *i));

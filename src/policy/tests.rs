@@ -31,10 +31,19 @@ fn flux_policy_conformance_cases() {
     let stream = parse(CASES).unwrap();
     let cases = stream.documents[0].root.get("cases").unwrap().items();
     let mut ran = 0;
-    for case in cases.iter().filter(|c| c.str_at(&["kind"]) == Some("policy")) {
+    for case in cases
+        .iter()
+        .filter(|c| c.str_at(&["kind"]) == Some("policy"))
+    {
         let name = case.str_at(&["name"]).unwrap();
         let input = case.get("input").unwrap();
-        let tags: Vec<&str> = input.get("tags").unwrap().items().iter().map(|t| t.as_str().unwrap()).collect();
+        let tags: Vec<&str> = input
+            .get("tags")
+            .unwrap()
+            .items()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
         let expected = case.get("expected").unwrap();
         let got = selector_for(input).map_err(|e| match e {
             RuleError::InvalidPolicy(_) => "invalid-policy",
@@ -60,7 +69,10 @@ fn default_exclusion_drops_signatures_until_a_list_replaces_it() {
     let s = Selector::new(Rule::Alphabetical(Order::Asc), Flavor::Flux);
     assert_eq!(select(&s, &["a", "sha256-abc.sig"]), Ok("a".into()));
     let s = s.with_exclusions(&["^a$".into()]).unwrap();
-    assert_eq!(select(&s, &["a", "sha256-abc.sig"]), Ok("sha256-abc.sig".into()));
+    assert_eq!(
+        select(&s, &["a", "sha256-abc.sig"]),
+        Ok("sha256-abc.sig".into())
+    );
     let err = Selector::new(Rule::Alphabetical(Order::Asc), Flavor::Flux)
         .with_exclusions(&["(".into()])
         .unwrap_err();
@@ -78,7 +90,10 @@ fn numerical_fails_on_any_unparsable_tag() {
 #[test]
 fn semver_without_a_match_is_no_match() {
     let s = Selector::new(Rule::semver(">=2.0.0").unwrap(), Flavor::Flux);
-    assert_eq!(select(&s, &["1.0.0", "latest"]).unwrap_err().class(), "no-match");
+    assert_eq!(
+        select(&s, &["1.0.0", "latest"]).unwrap_err().class(),
+        "no-match"
+    );
     assert_eq!(select(&s, &[] as &[&str]).unwrap_err().class(), "no-tags");
 }
 
@@ -86,8 +101,14 @@ fn semver_without_a_match_is_no_match() {
 fn flavours_differ_on_short_tags() {
     let range = Rule::semver(">=1.0.0").unwrap();
     let tags = ["1.2", "1.4", "1.3.5"];
-    assert_eq!(select(&Selector::new(range.clone(), Flavor::Flux), &tags), Ok("1.3.5".into()));
-    assert_eq!(select(&Selector::new(range, Flavor::Argo), &tags), Ok("1.4".into()));
+    assert_eq!(
+        select(&Selector::new(range.clone(), Flavor::Flux), &tags),
+        Ok("1.3.5".into())
+    );
+    assert_eq!(
+        select(&Selector::new(range, Flavor::Argo), &tags),
+        Ok("1.4".into())
+    );
 }
 
 #[test]
@@ -96,7 +117,11 @@ fn extract_collisions_map_back_to_the_last_listed_tag() {
     s.filter = Some(TagFilter::new("^(?:a|b)-([0-9]+)$", "$1").unwrap());
     let choice = s.select(&["a-5", "b-5", "a-3"]).unwrap();
     assert_eq!(choice.tag, "b-5");
-    assert!(choice.verdicts[0].reason.contains("same value as a later tag"));
+    assert!(
+        choice.verdicts[0]
+            .reason
+            .contains("same value as a later tag")
+    );
 }
 
 #[test]
@@ -117,8 +142,16 @@ fn every_tag_gets_a_verdict() {
             ("1.0.0", false, "in range, but older than the chosen tag"),
             ("1.2.0", true, "chosen by semver ^1.0"),
             ("2.0.0", false, "2.0.0 is outside ^1.0"),
-            ("1.1", false, "\"1.1\" is not a version (Flux requires MAJOR.MINOR.PATCH)"),
-            ("latest", false, "does not match filterTags.pattern /^v?[0-9]/"),
+            (
+                "1.1",
+                false,
+                "\"1.1\" is not a version (Flux requires MAJOR.MINOR.PATCH)"
+            ),
+            (
+                "latest",
+                false,
+                "does not match filterTags.pattern /^v?[0-9]/"
+            ),
             ("x.sig", false, "excluded by exclusionList /^.*\\.sig$/"),
             ("1.1.0", false, "in range, but older than the chosen tag"),
         ]

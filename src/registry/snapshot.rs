@@ -62,23 +62,30 @@ impl Snapshot {
     pub fn parse(text: &str) -> Result<Snapshot, String> {
         let file: SnapshotFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if file.version != 1 {
-            return Err(format!("version {} is not supported (expected 1)", file.version));
+            return Err(format!(
+                "version {} is not supported (expected 1)",
+                file.version
+            ));
         }
         let mut repositories = BTreeMap::new();
         for (name, repo) in file.repositories {
             let key = Repository::parse(&name).map_err(|e| e.to_string())?;
             if repositories.insert(key.clone(), repo).is_some() {
-                return Err(format!("repository {key} is listed twice (as {name:?} and another spelling)"));
+                return Err(format!(
+                    "repository {key} is listed twice (as {name:?} and another spelling)"
+                ));
             }
         }
         Ok(Snapshot { repositories })
     }
 
     fn repository(&self, repository: &Repository) -> Result<&RepositorySnapshot, RegistryError> {
-        self.repositories.get(repository).ok_or_else(|| RegistryError {
-            repository: repository.to_string(),
-            message: "repository not in the registry snapshot".to_string(),
-        })
+        self.repositories
+            .get(repository)
+            .ok_or_else(|| RegistryError {
+                repository: repository.to_string(),
+                message: "repository not in the registry snapshot".to_string(),
+            })
     }
 }
 
@@ -114,8 +121,20 @@ mod tests {
     fn names_are_compared_after_normalisation() {
         let snap = Snapshot::parse(r#"{"version": 1, "repositories": {"nginx": {"tags": ["1", "2"], "digests": {"2": "sha256:x"}}}}"#).unwrap();
         let repo = Repository::parse("index.docker.io/library/nginx").unwrap();
-        assert_eq!(snap.tags(std::slice::from_ref(&repo)), vec![Ok(vec!["1".to_string(), "2".to_string()])]);
-        let got = snap.digests(&[TagRef { repository: repo.clone(), tag: "2".into() }, TagRef { repository: repo, tag: "1".into() }]);
+        assert_eq!(
+            snap.tags(std::slice::from_ref(&repo)),
+            vec![Ok(vec!["1".to_string(), "2".to_string()])]
+        );
+        let got = snap.digests(&[
+            TagRef {
+                repository: repo.clone(),
+                tag: "2".into(),
+            },
+            TagRef {
+                repository: repo,
+                tag: "1".into(),
+            },
+        ]);
         assert_eq!(got[0], Ok("sha256:x".to_string()));
         assert!(got[1].as_ref().unwrap_err().message.contains("no digest"));
     }
@@ -124,8 +143,15 @@ mod tests {
     fn missing_repositories_and_bad_files_are_errors() {
         let snap = Snapshot::parse(r#"{"version": 1, "repositories": {}}"#).unwrap();
         let got = snap.tags(&[Repository::parse("ghcr.io/a/b").unwrap()]);
-        assert_eq!(got[0].as_ref().unwrap_err().to_string(), "ghcr.io/a/b: repository not in the registry snapshot");
-        assert!(Snapshot::parse(r#"{"version": 2, "repositories": {}}"#).unwrap_err().contains("version 2"));
+        assert_eq!(
+            got[0].as_ref().unwrap_err().to_string(),
+            "ghcr.io/a/b: repository not in the registry snapshot"
+        );
+        assert!(
+            Snapshot::parse(r#"{"version": 2, "repositories": {}}"#)
+                .unwrap_err()
+                .contains("version 2")
+        );
         assert!(Snapshot::parse(r#"{"version": 1, "repositories": {"nginx": {"tags": []}, "docker.io/library/nginx": {"tags": []}}}"#).unwrap_err().contains("twice"));
         assert!(Snapshot::parse(r#"{"version": 1, "repositories": {"a": {"tag": []}}}"#).is_err());
     }

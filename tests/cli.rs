@@ -1,0 +1,419 @@
+//! End-to-end tests through the real binary.
+//!
+//! Fixtures are `testdata/fixtures/<name>/{original,expected}/` directory pairs
+//! with a `snapshot.json` and the expected JSON report (`report.json`). Set
+//! `UPDATE_FIXTURES=1` to rewrite `expected/` and `report.json` from the
+//! current behaviour, then review the diff before committing it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_image-update"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            files.insert(rel, fs::read(entry.path()).unwrap());
+        }
+    }
+    files
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in tree(from) {
+        let path = to.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+fn write_tree(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
+    let _ = fs::remove_dir_all(dir);
+    for (rel, bytes) in files {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+fn run_in(dir: &Path, snapshot: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("run")
+        .arg(dir)
+        .arg("--registry-snapshot")
+        .arg(snapshot)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Runs a fixture, compares the tree and the report, then checks that a second
+/// run changes nothing and rewrites no file.
+fn fixture(name: &str, exit: i32) {
+    let base = fixtures().join(name);
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&base.join("original"), work.path());
+    let snapshot = base.join("snapshot.json");
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(
+        output.status.code(),
+        Some(exit),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json(&output);
+    let got = tree(work.path());
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        write_tree(&base.join("expected"), &got);
+        fs::write(
+            base.join("report.json"),
+            serde_json::to_string_pretty(&report).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let want = tree(&base.join("expected"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{name}: file list"
+    );
+    for (rel, bytes) in &want {
+        assert!(
+            got[rel] == *bytes,
+            "{name}: {rel} differs:\n{}",
+            String::from_utf8_lossy(&got[rel])
+        );
+    }
+    let want_report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(base.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report, want_report, "{name}: report");
+
+    let before: BTreeMap<String, std::time::SystemTime> = got
+        .keys()
+        .map(|rel| {
+            (
+                rel.clone(),
+                fs::metadata(work.path().join(rel))
+                    .unwrap()
+                    .modified()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let again = json(&run_in(work.path(), &snapshot, &["--output", "json"]));
+    assert_eq!(
+        again["changes"],
+        serde_json::json!([]),
+        "{name}: second run changed something"
+    );
+    for (rel, modified) in before {
+        assert_eq!(
+            fs::metadata(work.path().join(&rel))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            modified,
+            "{name}: {rel} rewritten"
+        );
+    }
+}
+
+#[test]
+fn fixture_formatting_hazards_survive_byte_for_byte() {
+    fixture("formatting", 0);
+}
+
+#[test]
+fn fixture_automation_paths_namespaces_and_selectors() {
+    fixture("automation", 0);
+}
+
+#[test]
+fn fixture_errors_are_reported_and_the_rest_is_applied() {
+    fixture("errors", 1);
+}
+
+#[test]
+fn dry_run_writes_nothing_and_diff_shows_the_change() {
+    let base = fixtures().join("formatting");
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&base.join("original"), work.path());
+    let before = tree(work.path());
+    let output = run_in(
+        work.path(),
+        &base.join("snapshot.json"),
+        &["--dry-run", "--diff"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(tree(work.path()), before);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("--- a/charts/api/Kustomization\n+++ b/charts/api/Kustomization\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-  newTag: v2.6.1 # {\"$imagepolicy\": \"apps:api:tag\"}\n+  newTag: v2.7.0 # {\"$imagepolicy\": \"apps:api:tag\"}\n"), "{stdout}");
+    assert!(stdout.contains("would change"), "{stdout}");
+    assert!(stdout.contains("(dry run: nothing written)"), "{stdout}");
+}
+
+fn small_tree(dir: &Path) -> PathBuf {
+    fs::write(
+        dir.join("policy.yaml"),
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n",
+    )
+    .unwrap();
+    let snapshot = dir.join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    snapshot
+}
+
+#[cfg(unix)]
+#[test]
+fn file_mode_is_kept_and_links_out_of_the_tree_are_not_followed() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("outside.yaml");
+    let marked = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(&target, marked).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    symlink(&target, work.path().join("link.yaml")).unwrap();
+    let script = work.path().join("deploy.yaml");
+    fs::write(&script, marked).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o750)).unwrap();
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(fs::read_to_string(&target).unwrap(), marked);
+    assert_eq!(
+        fs::read_to_string(&script).unwrap(),
+        marked.replace("1.0.0", "1.1.0")
+    );
+    assert_eq!(
+        fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
+    let report = json(&output);
+    assert!(report["problems"].as_array().unwrap().iter().any(
+        |p| p["file"] == "link.yaml" && p["message"].as_str().unwrap().contains("not followed")
+    ));
+    let leftovers: Vec<_> = fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn include_and_exclude_limit_the_files_edited_but_not_the_policies_read() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    let marked = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    for dir in ["apps", "apps/skip", "infra"] {
+        fs::create_dir_all(work.path().join(dir)).unwrap();
+        fs::write(work.path().join(dir).join("d.yaml"), marked).unwrap();
+    }
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--include",
+            "apps/**",
+            "--exclude",
+            "apps/skip/*",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let files: Vec<String> = json(&output)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files, ["apps/d.yaml"]);
+    assert_eq!(
+        fs::read_to_string(work.path().join("infra/d.yaml")).unwrap(),
+        marked
+    );
+}
+
+#[test]
+fn unreadable_configuration_is_a_usage_error() {
+    let work = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(work.path())
+        .args(["--registry-snapshot", "/nonexistent.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+    let out = bin().args(["run", "/nonexistent-dir"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = bin()
+        .args(["run"])
+        .arg(work.path())
+        .args(["--include", "a/[b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = bin().args(["run", "--output", "xml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn without_a_registry_source_policies_fail_clearly() {
+    let work = tempfile::tempdir().unwrap();
+    small_tree(work.path());
+    let out = bin().arg("run").arg(work.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pass --registry-snapshot"));
+}
+
+fn select(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = bin()
+        .arg("select")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn select_prints_the_chosen_tag_as_listed() {
+    assert_eq!(
+        select(&["--semver", "^1.0", "1.0.0", "v1.2.0", "2.0.0"], "").1,
+        "v1.2.0\n"
+    );
+    assert_eq!(
+        select(&["--semver", ">=1.0.0"], "1.2\n1.4\n1.3.5\n").1,
+        "1.3.5\n"
+    );
+    assert_eq!(
+        select(
+            &["--semver", ">=1.0.0", "--flavor", "argocd"],
+            "1.2\n1.4\n1.3.5\n"
+        )
+        .1,
+        "1.4\n"
+    );
+    assert_eq!(
+        select(&["--alphabetical", "desc", "b", "a", "c"], "").1,
+        "a\n"
+    );
+    assert_eq!(select(&["--alphabetical", "b", "a", "c"], "").1, "c\n");
+    assert_eq!(
+        select(&["--numerical", "--", "-3", "2.5", "2.25"], "").1,
+        "2.5\n"
+    );
+    let (code, out, _) = select(
+        &[
+            "--numerical",
+            "--filter-pattern",
+            "^build-(?P<n>[0-9]+)$",
+            "--filter-extract",
+            "$n",
+        ],
+        "build-9\nbuild-100\nlatest\n",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "build-100\n"));
+    assert_eq!(select(&["--alphabetical", "x.sig", "a"], "").1, "a\n");
+    assert_eq!(
+        select(
+            &["--alphabetical", "--exclude-tag", "^a$", "x.sig", "a"],
+            ""
+        )
+        .1,
+        "x.sig\n"
+    );
+}
+
+#[test]
+fn select_exit_codes_say_no_match_or_bad_rule() {
+    let (code, out, err) = select(&["--semver", ">=3", "1.0.0"], "");
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert!(err.contains("no tag satisfies semver range >=3"), "{err}");
+    let (code, _, err) = select(&["--semver", "1.0.0p", "1.0.0"], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("1.0.0p"), "{err}");
+    let (code, _, err) = select(&["--alphabetical", "--filter-pattern", "[=", "a"], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("filterTags.pattern"), "{err}");
+    assert_eq!(select(&["1.0.0"], "").0, Some(2));
+    assert_eq!(select(&["--numerical", "1", "x"], "").0, Some(1));
+}
+
+#[test]
+fn select_explain_gives_every_tag_a_reason() {
+    let (code, out, err) = select(
+        &[
+            "--semver",
+            "1.x",
+            "--explain",
+            "1.0.0",
+            "1.1.0",
+            "2.0.0",
+            "latest",
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "1.1.0\n"));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[1].starts_with("* 1.1.0") && lines[1].contains("chosen by semver 1.x"),
+        "{err}"
+    );
+    assert!(lines[2].contains("2.0.0 is outside 1.x"), "{err}");
+    assert!(lines[3].contains("not a version"), "{err}");
+    let (code, _, err) = select(&["--semver", ">=5", "--explain", "1.0.0"], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("1.0.0 is outside >=5"), "{err}");
+}
