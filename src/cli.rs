@@ -249,19 +249,15 @@ fn select(args: SelectArgs) -> ExitCode {
     };
     let result = selector.select(&tags);
     if args.explain {
-        let verdicts = match &result {
-            Ok(choice) => choice.verdicts.clone(),
-            Err(_) => selector.explain(&tags),
-        };
         let mut err = std::io::stderr().lock();
-        for v in verdicts {
+        for v in selector.explain(&tags) {
             let mark = if v.chosen { '*' } else { ' ' };
             let _ = writeln!(err, "{mark} {:<30} {}", v.tag, v.reason);
         }
     }
     match result {
-        Ok(choice) => {
-            println!("{}", choice.tag);
+        Ok(tag) => {
+            println!("{tag}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -408,7 +408,9 @@ fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
     let rule = match rules.len() {
         1 => rules.pop().expect("one rule"),
         0 => {
-            return Err("spec.policy names no rule (semver, alphabetical or numerical)".to_string());
+            return Err(
+                "spec.policy names no rule (semver, alphabetical or numerical)".to_string(),
+            );
         }
         _ => return Err("spec.policy names more than one rule".to_string()),
     };

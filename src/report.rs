@@ -43,11 +43,15 @@ impl Problem {
         }
     }
 
-    /// The same problem, about the whole file rather than one line.
-    pub fn without_line(mut self) -> Problem {
-        self.line = None;
-        self.column = None;
-        self
+    /// A problem with a whole file rather than one line of it.
+    pub fn file(file: &str, severity: Severity, message: impl Into<String>) -> Problem {
+        Problem {
+            file: Some(file.to_string()),
+            line: None,
+            column: None,
+            severity,
+            message: message.into(),
+        }
     }
 
     pub fn general(severity: Severity, message: impl Into<String>) -> Problem {

@@ -79,26 +79,22 @@ pub fn walk(root: &Path, filter: &Filter) -> (Vec<Entry>, Vec<Problem>) {
             Ok(item) => item,
             Err(e) => {
                 let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
-                problems.push(
-                    Problem::at(&path, 0, None, Severity::Error, format!("cannot read: {e}"))
-                        .without_line(),
-                );
+                problems.push(Problem::file(
+                    &path,
+                    Severity::Error,
+                    format!("cannot read: {e}"),
+                ));
                 continue;
             }
         };
         let rel = relative(root, item.path());
         if item.path_is_symlink() {
             if !leads_inside(root, item.path()) {
-                problems.push(
-                    Problem::at(
-                        &rel,
-                        0,
-                        None,
-                        Severity::Info,
-                        "symbolic link leads outside the tree; not followed",
-                    )
-                    .without_line(),
-                );
+                problems.push(Problem::file(
+                    &rel,
+                    Severity::Info,
+                    "symbolic link leads outside the tree; not followed",
+                ));
             }
             continue;
         }

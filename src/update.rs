@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::flux::{self, Declared};
 use crate::image::Reference;
@@ -58,32 +59,22 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
         let new = match rewrite::apply(&file.src, &plan.edits) {
             Ok(new) => new,
             Err(e) => {
-                report.problems.push(
-                    Problem::at(
-                        &file.rel,
-                        0,
-                        None,
-                        Severity::Error,
-                        format!("not rewritten: {e}"),
-                    )
-                    .without_line(),
-                );
+                report.problems.push(Problem::file(
+                    &file.rel,
+                    Severity::Error,
+                    format!("not rewritten: {e}"),
+                ));
                 continue;
             }
         };
         if !options.dry_run
             && let Err(e) = scan::write_atomic(&file.path, new.as_bytes())
         {
-            report.problems.push(
-                Problem::at(
-                    &file.rel,
-                    0,
-                    None,
-                    Severity::Error,
-                    format!("cannot write: {e}"),
-                )
-                .without_line(),
-            );
+            report.problems.push(Problem::file(
+                &file.rel,
+                Severity::Error,
+                format!("cannot write: {e}"),
+            ));
             continue;
         }
         if options.diff {
@@ -101,8 +92,56 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
     report
 }
 
+/// `items.iter().map(f)` on every core, results in input order. Workers take
+/// the next small batch from a shared counter, so expensive items that cluster
+/// (every other file holds markers, say) still spread evenly.
+fn parallel_map<'a, T: Sync, R: Send>(items: &'a [T], f: impl Fn(&'a T) -> R + Sync) -> Vec<R> {
+    const BATCH: usize = 8;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    if workers == 1 || items.len() <= BATCH {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut batches = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= items.len() {
+                            return batches;
+                        }
+                        let end = (start + BATCH).min(items.len());
+                        batches.push((start, items[start..end].iter().map(f).collect()));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(start, _)| *start);
+    done.into_iter().flat_map(|(_, batch)| batch).collect()
+}
+
+/// What one file contributes to the run.
+#[derive(Default)]
+struct Reading {
+    problems: Vec<Problem>,
+    /// The parsed file, when it may hold Flux resources.
+    resources: Option<(String, yaml::Stream)>,
+    marked: Option<MarkedFile>,
+}
+
 /// Reads every file once: Flux resources from any YAML file, markers from the
-/// editable ones. Files are screened by a byte search before any parsing.
+/// editable ones. Files are screened by a byte search before any parsing, and
+/// read and parsed on all cores; the results are merged in walk order.
 fn read_tree(
     root: &Path,
     filter: &Filter,
@@ -110,97 +149,98 @@ fn read_tree(
 ) -> (Vec<MarkedFile>, flux::Resources) {
     let (entries, mut walk_problems) = scan::walk(root, filter);
     problems.append(&mut walk_problems);
+    let readings = parallel_map(&entries, read_file);
     let mut resources = flux::Resources::default();
     let mut marked = Vec::new();
-    let token = memchr::memmem::Finder::new(marker::TOKEN);
-    let group = memchr::memmem::Finder::new(flux::API_GROUP);
-    for entry in entries {
-        let bytes = match std::fs::read(&entry.path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                problems.push(
-                    Problem::at(
-                        &entry.rel,
-                        0,
-                        None,
-                        Severity::Error,
-                        format!("cannot read: {e}"),
-                    )
-                    .without_line(),
-                );
-                continue;
-            }
-        };
-        let has_marker = token.find(&bytes).is_some();
-        let has_resource = group.find(&bytes).is_some();
-        if !has_marker && !has_resource {
-            continue;
-        }
-        if !scan::is_yaml_name(&entry.rel) {
-            if has_marker && !entry.rel.ends_with(".md") {
-                problems.push(
-                    Problem::at(&entry.rel, 0, None, Severity::Info, "mentions $imagepolicy, but markers are read only in *.yaml, *.yml and Kustomization files")
-                        .without_line(),
-                );
-            }
-            continue;
-        }
-        let src = match String::from_utf8(bytes) {
-            Ok(src) => src,
-            Err(e) => {
-                problems.push(
-                    Problem::at(
-                        &entry.rel,
-                        0,
-                        None,
-                        Severity::Error,
-                        format!("not UTF-8 text ({e}); left untouched"),
-                    )
-                    .without_line(),
-                );
-                continue;
-            }
-        };
-        let stream = match yaml::parse(&src) {
-            Ok(stream) => stream,
-            Err(e) => {
-                problems.push(Problem::at(
-                    &entry.rel,
-                    e.line,
-                    Some(e.column),
-                    Severity::Error,
-                    format!("malformed YAML: {}; file left untouched", e.message),
-                ));
-                continue;
-            }
-        };
-        if has_resource {
+    for reading in readings {
+        problems.extend(reading.problems);
+        if let Some((rel, stream)) = reading.resources {
             for document in &stream.documents {
-                resources.read(&entry.rel, &document.root);
+                resources.read(&rel, &document.root);
             }
         }
-        if has_marker && entry.editable {
-            let found = marker::find(&src, &stream);
-            problems.extend(found.ignored.into_iter().map(|i| {
-                Problem::at(
-                    &entry.rel,
-                    i.line,
-                    Some(i.column),
-                    Severity::Warning,
-                    format!("marker ignored: {}", i.reason),
-                )
-            }));
-            if !found.markers.is_empty() {
-                marked.push(MarkedFile {
-                    rel: entry.rel,
-                    path: entry.path,
-                    src,
-                    markers: found.markers,
-                });
-            }
-        }
+        marked.extend(reading.marked);
     }
     (marked, resources)
+}
+
+fn read_file(entry: &scan::Entry) -> Reading {
+    let mut reading = Reading::default();
+    let rel = entry.rel.as_str();
+    let bytes = match std::fs::read(&entry.path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            reading.problems.push(Problem::file(
+                rel,
+                Severity::Error,
+                format!("cannot read: {e}"),
+            ));
+            return reading;
+        }
+    };
+    let has_marker = memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
+    let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some();
+    if !has_marker && !has_resource {
+        return reading;
+    }
+    if !scan::is_yaml_name(rel) {
+        if has_marker && !rel.ends_with(".md") {
+            reading.problems.push(Problem::file(
+                rel,
+                Severity::Info,
+                "mentions $imagepolicy, but markers are read only in *.yaml, *.yml and Kustomization files",
+            ));
+        }
+        return reading;
+    }
+    let src = match String::from_utf8(bytes) {
+        Ok(src) => src,
+        Err(e) => {
+            reading.problems.push(Problem::file(
+                rel,
+                Severity::Error,
+                format!("not UTF-8 text ({e}); left untouched"),
+            ));
+            return reading;
+        }
+    };
+    let stream = match yaml::parse(&src) {
+        Ok(stream) => stream,
+        Err(e) => {
+            reading.problems.push(Problem::at(
+                rel,
+                e.line,
+                Some(e.column),
+                Severity::Error,
+                format!("malformed YAML: {}; file left untouched", e.message),
+            ));
+            return reading;
+        }
+    };
+    if has_marker && entry.editable {
+        let found = marker::find(&src, &stream);
+        reading.problems.extend(found.ignored.into_iter().map(|i| {
+            Problem::at(
+                rel,
+                i.line,
+                Some(i.column),
+                Severity::Warning,
+                format!("marker ignored: {}", i.reason),
+            )
+        }));
+        if !found.markers.is_empty() {
+            reading.marked = Some(MarkedFile {
+                rel: rel.to_string(),
+                path: entry.path.clone(),
+                src,
+                markers: found.markers,
+            });
+        }
+    }
+    if has_resource {
+        reading.resources = Some((rel.to_string(), stream));
+    }
+    reading
 }
 
 /// The digest each policy's full markers already pin, by tag: what Flux's
@@ -254,16 +294,14 @@ fn resolve(
         .zip(registry.tags(&repositories))
         .collect();
 
-    let mut chosen: Vec<Result<(&Policy, String), String>> = Vec::new();
-    for d in declared {
-        chosen.push(d.policy.as_ref().map_err(Clone::clone).and_then(|p| {
-            let tags = listed[&p.repository]
-                .as_ref()
-                .map_err(ToString::to_string)?;
-            let choice = p.selector.select(tags).map_err(|e| e.to_string())?;
-            Ok((p, choice.tag))
-        }));
-    }
+    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared, |d| {
+        let p = d.policy.as_ref().map_err(Clone::clone)?;
+        let tags = listed[&p.repository]
+            .as_ref()
+            .map_err(ToString::to_string)?;
+        let tag = p.selector.select(tags).map_err(|e| e.to_string())?;
+        Ok((p, tag))
+    });
 
     let mut lookups = Vec::new();
     for (p, tag) in chosen.iter().flatten() {

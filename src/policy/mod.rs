@@ -9,7 +9,10 @@
 
 pub mod semver;
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -127,19 +130,22 @@ impl TagFilter {
     }
 
     /// The value the rule sees for `tag`, or `None` when the pattern does not match.
-    fn apply(&self, tag: &str) -> Option<String> {
-        let captures = self.pattern.captures(tag)?;
+    fn apply<'t>(&self, tag: &'t str) -> Option<Cow<'t, str>> {
         if self.extract.is_empty() {
-            return Some(tag.to_string());
+            return self.pattern.is_match(tag).then_some(Cow::Borrowed(tag));
         }
+        let captures = self.pattern.captures(tag)?;
         let mut out = String::new();
         captures.expand(&self.extract, &mut out);
-        Some(out)
+        Some(Cow::Owned(out))
     }
 }
 
 /// Flux's default `exclusionList` when a repository sets none.
 pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
+
+static DEFAULT_EXCLUSION_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(DEFAULT_EXCLUSION).expect("the default exclusion is valid"));
 
 /// Everything that decides which tag wins.
 #[derive(Debug, Clone)]
@@ -180,7 +186,7 @@ impl SelectError {
     }
 }
 
-/// What happened to one listed tag.
+/// What happened to one listed tag, described for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub tag: String,
@@ -189,11 +195,20 @@ pub struct Verdict {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
-    pub tag: String,
-    /// One entry per listed tag, in listing order.
-    pub verdicts: Vec<Verdict>,
+/// What happened to one listed tag; cheap to record for every tag of every
+/// policy, described only when someone asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Index into `Selector::exclusions`.
+    Excluded(usize),
+    Unmatched,
+    /// Another tag listed later extracts the same value.
+    Shadowed,
+    NotAVersion,
+    OutOfRange,
+    /// A candidate that lost to the chosen tag.
+    Outranked,
+    Chosen,
 }
 
 impl Selector {
@@ -201,9 +216,7 @@ impl Selector {
         Selector {
             rule,
             filter: None,
-            exclusions: vec![
-                Regex::new(DEFAULT_EXCLUSION).expect("the default exclusion is valid"),
-            ],
+            exclusions: vec![DEFAULT_EXCLUSION_RE.clone()],
             flavor,
         }
     }
@@ -223,58 +236,90 @@ impl Selector {
         Ok(self)
     }
 
-    /// The latest tag, with a verdict for every listed tag.
-    pub fn select<S: AsRef<str>>(&self, tags: &[S]) -> Result<Choice, SelectError> {
-        let (verdicts, winner) = self.evaluate(tags);
-        let winner = winner?;
-        Ok(Choice {
-            tag: verdicts[winner].tag.clone(),
-            verdicts,
-        })
+    /// The latest tag, exactly as listed.
+    pub fn select<S: AsRef<str>>(&self, tags: &[S]) -> Result<String, SelectError> {
+        let (_, winner) = self.evaluate(tags);
+        Ok(tags[winner?].as_ref().to_string())
     }
 
     /// Why each listed tag was kept or rejected, also when nothing qualifies.
     pub fn explain<S: AsRef<str>>(&self, tags: &[S]) -> Vec<Verdict> {
-        self.evaluate(tags).0
+        let (reasons, _) = self.evaluate(tags);
+        tags.iter()
+            .zip(reasons)
+            .map(|(tag, reason)| Verdict {
+                tag: tag.as_ref().to_string(),
+                chosen: reason == Reason::Chosen,
+                reason: self.describe(tag.as_ref(), reason),
+            })
+            .collect()
     }
 
-    fn evaluate<S: AsRef<str>>(&self, tags: &[S]) -> (Vec<Verdict>, Result<usize, SelectError>) {
-        let mut verdicts: Vec<Verdict> = tags
-            .iter()
-            .map(|t| Verdict {
-                tag: t.as_ref().to_string(),
-                chosen: false,
-                reason: String::new(),
-            })
-            .collect();
-        // Extracted value -> index of the listed tag it came from. As in Flux,
-        // when two tags extract the same value, the one listed last maps back.
-        let mut values: Vec<(String, usize)> = Vec::new();
-        for (i, verdict) in verdicts.iter_mut().enumerate() {
-            let tag = verdict.tag.as_str();
-            if let Some(re) = self.exclusions.iter().find(|re| re.is_match(tag)) {
-                verdict.reason = format!("excluded by exclusionList /{re}/");
+    fn describe(&self, tag: &str, reason: Reason) -> String {
+        let value = || match &self.filter {
+            Some(filter) => filter.apply(tag).unwrap_or_default(),
+            None => Cow::Borrowed(tag),
+        };
+        match (reason, &self.rule) {
+            (Reason::Excluded(i), _) => {
+                format!("excluded by exclusionList /{}/", self.exclusions[i])
+            }
+            (Reason::Unmatched, _) => match &self.filter {
+                Some(f) => format!("does not match filterTags.pattern /{}/", f.pattern),
+                None => "does not match the filter".to_string(),
+            },
+            (Reason::Shadowed, _) => "extracts the same value as a later tag".to_string(),
+            (Reason::NotAVersion, _) if self.flavor == Flavor::Flux => {
+                format!(
+                    "{:?} is not a version (Flux requires MAJOR.MINOR.PATCH)",
+                    value()
+                )
+            }
+            (Reason::NotAVersion, _) => format!("{:?} is not a version", value()),
+            (Reason::OutOfRange, Rule::Semver(c)) => format!("{} is outside {c}", value()),
+            (Reason::OutOfRange, _) => "out of range".to_string(),
+            (Reason::Outranked, Rule::Semver(_)) => {
+                "in range, but older than the chosen tag".to_string()
+            }
+            (Reason::Outranked, Rule::Alphabetical(o) | Rule::Numerical(o)) => {
+                format!("sorts {} the chosen tag", before(*o))
+            }
+            (Reason::Chosen, rule) => format!("chosen by {rule}"),
+        }
+    }
+
+    /// One reason per listed tag, and the index of the winner.
+    fn evaluate<S: AsRef<str>>(&self, tags: &[S]) -> (Vec<Reason>, Result<usize, SelectError>) {
+        let mut reasons = vec![Reason::Outranked; tags.len()];
+        // The values the rule compares, each with the listed tag it maps back
+        // to. As in Flux, when two tags extract the same value, the one
+        // listed last wins the value.
+        let mut values: Vec<(Cow<str>, usize)> = Vec::with_capacity(tags.len());
+        let mut slots: HashMap<Cow<str>, usize> = HashMap::with_capacity(tags.len());
+        for (i, tag) in tags.iter().enumerate() {
+            let tag = tag.as_ref();
+            if let Some(e) = self.exclusions.iter().position(|re| re.is_match(tag)) {
+                reasons[i] = Reason::Excluded(e);
                 continue;
             }
             let value = match &self.filter {
-                None => tag.to_string(),
+                None => Cow::Borrowed(tag),
                 Some(filter) => match filter.apply(tag) {
                     Some(v) => v,
                     None => {
-                        verdict.reason =
-                            format!("does not match filterTags.pattern /{}/", filter.pattern);
+                        reasons[i] = Reason::Unmatched;
                         continue;
                     }
                 },
             };
-            match values.iter_mut().find(|(v, _)| *v == value) {
-                Some(slot) => slot.1 = i,
-                None => values.push((value, i)),
-            }
-        }
-        for (i, verdict) in verdicts.iter_mut().enumerate() {
-            if verdict.reason.is_empty() && !values.iter().any(|(_, j)| *j == i) {
-                verdict.reason = "extracts the same value as a later tag".to_string();
+            match slots.get(&value) {
+                Some(&slot) => {
+                    reasons[std::mem::replace(&mut values[slot].1, i)] = Reason::Shadowed
+                }
+                None => {
+                    slots.insert(value.clone(), values.len());
+                    values.push((value, i));
+                }
             }
         }
         if values.is_empty() {
@@ -286,88 +331,60 @@ impl Selector {
                     tags.len()
                 )
             };
-            return (verdicts, Err(SelectError::NoTags(why)));
+            return (reasons, Err(SelectError::NoTags(why)));
         }
-        let winner = match self.rank(&values, &mut verdicts) {
+        let winner = match self.rank(&values, &mut reasons, tags) {
             Ok(w) => w,
-            Err(e) => return (verdicts, Err(e)),
+            Err(e) => return (reasons, Err(e)),
         };
-        verdicts[winner].chosen = true;
-        verdicts[winner].reason = format!("chosen by {}", self.rule);
-        (verdicts, Ok(winner))
+        reasons[winner] = Reason::Chosen;
+        (reasons, Ok(winner))
     }
 
     /// The index of the winning listed tag among the filtered values.
-    fn rank(
+    fn rank<S: AsRef<str>>(
         &self,
-        values: &[(String, usize)],
-        verdicts: &mut [Verdict],
+        values: &[(Cow<str>, usize)],
+        reasons: &mut [Reason],
+        tags: &[S],
     ) -> Result<usize, SelectError> {
-        Ok(match &self.rule {
-            Rule::Semver(c) => self.semver(c, values, verdicts)?,
-            Rule::Alphabetical(order) => {
-                let best = if *order == Order::Asc {
-                    values.iter().max_by(|a, b| a.0.cmp(&b.0))
-                } else {
-                    values.iter().min_by(|a, b| a.0.cmp(&b.0))
-                };
-                let best = best.expect("values is not empty").1;
-                for (_, i) in values {
-                    verdicts[*i].reason = format!("sorts {} the chosen tag", before(*order));
-                }
-                best
-            }
-            Rule::Numerical(order) => {
-                let mut best: Option<(f64, usize)> = None;
+        let winner = match &self.rule {
+            Rule::Semver(constraints) => {
+                let mut candidates = Vec::new();
                 for (value, i) in values {
-                    let n: f64 = value.parse().map_err(|_| SelectError::Unparseable {
-                        tag: verdicts[*i].tag.clone(),
+                    match self.flavor.parse_tag(value) {
+                        Err(_) => reasons[*i] = Reason::NotAVersion,
+                        Ok(v) if !constraints.matches(&v) => reasons[*i] = Reason::OutOfRange,
+                        Ok(v) => candidates.push((v, value.as_ref())),
+                    }
+                }
+                let best = semver::best(candidates, self.flavor)
+                    .ok_or_else(|| SelectError::NoMatch(format!("semver range {constraints}")))?;
+                values.iter().find(|(v, _)| v == best)
+            }
+            Rule::Alphabetical(Order::Asc) => values.iter().max_by(|a, b| a.0.cmp(&b.0)),
+            Rule::Alphabetical(Order::Desc) => values.iter().min_by(|a, b| a.0.cmp(&b.0)),
+            Rule::Numerical(order) => {
+                // Flux parses every value first: one that does not parse fails
+                // the policy; among equal numbers the first listed wins.
+                let mut best: Option<(f64, &(Cow<str>, usize))> = None;
+                for entry in values {
+                    let n: f64 = entry.0.parse().map_err(|_| SelectError::Unparseable {
+                        tag: tags[entry.1].as_ref().to_string(),
                         rule: self.rule.to_string(),
                     })?;
-                    let better = match best {
-                        None => true,
-                        Some((b, _)) => {
-                            (*order == Order::Asc && n > b) || (*order == Order::Desc && n < b)
-                        }
-                    };
+                    let better = best.is_none_or(|(b, _)| match order {
+                        Order::Asc => n > b,
+                        Order::Desc => n < b,
+                    });
                     if better {
-                        best = Some((n, *i));
+                        best = Some((n, entry));
                     }
-                    verdicts[*i].reason = format!("sorts {} the chosen tag", before(*order));
                 }
-                best.expect("values is not empty").1
+                best.map(|(_, entry)| entry)
             }
-        })
-    }
-
-    fn semver(
-        &self,
-        constraints: &Constraints,
-        values: &[(String, usize)],
-        verdicts: &mut [Verdict],
-    ) -> Result<usize, SelectError> {
-        let mut candidates: Vec<&str> = Vec::new();
-        for (value, i) in values {
-            let parsed = self.flavor.parse_tag(value);
-            verdicts[*i].reason = match parsed {
-                Err(_) if self.flavor == Flavor::Flux => {
-                    format!("{value:?} is not a version (Flux requires MAJOR.MINOR.PATCH)")
-                }
-                Err(_) => format!("{value:?} is not a version"),
-                Ok(v) if !constraints.matches(&v) => format!("{v} is outside {constraints}"),
-                Ok(_) => {
-                    candidates.push(value);
-                    "in range, but older than the chosen tag".to_string()
-                }
-            };
-        }
-        let best = semver::latest(constraints, &candidates, self.flavor)
-            .ok_or_else(|| SelectError::NoMatch(format!("semver range {constraints}")))?;
-        Ok(values
-            .iter()
-            .find(|(v, _)| v == best)
-            .expect("the winner is one of the values")
-            .1)
+        };
+        Ok(winner.expect("values is not empty").1)
     }
 }
 

@@ -636,14 +636,23 @@ impl Flavor {
 /// listed, because it only replaces its pick with a strictly greater
 /// version, while Argo ends up with the byte-wise greatest tag text.
 pub fn latest<'a>(constraints: &Constraints, tags: &[&'a str], flavor: Flavor) -> Option<&'a str> {
+    best(
+        tags.iter().filter_map(|&tag| {
+            let version = flavor.parse_tag(tag).ok()?;
+            constraints.matches(&version).then_some((version, tag))
+        }),
+        flavor,
+    )
+}
+
+/// The winner among already parsed and matched candidates, in listing order,
+/// by the flavour's rule for equal versions (see [`latest`]).
+pub fn best<'a>(
+    candidates: impl IntoIterator<Item = (Version, &'a str)>,
+    flavor: Flavor,
+) -> Option<&'a str> {
     let mut best: Option<(Version, &'a str)> = None;
-    for &tag in tags {
-        let Ok(version) = flavor.parse_tag(tag) else {
-            continue;
-        };
-        if !constraints.matches(&version) {
-            continue;
-        }
+    for (version, tag) in candidates {
         let better = match &best {
             None => true,
             Some((best_version, best_tag)) => match version.cmp(best_version) {

@@ -49,7 +49,7 @@ fn flux_policy_conformance_cases() {
             RuleError::InvalidPolicy(_) => "invalid-policy",
             RuleError::InvalidFilter(_) => "invalid-filter",
         });
-        let got = got.and_then(|s| s.select(&tags).map(|c| c.tag).map_err(|e| e.class()));
+        let got = got.and_then(|s| s.select(&tags).map_err(|e| e.class()));
         match (expected.str_at(&["latest"]), expected.str_at(&["error"])) {
             (Some(latest), _) => assert_eq!(got, Ok(latest.to_string()), "case {name}"),
             (None, Some(error)) => assert_eq!(got, Err(error), "case {name}"),
@@ -61,7 +61,7 @@ fn flux_policy_conformance_cases() {
 }
 
 fn select(selector: &Selector, tags: &[&str]) -> Result<String, SelectError> {
-    selector.select(tags).map(|c| c.tag)
+    selector.select(tags)
 }
 
 #[test]
@@ -115,10 +115,10 @@ fn flavours_differ_on_short_tags() {
 fn extract_collisions_map_back_to_the_last_listed_tag() {
     let mut s = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
     s.filter = Some(TagFilter::new("^(?:a|b)-([0-9]+)$", "$1").unwrap());
-    let choice = s.select(&["a-5", "b-5", "a-3"]).unwrap();
-    assert_eq!(choice.tag, "b-5");
+    let tags = ["a-5", "b-5", "a-3"];
+    assert_eq!(s.select(&tags).unwrap(), "b-5");
     assert!(
-        choice.verdicts[0]
+        s.explain(&tags)[0]
             .reason
             .contains("same value as a later tag")
     );
@@ -129,10 +129,9 @@ fn every_tag_gets_a_verdict() {
     let mut s = Selector::new(Rule::semver("^1.0").unwrap(), Flavor::Flux);
     s.filter = Some(TagFilter::new("^v?[0-9]", "").unwrap());
     let tags = ["1.0.0", "1.2.0", "2.0.0", "1.1", "latest", "x.sig", "1.1.0"];
-    let choice = s.select(&tags).unwrap();
-    assert_eq!(choice.tag, "1.2.0");
-    let reasons: Vec<(&str, bool, &str)> = choice
-        .verdicts
+    assert_eq!(s.select(&tags).unwrap(), "1.2.0");
+    let verdicts = s.explain(&tags);
+    let reasons: Vec<(&str, bool, &str)> = verdicts
         .iter()
         .map(|v| (v.tag.as_str(), v.chosen, v.reason.as_str()))
         .collect();
