@@ -417,3 +417,51 @@ fn select_explain_gives_every_tag_a_reason() {
     assert_eq!(code, Some(1));
     assert!(err.contains("1.0.0 is outside >=5"), "{err}");
 }
+
+#[test]
+fn readme_example_command_works_offline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let command = "cargo run -q -- run examples/flux --registry-snapshot examples/flux.snapshot.json --dry-run --diff";
+    assert!(
+        readme.contains(command),
+        "README no longer shows the example command"
+    );
+    assert!(
+        readme.contains("\nscripts/test.sh\n"),
+        "README no longer shows the test command"
+    );
+    let before = tree(&root.join("examples"));
+    let out = bin()
+        .current_dir(root)
+        .args([
+            "run",
+            "examples/flux",
+            "--registry-snapshot",
+            "examples/flux.snapshot.json",
+            "--dry-run",
+            "--diff",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("+          image: ghcr.io/stefanprodan/podinfo:6.6.0 # {\"$imagepolicy\": \"flux-system:podinfo\"}\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "+      tag: \"7.2.5-alpine\" # {\"$imagepolicy\": \"flux-system:redis:tag\"}\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "infrastructure/ingress.yaml:12:18: warning: marker flux-system:podinfo not applied"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        tree(&root.join("examples")),
+        before,
+        "the dry run wrote files"
+    );
+}
