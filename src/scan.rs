@@ -65,48 +65,48 @@ pub fn is_yaml_name(rel: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
-/// Every regular file under `root`, in a stable (sorted) order.
-pub fn walk(root: &Path, filter: &Filter) -> (Vec<Entry>, Vec<Problem>) {
-    let mut entries = Vec::new();
-    let mut problems = Vec::new();
-    let walker = walkdir::WalkDir::new(root)
+/// Every regular file under `root`, in a stable (sorted) order, lazily, so
+/// that files can be read while the walk goes on. `Err` is something to
+/// report: an unreadable directory, or a link that leads out of the tree.
+pub fn walk<'a>(
+    root: &'a Path,
+    filter: &'a Filter,
+) -> impl Iterator<Item = Result<Entry, Problem>> + 'a {
+    walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && e.file_name() == ".git"));
-    for item in walker {
-        let item = match item {
-            Ok(item) => item,
-            Err(e) => {
-                let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
-                problems.push(Problem::file(
-                    &path,
-                    Severity::Error,
-                    format!("cannot read: {e}"),
-                ));
-                continue;
+        .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && e.file_name() == ".git"))
+        .filter_map(move |item| {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
+                    return Some(Err(Problem::file(
+                        &path,
+                        Severity::Error,
+                        format!("cannot read: {e}"),
+                    )));
+                }
+            };
+            let rel = relative(root, item.path());
+            if item.path_is_symlink() {
+                return (!leads_inside(root, item.path())).then(|| {
+                    Err(Problem::file(
+                        &rel,
+                        Severity::Info,
+                        "symbolic link leads outside the tree; not followed",
+                    ))
+                });
             }
-        };
-        let rel = relative(root, item.path());
-        if item.path_is_symlink() {
-            if !leads_inside(root, item.path()) {
-                problems.push(Problem::file(
-                    &rel,
-                    Severity::Info,
-                    "symbolic link leads outside the tree; not followed",
-                ));
-            }
-            continue;
-        }
-        if item.file_type().is_file() {
-            entries.push(Entry {
-                editable: filter.allows(&rel),
-                rel,
-                path: item.into_path(),
-            });
-        }
-    }
-    (entries, problems)
+            item.file_type().is_file().then(|| {
+                Ok(Entry {
+                    editable: filter.allows(&rel),
+                    rel,
+                    path: item.into_path(),
+                })
+            })
+        })
 }
 
 fn relative(root: &Path, path: &Path) -> String {

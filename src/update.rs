@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use crate::flux::{self, Declared};
 use crate::image::Reference;
@@ -92,42 +92,52 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
     report
 }
 
-/// `items.iter().map(f)` on every core, results in input order. Workers take
-/// the next small batch from a shared counter, so expensive items that cluster
-/// (every other file holds markers, say) still spread evenly.
-fn parallel_map<'a, T: Sync, R: Send>(items: &'a [T], f: impl Fn(&'a T) -> R + Sync) -> Vec<R> {
-    const BATCH: usize = 8;
+/// `items.map(f)` on every core, results in input order. The calling thread
+/// feeds the workers as it produces items (walking the tree, say), and each
+/// worker takes the next item when it is free, so expensive items that
+/// cluster still spread evenly.
+fn parallel_map<T: Send, R: Send>(
+    items: impl Iterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    if workers == 1 || items.len() <= BATCH {
-        return items.iter().map(f).collect();
+    if workers == 1 {
+        return items.map(f).collect();
     }
-    let next = AtomicUsize::new(0);
-    let (f, next) = (&f, &next);
-    let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+    let (send, receive) = mpsc::channel::<(usize, T)>();
+    let receive = Mutex::new(receive);
+    let (f, receive) = (&f, &receive);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(move || {
-                    let mut batches = Vec::new();
+                    let mut done = Vec::new();
                     loop {
-                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if start >= items.len() {
-                            return batches;
-                        }
-                        let end = (start + BATCH).min(items.len());
-                        batches.push((start, items[start..end].iter().map(f).collect()));
+                        let next = receive
+                            .lock()
+                            .expect("no worker panics holding the lock")
+                            .recv();
+                        let Ok((i, item)) = next else {
+                            return done;
+                        };
+                        done.push((i, f(item)));
                     }
                 })
             })
             .collect();
+        for item in items.enumerate() {
+            send.send(item).expect("the workers outlive the sender");
+        }
+        drop(send);
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a worker thread panicked"))
             .collect()
     });
-    done.sort_unstable_by_key(|(start, _)| *start);
-    done.into_iter().flat_map(|(_, batch)| batch).collect()
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What one file contributes to the run.
@@ -147,9 +157,13 @@ fn read_tree(
     filter: &Filter,
     problems: &mut Vec<Problem>,
 ) -> (Vec<MarkedFile>, flux::Resources) {
-    let (entries, mut walk_problems) = scan::walk(root, filter);
-    problems.append(&mut walk_problems);
-    let readings = parallel_map(&entries, read_file);
+    let readings = parallel_map(scan::walk(root, filter), |entry| match entry {
+        Ok(entry) => read_file(&entry),
+        Err(problem) => Reading {
+            problems: vec![problem],
+            ..Reading::default()
+        },
+    });
     let mut resources = flux::Resources::default();
     let mut marked = Vec::new();
     for reading in readings {
@@ -294,7 +308,7 @@ fn resolve(
         .zip(registry.tags(&repositories))
         .collect();
 
-    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared, |d| {
+    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
         let p = d.policy.as_ref().map_err(Clone::clone)?;
         let tags = listed[&p.repository]
             .as_ref()
