@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::image::Repository;
+use crate::image::{Repository, redact_credentials};
 use crate::policy::{
     DigestReflection, Flavor, Order, Policy, PolicyId, Rule, RuleError, Selector, TagFilter,
 };
@@ -61,6 +61,7 @@ struct PolicySpec {
 #[derive(Debug)]
 struct Automation {
     meta: Meta,
+    suspended: bool,
     path: Result<String, String>,
     selector: Option<Result<LabelSelector, String>>,
 }
@@ -175,6 +176,7 @@ impl Resources {
         let meta = Meta {
             namespace: root
                 .str_at(&["metadata", "namespace"])
+                .filter(|ns| !ns.is_empty())
                 .unwrap_or("default")
                 .to_string(),
             name: root
@@ -200,6 +202,19 @@ impl Resources {
             ));
             return;
         }
+        if let Some(first) = self.declared_at(kind, &meta) {
+            self.problems.push(Problem::at(
+                file,
+                line,
+                None,
+                Severity::Error,
+                format!(
+                    "{kind} {}/{} is declared twice (first at {}:{}); this one is ignored",
+                    meta.namespace, meta.name, first.file, first.line
+                ),
+            ));
+            return;
+        }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
         match kind {
             "ImageRepository" => self.repositories.push(ImageRepository {
@@ -219,16 +234,18 @@ impl Resources {
             "ImagePolicy" => self.policies.push(ImagePolicy {
                 repository: (
                     spec.str_at(&["imageRepositoryRef", "namespace"])
+                        .filter(|ns| !ns.is_empty())
                         .unwrap_or(&meta.namespace)
                         .to_string(),
                     spec.str_at(&["imageRepositoryRef", "name"])
                         .unwrap_or_default()
                         .to_string(),
                 ),
-                spec: policy_spec(spec),
+                spec: policy_spec(spec, version),
                 meta,
             }),
             _ => self.automations.push(Automation {
+                suspended: spec.str_at(&["suspend"]) == Some("true"),
                 path: update_path(spec),
                 selector: spec
                     .get("policySelector")
@@ -241,7 +258,6 @@ impl Resources {
 
     /// Resolves references and scopes into the engine's policies.
     pub fn declare(&mut self) -> Vec<Declared> {
-        self.check_duplicates();
         for a in &self.automations {
             let problem = |m: String| {
                 Problem::at(
@@ -258,6 +274,18 @@ impl Resources {
                     a.meta.name
                 )));
             }
+            if a.suspended {
+                self.problems.push(Problem::at(
+                    &a.meta.origin.file,
+                    a.meta.origin.line,
+                    None,
+                    Severity::Info,
+                    format!(
+                        "ImageUpdateAutomation {}/{} is suspended; its markers are not applied",
+                        a.meta.namespace, a.meta.name
+                    ),
+                ));
+            }
             if let Some(Err(e)) = &a.selector {
                 self.problems.push(problem(format!(
                     "ImageUpdateAutomation {}: policySelector: {e}",
@@ -273,7 +301,10 @@ impl Resources {
                     (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1)
                 });
                 Declared {
-                    image: repo.and_then(|r| r.image.clone()).unwrap_or_default(),
+                    image: repo
+                        .and_then(|r| r.image.as_deref())
+                        .map(|i| redact_credentials(i).into_owned())
+                        .unwrap_or_default(),
                     rule: p
                         .spec
                         .as_ref()
@@ -312,6 +343,12 @@ impl Resources {
             .image
             .as_deref()
             .ok_or_else(|| format!("ImageRepository {ns}/{name} has no spec.image"))?;
+        if redact_credentials(image) != image {
+            return Err(format!(
+                "ImageRepository {ns}/{name}: spec.image {:?} carries credentials; use spec.secretRef",
+                redact_credentials(image)
+            ));
+        }
         if image.contains('@') || crate::image::Reference::split(image).tag.is_some() {
             return Err(format!(
                 "ImageRepository {ns}/{name}: spec.image {image:?} must not have a tag or digest"
@@ -338,7 +375,7 @@ impl Resources {
         Scope::Paths(
             self.automations
                 .iter()
-                .filter(|a| a.meta.namespace == p.meta.namespace)
+                .filter(|a| a.meta.namespace == p.meta.namespace && !a.suspended)
                 .filter(|a| match &a.selector {
                     None => true,
                     Some(Ok(selector)) => selector.matches(&p.meta.labels),
@@ -354,39 +391,19 @@ impl Resources {
         )
     }
 
-    fn check_duplicates(&mut self) {
-        let mut seen: BTreeMap<(&str, &str, &str), &Origin> = BTreeMap::new();
-        let metas = self
-            .repositories
-            .iter()
-            .map(|r| ("ImageRepository", &r.meta))
-            .chain(self.policies.iter().map(|p| ("ImagePolicy", &p.meta)))
-            .chain(
-                self.automations
-                    .iter()
-                    .map(|a| ("ImageUpdateAutomation", &a.meta)),
-            );
-        let mut problems = Vec::new();
-        for (kind, meta) in metas {
-            if let Some(first) = seen.insert((kind, &meta.namespace, &meta.name), &meta.origin) {
-                problems.push(Problem::at(
-                    &meta.origin.file,
-                    meta.origin.line,
-                    None,
-                    Severity::Error,
-                    format!(
-                        "{kind} {}/{} is declared twice (first at {}:{}); the later one is ignored",
-                        meta.namespace, meta.name, first.file, first.line
-                    ),
-                ));
-                seen.insert((kind, &meta.namespace, &meta.name), first);
-            }
+    /// Where a resource of this kind and name was first declared.
+    fn declared_at(&self, kind: &str, meta: &Meta) -> Option<&Origin> {
+        let same = |m: &&Meta| m.namespace == meta.namespace && m.name == meta.name;
+        match kind {
+            "ImageRepository" => self.repositories.iter().map(|r| &r.meta).find(same),
+            "ImagePolicy" => self.policies.iter().map(|p| &p.meta).find(same),
+            _ => self.automations.iter().map(|a| &a.meta).find(same),
         }
-        self.problems.extend(problems);
+        .map(|m| &m.origin)
     }
 }
 
-fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
+fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
     let policy = spec.get("policy").ok_or("spec.policy is missing")?;
     let mut rules = Vec::new();
     if let Some(semver) = policy.get("semver") {
@@ -424,7 +441,13 @@ fn policy_spec(spec: &Node) -> Result<PolicySpec, String> {
         ),
         _ => None,
     };
-    let digest = match spec.str_at(&["digestReflectionPolicy"]).unwrap_or("Never") {
+    // v1beta1 has no digestReflectionPolicy; the API server would drop it.
+    let reflection = if version == "v1beta1" {
+        None
+    } else {
+        spec.str_at(&["digestReflectionPolicy"])
+    };
+    let digest = match reflection.unwrap_or("Never") {
         "Never" => DigestReflection::Never,
         "IfNotPresent" => DigestReflection::IfNotPresent,
         "Always" => DigestReflection::Always,
@@ -641,6 +664,58 @@ mod tests {
                 .admits("clusters/prod/x.yaml", &db.id)
                 .unwrap_err()
                 .contains("own namespace (data)")
+        );
+    }
+
+    #[test]
+    fn the_first_of_two_declarations_wins() {
+        let policy = |range: &str| {
+            format!(
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: '{range}'}}}}}}\n"
+            )
+        };
+        let (declared, problems) = declare(&[
+            ("a.yaml", &policy(">=1.0.0")),
+            ("b.yaml", &policy("1.0.x")),
+            ("r.yaml", REPO),
+        ]);
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].rule, "semver >=1.0.0");
+        assert!(
+            problems[0]
+                .message
+                .contains("declared twice (first at a.yaml:1); this one is ignored"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_an_image_are_refused_and_never_shown() {
+        let repo = REPO.replace(
+            "image: ghcr.io/acme/web",
+            "image: 'robot:s3cr3t@ghcr.io/acme/web'",
+        );
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n";
+        let (declared, _) = declare(&[("p.yaml", policy), ("r.yaml", &repo)]);
+        let err = declared[0].policy.as_ref().unwrap_err();
+        assert!(
+            err.contains("credentials") && !err.contains("s3cr3t"),
+            "{err}"
+        );
+        assert!(!declared[0].image.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn suspended_automations_apply_nothing_and_v1beta1_has_no_digest_reflection() {
+        let auto = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec: {suspend: true}\n";
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1beta1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}, digestReflectionPolicy: Always}\n";
+        let (declared, problems) =
+            declare(&[("a.yaml", auto), ("p.yaml", policy), ("r.yaml", REPO)]);
+        assert!(declared[0].scope.admits("x.yaml", &declared[0].id).is_err());
+        assert!(problems.iter().any(|p| p.message.contains("suspended")));
+        assert_eq!(
+            declared[0].policy.as_ref().unwrap().digest,
+            DigestReflection::Never
         );
     }
 

@@ -125,6 +125,19 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
+/// `text` with any `user:password@` before the host replaced by `***@`, so an
+/// image someone wrote with credentials in it is never printed as written.
+pub fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    let host_end = text[after_scheme..]
+        .find('/')
+        .map_or(text.len(), |i| after_scheme + i);
+    match text[after_scheme..host_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..after_scheme], &text[after_scheme + at..]).into(),
+        None => text.into(),
+    }
+}
+
 /// OCI tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn is_valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
@@ -231,6 +244,23 @@ mod tests {
             (r.name, r.tag, r.digest),
             ("nginx", None, Some("sha256:abc"))
         );
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_credentials("robot:s3cr3t@ghcr.io/acme/web"),
+            "***@ghcr.io/acme/web"
+        );
+        assert_eq!(
+            redact_credentials("https://u:p@host/x"),
+            "https://***@host/x"
+        );
+        assert_eq!(
+            redact_credentials("ghcr.io/acme/web@sha256:abc"),
+            "ghcr.io/acme/web@sha256:abc"
+        );
+        assert_eq!(redact_credentials("nginx"), "nginx");
     }
 
     #[test]

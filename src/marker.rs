@@ -154,6 +154,22 @@ pub fn find(src: &str, stream: &Stream) -> Found {
     finder.finish()
 }
 
+/// Where the comment above an entry would be, and whether the entry begins
+/// its line (a marker above `- key: value` or inside a flow collection is
+/// ambiguous, so it is not applied).
+#[derive(Clone, Copy)]
+struct Above {
+    line: usize,
+    starts_line: bool,
+}
+
+impl Above {
+    const NONE: Above = Above {
+        line: 0,
+        starts_line: false,
+    };
+}
+
 struct Finder<'a> {
     src: &'a str,
     comments: &'a [Comment],
@@ -169,61 +185,97 @@ impl Finder<'_> {
         match node {
             Node::Mapping(entries, _) => {
                 for (key, value) in entries {
-                    self.value(value, key.position().line, object);
+                    // A comment above an entry belongs to its key; Flux passes a
+                    // key's marker on to a scalar value.
+                    let above = match key {
+                        Node::Scalar(k) => Above {
+                            line: k.start.line,
+                            starts_line: self.only_blanks_before(k.span.start, false),
+                        },
+                        _ => Above::NONE,
+                    };
+                    self.value(value, above, object);
                 }
             }
             Node::Sequence(items, _) => {
                 for item in items {
-                    self.value(item, item.position().line, object);
+                    let above = match item {
+                        Node::Scalar(s) => Above {
+                            line: s.start.line,
+                            starts_line: self.only_blanks_before(s.span.start, true),
+                        },
+                        _ => Above::NONE,
+                    };
+                    self.value(item, above, object);
                 }
             }
             _ => {}
         }
     }
 
-    /// A mapping value or sequence item; `entry_line` is where its entry
-    /// starts (the key's line), which is what a comment above refers to.
-    fn value(&mut self, node: &Node, entry_line: usize, object: &ObjectRef) {
+    /// A mapping value or sequence item: its own line comment first, then the
+    /// comment above its entry.
+    fn value(&mut self, node: &Node, above: Above, object: &ObjectRef) {
         let Node::Scalar(scalar) = node else {
             self.visit(node, object);
             return;
         };
-        let comment = match self.line_comment(scalar) {
-            Some(line) => {
-                if let Some(above) = self.comment_above(entry_line) {
+        let from_line = self
+            .line_comment(scalar)
+            .and_then(|c| Some((c, self.marker_value(c)?)));
+        let (comment, value) = match from_line {
+            Some(found) => found,
+            None => {
+                let Some(c) = self.comment_above(above.line) else {
+                    return;
+                };
+                let Some(value) = self.marker_value(c) else {
+                    return;
+                };
+                if !above.starts_line {
                     self.explain(
-                        above,
-                        "the marker above is not read because the value's own line has a comment; Flux reads only that one",
-                    );
-                }
-                line
-            }
-            None => match self.comment_above(entry_line) {
-                Some(above) => above,
-                None => return,
-            },
-        };
-        let Some(value) = self.marker_value(comment) else {
-            return;
-        };
-        match Setter::parse(&value) {
-            Err(why) => self.explain(comment, &why),
-            Ok(setter) => {
-                if matches!(scalar.style, ScalarStyle::Literal | ScalarStyle::Folded) {
-                    self.explain(
-                        comment,
-                        "markers on block scalars (| or >) are not supported",
+                        c,
+                        "a marker above `- key: value` or above a flow collection is ambiguous; put it at the end of the value's line",
                     );
                     return;
                 }
-                self.explained[comment] = Some(None);
-                self.found.markers.push(Marker {
-                    setter,
-                    scalar: scalar.clone(),
-                    object: object.clone(),
-                });
+                (c, value)
             }
+        };
+        let setter = match Setter::parse(&value) {
+            Ok(setter) => setter,
+            Err(why) => return self.explain(comment, &why),
+        };
+        if matches!(scalar.style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            return self.explain(
+                comment,
+                "markers on block scalars (| or >) are not supported",
+            );
         }
+        if scalar.span.is_empty() {
+            return self.explain(
+                comment,
+                "the value is empty; write the current value (for example the image in use) for the marker to replace",
+            );
+        }
+        self.explained[comment] = Some(None);
+        self.found.markers.push(Marker {
+            setter,
+            scalar: scalar.clone(),
+            object: object.clone(),
+        });
+    }
+
+    /// Whether only blanks (and, for a sequence item, its `-`) precede `offset` on its line.
+    fn only_blanks_before(&self, offset: usize, dash: bool) -> bool {
+        let before = self.src[line_start(self.src, offset)..offset].trim_start_matches('\u{feff}');
+        let before = before.trim_start_matches([' ', '\t']);
+        if !dash {
+            return before.is_empty();
+        }
+        before
+            .strip_prefix('-')
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b == b' ' || b == b'\t'))
     }
 
     /// The comment on the line where the scalar ends, with only blanks between.
@@ -279,7 +331,15 @@ impl Finder<'_> {
             return None;
         }
         let value = match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Object(map)) => map.get(TOKEN).cloned(),
+            Ok(serde_json::Value::Object(map))
+                if map.values().all(serde_json::Value::is_string) =>
+            {
+                map.get(TOKEN).cloned()
+            }
+            Ok(serde_json::Value::Object(_)) => {
+                self.explain(index, "every member of the marker object must be a string");
+                return None;
+            }
             _ => {
                 self.explain(
                     index,
@@ -408,15 +468,50 @@ d: d ## {"$imagepolicy": "ns:p:digest"}
     }
 
     #[test]
-    fn line_comment_wins_over_the_comment_above() {
+    fn a_line_comment_that_is_no_marker_leaves_the_comment_above_in_force() {
+        // Flux reads the value's comments, then its key's: a note on the line
+        // does not hide the marker above the key.
         let src = "# {\"$imagepolicy\": \"ns:p\"}\na: x # just a note\n";
         let (found, ignored) = markers(src);
-        assert!(found.is_empty());
-        assert_eq!(ignored.len(), 1);
-        assert!(
-            ignored[0].reason.contains("own line has a comment"),
-            "{ignored:?}"
-        );
+        assert_eq!(found, vec![(2, "ns:p".into(), "x".into())]);
+        assert!(ignored.is_empty());
+        let src = "# {\"$imagepolicy\": \"ns:p\"}\na: x # {\"$imagepolicy\": \"ns:q:tag\"}\n";
+        assert_eq!(markers(src).0, vec![(2, "ns:q:tag".into(), "x".into())]);
+    }
+
+    #[test]
+    fn a_comment_above_applies_only_to_an_entry_that_begins_its_line() {
+        for src in [
+            "# {\"$imagepolicy\": \"ns:p:tag\"}\nimage: {repository: a, tag: 1.0}\n",
+            "containers:\n# {\"$imagepolicy\": \"ns:p\"}\n- {name: web, image: a:1}\n",
+            "containers:\n  # {\"$imagepolicy\": \"ns:p:tag\"}\n  - name: web\n    image: a:1\n",
+        ] {
+            let (found, ignored) = markers(src);
+            assert!(found.is_empty(), "{src}: {found:?}");
+            assert_eq!(ignored.len(), 1, "{src}: {ignored:?}");
+        }
+    }
+
+    #[test]
+    fn markers_on_empty_values_are_refused() {
+        for src in [
+            "# {\"$imagepolicy\": \"ns:p:tag\"}\ntag:\n",
+            "tag: !!str # {\"$imagepolicy\": \"ns:p:tag\"}\n",
+            "tag: &a # {\"$imagepolicy\": \"ns:p:tag\"}\n",
+            "list:\n# {\"$imagepolicy\": \"ns:p\"}\n-\n- b\n",
+        ] {
+            let (found, ignored) = markers(src);
+            assert!(found.is_empty(), "{src:?}: {found:?}");
+            assert_eq!(ignored.len(), 1, "{src:?}: {ignored:?}");
+        }
+    }
+
+    #[test]
+    fn marker_objects_hold_only_strings() {
+        let src = "x: a:1 # {\"$imagepolicy\": \"ns:p\", \"n\": 1}\ny: b:1 # {\"$imagepolicy\": \"ns:p\", \"note\": \"ok\"}\n";
+        let (found, ignored) = markers(src);
+        assert_eq!(found, vec![(2, "ns:p".into(), "b:1".into())]);
+        assert!(ignored[0].reason.contains("must be a string"));
     }
 
     #[test]

@@ -110,7 +110,22 @@ fn resolves_to_non_string(value: &str) -> bool {
         ))
         .expect("the YAML type pattern is valid")
     });
-    TYPED.is_match(value)
+    TYPED.is_match(value) || go_yaml_number(value)
+}
+
+/// go-yaml (behind Flux, Helm and sigs.k8s.io/yaml) reads a plain scalar that
+/// starts like a number as one when, with `_` removed, Go's `strconv` parses
+/// it in any base (`0X1F`, `0B1`, `0o1_7`) or it has the shape of a float
+/// (`1_0e3`).
+fn go_yaml_number(value: &str) -> bool {
+    static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            "^[-+]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO]?[0-7]+|[0-9]+|(?:\\.[0-9]+|[0-9]+(?:\\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)$",
+        )
+        .expect("the number pattern is valid")
+    });
+    value.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        && NUMBER.is_match(&value.replace('_', ""))
 }
 
 /// Applies edits to `src`, checking each one's old text; `src` is unchanged on error.
@@ -174,6 +189,12 @@ mod tests {
             "<<",
             "=",
             "true",
+            "0X1F",
+            "0B1",
+            "0O17",
+            "0o1_7",
+            "1_0e3",
+            "1__0",
         ] {
             assert_eq!(
                 render(typed, ScalarStyle::Plain),

@@ -45,8 +45,8 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
 
-    let previous = previous_digests(&marked);
-    let (outcomes, targets) = resolve(&declared, registry, &previous);
+    let pinned = pinned_references(&marked);
+    let (outcomes, targets) = resolve(&declared, registry, &pinned);
     report.policies = outcomes;
 
     let mut diffs = String::new();
@@ -192,7 +192,10 @@ fn read_file(entry: &scan::Entry) -> Reading {
             return reading;
         }
     };
-    let has_marker = memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
+    // Markers in files we may not edit are not our business: such a file is
+    // parsed only when it may hold Flux resources.
+    let has_marker =
+        entry.editable && memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
     let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some();
     if !has_marker && !has_resource {
         return reading;
@@ -231,7 +234,7 @@ fn read_file(entry: &scan::Entry) -> Reading {
             return reading;
         }
     };
-    if has_marker && entry.editable {
+    if has_marker {
         let found = marker::find(&src, &stream);
         reading.problems.extend(found.ignored.into_iter().map(|i| {
             Problem::at(
@@ -257,33 +260,48 @@ fn read_file(entry: &scan::Entry) -> Reading {
     reading
 }
 
-/// The digest each policy's full markers already pin, by tag: what Flux's
+/// A reference a full marker already pins: `name:tag@digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub name: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// The first reference pinned by each policy's full markers: what Flux's
 /// `IfNotPresent` keeps instead of asking the registry again.
-fn previous_digests(files: &[MarkedFile]) -> BTreeMap<PolicyId, (String, String)> {
-    let mut previous = BTreeMap::new();
+fn pinned_references(files: &[MarkedFile]) -> BTreeMap<PolicyId, Pinned> {
+    let mut pinned = BTreeMap::new();
     for m in files.iter().flat_map(|f| &f.markers) {
         if m.setter.field != Field::Image {
             continue;
         }
         let reference = Reference::split(&m.scalar.value);
         if let (Some(tag), Some(digest)) = (reference.tag, reference.digest) {
-            previous
+            pinned
                 .entry(m.setter.policy.clone())
-                .or_insert_with(|| (tag.to_string(), digest.to_string()));
+                .or_insert_with(|| Pinned {
+                    name: reference.name.to_string(),
+                    tag: tag.to_string(),
+                    digest: digest.to_string(),
+                });
         }
     }
-    previous
+    pinned
 }
 
-/// Whether a digest must be looked up for `tag`, or which one to reuse.
+/// The digest `IfNotPresent` may reuse: one pinned for the same image and tag.
 pub fn digest_to_reuse(
     reflection: DigestReflection,
-    previous: Option<&(String, String)>,
+    pinned: Option<&Pinned>,
+    image: &str,
     tag: &str,
 ) -> Option<String> {
-    match (reflection, previous) {
-        (DigestReflection::IfNotPresent, Some((t, d))) if t == tag && !d.is_empty() => {
-            Some(d.clone())
+    match (reflection, pinned) {
+        (DigestReflection::IfNotPresent, Some(p))
+            if p.name == image && p.tag == tag && !p.digest.is_empty() =>
+        {
+            Some(p.digest.clone())
         }
         _ => None,
     }
@@ -294,7 +312,7 @@ pub fn digest_to_reuse(
 fn resolve(
     declared: &[Declared],
     registry: &dyn Registry,
-    previous: &BTreeMap<PolicyId, (String, String)>,
+    pinned: &BTreeMap<PolicyId, Pinned>,
 ) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
     let repositories: Vec<_> = declared
         .iter()
@@ -320,7 +338,7 @@ fn resolve(
     let mut lookups = Vec::new();
     for (p, tag) in chosen.iter().flatten() {
         if p.digest != DigestReflection::Never
-            && digest_to_reuse(p.digest, previous.get(&p.id), tag).is_none()
+            && digest_to_reuse(p.digest, pinned.get(&p.id), &p.image, tag).is_none()
         {
             lookups.push(TagRef {
                 repository: p.repository.clone(),
@@ -342,16 +360,18 @@ fn resolve(
         let latest = chosen.and_then(|(p, tag)| {
             let digest = match p.digest {
                 DigestReflection::Never => None,
-                reflection => match digest_to_reuse(reflection, previous.get(&p.id), &tag) {
-                    Some(d) => Some(d),
-                    None => {
-                        let key = TagRef {
-                            repository: p.repository.clone(),
-                            tag: tag.clone(),
-                        };
-                        Some(digests[&key].clone().map_err(|e| e.to_string())?)
+                reflection => {
+                    match digest_to_reuse(reflection, pinned.get(&p.id), &p.image, &tag) {
+                        Some(d) => Some(d),
+                        None => {
+                            let key = TagRef {
+                                repository: p.repository.clone(),
+                                tag: tag.clone(),
+                            };
+                            Some(digests[&key].clone().map_err(|e| e.to_string())?)
+                        }
                     }
-                },
+                }
             };
             Resolved::new(&p.image, &tag, digest)
         });
@@ -382,23 +402,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_not_present_reuses_only_a_digest_for_the_same_tag() {
-        let prev = ("1.2.3".to_string(), "sha256:aa".to_string());
+    fn if_not_present_reuses_only_a_digest_pinned_for_the_same_image_and_tag() {
+        let pinned = Pinned {
+            name: "ghcr.io/acme/web".into(),
+            tag: "1.2.3".into(),
+            digest: "sha256:aa".into(),
+        };
+        let reuse = |reflection, image: &str, tag: &str| {
+            digest_to_reuse(reflection, Some(&pinned), image, tag)
+        };
         assert_eq!(
-            digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.3"),
+            reuse(DigestReflection::IfNotPresent, "ghcr.io/acme/web", "1.2.3"),
             Some("sha256:aa".into())
         );
         assert_eq!(
-            digest_to_reuse(DigestReflection::IfNotPresent, Some(&prev), "1.2.4"),
+            reuse(DigestReflection::IfNotPresent, "ghcr.io/acme/web", "1.2.4"),
             None
         );
         assert_eq!(
-            digest_to_reuse(DigestReflection::Always, Some(&prev), "1.2.3"),
+            reuse(
+                DigestReflection::IfNotPresent,
+                "docker.io/evil/web",
+                "1.2.3"
+            ),
             None
         );
-        let empty = ("1.2.3".to_string(), String::new());
         assert_eq!(
-            digest_to_reuse(DigestReflection::IfNotPresent, Some(&empty), "1.2.3"),
+            reuse(DigestReflection::Always, "ghcr.io/acme/web", "1.2.3"),
+            None
+        );
+        let empty = Pinned {
+            digest: String::new(),
+            ..pinned.clone()
+        };
+        assert_eq!(
+            digest_to_reuse(
+                DigestReflection::IfNotPresent,
+                Some(&empty),
+                "ghcr.io/acme/web",
+                "1.2.3"
+            ),
             None
         );
     }

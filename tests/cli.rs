@@ -465,3 +465,22 @@ fn readme_example_command_works_offline() {
         "the dry run wrote files"
     );
 }
+
+#[test]
+fn excluded_files_are_not_parsed_for_markers() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::create_dir_all(work.path().join("charts/x/templates")).unwrap();
+    let template = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n{{- if .Values.x }}\nx: [\n{{- end }}\n";
+    fs::write(work.path().join("charts/x/templates/dep.yaml"), template).unwrap();
+    let out = run_in(work.path(), &snapshot, &["--exclude", "charts/**"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run_in(work.path(), &snapshot, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("charts/x/templates/dep.yaml:"));
+}

@@ -365,8 +365,8 @@ impl Selector {
             Rule::Alphabetical(Order::Asc) => values.iter().max_by(|a, b| a.0.cmp(&b.0)),
             Rule::Alphabetical(Order::Desc) => values.iter().min_by(|a, b| a.0.cmp(&b.0)),
             Rule::Numerical(order) => {
-                // Flux parses every value first: one that does not parse fails
-                // the policy; among equal numbers the first listed wins.
+                // As in Flux: one value that does not parse fails the policy,
+                // and among equal numbers the last listed wins.
                 let mut best: Option<(f64, &(Cow<str>, usize))> = None;
                 for entry in values {
                     let n: f64 = entry.0.parse().map_err(|_| SelectError::Unparseable {
@@ -374,8 +374,8 @@ impl Selector {
                         rule: self.rule.to_string(),
                     })?;
                     let better = best.is_none_or(|(b, _)| match order {
-                        Order::Asc => n > b,
-                        Order::Desc => n < b,
+                        Order::Asc => n >= b,
+                        Order::Desc => n <= b,
                     });
                     if better {
                         best = Some((n, entry));

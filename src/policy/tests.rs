@@ -158,3 +158,11 @@ fn every_tag_gets_a_verdict() {
     let failed = Selector::new(Rule::semver(">=3").unwrap(), Flavor::Flux);
     assert_eq!(failed.explain(&tags).len(), tags.len());
 }
+
+#[test]
+fn numerical_ties_go_to_the_last_listed_tag_as_in_flux() {
+    let s = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
+    assert_eq!(select(&s, &["1", "1.0", "01"]), Ok("01".into()));
+    let s = Selector::new(Rule::Numerical(Order::Desc), Flavor::Flux);
+    assert_eq!(select(&s, &["2", "1", "1.0"]), Ok("1.0".into()));
+}

@@ -9,21 +9,23 @@
 
 use std::ops::Range;
 
+mod block;
+
 use granit_parser::{Event, Parser, ScalarStyle};
 
 /// A whole file: its documents and every comment in it, in source order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Stream {
     pub documents: Vec<Document>,
     pub comments: Vec<Comment>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Document {
     pub root: Node,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Comment {
     /// The text after the `#`.
     pub text: String,
@@ -32,7 +34,7 @@ pub struct Comment {
     pub line: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Node {
     Scalar(Scalar),
     Sequence(Vec<Node>, Position),
@@ -43,7 +45,7 @@ pub enum Node {
     Empty,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scalar {
     pub value: String,
     pub style: ScalarStyle,
@@ -136,7 +138,19 @@ fn is_null(value: &str) -> bool {
 
 /// Parses every document of a file. Any syntax error fails the whole file, so
 /// that a file we cannot fully understand is never edited.
+///
+/// Most GitOps manifests use a small part of YAML (block mappings and
+/// sequences of one-line scalars); [`block`] reads that part several times
+/// faster and declines anything else, which then goes to the full parser.
 pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
+    match block::parse(src) {
+        Some(stream) => Ok(stream),
+        None => parse_full(src),
+    }
+}
+
+/// The full YAML 1.2 parser (`granit-parser`), for every input.
+pub fn parse_full(src: &str) -> Result<Stream, SyntaxError> {
     let mut stream = Stream::default();
     let mut stack: Vec<Frame> = Vec::new();
     for event in Parser::new_from_str(src) {
@@ -179,8 +193,14 @@ pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
                 }
                 continue;
             }
+            // A block sequence's start event sits at its first dash or at its
+            // first item depending on indentation; the first item's position
+            // is what both readers agree on.
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Sequence(items, p)) => Node::Sequence(items, p),
+                Some(Frame::Sequence(items, p)) => {
+                    let p = items.first().map_or(p, Node::position);
+                    Node::Sequence(items, p)
+                }
                 _ => continue,
             },
             Event::MappingEnd => match stack.pop() {

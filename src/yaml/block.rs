@@ -1,0 +1,690 @@
+//! A fast reader for the plain block subset of YAML that almost every
+//! Kubernetes manifest is written in: block mappings and sequences (including
+//! sequences not indented under their key), one-line plain, single- and
+//! double-quoted scalars, comments, and `---` between documents.
+//!
+//! It exists for speed alone: the full parser costs most of a run's time on a
+//! large tree. It must produce exactly the tree the full parser produces, so it
+//! declines (returns `None`) at the first thing outside the subset or anything
+//! it is unsure of — flow collections, block scalars, anchors, aliases, tags,
+//! escapes, multi-line scalars, empty values, tabs in indentation, directives —
+//! and the caller falls back to the full parser. A differential test holds the
+//! two to the same answers.
+
+use granit_parser::ScalarStyle;
+
+use super::{Comment, Document, Node, Position, Scalar, Stream};
+
+pub(super) fn parse(src: &str) -> Option<Stream> {
+    let mut reader = Reader::default();
+    let bom = if src.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut start = bom;
+    let mut number = 0;
+    while start < src.len() {
+        number += 1;
+        let end = src[start..].find('\n').map_or(src.len(), |i| start + i);
+        let mut line_end = end;
+        if src[start..end].ends_with('\r') {
+            line_end -= 1;
+        }
+        let line = &src[start..line_end];
+        if line.contains('\r') {
+            return None;
+        }
+        reader.line(src, start, line, number)?;
+        start = end + 1;
+    }
+    reader.finish()
+}
+
+#[derive(Default)]
+struct Reader {
+    stream: Stream,
+    stack: Vec<Frame>,
+    /// Whether a document is open (started by `---` or by content).
+    open: bool,
+    root: Option<Node>,
+    /// The indent of the collection that owns the last one-line value; a
+    /// deeper line after it would continue that scalar over several lines.
+    last_value_owner: Option<usize>,
+}
+
+enum Frame {
+    Map {
+        indent: usize,
+        entries: Vec<(Node, Node)>,
+        position: Position,
+        /// A key whose value is on the following lines.
+        pending: Option<Node>,
+    },
+    Seq {
+        indent: usize,
+        items: Vec<Node>,
+        position: Position,
+    },
+}
+
+impl Frame {
+    fn indent(&self) -> usize {
+        match self {
+            Frame::Map { indent, .. } | Frame::Seq { indent, .. } => *indent,
+        }
+    }
+}
+
+/// Where a piece of a line is: its byte offset in the file, its line and column.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    text: &'a str,
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> At<'a> {
+    fn skip(self, bytes: usize) -> At<'a> {
+        let skipped = &self.text[..bytes];
+        let columns = if skipped.is_ascii() {
+            bytes
+        } else {
+            skipped.chars().count()
+        };
+        At {
+            text: &self.text[bytes..],
+            offset: self.offset + bytes,
+            line: self.line,
+            column: self.column + columns,
+        }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            line: self.line,
+            column: self.column + 1,
+        }
+    }
+}
+
+impl Reader {
+    fn line(&mut self, src: &str, start: usize, line: &str, number: usize) -> Option<()> {
+        let indent = line.bytes().take_while(|&b| b == b' ').count();
+        let at = At {
+            text: line,
+            offset: start,
+            line: number,
+            column: 0,
+        }
+        .skip(indent);
+        let content = at.text;
+        if content.is_empty() {
+            return Some(());
+        }
+        if content.starts_with('#') {
+            self.comment(at);
+            return Some(());
+        }
+        if indent == 0 && (content == "---") {
+            self.close_document()?;
+            self.open = true;
+            return Some(());
+        }
+        if content.starts_with('\t')
+            || (indent == 0
+                && (content.starts_with("---")
+                    || content.starts_with("...")
+                    || content.starts_with('%')))
+        {
+            return None;
+        }
+        let _ = src;
+        self.content(indent, at)
+    }
+
+    fn comment(&mut self, at: At) {
+        self.stream.comments.push(Comment {
+            text: at.text[1..].to_string(),
+            span: at.offset..at.offset + at.text.len(),
+            line: at.line,
+        });
+    }
+
+    fn content(&mut self, indent: usize, at: At) -> Option<()> {
+        let dash = at.text == "-" || at.text.starts_with("- ");
+        if let Some(owner) = self.last_value_owner.take()
+            && indent > owner
+        {
+            return None;
+        }
+        if let Some(Frame::Map {
+            indent: map,
+            pending: Some(_),
+            ..
+        }) = self.stack.last()
+            && !(indent > *map || (dash && indent == *map))
+        {
+            // The pending key has an empty value.
+            return None;
+        }
+        while let Some(top) = self.stack.last() {
+            let indentless_seq_ends =
+                matches!(top, Frame::Seq { .. }) && top.indent() == indent && !dash;
+            if top.indent() > indent || indentless_seq_ends {
+                self.close_frame()?;
+            } else {
+                break;
+            }
+        }
+        self.open = true;
+        if dash {
+            self.item(indent, at)
+        } else {
+            self.entry(indent, at)
+        }
+    }
+
+    /// `- …` at `indent`.
+    fn item(&mut self, indent: usize, at: At) -> Option<()> {
+        let first = at.skip(1);
+        let spaces = first.text.bytes().take_while(|&b| b == b' ').count();
+        let rest = first.skip(spaces);
+        if rest.text.is_empty() || rest.text.starts_with('#') || rest.text.starts_with('-') {
+            return None;
+        }
+        match self.stack.last_mut() {
+            Some(Frame::Seq { indent: seq, .. }) if *seq == indent => {}
+            Some(Frame::Map {
+                indent: map,
+                pending: Some(_),
+                ..
+            }) if indent >= *map => self.stack.push(Frame::Seq {
+                indent,
+                items: Vec::new(),
+                position: rest.position(),
+            }),
+            None if self.root.is_none() => self.stack.push(Frame::Seq {
+                indent,
+                items: Vec::new(),
+                position: rest.position(),
+            }),
+            _ => return None,
+        }
+        if key_length(rest.text).is_some() {
+            let column = indent + 1 + spaces;
+            self.stack.push(Frame::Map {
+                indent: column,
+                entries: Vec::new(),
+                position: rest.position(),
+                pending: None,
+            });
+            return self.key_value(column, rest);
+        }
+        let value = self.scalar(rest)?;
+        match self.stack.last_mut() {
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            _ => return None,
+        }
+        self.last_value_owner = Some(indent);
+        Some(())
+    }
+
+    /// `key: …` at `indent`.
+    fn entry(&mut self, indent: usize, at: At) -> Option<()> {
+        key_length(at.text)?;
+        match self.stack.last_mut() {
+            Some(Frame::Map {
+                indent: map,
+                pending: None,
+                ..
+            }) if *map == indent => {}
+            Some(Frame::Map {
+                indent: map,
+                pending: Some(_),
+                ..
+            }) if indent > *map => self.stack.push(Frame::Map {
+                indent,
+                entries: Vec::new(),
+                position: at.position(),
+                pending: None,
+            }),
+            None if self.root.is_none() => self.stack.push(Frame::Map {
+                indent,
+                entries: Vec::new(),
+                position: at.position(),
+                pending: None,
+            }),
+            _ => return None,
+        }
+        self.key_value(indent, at)
+    }
+
+    /// The key and, when on the same line, the value of a mapping entry.
+    fn key_value(&mut self, indent: usize, at: At) -> Option<()> {
+        let length = key_length(at.text)?;
+        let key = Node::Scalar(Scalar {
+            value: at.text[..length].to_string(),
+            style: ScalarStyle::Plain,
+            span: at.offset..at.offset + length,
+            start: at.position(),
+            end_line: at.line,
+        });
+        let after = at.skip(length + 1);
+        let blanks = after
+            .text
+            .bytes()
+            .take_while(|&b| b == b' ' || b == b'\t')
+            .count();
+        let rest = after.skip(blanks);
+        if rest.text.is_empty() || rest.text.starts_with('#') {
+            if rest.text.starts_with('#') {
+                if blanks == 0 {
+                    return None;
+                }
+                self.comment(rest);
+            }
+            match self.stack.last_mut() {
+                Some(Frame::Map { pending, .. }) => *pending = Some(key),
+                _ => return None,
+            }
+            return Some(());
+        }
+        if !after.text.starts_with(' ') {
+            return None;
+        }
+        let value = self.scalar(rest)?;
+        match self.stack.last_mut() {
+            Some(Frame::Map { entries, .. }) => entries.push((key, value)),
+            _ => return None,
+        }
+        self.last_value_owner = Some(indent);
+        Some(())
+    }
+
+    /// A one-line scalar and the comment after it, if any.
+    fn scalar(&mut self, at: At) -> Option<Node> {
+        let text = at.text;
+        let (value, style, length) = match text.as_bytes()[0] {
+            b'"' => {
+                let close = text[1..].find('"')? + 1;
+                let inner = &text[1..close];
+                if inner.contains('\\') {
+                    return None;
+                }
+                (inner.to_string(), ScalarStyle::DoubleQuoted, close + 1)
+            }
+            b'\'' => {
+                let mut i = 1;
+                loop {
+                    let quote = text[i..].find('\'')? + i;
+                    if text[quote + 1..].starts_with('\'') {
+                        i = quote + 2;
+                    } else {
+                        break (
+                            text[1..quote].replace("''", "'"),
+                            ScalarStyle::SingleQuoted,
+                            quote + 1,
+                        );
+                    }
+                }
+            }
+            first => {
+                if b"[]{}|>&*!%@`,?:#".contains(&first)
+                    || (first == b'-' && text[1..].starts_with([' ', '\t']))
+                {
+                    return None;
+                }
+                let end = [" #", "\t#"]
+                    .iter()
+                    .filter_map(|p| text.find(p))
+                    .min()
+                    .unwrap_or(text.len());
+                let plain = text[..end].trim_end_matches([' ', '\t']);
+                if plain.contains(": ")
+                    || plain.ends_with(':')
+                    || plain.contains(":\t")
+                    || plain.contains('\t')
+                {
+                    return None;
+                }
+                (plain.to_string(), ScalarStyle::Plain, plain.len())
+            }
+        };
+        let scalar = Scalar {
+            value,
+            style,
+            span: at.offset..at.offset + length,
+            start: at.position(),
+            end_line: at.line,
+        };
+        let after = at.skip(length);
+        let blanks = after
+            .text
+            .bytes()
+            .take_while(|&b| b == b' ' || b == b'\t')
+            .count();
+        let rest = after.skip(blanks);
+        if rest.text.starts_with('#') && blanks > 0 {
+            self.comment(rest);
+        } else if !rest.text.is_empty() {
+            return None;
+        }
+        Some(Node::Scalar(scalar))
+    }
+
+    /// Closes the innermost collection and hands it to its parent.
+    fn close_frame(&mut self) -> Option<()> {
+        let node = match self.stack.pop()? {
+            Frame::Map {
+                entries,
+                position,
+                pending: None,
+                ..
+            } => Node::Mapping(entries, position),
+            Frame::Map { .. } => return None,
+            Frame::Seq {
+                items, position, ..
+            } => Node::Sequence(items, position),
+        };
+        match self.stack.last_mut() {
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => entries.push((pending.take()?, node)),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            None => self.root = Some(node),
+        }
+        Some(())
+    }
+
+    fn close_document(&mut self) -> Option<()> {
+        while !self.stack.is_empty() {
+            self.close_frame()?;
+        }
+        self.last_value_owner = None;
+        if self.open {
+            let root = self.root.take()?;
+            self.stream.documents.push(Document { root });
+        }
+        self.open = false;
+        Some(())
+    }
+
+    fn finish(mut self) -> Option<Stream> {
+        self.close_document()?;
+        (!self.stream.documents.is_empty()).then_some(self.stream)
+    }
+}
+
+/// The length of a simple plain key at the start of `text` when it is
+/// followed by `:` and a blank or the end of the line.
+fn key_length(text: &str) -> Option<usize> {
+    let length = text
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+        .count();
+    let after = &text[length..];
+    (length > 0
+        && !text.starts_with('-')
+        && after.starts_with(':')
+        && (after.len() == 1 || after[1..].starts_with([' ', '\t'])))
+    .then_some(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_full;
+    use super::*;
+
+    /// Inputs the fast reader must read exactly as the full parser does.
+    const READ: &[&str] = &[
+        "a: 1\n",
+        "\u{feff}---\r\n# c\r\napiVersion: v1\r\nkind: X # k\r\nmetadata:\r\n  name: n\r\n",
+        "a:\n- x\n- 'y'\n- \"z\" # c\nb:\n  - name: x\n    v: 1\n  -   z\nc: d\n",
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/a:1 # {\"$imagepolicy\": \"a:b\"}\n          # above\n          args: 'it''s'\n",
+        "a: 1\n---\nb: 2\n",
+        "- a\n- b: c\n  d: e\n- f\n",
+        "note: größe ✓ # ü\nk: ünï\n",
+        "a: x#y\nb: 'a # b'\nc: \"# d\"\n",
+        "a: 1\n\n\n# trailing\n",
+        "a:\n  b: 1   \n  c: 2\t# tab\n",
+    ];
+
+    /// Inputs the fast reader must decline (the full parser may accept or reject them).
+    const DECLINED: &[&str] = &[
+        "a: [1, 2]\n",
+        "a: {b: c}\n",
+        "a: |\n  text\n",
+        "a: >\n  text\n",
+        "a: &x 1\nb: *x\n",
+        "a: !!str 1\n",
+        "a: \"x\\ty\"\n",
+        "a: b\n  c\n",
+        "a:\nb: 1\n",
+        "a:\n",
+        "---\n",
+        "a: 1\n---\n",
+        "# only a comment\n",
+        "",
+        "%YAML 1.2\n---\na: 1\n",
+        "? a\n: b\n",
+        "a: 'b\n  c'\n",
+        "\"a\": 1\n",
+        "a:\n\tb: 1\n",
+        "- - a\n",
+        "-\n  a: 1\n",
+        "a: b: c\n",
+        "a:\n  - x\n b: 1\n",
+        "just text\n",
+        "a: 1\n...\n",
+        "a: 1\r\rb: 2\n",
+    ];
+
+    #[test]
+    fn reads_the_subset_exactly_as_the_full_parser() {
+        for src in READ {
+            let fast = parse(src).unwrap_or_else(|| panic!("declined {src:?}"));
+            assert_eq!(Ok(fast), parse_full(src), "{src:?}");
+        }
+    }
+
+    const INDENTS: &[&str] = &["", "  ", "    ", " ", "      ", "\t"];
+    const SHAPES: &[&str] = &[
+        "K: V", "K:", "- V", "- K: V", "-", "- K:", "#C", "", "---", "V", "K: V #C", "- V #C",
+        "K:   #C", "...", "K: V\t#C",
+    ];
+    const KEYS: &[&str] = &[
+        "a",
+        "image",
+        "app.kubernetes.io/name",
+        "x-y_z",
+        "-a",
+        "\"q\"",
+        "a b",
+        "k:",
+    ];
+    const VALUES: &[&str] = &[
+        "1.0",
+        "ghcr.io/a/b:1.0",
+        "x#y",
+        "'s''q'",
+        "\"d\"",
+        "[x]",
+        "{a: b}",
+        "|",
+        ">-",
+        "&a x",
+        "*a",
+        "!t x",
+        "a: b",
+        "~",
+        "\"un",
+        "'un",
+        "ü ✓",
+        "-1",
+        "- x",
+        "?",
+        ":x",
+        "x:",
+        "a,b",
+        "%x",
+        "@x",
+        "`x",
+        "\"a\\nb\"",
+        "''",
+        "\"\"",
+        "x  ",
+        "2024-01-01",
+        "x\ty",
+        "'a # b'",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// On random line soup, whenever the fast reader answers, the full
+        /// parser gives the same tree; whenever the full parser fails, the
+        /// fast reader declines.
+        #[test]
+        fn never_disagrees_with_the_full_parser(
+            lines in proptest::collection::vec((0..INDENTS.len(), 0..SHAPES.len(), 0..KEYS.len(), 0..VALUES.len()), 1..14),
+            crlf in proptest::bool::ANY,
+            bom in proptest::bool::ANY,
+            final_newline in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut src = String::from(if bom { "\u{feff}" } else { "" });
+            for (i, (indent, shape, key, value)) in lines.iter().enumerate() {
+                if i > 0 {
+                    src.push_str(eol);
+                }
+                src.push_str(INDENTS[*indent]);
+                src.push_str(&SHAPES[*shape].replace('K', KEYS[*key]).replace('V', VALUES[*value]).replace('C', " note"));
+            }
+            if final_newline {
+                src.push_str(eol);
+            }
+            let full = parse_full(&src);
+            if let Some(fast) = parse(&src) {
+                proptest::prop_assert_eq!(Ok(fast), full, "{:?}", src);
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Tree {
+        Leaf(usize, usize),
+        Map(Vec<(usize, Tree)>),
+        Seq(Vec<Tree>),
+    }
+
+    fn tree() -> impl proptest::strategy::Strategy<Value = Tree> {
+        use proptest::prelude::*;
+        // Mostly values inside the subset, sometimes anything.
+        let simple =
+            proptest::sample::select(vec![0usize, 1, 2, 3, 4, 13, 16, 17, 22, 27, 28, 29, 30, 32]);
+        let value = prop_oneof![6 => simple, 1 => 0..VALUES.len()];
+        let leaf = (value, 0..4usize).prop_map(|(v, c)| Tree::Leaf(v, c));
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec((0..4usize, inner.clone()), 1..4).prop_map(Tree::Map),
+                proptest::collection::vec(inner, 1..4).prop_map(Tree::Seq),
+            ]
+        })
+    }
+
+    /// Renders a tree as block YAML with a choice of indentation step and of
+    /// sequences indented under their key or not.
+    fn render(t: &Tree, indent: usize, step: usize, indentless: bool, out: &mut Vec<String>) {
+        let pad = " ".repeat(indent);
+        let tail = |v: usize, c: usize| {
+            let comment = [" ", " # c", "\t# {\"$imagepolicy\": \"a:b\"}", "   #x"][c];
+            format!("{}{}", VALUES[v], comment.trim_end())
+        };
+        match t {
+            Tree::Leaf(v, c) => out.push(format!("{pad}{}", tail(*v, *c))),
+            Tree::Map(entries) => {
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    let key = format!("{}{i}", ["a", "image", "x.y/z", "k-k"][*k]);
+                    match v {
+                        Tree::Leaf(v, c) => out.push(format!("{pad}{key}: {}", tail(*v, *c))),
+                        Tree::Seq(_) if indentless => {
+                            out.push(format!("{pad}{key}:"));
+                            render(v, indent, step, indentless, out);
+                        }
+                        nested => {
+                            out.push(format!("{pad}{key}:"));
+                            render(nested, indent + step, step, indentless, out);
+                        }
+                    }
+                }
+            }
+            Tree::Seq(items) => {
+                for item in items {
+                    let mut nested = Vec::new();
+                    render(item, indent + 2, step, indentless, &mut nested);
+                    let first = nested.remove(0);
+                    out.push(format!("{pad}- {}", &first[indent + 2..]));
+                    out.extend(nested);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// On generated manifests, mostly inside the subset, with one line
+        /// sometimes replaced, the two readers never disagree.
+        #[test]
+        fn never_disagrees_on_manifests(
+            docs in proptest::collection::vec(tree(), 1..3),
+            step in 1usize..5,
+            indentless in proptest::bool::ANY,
+            crlf in proptest::bool::ANY,
+            mutation in proptest::option::of((0usize..64, 0..SHAPES.len(), 0..VALUES.len())),
+        ) {
+            let mut lines = Vec::new();
+            for (i, doc) in docs.iter().enumerate() {
+                if i > 0 {
+                    lines.push("---".to_string());
+                }
+                render(doc, 0, step, indentless, &mut lines);
+            }
+            if let Some((at, shape, value)) = mutation {
+                let at = at % lines.len();
+                lines[at] = SHAPES[shape].replace('K', "m").replace('V', VALUES[value]).replace('C', " n");
+            }
+            let src = lines.join(if crlf { "\r\n" } else { "\n" }) + "\n";
+            let full = parse_full(&src);
+            if let Some(fast) = parse(&src) {
+                proptest::prop_assert_eq!(Ok(fast), full, "{:?}", src);
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_on_every_yaml_file_of_the_project() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut read = 0;
+        for dir in ["testdata", "examples"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)) {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy();
+                if !(name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization") {
+                    continue;
+                }
+                let src = std::fs::read_to_string(entry.path()).unwrap();
+                if let Some(fast) = parse(&src) {
+                    assert_eq!(Ok(fast), parse_full(&src), "{}", entry.path().display());
+                    read += 1;
+                }
+            }
+        }
+        assert!(read >= 20, "the fast reader read only {read} project files");
+    }
+
+    #[test]
+    fn declines_everything_else() {
+        for src in DECLINED {
+            assert!(parse(src).is_none(), "accepted {src:?}");
+        }
+    }
+}
