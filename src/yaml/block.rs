@@ -299,61 +299,14 @@ impl Reader {
         Some(())
     }
 
-    /// A one-line scalar and the comment after it, if any.
+    /// A one-line value (scalar or flow collection) and the comment after it.
     fn scalar(&mut self, at: At) -> Option<Node> {
-        let text = at.text;
-        let (value, style, length) = match text.as_bytes()[0] {
-            b'"' => {
-                let close = text[1..].find('"')? + 1;
-                let inner = &text[1..close];
-                if inner.contains('\\') {
-                    return None;
-                }
-                (inner.to_string(), ScalarStyle::DoubleQuoted, close + 1)
+        let (node, length) = match at.text.as_bytes()[0] {
+            b'[' | b'{' => flow(at)?,
+            _ => {
+                let (scalar, length) = one_line_scalar(at, false)?;
+                (Node::Scalar(scalar), length)
             }
-            b'\'' => {
-                let mut i = 1;
-                loop {
-                    let quote = text[i..].find('\'')? + i;
-                    if text[quote + 1..].starts_with('\'') {
-                        i = quote + 2;
-                    } else {
-                        break (
-                            text[1..quote].replace("''", "'"),
-                            ScalarStyle::SingleQuoted,
-                            quote + 1,
-                        );
-                    }
-                }
-            }
-            first => {
-                if b"[]{}|>&*!%@`,?:#".contains(&first)
-                    || (first == b'-' && text[1..].starts_with([' ', '\t']))
-                {
-                    return None;
-                }
-                let end = [" #", "\t#"]
-                    .iter()
-                    .filter_map(|p| text.find(p))
-                    .min()
-                    .unwrap_or(text.len());
-                let plain = text[..end].trim_end_matches([' ', '\t']);
-                if plain.contains(": ")
-                    || plain.ends_with(':')
-                    || plain.contains(":\t")
-                    || plain.contains('\t')
-                {
-                    return None;
-                }
-                (plain.to_string(), ScalarStyle::Plain, plain.len())
-            }
-        };
-        let scalar = Scalar {
-            value,
-            style,
-            span: at.offset..at.offset + length,
-            start: at.position(),
-            end_line: at.line,
         };
         let after = at.skip(length);
         let blanks = after
@@ -367,7 +320,7 @@ impl Reader {
         } else if !rest.text.is_empty() {
             return None;
         }
-        Some(Node::Scalar(scalar))
+        Some(node)
     }
 
     /// Closes the innermost collection and hands it to its parent.
@@ -382,7 +335,10 @@ impl Reader {
             Frame::Map { .. } => return None,
             Frame::Seq {
                 items, position, ..
-            } => Node::Sequence(items, position),
+            } => {
+                let position = items.first().map_or(position, Node::position);
+                Node::Sequence(items, position)
+            }
         };
         match self.stack.last_mut() {
             Some(Frame::Map {
@@ -411,6 +367,119 @@ impl Reader {
         self.close_document()?;
         (!self.stream.documents.is_empty()).then_some(self.stream)
     }
+}
+
+/// A quoted or plain scalar on one line, and its length in bytes. In a flow
+/// collection a plain scalar also ends at `,`, `]` or `}`.
+fn one_line_scalar(at: At, flow: bool) -> Option<(Scalar, usize)> {
+    let text = at.text;
+    let (value, style, length) = match *text.as_bytes().first()? {
+        b'"' => {
+            let close = text[1..].find('"')? + 1;
+            let inner = &text[1..close];
+            if inner.contains('\\') {
+                return None;
+            }
+            (inner.to_string(), ScalarStyle::DoubleQuoted, close + 1)
+        }
+        b'\'' => {
+            let mut i = 1;
+            loop {
+                let quote = text[i..].find('\'')? + i;
+                if text[quote + 1..].starts_with('\'') {
+                    i = quote + 2;
+                } else {
+                    break (
+                        text[1..quote].replace("''", "'"),
+                        ScalarStyle::SingleQuoted,
+                        quote + 1,
+                    );
+                }
+            }
+        }
+        first => {
+            if b"[]{}|>&*!%@`,?:#".contains(&first)
+                || (first == b'-' && text[1..].starts_with([' ', '\t']))
+            {
+                return None;
+            }
+            let mut end = [" #", "\t#"]
+                .iter()
+                .filter_map(|p| text.find(p))
+                .min()
+                .unwrap_or(text.len());
+            if flow {
+                end = end.min(text.find([',', ']', '}']).unwrap_or(text.len()));
+            }
+            let plain = text[..end].trim_end_matches([' ', '\t']);
+            if plain.is_empty()
+                || plain.contains(": ")
+                || plain.ends_with(':')
+                || plain.contains('\t')
+                || (flow && plain.contains(['[', '{', ':', '#']))
+            {
+                return None;
+            }
+            (plain.to_string(), ScalarStyle::Plain, plain.len())
+        }
+    };
+    let scalar = Scalar {
+        value,
+        style,
+        span: at.offset..at.offset + length,
+        start: at.position(),
+        end_line: at.line,
+    };
+    Some((scalar, length))
+}
+
+/// A flow collection of scalars on one line (`[a, "b"]`, `{k: v}`, `{}`),
+/// and its length in bytes. Nested collections and trailing commas decline.
+fn flow(at: At) -> Option<(Node, usize)> {
+    let mapping = at.text.starts_with('{');
+    let close = if mapping { '}' } else { ']' };
+    let mut cursor = at.skip(1);
+    let mut entries = Vec::new();
+    let mut items = Vec::new();
+    loop {
+        cursor = cursor.skip(cursor.text.bytes().take_while(|&b| b == b' ').count());
+        if cursor.text.starts_with(close) && entries.is_empty() && items.is_empty() {
+            break;
+        }
+        if mapping {
+            let length = key_length(cursor.text)?;
+            let key = Scalar {
+                value: cursor.text[..length].to_string(),
+                style: ScalarStyle::Plain,
+                span: cursor.offset..cursor.offset + length,
+                start: cursor.position(),
+                end_line: cursor.line,
+            };
+            cursor = cursor.skip(length + 1);
+            cursor = cursor.skip(cursor.text.bytes().take_while(|&b| b == b' ').count());
+            let (value, length) = one_line_scalar(cursor, true)?;
+            entries.push((Node::Scalar(key), Node::Scalar(value)));
+            cursor = cursor.skip(length);
+        } else {
+            let (item, length) = one_line_scalar(cursor, true)?;
+            items.push(Node::Scalar(item));
+            cursor = cursor.skip(length);
+        }
+        cursor = cursor.skip(cursor.text.bytes().take_while(|&b| b == b' ').count());
+        match cursor.text.chars().next()? {
+            ',' => cursor = cursor.skip(1),
+            c if c == close => break,
+            _ => return None,
+        }
+    }
+    let length = cursor.offset + 1 - at.offset;
+    let node = if mapping {
+        Node::Mapping(entries, at.position())
+    } else {
+        let position = items.first().map_or(at.position(), Node::position);
+        Node::Sequence(items, position)
+    };
+    Some((node, length))
 }
 
 /// The length of a simple plain key at the start of `text` when it is
@@ -445,12 +514,13 @@ mod tests {
         "a: x#y\nb: 'a # b'\nc: \"# d\"\n",
         "a: 1\n\n\n# trailing\n",
         "a:\n  b: 1   \n  c: 2\t# tab\n",
+        "a: [1, 2]\n",
+        "a: {b: c}\n",
+        "r: {}\nl: [] # empty\ns:\n- [x]\n- {a: \"b\", c: d}\n",
     ];
 
     /// Inputs the fast reader must decline (the full parser may accept or reject them).
     const DECLINED: &[&str] = &[
-        "a: [1, 2]\n",
-        "a: {b: c}\n",
         "a: |\n  text\n",
         "a: >\n  text\n",
         "a: &x 1\nb: *x\n",
@@ -534,6 +604,20 @@ mod tests {
         "2024-01-01",
         "x\ty",
         "'a # b'",
+        "[a, 'b', \"c\"]",
+        "{a: 1, b: 'x'}",
+        "{}",
+        "[]",
+        "[a,b]",
+        "{a: [b]}",
+        "[a, ]",
+        "{a:b}",
+        "[a b]",
+        "{a: b c}",
+        "[ a , b ]",
+        "{a: b}#c",
+        "[a]]",
+        "{a: \"b\" }",
     ];
 
     proptest::proptest! {
