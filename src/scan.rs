@@ -127,9 +127,11 @@ fn leads_inside(root: &Path, link: &Path) -> bool {
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Replaces a file's contents atomically: a temporary file in the same
-/// directory, the original's permissions, fsync, then rename over it. A crash
-/// leaves either the old file or the new one, never half of either.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// directory, the original's permissions (and owner, where allowed), fsync,
+/// then rename over it. A crash leaves either the old file or the new one,
+/// never half of either. When the file no longer holds `expected` (someone
+/// changed it while we worked), nothing is written.
+pub fn replace_file(path: &Path, expected: &[u8], contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -140,15 +142,27 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let permissions = fs::metadata(path)?.permissions();
+    let metadata = fs::metadata(path)?;
     let result = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)?;
         file.write_all(contents)?;
-        file.set_permissions(permissions)?;
+        file.set_permissions(metadata.permissions())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // Only root may give a file away; for others this is a no-op or
+            // fails harmlessly, and the file is theirs anyway.
+            let _ = std::os::unix::fs::fchown(&file, Some(metadata.uid()), Some(metadata.gid()));
+        }
         file.sync_all()?;
+        if fs::read(path)? != expected {
+            return Err(io::Error::other(
+                "the file changed while image-update ran; not written",
+            ));
+        }
         fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -175,6 +189,23 @@ mod tests {
         for no in ["a.json", "kustomization", "a.yaml.tpl", "yaml"] {
             assert!(!is_yaml_name(no), "{no}");
         }
+    }
+
+    #[test]
+    fn a_file_changed_behind_our_back_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.yaml");
+        fs::write(&path, "a: 2\n").unwrap();
+        let err = replace_file(&path, b"a: 1\n", b"a: 3\n").unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 2\n");
+        replace_file(&path, b"a: 2\n", b"a: 3\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 3\n");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "a temporary file was left behind"
+        );
     }
 
     #[test]

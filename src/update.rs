@@ -68,7 +68,7 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
             }
         };
         if !options.dry_run
-            && let Err(e) = scan::write_atomic(&file.path, new.as_bytes())
+            && let Err(e) = scan::replace_file(&file.path, file.src.as_bytes(), new.as_bytes())
         {
             report.problems.push(Problem::file(
                 &file.rel,

@@ -97,6 +97,27 @@ impl<'a> At<'a> {
         }
     }
 
+    /// Skips spaces and tabs, and says whether there were any.
+    fn skip_blanks(self) -> (At<'a>, bool) {
+        let blanks = self
+            .text
+            .bytes()
+            .take_while(|&b| b == b' ' || b == b'\t')
+            .count();
+        (self.skip(blanks), blanks > 0)
+    }
+
+    /// The plain key of `length` bytes at the start of this text.
+    fn key(&self, length: usize) -> Scalar {
+        Scalar {
+            value: self.text[..length].to_string(),
+            style: ScalarStyle::Plain,
+            span: self.offset..self.offset + length,
+            start: self.position(),
+            end_line: self.line,
+        }
+    }
+
     fn position(&self) -> Position {
         Position {
             line: self.line,
@@ -260,23 +281,12 @@ impl Reader {
     /// The key and, when on the same line, the value of a mapping entry.
     fn key_value(&mut self, indent: usize, at: At) -> Option<()> {
         let length = key_length(at.text)?;
-        let key = Node::Scalar(Scalar {
-            value: at.text[..length].to_string(),
-            style: ScalarStyle::Plain,
-            span: at.offset..at.offset + length,
-            start: at.position(),
-            end_line: at.line,
-        });
+        let key = Node::Scalar(at.key(length));
         let after = at.skip(length + 1);
-        let blanks = after
-            .text
-            .bytes()
-            .take_while(|&b| b == b' ' || b == b'\t')
-            .count();
-        let rest = after.skip(blanks);
+        let (rest, blanks) = after.skip_blanks();
         if rest.text.is_empty() || rest.text.starts_with('#') {
             if rest.text.starts_with('#') {
-                if blanks == 0 {
+                if !blanks {
                     return None;
                 }
                 self.comment(rest);
@@ -309,13 +319,8 @@ impl Reader {
             }
         };
         let after = at.skip(length);
-        let blanks = after
-            .text
-            .bytes()
-            .take_while(|&b| b == b' ' || b == b'\t')
-            .count();
-        let rest = after.skip(blanks);
-        if rest.text.starts_with('#') && blanks > 0 {
+        let (rest, blanks) = after.skip_blanks();
+        if rest.text.starts_with('#') && blanks {
             self.comment(rest);
         } else if !rest.text.is_empty() {
             return None;
@@ -448,13 +453,7 @@ fn flow(at: At) -> Option<(Node, usize)> {
         }
         if mapping {
             let length = key_length(cursor.text)?;
-            let key = Scalar {
-                value: cursor.text[..length].to_string(),
-                style: ScalarStyle::Plain,
-                span: cursor.offset..cursor.offset + length,
-                start: cursor.position(),
-                end_line: cursor.line,
-            };
+            let key = cursor.key(length);
             cursor = cursor.skip(length + 1);
             cursor = cursor.skip(cursor.text.bytes().take_while(|&b| b == b' ').count());
             let (value, length) = one_line_scalar(cursor, true)?;
