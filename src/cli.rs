@@ -5,12 +5,14 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
-use crate::registry::snapshot::Snapshot;
-use crate::registry::{Registry, RegistryError, TagRef};
+use crate::registry::live::{self, Live};
+use crate::registry::snapshot::{Recorder, Snapshot};
+use crate::registry::{Registry, credentials};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
 
@@ -29,6 +31,8 @@ pub struct Cli {
 enum Command {
     /// Resolve the policies and markers in a tree and rewrite what changed.
     Run(RunArgs),
+    /// Record what a run reads from the registries into a snapshot file.
+    Snapshot(SnapshotArgs),
     /// Evaluate one selection rule over a list of tags.
     Select(SelectArgs),
 }
@@ -55,6 +59,75 @@ struct RunArgs {
     /// Never edit files matching this glob (relative to DIR; repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct SnapshotArgs {
+    /// The working tree (the repository root).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Where to write the snapshot.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to reach live registries.
+#[derive(Debug, clap::Args)]
+struct RegistryArgs {
+    /// Reach this registry over plain HTTP (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
+    /// Also trust the PEM certificates in this file (a private CA).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Read registry credentials from this docker config.json first.
+    #[arg(long, value_name = "FILE")]
+    docker_config: Option<PathBuf>,
+    /// Registry requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    concurrency: usize,
+    /// Registry requests in flight at once to one host.
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    per_host: usize,
+    /// Seconds one registry request may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+    /// Retries after a 5xx, a reset, a timeout or a 429.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    retries: u32,
+    /// The longest Retry-After honoured, in seconds; longer fails the repository.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    max_retry_after: u64,
+}
+
+impl RegistryArgs {
+    /// The live client, configured from flags and the process environment.
+    fn live(&self) -> Result<Live, String> {
+        let env = credentials::Env {
+            docker_config_flag: self.docker_config.clone(),
+            vars: std::env::vars().collect(),
+        };
+        let store = credentials::Store::load(&env).map_err(|e| e.to_string())?;
+        let options = live::Options {
+            insecure: self
+                .insecure_registry
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            ca_file: self.ca_file.clone(),
+            concurrency: self.concurrency.max(1),
+            per_host: self.per_host.max(1),
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            retries: self.retries,
+            max_retry_after: Duration::from_secs(self.max_retry_after),
+            ..live::Options::default()
+        };
+        Live::new(options, store).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -111,6 +184,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Snapshot(args) => snapshot(args),
         Command::Select(args) => select(args),
     }
 }
@@ -148,12 +222,15 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage_error(format!("invalid glob: {e}")),
     };
-    let registry: Box<dyn Registry> = match &args.registry_snapshot {
+    let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
         Some(path) => match Snapshot::load(path) {
             Ok(s) => Box::new(s),
             Err(e) => return usage_error(e),
         },
-        None => Box::new(NoRegistry),
+        None => match args.registry.live() {
+            Ok(live) => Box::new(live),
+            Err(e) => return usage_error(e),
+        },
     };
     let options = RunOptions {
         root: args.dir,
@@ -161,7 +238,7 @@ fn run(args: RunArgs) -> ExitCode {
         diff: args.diff,
         filter,
     };
-    let report = update::run(&options, registry.as_ref());
+    let report = update::run(&options, registry.as_mut());
     let text = match args.output {
         Output::Json => report.to_json(),
         Output::Text => {
@@ -180,33 +257,34 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Stands in for the registries when no source is configured.
-struct NoRegistry;
-
-impl NoRegistry {
-    fn error(repository: String) -> RegistryError {
-        RegistryError {
-            repository,
-            message: "no registry source configured: pass --registry-snapshot FILE".to_string(),
-        }
+fn snapshot(args: SnapshotArgs) -> ExitCode {
+    if !args.dir.is_dir() {
+        return usage_error(format!("{} is not a directory", args.dir.display()));
     }
-}
-
-impl Registry for NoRegistry {
-    fn tags(
-        &self,
-        repositories: &[crate::image::Repository],
-    ) -> Vec<Result<Vec<String>, RegistryError>> {
-        repositories
-            .iter()
-            .map(|r| Err(Self::error(r.to_string())))
-            .collect()
+    let mut recorder = match args.registry.live() {
+        Ok(live) => Recorder::new(live),
+        Err(e) => return usage_error(e),
+    };
+    let options = RunOptions {
+        root: args.dir,
+        dry_run: true,
+        diff: false,
+        filter: Filter::default(),
+    };
+    let report = update::run(&options, &mut recorder);
+    let mut json =
+        serde_json::to_string_pretty(&recorder.into_file()).expect("a snapshot serialises");
+    json.push('\n');
+    if let Err(e) = std::fs::write(&args.output, json) {
+        return usage_error(format!("cannot write {}: {e}", args.output.display()));
     }
-
-    fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
-        tags.iter()
-            .map(|t| Err(Self::error(t.repository.to_string())))
-            .collect()
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(report.to_text().as_bytes());
+    if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -41,6 +41,7 @@ struct ImageRepository {
     image: Option<String>,
     exclusions: Vec<String>,
     access_from: bool,
+    insecure: bool,
 }
 
 #[derive(Debug)]
@@ -229,6 +230,7 @@ impl Resources {
                     })
                     .unwrap_or_default(),
                 access_from: spec.get("accessFrom").is_some_and(|n| !n.is_null()),
+                insecure: spec.str_at(&["insecure"]) == Some("true"),
                 meta,
             }),
             "ImagePolicy" => self.policies.push(ImagePolicy {
@@ -365,6 +367,7 @@ impl Resources {
             repository,
             selector,
             digest: spec.digest,
+            insecure: repo.insecure,
         })
     }
 

@@ -35,7 +35,7 @@ struct MarkedFile {
     markers: Vec<Marker>,
 }
 
-pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
+pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Report {
     let mut report = Report {
         version: 1,
         dry_run: options.dry_run,
@@ -45,9 +45,22 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Report {
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
 
+    let insecure = declared
+        .iter()
+        .filter_map(|d| d.policy.as_ref().ok())
+        .filter(|p| p.insecure)
+        .map(|p| p.repository.registry.clone())
+        .collect();
+    registry.mark_insecure(&insecure);
     let pinned = pinned_references(&marked);
     let (outcomes, targets) = resolve(&declared, registry, &pinned);
     report.policies = outcomes;
+    report.problems.extend(
+        registry
+            .notes()
+            .into_iter()
+            .map(|note| Problem::general(Severity::Warning, note)),
+    );
 
     let mut diffs = String::new();
     for file in &marked {

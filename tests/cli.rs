@@ -294,12 +294,41 @@ fn unreadable_configuration_is_a_usage_error() {
 }
 
 #[test]
-fn without_a_registry_source_policies_fail_clearly() {
+fn an_unreachable_registry_fails_only_its_policies() {
     let work = tempfile::tempdir().unwrap();
     small_tree(work.path());
-    let out = bin().arg("run").arg(work.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pass --registry-snapshot"));
+    // Port 1 on loopback: nothing listens, so the connection is refused at once.
+    let policy = fs::read_to_string(work.path().join("policy.yaml")).unwrap();
+    fs::write(
+        work.path().join("policy.yaml"),
+        policy.replace("ghcr.io/acme/web", "127.0.0.1:1/acme/web"),
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(work.path())
+        .args([
+            "--insecure-registry",
+            "127.0.0.1:1",
+            "--retries",
+            "0",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let error = report["policies"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("127.0.0.1:1") && error.contains("cannot connect"),
+        "{error}"
+    );
 }
 
 fn select(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {

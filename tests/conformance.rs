@@ -38,7 +38,7 @@ fn text(node: &Node, path: &[&str]) -> String {
     node.str_at(path).unwrap_or_default().to_string()
 }
 
-fn run(dir: &Path, registry: &dyn Registry) -> image_update::report::Report {
+fn run(dir: &Path, registry: &mut dyn Registry) -> image_update::report::Report {
     let options = RunOptions {
         root: dir.to_path_buf(),
         dry_run: false,
@@ -95,11 +95,11 @@ fn flux_setter_conformance_cases() {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, content.as_str().unwrap()).unwrap();
         }
-        let registry = Snapshot::parse(
+        let mut registry = Snapshot::parse(
             &serde_json::json!({"version": 1, "repositories": snapshot}).to_string(),
         )
         .unwrap();
-        let report = run(dir.path(), &registry);
+        let report = run(dir.path(), &mut registry);
 
         for (file, content) in files.entries() {
             let file = file.as_str().unwrap();
@@ -201,11 +201,11 @@ fn flux_digest_reflection_cases() {
             .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
             .collect();
         let snapshot = serde_json::json!({"version": 1, "repositories": {image.clone(): {"tags": tags, "digests": digests}}});
-        let registry = Counting {
+        let mut registry = Counting {
             inner: Snapshot::parse(&snapshot.to_string()).unwrap(),
             digest_lookups: Cell::new(0),
         };
-        let report = run(dir.path(), &registry);
+        let report = run(dir.path(), &mut registry);
         let outcome = &report.policies[0];
         assert_eq!(
             outcome.tag.as_deref(),
@@ -241,11 +241,11 @@ fn if_not_present_keeps_the_pinned_digest_without_asking() {
         format!("image: ghcr.io/acme/web:1.2.4@{pinned} # {{\"$imagepolicy\": \"apps:web\"}}\n");
     fs::write(dir.path().join("deploy.yaml"), &deploy).unwrap();
     let snapshot = serde_json::json!({"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.2.4"], "digests": {"1.2.4": format!("sha256:{}", "2".repeat(64))}}}});
-    let registry = Counting {
+    let mut registry = Counting {
         inner: Snapshot::parse(&snapshot.to_string()).unwrap(),
         digest_lookups: Cell::new(0),
     };
-    let report = run(dir.path(), &registry);
+    let report = run(dir.path(), &mut registry);
     assert_eq!(registry.digest_lookups.get(), 0);
     assert_eq!(report.policies[0].digest.as_deref(), Some(pinned.as_str()));
     assert_eq!(

@@ -56,6 +56,8 @@ pub struct Policy {
     pub repository: Repository,
     pub selector: Selector,
     pub digest: DigestReflection,
+    /// The registry may be reached over plain HTTP.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,7 +6,12 @@
 //! concurrently behind this interface, while everything above it stays
 //! synchronous and pure. A [`snapshot::Snapshot`] answers from a file.
 
+pub mod credentials;
+pub mod live;
+pub mod protocol;
 pub mod snapshot;
+
+use std::collections::BTreeSet;
 
 use crate::image::Repository;
 
@@ -32,4 +37,13 @@ pub trait Registry {
 
     /// The manifest digest of each tag; one answer per request, in order.
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>>;
+
+    /// Hosts the declarations allow to be reached over plain HTTP (Flux
+    /// `ImageRepository.spec.insecure`), told before any question is asked.
+    fn mark_insecure(&mut self, _hosts: &BTreeSet<String>) {}
+
+    /// Things worth reporting that are nobody's error (a low rate limit).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

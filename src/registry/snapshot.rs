@@ -2,8 +2,9 @@
 //! are reproducible, testable and work offline. `image-update snapshot` (with a
 //! live client) records one; `--registry-snapshot FILE` replays it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +114,68 @@ impl Registry for Snapshot {
     }
 }
 
+/// Wraps a registry and writes down every answer it gives, for
+/// `image-update snapshot`: the file then replays exactly what the run read.
+pub struct Recorder<R> {
+    inner: R,
+    file: Mutex<SnapshotFile>,
+}
+
+impl<R: Registry> Recorder<R> {
+    pub fn new(inner: R) -> Recorder<R> {
+        Recorder {
+            inner,
+            file: Mutex::new(SnapshotFile {
+                version: 1,
+                repositories: BTreeMap::new(),
+            }),
+        }
+    }
+
+    pub fn into_file(self) -> SnapshotFile {
+        self.file.into_inner().expect("not poisoned")
+    }
+}
+
+impl<R: Registry> Registry for Recorder<R> {
+    fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
+        let answers = self.inner.tags(repositories);
+        let mut file = self.file.lock().expect("not poisoned");
+        for (repository, answer) in repositories.iter().zip(&answers) {
+            if let Ok(tags) = answer {
+                file.repositories
+                    .entry(repository.to_string())
+                    .or_default()
+                    .tags = tags.clone();
+            }
+        }
+        answers
+    }
+
+    fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
+        let answers = self.inner.digests(tags);
+        let mut file = self.file.lock().expect("not poisoned");
+        for (tag, answer) in tags.iter().zip(&answers) {
+            if let Ok(digest) = answer {
+                file.repositories
+                    .entry(tag.repository.to_string())
+                    .or_default()
+                    .digests
+                    .insert(tag.tag.clone(), digest.clone());
+            }
+        }
+        answers
+    }
+
+    fn mark_insecure(&mut self, hosts: &BTreeSet<String>) {
+        self.inner.mark_insecure(hosts);
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +200,29 @@ mod tests {
         ]);
         assert_eq!(got[0], Ok("sha256:x".to_string()));
         assert!(got[1].as_ref().unwrap_err().message.contains("no digest"));
+    }
+
+    #[test]
+    fn a_recording_replays_what_was_read() {
+        let source = Snapshot::parse(r#"{"version": 1, "repositories": {"ghcr.io/a/b": {"tags": ["1", "2"], "digests": {"2": "sha256:x", "1": "sha256:y"}}, "ghcr.io/a/c": {"tags": ["9"]}}}"#).unwrap();
+        let recorder = Recorder::new(source);
+        let repo = Repository::parse("ghcr.io/a/b").unwrap();
+        recorder.tags(std::slice::from_ref(&repo));
+        recorder.digests(&[TagRef {
+            repository: repo.clone(),
+            tag: "2".into(),
+        }]);
+        let file = recorder.into_file();
+        let text = serde_json::to_string(&file).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":1,"repositories":{"ghcr.io/a/b":{"tags":["1","2"],"digests":{"2":"sha256:x"}}}}"#
+        );
+        let replay = Snapshot::parse(&text).unwrap();
+        assert_eq!(
+            replay.tags(&[repo]),
+            vec![Ok(vec!["1".to_string(), "2".to_string()])]
+        );
     }
 
     #[test]

@@ -1,0 +1,845 @@
+//! The live registry client: the OCI distribution API over HTTPS (HTTP only
+//! for hosts named insecure), behind the batch [`Registry`] interface.
+//!
+//! It exists to be fast and polite at once. Each host is pinged once and, for
+//! bearer registries, asked for one token covering every repository the run
+//! needs there; each repository's tags are listed once, pages followed; all
+//! repositories are fetched concurrently under a global bound and a per-host
+//! bound. `429` waits for `Retry-After` up to a cap, `5xx`, resets and
+//! timeouts are retried with jittered backoff, and a failure fails only the
+//! repository it belongs to. Credentials go only to the host they belong to:
+//! redirects are followed by hand, and `Authorization` is dropped when one
+//! leaves the host (blob storage, CDNs).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode, Url};
+use sha2::Digest;
+use tokio::sync::Semaphore;
+
+use super::credentials::{Secret, Store};
+use super::protocol::{self, Challenge, MANIFEST_ACCEPT, TokenResponse};
+use super::{Registry, RegistryError, TagRef};
+use crate::image::{DOCKER_HUB, Repository};
+
+/// Settings of the client, resolved once by the CLI.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts (`host[:port]`) reached over plain HTTP.
+    pub insecure: BTreeSet<String>,
+    /// Extra PEM certificates to trust (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Requests in flight at once, over all hosts.
+    pub concurrency: usize,
+    /// Requests in flight at once to one host.
+    pub per_host: usize,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Retries of a request after a `5xx`, a reset, a timeout or a `429`.
+    pub retries: u32,
+    /// The longest `Retry-After` honoured; a longer one fails the repository.
+    pub max_retry_after: Duration,
+    /// The first backoff delay; each retry doubles it.
+    pub backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            insecure: BTreeSet::new(),
+            ca_file: None,
+            concurrency: 16,
+            per_host: 6,
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            max_retry_after: Duration::from_secs(60),
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Below this many remaining pulls, Docker Hub's rate limit is reported.
+const LOW_RATE_LIMIT: u64 = 10;
+const MAX_REDIRECTS: usize = 5;
+const MAX_PAGES: usize = 10_000;
+
+pub struct Live {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    credentials: Store,
+    options: Options,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    notes: Mutex<Vec<String>>,
+}
+
+/// What the client learned about one registry host during the run.
+struct Host {
+    name: String,
+    limit: Semaphore,
+    /// The `/v2/` challenge, learned once: `None` before the ping,
+    /// `Some(None)` for anonymous registries.
+    challenge: tokio::sync::Mutex<Option<Option<Challenge>>>,
+    /// Every pull scope the run needs here, so one token covers them all.
+    scopes: Mutex<BTreeSet<String>>,
+    tokens: tokio::sync::Mutex<Vec<Token>>,
+    tokens_fetched: Mutex<usize>,
+    lowest_ratelimit: Mutex<Option<u64>>,
+}
+
+struct Token {
+    scopes: BTreeSet<String>,
+    value: String,
+    expires: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot read --ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl Live {
+    pub fn new(options: Options, credentials: Store) -> Result<Live, SetupError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+        if let Some(path) = &options.ca_file {
+            use rustls::pki_types::pem::PemObject;
+            let shown = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|e| SetupError::CaFile {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut added = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| SetupError::CaFile {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                roots.add(cert).map_err(|e| SetupError::CaFile {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(SetupError::CaFile {
+                    path: shown,
+                    reason: "no PEM certificate in it".to_string(),
+                });
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SetupError::Client(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("image-update/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SetupError::Client(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SetupError::Client(e.to_string()))?;
+        Ok(Live {
+            runtime,
+            http,
+            credentials,
+            options,
+            hosts: Mutex::new(HashMap::new()),
+            notes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many tokens were fetched from each host's token service.
+    pub fn tokens_fetched(&self) -> BTreeMap<String, usize> {
+        let hosts = self.hosts.lock().expect("not poisoned");
+        hosts
+            .values()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    *h.tokens_fetched.lock().expect("not poisoned"),
+                )
+            })
+            .collect()
+    }
+
+    fn host(&self, repository: &Repository) -> Arc<Host> {
+        let name = api_host(repository);
+        let mut hosts = self.hosts.lock().expect("not poisoned");
+        hosts
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    name,
+                    limit: Semaphore::new(self.options.per_host.max(1)),
+                    challenge: tokio::sync::Mutex::new(None),
+                    scopes: Mutex::new(BTreeSet::new()),
+                    tokens: tokio::sync::Mutex::new(Vec::new()),
+                    tokens_fetched: Mutex::new(0),
+                    lowest_ratelimit: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// Registers every repository of a batch with its host, so that the
+    /// first token asked for covers them all.
+    fn announce<'a>(&self, repositories: impl Iterator<Item = &'a Repository>) {
+        for r in repositories {
+            self.host(r)
+                .scopes
+                .lock()
+                .expect("not poisoned")
+                .insert(protocol::pull_scope(&r.path));
+        }
+    }
+
+    fn base_url(&self, repository: &Repository) -> String {
+        let scheme = if self.options.insecure.contains(&repository.registry) {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", api_host(repository))
+    }
+
+    async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, RegistryError> {
+        let host = self.host(repository);
+        let mut url = format!(
+            "{}/v2/{}/tags/list?n=1000",
+            self.base_url(repository),
+            repository.path
+        );
+        let mut tags = Vec::new();
+        let mut seen_pages = BTreeSet::new();
+        for _ in 0..MAX_PAGES {
+            let response = self.get(&host, repository, Method::GET, &url, None).await?;
+            let next = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(protocol::next_link);
+            let body = read_body(response, repository, &host.name).await?;
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                tags: Option<Vec<String>>,
+            }
+            let page: TagList = serde_json::from_slice(&body).map_err(|e| {
+                error(
+                    repository,
+                    format!("{} sent a tag list that is not valid JSON: {e}", host.name),
+                )
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            let Some(next) = next else {
+                return Ok(tags);
+            };
+            let next = Url::parse(&url)
+                .and_then(|base| base.join(&next))
+                .map_err(|e| {
+                    error(
+                        repository,
+                        format!("{} sent a bad Link header: {e}", host.name),
+                    )
+                })?;
+            if !seen_pages.insert(next.to_string()) {
+                return Err(error(
+                    repository,
+                    format!("{} sent a paging loop", host.name),
+                ));
+            }
+            url = next.to_string();
+        }
+        Err(error(
+            repository,
+            format!("{} sent more than {MAX_PAGES} pages of tags", host.name),
+        ))
+    }
+
+    async fn manifest_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
+        let repository = &tag.repository;
+        let host = self.host(repository);
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            self.base_url(repository),
+            repository.path,
+            tag.tag
+        );
+        // HEAD does not count against Docker Hub's pull limit.
+        let head = self
+            .get(&host, repository, Method::HEAD, &url, Some(MANIFEST_ACCEPT))
+            .await;
+        if let Ok(response) = &head
+            && let Some(digest) = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+        {
+            return Ok(digest.to_string());
+        }
+        let response = self
+            .get(&host, repository, Method::GET, &url, Some(MANIFEST_ACCEPT))
+            .await?;
+        let header = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_body(response, repository, &host.name).await?;
+        Ok(header.unwrap_or_else(|| sha256_digest(&body)))
+    }
+
+    /// One request with everything around it: the host's concurrency bound,
+    /// authentication, retries, `Retry-After` and redirects.
+    async fn get(
+        &self,
+        host: &Host,
+        repository: &Repository,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = host
+            .limit
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let scope = protocol::pull_scope(&repository.path);
+        let mut reauthenticated = false;
+        let mut attempt = 0;
+        let mut target =
+            Url::parse(url).map_err(|e| error(repository, format!("bad URL {url}: {e}")))?;
+        let mut redirects = 0;
+        loop {
+            let same_host = target.host_str()
+                == Url::parse(url).ok().as_ref().and_then(Url::host_str)
+                && target.port_or_known_default()
+                    == Url::parse(url).ok().and_then(|u| u.port_or_known_default());
+            let authorization = if same_host {
+                self.authorization(host, repository, &scope).await?
+            } else {
+                None
+            };
+            let mut request = self.http.request(method.clone(), target.clone());
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            if let Some(value) = authorization {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    if attempt < self.options.retries
+                        && (e.is_timeout() || e.is_connect() || e.is_request())
+                        && !is_tls(&e)
+                    {
+                        self.pause(attempt).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(error(
+                        repository,
+                        transport_message(&e, &host.name, self.options.timeout),
+                    ));
+                }
+            };
+            self.note_ratelimit(host, response.headers());
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok());
+                let next = location.and_then(|l| target.join(l).ok());
+                match next {
+                    Some(next) if redirects < MAX_REDIRECTS => {
+                        redirects += 1;
+                        target = next;
+                        continue;
+                    }
+                    _ => {
+                        return Err(error(
+                            repository,
+                            format!("{} redirected too often or without a Location", host.name),
+                        ));
+                    }
+                }
+            }
+            if status == StatusCode::UNAUTHORIZED && same_host && !reauthenticated {
+                reauthenticated = true;
+                let challenge = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(protocol::parse_challenge);
+                if let Some(challenge) = challenge {
+                    let wanted = match &challenge {
+                        Challenge::Bearer { scope: Some(s), .. } => s.clone(),
+                        _ => scope.clone(),
+                    };
+                    *host.challenge.lock().await = Some(Some(challenge));
+                    host.tokens
+                        .lock()
+                        .await
+                        .retain(|t| !t.scopes.contains(&wanted));
+                    host.scopes.lock().expect("not poisoned").insert(wanted);
+                    continue;
+                }
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| protocol::retry_after(v, unix_now()))
+                    .unwrap_or_else(|| {
+                        protocol::backoff(
+                            attempt,
+                            self.options.backoff,
+                            self.options.max_retry_after,
+                            jitter(),
+                        )
+                    });
+                if attempt < self.options.retries && wait <= self.options.max_retry_after {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Err(error(
+                    repository,
+                    format!(
+                        "rate limited by {} (HTTP 429, asked to wait {}s; the cap is {}s); try again later, or authenticate for a higher limit",
+                        host.name,
+                        wait.as_secs(),
+                        self.options.max_retry_after.as_secs()
+                    ),
+                ));
+            }
+            if status.is_server_error() && attempt < self.options.retries {
+                self.pause(attempt).await;
+                attempt += 1;
+                continue;
+            }
+            if status.is_success() {
+                return Ok(response);
+            }
+            return Err(error(
+                repository,
+                self.status_message(status, host, repository),
+            ));
+        }
+    }
+
+    async fn pause(&self, attempt: u32) {
+        let cap = self.options.backoff.saturating_mul(16);
+        tokio::time::sleep(protocol::backoff(
+            attempt,
+            self.options.backoff,
+            cap,
+            jitter(),
+        ))
+        .await;
+    }
+
+    /// The `Authorization` header for a request to `host`, learning the
+    /// host's challenge with one `/v2/` ping the first time.
+    async fn authorization(
+        &self,
+        host: &Host,
+        repository: &Repository,
+        scope: &str,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        let challenge = {
+            let mut known = host.challenge.lock().await;
+            if known.is_none() {
+                *known = Some(self.ping(host, repository).await?);
+            }
+            known.clone().flatten()
+        };
+        let credential = self
+            .credentials
+            .lookup(&repository.registry, &repository.path)
+            .map_err(|e| error(repository, e.to_string()))?;
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(match credential.map(|c| c.secret) {
+                Some(Secret::Basic { username, password }) => Some(basic(&username, &password)),
+                Some(Secret::RegistryToken(token)) => bearer(&token),
+                _ => None,
+            }),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                if let Some(Secret::RegistryToken(token)) = credential.as_ref().map(|c| &c.secret) {
+                    return Ok(bearer(token));
+                }
+                let mut tokens = host.tokens.lock().await;
+                let now = Instant::now();
+                tokens.retain(|t| t.expires > now);
+                if let Some(t) = tokens.iter().find(|t| t.scopes.contains(scope)) {
+                    return Ok(bearer(&t.value));
+                }
+                let mut scopes = host.scopes.lock().expect("not poisoned").clone();
+                scopes.insert(scope.to_string());
+                let token = self
+                    .fetch_token(
+                        host,
+                        repository,
+                        &realm,
+                        service.as_deref(),
+                        &scopes,
+                        credential.map(|c| c.secret),
+                    )
+                    .await?;
+                let header = bearer(&token.value);
+                tokens.push(token);
+                Ok(header)
+            }
+        }
+    }
+
+    /// `GET /v2/`: which authentication the host wants.
+    async fn ping(
+        &self,
+        host: &Host,
+        repository: &Repository,
+    ) -> Result<Option<Challenge>, RegistryError> {
+        let url = format!("{}/v2/", self.base_url(repository));
+        let mut attempt = 0;
+        loop {
+            match self.http.get(&url).send().await {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                    return Ok(response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(protocol::parse_challenge));
+                }
+                Ok(response)
+                    if response.status().is_server_error() && attempt < self.options.retries => {}
+                Ok(response)
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS
+                        && attempt < self.options.retries => {}
+                Ok(_) => return Ok(None),
+                Err(e)
+                    if attempt < self.options.retries
+                        && (e.is_timeout() || e.is_connect())
+                        && !is_tls(&e) => {}
+                Err(e) => {
+                    return Err(error(
+                        repository,
+                        transport_message(&e, &host.name, self.options.timeout),
+                    ));
+                }
+            }
+            self.pause(attempt).await;
+            attempt += 1;
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        host: &Host,
+        repository: &Repository,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &BTreeSet<String>,
+        secret: Option<Secret>,
+    ) -> Result<Token, RegistryError> {
+        let mut url = Url::parse(realm).map_err(|e| {
+            error(
+                repository,
+                format!("{} named a bad token realm {realm:?}: {e}", host.name),
+            )
+        })?;
+        let realm_host = url.host_str().unwrap_or_default().to_string();
+        let request = match &secret {
+            Some(Secret::IdentityToken(refresh)) => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "image-update"),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                let joined = scopes
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                form.push(("scope", &joined));
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", form_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                self.http
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            _ => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    for scope in scopes {
+                        query.append_pair("scope", scope);
+                    }
+                }
+                let mut request = self.http.get(url);
+                if let Some(Secret::Basic { username, password }) = &secret {
+                    request = request.header(AUTHORIZATION, basic(username, password));
+                }
+                request
+            }
+        };
+        let response = request.send().await.map_err(|e| {
+            error(
+                repository,
+                transport_message(&e, &realm_host, self.options.timeout),
+            )
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(error(
+                repository,
+                format!(
+                    "the token service of {} ({realm_host}) answered HTTP {status}; {}",
+                    host.name,
+                    self.credential_hint(repository)
+                ),
+            ));
+        }
+        let body = read_body(response, repository, &realm_host).await?;
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            error(
+                repository,
+                format!("the token service of {} sent invalid JSON: {e}", host.name),
+            )
+        })?;
+        let (value, lifetime) = parsed.token().ok_or_else(|| {
+            error(
+                repository,
+                format!("the token service of {} sent no token", host.name),
+            )
+        })?;
+        *host.tokens_fetched.lock().expect("not poisoned") += 1;
+        Ok(Token {
+            scopes: scopes.clone(),
+            value: value.to_string(),
+            expires: Instant::now() + lifetime,
+        })
+    }
+
+    fn note_ratelimit(&self, host: &Host, headers: &HeaderMap) {
+        if let Some(remaining) = headers
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(protocol::ratelimit_remaining)
+        {
+            let mut lowest = host.lowest_ratelimit.lock().expect("not poisoned");
+            *lowest = Some(lowest.map_or(remaining, |l| l.min(remaining)));
+        }
+    }
+
+    fn credential_hint(&self, repository: &Repository) -> String {
+        let sources = self.credentials.sources_for(&repository.registry);
+        if sources.is_empty() {
+            format!(
+                "no credentials were found for {}: run `docker login {}`, pass --docker-config FILE, or set DOCKER_AUTH_CONFIG",
+                repository.registry, repository.registry
+            )
+        } else {
+            format!("credentials tried: {}", sources.join(", "))
+        }
+    }
+
+    fn status_message(&self, status: StatusCode, host: &Host, repository: &Repository) -> String {
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => format!(
+                "HTTP {status} from {}: not allowed to read {}; {}",
+                host.name,
+                repository.path,
+                self.credential_hint(repository)
+            ),
+            StatusCode::NOT_FOUND => format!(
+                "HTTP 404 from {}: repository {} (or the requested tag) not found; check spec.image",
+                host.name, repository.path
+            ),
+            status => format!("HTTP {status} from {} for {}", host.name, repository.path),
+        }
+    }
+}
+
+impl Registry for Live {
+    fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
+        self.announce(repositories.iter());
+        self.runtime.block_on(
+            futures_util::stream::iter(repositories.iter().map(|r| self.list_tags(r)))
+                .buffered(self.options.concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
+        self.announce(tags.iter().map(|t| &t.repository));
+        self.runtime.block_on(
+            futures_util::stream::iter(tags.iter().map(|t| self.manifest_digest(t)))
+                .buffered(self.options.concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    fn mark_insecure(&mut self, hosts: &BTreeSet<String>) {
+        self.options.insecure.extend(hosts.iter().cloned());
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = self.notes.lock().expect("not poisoned").clone();
+        let hosts = self.hosts.lock().expect("not poisoned");
+        for host in hosts.values() {
+            if let Some(remaining) = *host.lowest_ratelimit.lock().expect("not poisoned")
+                && remaining < LOW_RATE_LIMIT
+            {
+                notes.push(format!(
+                    "{} rate limit is low: {remaining} pulls remaining; authenticate to raise it",
+                    host.name
+                ));
+            }
+        }
+        notes
+    }
+}
+
+/// The host the API is served from: Docker Hub images live on `docker.io`
+/// but are served by `registry-1.docker.io`.
+fn api_host(repository: &Repository) -> String {
+    if repository.registry == DOCKER_HUB {
+        "registry-1.docker.io".to_string()
+    } else {
+        repository.registry.clone()
+    }
+}
+
+fn error(repository: &Repository, message: String) -> RegistryError {
+    RegistryError {
+        repository: repository.to_string(),
+        message,
+    }
+}
+
+async fn read_body(
+    response: reqwest::Response,
+    repository: &Repository,
+    host: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    response.bytes().await.map(|b| b.to_vec()).map_err(|e| {
+        error(
+            repository,
+            format!("reading the answer of {host} failed: {e}"),
+        )
+    })
+}
+
+fn basic(username: &str, password: &str) -> HeaderValue {
+    use base64::Engine;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+fn is_tls(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// What went wrong on the wire, with what to do about it. reqwest's message
+/// holds the URL, which never carries credentials here.
+fn transport_message(e: &reqwest::Error, host: &str, timeout: Duration) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    if is_tls(e) {
+        format!(
+            "TLS with {host} failed ({detail}); for a private CA pass --ca-file FILE, for a plain-HTTP registry --insecure-registry {host}"
+        )
+    } else if e.is_timeout() {
+        format!("{host} did not answer within {}s", timeout.as_secs())
+    } else if e.is_connect() {
+        format!("cannot connect to {host} ({detail})")
+    } else {
+        format!("talking to {host} failed ({detail})")
+    }
+}
+
+/// `sha256:<hex>` of `bytes`, the digest of a manifest a registry did not name.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = sha2::Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A number in [0, 1) that differs between calls and processes, enough to
+/// keep many clients from retrying in step.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let n = RandomState::new().hash_one(Instant::now());
+    (n % 10_000) as f64 / 10_000.0
+}

@@ -1,0 +1,288 @@
+//! The pure parts of the OCI distribution protocol: reading challenges,
+//! paging links, `Retry-After`, rate-limit headers and token responses, and
+//! deciding how long to wait before a retry. No I/O here, so every rule is
+//! tested from header strings.
+
+use std::time::Duration;
+
+/// The media types a manifest request accepts: OCI index and manifest, Docker
+/// manifest list and v2 manifest.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// What a registry asked for in `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parses a `WWW-Authenticate` header (RFC 7235 auth-params; quoted values
+/// may contain commas, as scopes do: `repository:a/b:pull,push`).
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => {
+            let params = auth_params(rest);
+            let get = |name: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            Some(Challenge::Bearer {
+                realm: get("realm")?,
+                service: get("service"),
+                scope: get("scope"),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn auth_params(text: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else { break };
+        let name = rest[..eq].trim().trim_start_matches(',').trim().to_string();
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            out.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            value = out;
+            rest = &quoted[end.min(quoted.len())..];
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        rest = rest.trim_start().trim_start_matches(',').trim_start();
+        params.push((name, value));
+    }
+    params
+}
+
+/// The `rel="next"` target of a `Link` header, if any.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+        });
+        is_next.then(|| target.to_string())
+    })
+}
+
+/// `Retry-After` as a delay: delta-seconds, or an HTTP date relative to `now`
+/// (seconds since the Unix epoch).
+pub fn retry_after(header: &str, now: u64) -> Option<Duration> {
+    let header = header.trim();
+    if let Ok(seconds) = header.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = parse_http_date(header)?;
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as seconds since the epoch.
+fn parse_http_date(text: &str) -> Option<u64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as u64
+        + 1;
+    let (day, year): (u64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    // Days from civil date (proleptic Gregorian), after Howard Hinnant.
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = (y - era * 400) as u64;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe as i64 - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3_600 + m * 60 + s)
+}
+
+/// Docker Hub's `ratelimit-remaining: 76;w=21600` as the count.
+pub fn ratelimit_remaining(header: &str) -> Option<u64> {
+    header.split(';').next()?.trim().parse().ok()
+}
+
+/// A token endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct TokenResponse {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The bearer token and how long it may be reused. Docker's spec says
+    /// 60 s when unstated; a margin keeps us from using one at its last second.
+    pub fn token(&self) -> Option<(&str, Duration)> {
+        let token = self
+            .token
+            .as_deref()
+            .or(self.access_token.as_deref())
+            .filter(|t| !t.is_empty())?;
+        let lifetime = self.expires_in.unwrap_or(60).max(60);
+        Some((token, Duration::from_secs(lifetime.saturating_sub(10))))
+    }
+}
+
+/// Jittered exponential backoff: attempt 0 waits about `base`, each next one
+/// twice as long, never more than `cap`; `jitter` in [0, 1) spreads clients.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exponential = base.saturating_mul(1u32 << attempt.min(16));
+    exponential
+        .min(cap)
+        .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// The token scope for pulling a repository.
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_of_real_registries() {
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/nginx:pull".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://ghcr.io/token".into(),
+                service: Some("ghcr.io".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("basic"), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge("Bearer realm=https://x/token, service=x"),
+            Some(Challenge::Bearer {
+                realm: "https://x/token".into(),
+                service: Some("x".into()),
+                scope: None,
+            })
+        );
+        assert_eq!(parse_challenge("Bearer service=\"x\""), None);
+        assert_eq!(parse_challenge("Negotiate abc"), None);
+    }
+
+    #[test]
+    fn next_links() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#),
+            Some("/v2/a/tags/list?last=b&n=2".into())
+        );
+        assert_eq!(
+            next_link(r#"<https://x/v2/a/tags/list?n=2&last=b>; rel=next, </other>; rel="prev""#),
+            Some("https://x/v2/a/tags/list?n=2&last=b".into())
+        );
+        assert_eq!(next_link(r#"</other>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(retry_after("7", 0), Some(Duration::from_secs(7)));
+        let now = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:30 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn ratelimit_headers() {
+        assert_eq!(ratelimit_remaining("76;w=21600"), Some(76));
+        assert_eq!(ratelimit_remaining("0"), Some(0));
+        assert_eq!(ratelimit_remaining("x"), None);
+    }
+
+    #[test]
+    fn token_responses() {
+        let r: TokenResponse = serde_json::from_str(r#"{"token":"t","expires_in":300}"#).unwrap();
+        assert_eq!(r.token(), Some(("t", Duration::from_secs(290))));
+        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(r.token(), Some(("a", Duration::from_secs(50))));
+        let r: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
+        assert_eq!(r.token(), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(2);
+        assert_eq!(backoff(0, base, cap, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(2, base, cap, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff(10, base, cap, 1.0), cap);
+        assert_eq!(backoff(1, base, cap, 0.0), Duration::from_millis(100));
+    }
+}
