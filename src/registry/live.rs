@@ -474,26 +474,30 @@ impl Live {
             }
             known.clone().flatten()
         };
-        let credential = self
-            .credentials
-            .lookup(&repository.registry, &repository.path)
-            .map_err(|e| error(repository, e.to_string()))?;
+        // Asked only when the host wants credentials: a broken helper must
+        // not fail registries that need none.
+        let credential = || {
+            self.credentials
+                .lookup(&repository.registry, &repository.path)
+                .map_err(|e| error(repository, e.to_string()))
+        };
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(match credential.map(|c| c.secret) {
+            Some(Challenge::Basic) => Ok(match credential()?.map(|c| c.secret) {
                 Some(Secret::Basic { username, password }) => Some(basic(&username, &password)),
                 Some(Secret::RegistryToken(token)) => bearer(&token),
                 _ => None,
             }),
             Some(Challenge::Bearer { realm, service, .. }) => {
-                if let Some(Secret::RegistryToken(token)) = credential.as_ref().map(|c| &c.secret) {
-                    return Ok(bearer(token));
-                }
                 let mut tokens = host.tokens.lock().await;
                 let now = Instant::now();
                 tokens.retain(|t| t.expires > now);
                 if let Some(t) = tokens.iter().find(|t| t.scopes.contains(scope)) {
                     return Ok(bearer(&t.value));
+                }
+                let credential = credential()?;
+                if let Some(Secret::RegistryToken(token)) = credential.as_ref().map(|c| &c.secret) {
+                    return Ok(bearer(token));
                 }
                 let mut scopes = host.scopes.lock().expect("not poisoned").clone();
                 scopes.insert(scope.to_string());
