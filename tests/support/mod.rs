@@ -1,0 +1,96 @@
+//! Shared test support for talking to a real OCI registry.
+//!
+//! `image-update` resolves tags against OCI registries over HTTP, so its
+//! integration tests need a registry that behaves like production ones: the
+//! CNCF distribution server (`docker-registry`, Debian package
+//! `docker-registry`) started per test on a free loopback port, optionally
+//! behind htpasswd (Basic) or token (Bearer) authentication and TLS, and seeded
+//! with images and multi-platform indexes whose digests the tests know. This
+//! module is compiled into every test binary that says `mod support;`; each
+//! binary uses only part of it, hence the module-wide `allow(dead_code)`.
+//!
+//! * [`registry`]: start/stop `docker-registry serve` ([`Registry`], [`RegistryOptions`], [`Auth`]).
+//! * [`token`]: a small token issuer (the `realm` of Bearer auth) ([`TokenIssuer`], [`TokenOptions`]).
+//! * [`push`]: push images and indexes through the distribution API, and [`Seed`] to
+//!   seed an authenticated or TLS registry (push anonymously, restart configured).
+//! * [`http`]: a minimal blocking HTTP/1.1 client (plain HTTP only).
+//! * [`tls`]: a TLS 1.2 handshake probe and X.509 helpers to check the TLS setup
+//!   without a TLS client crate.
+#![allow(dead_code, unused_imports)]
+
+pub mod http;
+pub mod push;
+pub mod registry;
+pub mod tls;
+pub mod token;
+
+pub use push::{Seed, Seeded};
+pub use registry::{Auth, Registry, RegistryOptions};
+pub use token::{TokenIssuer, TokenOptions, TokenRequest};
+
+use sha2::{Digest, Sha256};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The OCI digest (`sha256:<hex>`) of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock before 1970")
+        .as_secs()
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `n` bytes from the system CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use ring::rand::SecureRandom;
+    let mut out = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .expect("system random");
+    out
+}
+
+/// A random lower-case hex string of `n` bytes of entropy.
+pub fn random_hex(n: usize) -> String {
+    hex(&random_bytes(n))
+}
