@@ -32,6 +32,12 @@ impl Registry for Counting {
             .set(self.digest_lookups.get() + tags.len());
         self.inner.digests(tags)
     }
+    fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
+        self.inner.created(tags, platform)
+    }
+    fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
+        self.inner.platforms(tags)
+    }
 }
 
 fn text(node: &Node, path: &[&str]) -> String {

@@ -422,3 +422,39 @@ fn a_low_docker_hub_style_rate_limit_is_reported() {
         "HEAD was enough"
     );
 }
+
+#[test]
+fn requests_to_one_host_stay_within_the_per_host_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let peak_for = |per_host: &str| {
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (a, p) = (active.clone(), peak.clone());
+        let server = Server::start(move |seen, _| {
+            if seen.target == "/v2/" {
+                return Reply::json(200, "{}");
+            }
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            a.fetch_sub(1, Ordering::SeqCst);
+            Reply::json(200, r#"{"tags":["1.0"]}"#)
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["a", "b", "c", "d", "e", "f"];
+        tree(dir.path(), &server.host(), &names, false);
+        let (out, report) = run(dir.path(), &["--per-host", per_host]);
+        assert_eq!(out.status.code(), Some(0), "{report}");
+        assert_eq!(
+            server.count("GET", "/v2/acme/"),
+            names.len(),
+            "each repository listed once"
+        );
+        peak.load(Ordering::SeqCst)
+    };
+    assert!(peak_for("2") <= 2);
+    assert!(
+        peak_for("6") >= 3,
+        "requests to one host should overlap when allowed"
+    );
+}

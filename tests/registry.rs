@@ -336,3 +336,62 @@ fn plain_http_needs_the_registry_named_insecure() {
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_resolved(&report, &seeded);
 }
+
+#[test]
+fn created_times_and_platforms_come_from_configs_and_indexes() {
+    use image_update::image::Repository;
+    use image_update::registry::credentials::{Env, Store};
+    use image_update::registry::live::{Live, Options};
+    use image_update::registry::{Registry, TagRef};
+
+    let options = RegistryOptions::new().token(TokenOptions::new().credentials("ci", "pw"));
+    let (registry, _) = seed().start(options);
+    let env = Env {
+        docker_config_flag: None,
+        vars: [(
+            "DOCKER_AUTH_CONFIG".to_string(),
+            format!(
+                r#"{{"auths": {{"{}": {{"username": "ci", "password": "pw"}}}}}}"#,
+                registry.host()
+            ),
+        )]
+        .into(),
+    };
+    let mut live = Live::new(Options::default(), Store::load(&env).unwrap()).unwrap();
+    live.mark_insecure(&[registry.host()].into());
+    let tag = |repo: &str, tag: &str| TagRef {
+        repository: Repository::parse(&format!("{}/{repo}", registry.host())).unwrap(),
+        tag: tag.to_string(),
+    };
+    let tags = [
+        tag("acme/web", "1.0.0"),
+        tag("acme/web", "2.0.0"),
+        tag("acme/multi", "1.4.0"),
+        tag("acme/web", "9.9.9"),
+    ];
+    let created = live.created(&tags, "linux/arm64");
+    assert_eq!(created[0].as_ref().unwrap(), "2024-01-01T00:00:00Z");
+    assert_eq!(created[1].as_ref().unwrap(), "2024-03-01T00:00:00Z");
+    assert_eq!(created[2].as_ref().unwrap(), "2024-04-01T00:00:00Z");
+    assert!(
+        created[3].as_ref().unwrap_err().message.contains("404"),
+        "{:?}",
+        created[3]
+    );
+    let missing = live.created(&[tag("acme/multi", "1.4.0")], "linux/s390x");
+    assert!(
+        missing[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("linux/amd64, linux/arm64"),
+        "{missing:?}"
+    );
+    let platforms = live.platforms(&tags[..3]);
+    assert_eq!(platforms[0].as_ref().unwrap(), &["linux/amd64"]);
+    assert_eq!(
+        platforms[2].as_ref().unwrap(),
+        &["linux/amd64", "linux/arm64"]
+    );
+    assert_eq!(live.tokens_fetched().values().sum::<usize>(), 1);
+}

@@ -25,7 +25,7 @@ use sha2::Digest;
 use tokio::sync::Semaphore;
 
 use super::credentials::{Secret, Store};
-use super::protocol::{self, Challenge, MANIFEST_ACCEPT, TokenResponse};
+use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse};
 use super::{Registry, RegistryError, TagRef};
 use crate::image::{DOCKER_HUB, Repository};
 
@@ -271,6 +271,117 @@ impl Live {
             repository,
             format!("{} sent more than {MAX_PAGES} pages of tags", host.name),
         ))
+    }
+
+    /// A manifest (or index) by tag or digest, parsed.
+    async fn manifest(
+        &self,
+        repository: &Repository,
+        reference: &str,
+    ) -> Result<Manifest, RegistryError> {
+        let host = self.host(repository);
+        let url = format!(
+            "{}/v2/{}/manifests/{reference}",
+            self.base_url(repository),
+            repository.path
+        );
+        let response = self
+            .get(&host, repository, Method::GET, &url, Some(MANIFEST_ACCEPT))
+            .await?;
+        let body = read_body(response, repository, &host.name).await?;
+        protocol::parse_manifest(&body).ok_or_else(|| {
+            error(
+                repository,
+                format!(
+                    "{} sent a manifest for {reference} that is neither an image nor an index",
+                    host.name
+                ),
+            )
+        })
+    }
+
+    /// An image config blob, parsed; blobs are often redirected to storage.
+    async fn config(
+        &self,
+        repository: &Repository,
+        digest: &str,
+    ) -> Result<serde_json::Value, RegistryError> {
+        let host = self.host(repository);
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            self.base_url(repository),
+            repository.path
+        );
+        let response = self.get(&host, repository, Method::GET, &url, None).await?;
+        let body = read_body(response, repository, &host.name).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            error(
+                repository,
+                format!(
+                    "{} sent an image config {digest} that is not JSON: {e}",
+                    host.name
+                ),
+            )
+        })
+    }
+
+    /// The config of the image `tag` names, for `platform` when it is an index.
+    async fn image_config(
+        &self,
+        tag: &TagRef,
+        platform: &str,
+    ) -> Result<serde_json::Value, RegistryError> {
+        let repository = &tag.repository;
+        let config = match self.manifest(repository, &tag.tag).await? {
+            Manifest::Image { config } => config,
+            Manifest::Index(entries) => {
+                let Some((_, digest)) = entries.iter().find(|(p, _)| p == platform) else {
+                    let published: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+                    return Err(error(
+                        repository,
+                        format!(
+                            "tag {} has no image for {platform} (it has {})",
+                            tag.tag,
+                            published.join(", ")
+                        ),
+                    ));
+                };
+                match self.manifest(repository, digest).await? {
+                    Manifest::Image { config } => config,
+                    Manifest::Index(_) => {
+                        return Err(error(
+                            repository,
+                            format!("tag {} nests an index in an index", tag.tag),
+                        ));
+                    }
+                }
+            }
+        };
+        self.config(repository, &config).await
+    }
+
+    async fn created_at(&self, tag: &TagRef, platform: &str) -> Result<String, RegistryError> {
+        let config = self.image_config(tag, platform).await?;
+        config
+            .get("created")
+            .and_then(|c| c.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                error(
+                    &tag.repository,
+                    format!("the image config of tag {} has no created time", tag.tag),
+                )
+            })
+    }
+
+    async fn platforms_of(&self, tag: &TagRef) -> Result<Vec<String>, RegistryError> {
+        match self.manifest(&tag.repository, &tag.tag).await? {
+            Manifest::Index(entries) => Ok(entries.into_iter().map(|(p, _)| p).collect()),
+            Manifest::Image { config } => {
+                let config = self.config(&tag.repository, &config).await?;
+                Ok(protocol::platform_of(&config).into_iter().collect())
+            }
+        }
     }
 
     async fn manifest_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
@@ -708,6 +819,24 @@ impl Registry for Live {
         self.announce(tags.iter().map(|t| &t.repository));
         self.runtime.block_on(
             futures_util::stream::iter(tags.iter().map(|t| self.manifest_digest(t)))
+                .buffered(self.options.concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
+        self.announce(tags.iter().map(|t| &t.repository));
+        self.runtime.block_on(
+            futures_util::stream::iter(tags.iter().map(|t| self.created_at(t, platform)))
+                .buffered(self.options.concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
+        self.announce(tags.iter().map(|t| &t.repository));
+        self.runtime.block_on(
+            futures_util::stream::iter(tags.iter().map(|t| self.platforms_of(t)))
                 .buffered(self.options.concurrency.max(1))
                 .collect(),
         )

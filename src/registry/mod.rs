@@ -38,6 +38,13 @@ pub trait Registry {
     /// The manifest digest of each tag; one answer per request, in order.
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>>;
 
+    /// When each tag's image was built (its config's `created`, RFC 3339);
+    /// for a multi-platform index, the image for `platform` (`os/arch[/variant]`).
+    fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>>;
+
+    /// The platforms each tag is published for (`os/arch[/variant]`).
+    fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>>;
+
     /// Hosts the declarations allow to be reached over plain HTTP (Flux
     /// `ImageRepository.spec.insecure`), told before any question is asked.
     fn mark_insecure(&mut self, _hosts: &BTreeSet<String>) {}

@@ -183,6 +183,43 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Dura
         .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
 }
 
+/// What a manifest says, as far as rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    /// An OCI index or Docker manifest list: `(platform, digest)` per entry.
+    Index(Vec<(String, String)>),
+    /// One image: the digest of its config blob.
+    Image { config: String },
+}
+
+/// Reads an OCI or Docker manifest or index; `None` for anything else.
+pub fn parse_manifest(body: &[u8]) -> Option<Manifest> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if let Some(entries) = value.get("manifests").and_then(|m| m.as_array()) {
+        return Some(Manifest::Index(
+            entries
+                .iter()
+                .filter_map(|e| {
+                    let digest = e.get("digest")?.as_str()?.to_string();
+                    Some((platform_of(e.get("platform")?)?, digest))
+                })
+                .collect(),
+        ));
+    }
+    let config = value.get("config")?.get("digest")?.as_str()?.to_string();
+    Some(Manifest::Image { config })
+}
+
+/// `os/architecture[/variant]` from an index entry's `platform` or an image config.
+pub fn platform_of(value: &serde_json::Value) -> Option<String> {
+    let os = value.get("os")?.as_str()?;
+    let architecture = value.get("architecture")?.as_str()?;
+    Some(match value.get("variant").and_then(|v| v.as_str()) {
+        Some(variant) if !variant.is_empty() => format!("{os}/{architecture}/{variant}"),
+        _ => format!("{os}/{architecture}"),
+    })
+}
+
 /// The token scope for pulling a repository.
 pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
@@ -274,6 +311,30 @@ mod tests {
         assert_eq!(r.token(), Some(("a", Duration::from_secs(50))));
         let r: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert_eq!(r.token(), None);
+    }
+
+    #[test]
+    fn manifests_and_indexes() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"digest":"sha256:a","platform":{"os":"linux","architecture":"amd64"}},
+            {"digest":"sha256:b","platform":{"os":"linux","architecture":"arm","variant":"v7"}},
+            {"digest":"sha256:c"}]}"#;
+        assert_eq!(
+            parse_manifest(index),
+            Some(Manifest::Index(vec![
+                ("linux/amd64".into(), "sha256:a".into()),
+                ("linux/arm/v7".into(), "sha256:b".into()),
+            ]))
+        );
+        let image = br#"{"schemaVersion":2,"config":{"digest":"sha256:cfg","size":1},"layers":[]}"#;
+        assert_eq!(
+            parse_manifest(image),
+            Some(Manifest::Image {
+                config: "sha256:cfg".into()
+            })
+        );
+        assert_eq!(parse_manifest(b"{}"), None);
+        assert_eq!(parse_manifest(b"not json"), None);
     }
 
     #[test]

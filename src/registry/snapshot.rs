@@ -99,15 +99,34 @@ impl Registry for Snapshot {
     }
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
+        self.facts(tags, "digest", |r| &r.digests)
+    }
+
+    fn created(&self, tags: &[TagRef], _platform: &str) -> Vec<Result<String, RegistryError>> {
+        self.facts(tags, "created time", |r| &r.created)
+    }
+
+    fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
+        self.facts(tags, "platform list", |r| &r.platforms)
+    }
+}
+
+impl Snapshot {
+    /// One recorded fact per tag, or an error naming what is missing.
+    fn facts<T: Clone>(
+        &self,
+        tags: &[TagRef],
+        what: &str,
+        field: impl Fn(&RepositorySnapshot) -> &BTreeMap<String, T>,
+    ) -> Vec<Result<T, RegistryError>> {
         tags.iter()
             .map(|t| {
-                self.repository(&t.repository)?
-                    .digests
+                field(self.repository(&t.repository)?)
                     .get(&t.tag)
                     .cloned()
                     .ok_or_else(|| RegistryError {
                         repository: t.repository.to_string(),
-                        message: format!("the registry snapshot has no digest for tag {:?}", t.tag),
+                        message: format!("the registry snapshot has no {what} for tag {:?}", t.tag),
                     })
             })
             .collect()
@@ -135,6 +154,25 @@ impl<R: Registry> Recorder<R> {
     pub fn into_file(self) -> SnapshotFile {
         self.file.into_inner().expect("not poisoned")
     }
+
+    /// Writes down the successful answers about tags.
+    fn record<T: Clone>(
+        &self,
+        tags: &[TagRef],
+        answers: &[Result<T, RegistryError>],
+        field: impl Fn(&mut RepositorySnapshot) -> &mut BTreeMap<String, T>,
+    ) {
+        let mut file = self.file.lock().expect("not poisoned");
+        for (tag, answer) in tags.iter().zip(answers) {
+            if let Ok(value) = answer {
+                let repository = file
+                    .repositories
+                    .entry(tag.repository.to_string())
+                    .or_default();
+                field(repository).insert(tag.tag.clone(), value.clone());
+            }
+        }
+    }
 }
 
 impl<R: Registry> Registry for Recorder<R> {
@@ -154,16 +192,19 @@ impl<R: Registry> Registry for Recorder<R> {
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
         let answers = self.inner.digests(tags);
-        let mut file = self.file.lock().expect("not poisoned");
-        for (tag, answer) in tags.iter().zip(&answers) {
-            if let Ok(digest) = answer {
-                file.repositories
-                    .entry(tag.repository.to_string())
-                    .or_default()
-                    .digests
-                    .insert(tag.tag.clone(), digest.clone());
-            }
-        }
+        self.record(tags, &answers, |r| &mut r.digests);
+        answers
+    }
+
+    fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
+        let answers = self.inner.created(tags, platform);
+        self.record(tags, &answers, |r| &mut r.created);
+        answers
+    }
+
+    fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
+        let answers = self.inner.platforms(tags);
+        self.record(tags, &answers, |r| &mut r.platforms);
         answers
     }
 
