@@ -46,6 +46,8 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Serve this existing storage directory instead of a fresh one.
     pub storage: Option<PathBuf>,
+    /// Write one access-log line per request to the log (for counting requests).
+    pub access_log: bool,
 }
 
 impl RegistryOptions {
@@ -78,6 +80,11 @@ impl RegistryOptions {
 
     pub fn storage(mut self, dir: impl Into<PathBuf>) -> Self {
         self.storage = Some(dir.into());
+        self
+    }
+
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
         self
     }
 }
@@ -143,7 +150,14 @@ impl Registry {
         let mut last_log = String::new();
         for attempt in 1..=START_ATTEMPTS {
             let port = free_port();
-            let config = config_yaml(port, &storage, tls.is_some(), workdir.path(), &auth_yaml);
+            let config = config_yaml(
+                port,
+                &storage,
+                tls.is_some(),
+                workdir.path(),
+                &auth_yaml,
+                options.access_log,
+            );
             let config_path = workdir.path().join("config.yml");
             fs::write(&config_path, config).expect("write registry config.yml");
             let log_path = workdir.path().join(format!("registry-{attempt}.log"));
@@ -410,10 +424,20 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("string to JSON")
 }
 
-fn config_yaml(port: u16, storage: &Path, tls: bool, workdir: &Path, auth_yaml: &str) -> String {
+fn config_yaml(
+    port: u16,
+    storage: &Path,
+    tls: bool,
+    workdir: &Path,
+    auth_yaml: &str,
+    access_log: bool,
+) -> String {
     let mut y = String::new();
     y.push_str("version: 0.1\n");
-    y.push_str("log:\n  level: info\n  accesslog:\n    disabled: true\n");
+    y.push_str(&format!(
+        "log:\n  level: info\n  accesslog:\n    disabled: {}\n",
+        !access_log
+    ));
     y.push_str("storage:\n  filesystem:\n");
     y.push_str(&format!(
         "    rootdirectory: {}\n",
