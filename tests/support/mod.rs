@@ -19,6 +19,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod http;
+pub mod proxy;
 pub mod push;
 pub mod registry;
 pub mod tls;
