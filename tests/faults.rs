@@ -291,6 +291,27 @@ fn a_low_rate_limit_is_reported_and_head_is_enough() {
 }
 
 #[test]
+fn a_digest_the_registry_does_not_name_is_hashed_from_the_manifest() {
+    let (registry, seeded) = registry(RegistryOptions::new());
+    let proxy = Proxy::start(&registry.base_url(), |seen, _| {
+        match (seen.method.as_str(), seen.target.contains("/manifests/")) {
+            ("HEAD", true) => Action::Respond(Reply::json(405, "")),
+            (_, true) => Action::DropHeader("Docker-Content-Digest".into()),
+            _ => Action::Forward,
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &proxy.host(), &["web"], true);
+    let (out, report) = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        outcome(&report, "apps:web")["digest"],
+        seeded.digest("acme/web", "1.6")
+    );
+    assert_eq!(proxy.count("GET", "/v2/acme/web/manifests/1.6"), 1);
+}
+
+#[test]
 fn requests_to_one_host_stay_within_the_per_host_bound() {
     let (registry, _) = registry(RegistryOptions::new());
     let peak_for = |per_host: &str| {

@@ -976,3 +976,32 @@ fn jitter() -> f64 {
     let n = RandomState::new().hash_one(Instant::now());
     (n % 10_000) as f64 / 10_000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_is_served_from_registry_1() {
+        let nginx = Repository::parse("nginx").unwrap();
+        assert_eq!(
+            (api_host(&nginx).as_str(), nginx.path.as_str()),
+            ("registry-1.docker.io", "library/nginx")
+        );
+        let ghcr = Repository::parse("ghcr.io/acme/web").unwrap();
+        assert_eq!(api_host(&ghcr), "ghcr.io");
+    }
+
+    #[test]
+    fn manifests_are_hashed_as_sha256() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn form_values_are_encoded() {
+        assert_eq!(form_encode("a b/c:d"), "a+b%2Fc%3Ad");
+    }
+}

@@ -57,6 +57,8 @@ pub enum Action {
     Page(usize),
     /// Forward and add a header to the answer.
     AddHeader(String, String),
+    /// Forward and remove a header from the answer.
+    DropHeader(String),
     /// Answer `307` to the same path on another base URL.
     Redirect(String),
 }
@@ -212,6 +214,12 @@ fn handle(stream: TcpStream, upstream: &str, log: &Mutex<Vec<Seen>>, rule: &Rule
             match action {
                 Action::Truncate(keep) => (reply, Some(keep)),
                 Action::AddHeader(k, v) => (reply.header(&k, &v), None),
+                Action::DropHeader(name) => {
+                    reply
+                        .headers
+                        .retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                    (reply, None)
+                }
                 _ => (reply, None),
             }
         }
