@@ -211,6 +211,24 @@ fn truncated_and_slow_answers_fail_only_their_repository() {
 }
 
 #[test]
+fn a_body_cut_short_once_is_read_again() {
+    let (registry, _) = registry(RegistryOptions::new());
+    let proxy = Proxy::start(&registry.base_url(), |seen, before| {
+        if is_tags(&seen.target, "web") && before == 0 {
+            Action::Truncate(5)
+        } else {
+            Action::Forward
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &proxy.host(), &["web"], false);
+    let (out, report) = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(outcome(&report, "apps:web")["tag"], "1.6");
+    assert_eq!(proxy.count("GET", "/v2/acme/web/tags/list"), 2);
+}
+
+#[test]
 fn credentials_are_not_forwarded_to_another_host_on_redirect() {
     let (registry, seeded) = registry(RegistryOptions::new().htpasswd(&[("user", "s3cr3t")]));
     let digest = seeded.digest("acme/web", "1.6").to_string();

@@ -230,13 +230,11 @@ impl Live {
         let mut tags = Vec::new();
         let mut seen_pages = BTreeSet::new();
         for _ in 0..MAX_PAGES {
-            let response = self.get(&host, repository, Method::GET, &url, None).await?;
-            let next = response
-                .headers()
+            let (headers, body) = self.fetch(&host, repository, &url, None).await?;
+            let next = headers
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(protocol::next_link);
-            let body = read_body(response, repository, &host.name).await?;
             #[derive(serde::Deserialize)]
             struct TagList {
                 tags: Option<Vec<String>>,
@@ -285,10 +283,9 @@ impl Live {
             self.base_url(repository),
             repository.path
         );
-        let response = self
-            .get(&host, repository, Method::GET, &url, Some(MANIFEST_ACCEPT))
+        let (_, body) = self
+            .fetch(&host, repository, &url, Some(MANIFEST_ACCEPT))
             .await?;
-        let body = read_body(response, repository, &host.name).await?;
         protocol::parse_manifest(&body).ok_or_else(|| {
             error(
                 repository,
@@ -312,8 +309,7 @@ impl Live {
             self.base_url(repository),
             repository.path
         );
-        let response = self.get(&host, repository, Method::GET, &url, None).await?;
-        let body = read_body(response, repository, &host.name).await?;
+        let (_, body) = self.fetch(&host, repository, &url, None).await?;
         serde_json::from_slice(&body).map_err(|e| {
             error(
                 repository,
@@ -405,16 +401,42 @@ impl Live {
         {
             return Ok(digest.to_string());
         }
-        let response = self
-            .get(&host, repository, Method::GET, &url, Some(MANIFEST_ACCEPT))
+        let (headers, body) = self
+            .fetch(&host, repository, &url, Some(MANIFEST_ACCEPT))
             .await?;
-        let header = response
-            .headers()
+        let header = headers
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_body(response, repository, &host.name).await?;
         Ok(header.unwrap_or_else(|| sha256_digest(&body)))
+    }
+
+    /// A `GET` and its whole body; a body cut short is retried like a reset.
+    async fn fetch(
+        &self,
+        host: &Host,
+        repository: &Repository,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<(HeaderMap, Vec<u8>), RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let response = self.get(host, repository, Method::GET, url, accept).await?;
+            let headers = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => return Ok((headers, body.to_vec())),
+                Err(_) if attempt < self.options.retries => {
+                    self.pause(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(error(
+                        repository,
+                        format!("reading the answer of {} failed: {e}", host.name),
+                    ));
+                }
+            }
+        }
     }
 
     /// One request with everything around it: the host's concurrency bound,
@@ -435,14 +457,13 @@ impl Live {
         let scope = protocol::pull_scope(&repository.path);
         let mut reauthenticated = false;
         let mut attempt = 0;
-        let mut target =
+        let origin =
             Url::parse(url).map_err(|e| error(repository, format!("bad URL {url}: {e}")))?;
+        let mut target = origin.clone();
         let mut redirects = 0;
         loop {
-            let same_host = target.host_str()
-                == Url::parse(url).ok().as_ref().and_then(Url::host_str)
-                && target.port_or_known_default()
-                    == Url::parse(url).ok().and_then(|u| u.port_or_known_default());
+            // Credentials belong to the registry's origin, never to a redirect target elsewhere.
+            let same_host = target.origin() == origin.origin();
             let authorization = if same_host {
                 self.authorization(host, repository, &scope).await?
             } else {
