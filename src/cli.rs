@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
+use crate::commit;
 use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
 use crate::registry::{Registry, credentials};
+use crate::report::{Problem, Report, Severity};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
 
@@ -61,6 +63,74 @@ struct RunArgs {
     exclude: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    git: GitArgs,
+}
+
+/// Committing and pushing what a run changed.
+#[derive(Debug, clap::Args)]
+struct GitArgs {
+    /// Commit exactly the files this run changed (nothing else).
+    #[arg(long)]
+    commit: bool,
+    /// Push the commit (implies --commit).
+    #[arg(long)]
+    push: bool,
+    /// Commit onto this branch (created from HEAD when missing); may be a template.
+    #[arg(long, value_name = "NAME")]
+    branch: Option<String>,
+    /// The remote to push to.
+    #[arg(long, value_name = "NAME", default_value = "origin")]
+    remote: String,
+    /// Author and committer, "Name <email>".
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    author: Option<String>,
+    /// Commit message template (Go text/template), or @FILE to read one.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    message_template: Option<String>,
+    /// Add a Signed-off-by trailer.
+    #[arg(long)]
+    signoff: bool,
+    /// Sign the commit with the user's git signing configuration.
+    #[arg(long)]
+    sign: bool,
+    /// Read a token for HTTPS pushes from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    git_token_env: Option<String>,
+}
+
+impl GitArgs {
+    fn settings(&self) -> Result<Option<commit::Settings>, String> {
+        if !self.commit && !self.push {
+            return Ok(None);
+        }
+        let message_template = match self.message_template.as_deref() {
+            Some(file) if file.starts_with('@') => Some(
+                std::fs::read_to_string(&file[1..])
+                    .map_err(|e| format!("cannot read {}: {e}", &file[1..]))?,
+            ),
+            other => other.map(str::to_string),
+        };
+        let token = match &self.git_token_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| format!("--git-token-env {var}: the variable is not set"))?,
+            ),
+            None => None,
+        };
+        Ok(Some(commit::Settings {
+            author: self.author.clone(),
+            message_template,
+            branch: self.branch.clone(),
+            push: self.push,
+            remote: self.remote.clone(),
+            signoff: self.signoff,
+            sign: self.sign,
+            token,
+        }))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,31 +285,12 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    if !args.dir.is_dir() {
-        return usage_error(format!("{} is not a directory", args.dir.display()));
-    }
-    let filter = match Filter::new(&args.include, &args.exclude) {
-        Ok(f) => f,
-        Err(e) => return usage_error(format!("invalid glob: {e}")),
+    let output = args.output;
+    let report = match execute(args) {
+        Ok(report) => report,
+        Err(message) => return usage_error(message),
     };
-    let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
-        Some(path) => match Snapshot::load(path) {
-            Ok(s) => Box::new(s),
-            Err(e) => return usage_error(e),
-        },
-        None => match args.registry.live() {
-            Ok(live) => Box::new(live),
-            Err(e) => return usage_error(e),
-        },
-    };
-    let options = RunOptions {
-        root: args.dir,
-        dry_run: args.dry_run,
-        diff: args.diff,
-        filter,
-    };
-    let report = update::run(&options, registry.as_mut());
-    let text = match args.output {
+    let text = match output {
         Output::Json => report.to_json(),
         Output::Text => {
             let mut text = report.to_text();
@@ -250,11 +301,76 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    exit_code(&report)
+}
+
+/// The exit status a finished run maps to: 1 when something failed.
+pub fn exit_code(report: &Report) -> ExitCode {
     if report.failed() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs `image-update run` with these arguments (everything after `run`) and
+/// returns its report, or the usage error; for modes that wrap `run` (the
+/// GitHub Action) and present the report their own way.
+pub fn run_report(arguments: &[String]) -> Result<Report, String> {
+    let argv = ["image-update".to_string(), "run".to_string()]
+        .into_iter()
+        .chain(arguments.iter().cloned());
+    match Cli::try_parse_from(order_values(argv.map(std::ffi::OsString::from))) {
+        Ok(Cli {
+            command: Command::Run(args),
+        }) => execute(args),
+        Ok(_) => unreachable!("the first argument is run"),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A run and, when asked, its commit and push; `Err` is a usage error.
+fn execute(args: RunArgs) -> Result<Report, String> {
+    if !args.dir.is_dir() {
+        return Err(format!("{} is not a directory", args.dir.display()));
+    }
+    let filter =
+        Filter::new(&args.include, &args.exclude).map_err(|e| format!("invalid glob: {e}"))?;
+    let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
+        Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
+        None => Box::new(args.registry.live()?),
+    };
+    let git = args.git.settings()?;
+    if git.is_some() && args.dry_run {
+        return Err("--commit and --push cannot be combined with --dry-run".to_string());
+    }
+    let options = RunOptions {
+        root: args.dir,
+        dry_run: args.dry_run,
+        diff: args.diff,
+        filter,
+    };
+    let outcome = update::run(&options, registry.as_mut());
+    let mut report = outcome.report;
+    if let Some(settings) = &git {
+        match commit::commit(
+            &options.root,
+            &report,
+            &outcome.replay,
+            outcome.git.as_ref(),
+            settings,
+        ) {
+            Ok(Some(committed)) => report.commit = Some(committed),
+            Ok(None) => report.problems.push(Problem::general(
+                Severity::Info,
+                "nothing changed; no commit",
+            )),
+            Err(e) => report
+                .problems
+                .push(Problem::general(Severity::Error, e.to_string())),
+        }
+    }
+    Ok(report)
 }
 
 fn snapshot(args: SnapshotArgs) -> ExitCode {
@@ -271,7 +387,7 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
         diff: false,
         filter: Filter::default(),
     };
-    let report = update::run(&options, &mut recorder);
+    let report = update::run(&options, &mut recorder).report;
     let mut json =
         serde_json::to_string_pretty(&recorder.into_file()).expect("a snapshot serialises");
     json.push('\n');
@@ -281,11 +397,7 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
     let _ = std::io::stdout()
         .lock()
         .write_all(report.to_text().as_bytes());
-    if report.failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    exit_code(&report)
 }
 
 fn selector(args: &SelectArgs) -> Result<Selector, RuleError> {

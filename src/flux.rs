@@ -65,6 +65,24 @@ struct Automation {
     suspended: bool,
     path: Result<String, String>,
     selector: Option<Result<LabelSelector, String>>,
+    git: GitSettings,
+}
+
+/// What an `ImageUpdateAutomation` says about committing and pushing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitSettings {
+    /// `namespace`, `name` of the automation, for `.AutomationObject`.
+    pub automation: (String, String),
+    /// `git.commit.author` as `Name <email>`.
+    pub author: Option<String>,
+    pub message_template: Option<String>,
+    pub message_values: BTreeMap<String, String>,
+    pub push_branch: Option<String>,
+    pub push_refspec: Option<String>,
+    /// `git.push.options`, as `key=value` (or `key` when the value is empty).
+    pub push_options: Vec<String>,
+    /// `update.path`, normalised; empty for the root.
+    pub path: String,
 }
 
 /// All Flux resources found in the tree, in the order they were read.
@@ -247,6 +265,7 @@ impl Resources {
                 meta,
             }),
             _ => self.automations.push(Automation {
+                git: git_settings(spec, &meta),
                 suspended: spec.str_at(&["suspend"]) == Some("true"),
                 path: update_path(spec),
                 selector: spec
@@ -394,6 +413,20 @@ impl Resources {
         )
     }
 
+    /// The git settings of the automation that covers the most of `files`
+    /// (paths relative to the tree root); `None` when the tree has none.
+    pub fn git_settings<'a>(
+        &self,
+        files: impl Iterator<Item = &'a str> + Clone,
+    ) -> Option<GitSettings> {
+        self.automations
+            .iter()
+            .filter(|a| !a.suspended)
+            .rev()
+            .max_by_key(|a| files.clone().filter(|f| within(f, &a.git.path)).count())
+            .map(|a| a.git.clone())
+    }
+
     /// Where a resource of this kind and name was first declared.
     fn declared_at(&self, kind: &str, meta: &Meta) -> Option<&Origin> {
         let same = |m: &&Meta| m.namespace == meta.namespace && m.name == meta.name;
@@ -465,6 +498,42 @@ fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
         filter,
         digest,
     })
+}
+
+fn git_settings(spec: &Node, meta: &Meta) -> GitSettings {
+    let text = |path: &[&str]| {
+        spec.str_at(path)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let author = match (
+        text(&["git", "commit", "author", "name"]),
+        text(&["git", "commit", "author", "email"]),
+    ) {
+        (Some(name), Some(email)) => Some(format!("{name} <{email}>")),
+        _ => None,
+    };
+    GitSettings {
+        automation: (meta.namespace.clone(), meta.name.clone()),
+        author,
+        message_template: text(&["git", "commit", "messageTemplate"]),
+        message_values: spec
+            .at(&["git", "commit", "messageTemplateValues"])
+            .map(string_map)
+            .unwrap_or_default(),
+        push_branch: text(&["git", "push", "branch"]),
+        push_refspec: text(&["git", "push", "refspec"]),
+        push_options: spec
+            .at(&["git", "push", "options"])
+            .map(|o| {
+                string_map(o)
+                    .into_iter()
+                    .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        path: update_path(spec).unwrap_or_default(),
+    }
 }
 
 fn update_path(spec: &Node) -> Result<String, String> {

@@ -8,7 +8,9 @@
 //! `update` strings them together.
 
 pub mod cli;
+pub mod commit;
 pub mod flux;
+pub mod git;
 pub mod image;
 pub mod marker;
 pub mod plan;
@@ -17,5 +19,6 @@ pub mod registry;
 pub mod report;
 pub mod rewrite;
 pub mod scan;
+pub mod template;
 pub mod update;
 pub mod yaml;

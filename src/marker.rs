@@ -118,6 +118,9 @@ pub struct Marker {
     pub setter: Setter,
     pub scalar: Scalar,
     pub object: ObjectRef,
+    /// Which root the marker is under: the document index for a file, the
+    /// item index for a KRM `ResourceList`.
+    pub root: usize,
 }
 
 /// Something that looks like a marker but is not one, with the reason.
@@ -136,6 +139,14 @@ pub struct Found {
 
 /// Finds every marker in a parsed file, in document order.
 pub fn find(src: &str, stream: &Stream) -> Found {
+    let roots: Vec<&Node> = stream.documents.iter().map(|d| &d.root).collect();
+    find_in(src, stream, &roots)
+}
+
+/// Finds the markers under each of `roots` (nodes of `stream`), each root
+/// standing for one resource: the documents of a file, or the items of a
+/// KRM `ResourceList`.
+pub fn find_in(src: &str, stream: &Stream, roots: &[&Node]) -> Found {
     let mut finder = Finder {
         src,
         comments: &stream.comments,
@@ -146,10 +157,12 @@ pub fn find(src: &str, stream: &Stream) -> Found {
             .collect(),
         explained: vec![None; stream.comments.len()],
         found: Found::default(),
+        root: 0,
     };
-    for document in &stream.documents {
-        let object = ObjectRef::of(&document.root);
-        finder.visit(&document.root, &object);
+    for (i, root) in roots.iter().enumerate() {
+        finder.root = i;
+        let object = ObjectRef::of(root);
+        finder.visit(root, &object);
     }
     finder.finish()
 }
@@ -178,6 +191,7 @@ struct Finder<'a> {
     /// known to be ignored for a specific reason.
     explained: Vec<Option<Option<String>>>,
     found: Found,
+    root: usize,
 }
 
 impl Finder<'_> {
@@ -263,6 +277,7 @@ impl Finder<'_> {
             setter,
             scalar: scalar.clone(),
             object: object.clone(),
+            root: self.root,
         });
     }
 

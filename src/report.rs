@@ -100,6 +100,9 @@ pub struct Report {
     pub files: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The commit `--commit` made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<crate::commit::Committed>,
 }
 
 impl Report {
@@ -169,6 +172,19 @@ impl Report {
                 _ => String::new(),
             };
             let _ = writeln!(out, "{place}{severity}: {}", p.message);
+        }
+        if let Some(c) = &self.commit {
+            let branch = c
+                .branch
+                .as_deref()
+                .map(|b| format!(" on {b}"))
+                .unwrap_or_default();
+            let pushed = if c.pushed { ", pushed" } else { "" };
+            let _ = writeln!(
+                out,
+                "committed {}{branch}{pushed}",
+                &c.sha[..c.sha.len().min(12)]
+            );
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::flux::{self, Declared};
+use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::marker::{self, Field, Marker};
 use crate::plan::{self, Resolved, Target};
@@ -35,7 +35,36 @@ struct MarkedFile {
     markers: Vec<Marker>,
 }
 
-pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Report {
+/// What a run leaves for the steps after it (commit, push).
+pub struct Outcome {
+    pub report: Report,
+    pub replay: Replay,
+    /// The settings of the automation that covers the changed files.
+    pub git: Option<GitSettings>,
+}
+
+/// The resolved policies of a run, able to update any version of a file the
+/// same way: a push that lost a race redoes its work on the new tip with it.
+pub struct Replay {
+    targets: BTreeMap<PolicyId, Target>,
+}
+
+impl Replay {
+    /// `src` updated by the run's policies; `None` when nothing changes.
+    pub fn apply(&self, rel: &str, src: &str) -> Result<Option<String>, String> {
+        let stream = yaml::parse(src).map_err(|e| format!("{rel}:{e}"))?;
+        let found = marker::find(src, &stream);
+        let plan = plan::plan_file(rel, src, &found.markers, &self.targets);
+        if plan.edits.is_empty() {
+            return Ok(None);
+        }
+        rewrite::apply(src, &plan.edits)
+            .map(Some)
+            .map_err(|e| format!("{rel}: {e}"))
+    }
+}
+
+pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let mut report = Report {
         version: 1,
         dry_run: options.dry_run,
@@ -102,7 +131,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Report {
     report
         .problems
         .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    report
+    let git = resources.git_settings(report.files.iter().map(String::as_str));
+    Outcome {
+        report,
+        replay: Replay { targets },
+        git,
+    }
 }
 
 /// `items.map(f)` on every core, results in input order. The calling thread
@@ -284,8 +318,13 @@ pub struct Pinned {
 /// The first reference pinned by each policy's full markers: what Flux's
 /// `IfNotPresent` keeps instead of asking the registry again.
 fn pinned_references(files: &[MarkedFile]) -> BTreeMap<PolicyId, Pinned> {
+    pinned_by(files.iter().flat_map(|f| &f.markers))
+}
+
+/// The first reference pinned by each policy's full markers.
+pub fn pinned_by<'a>(markers: impl Iterator<Item = &'a Marker>) -> BTreeMap<PolicyId, Pinned> {
     let mut pinned = BTreeMap::new();
-    for m in files.iter().flat_map(|f| &f.markers) {
+    for m in markers {
         if m.setter.field != Field::Image {
             continue;
         }
@@ -322,7 +361,7 @@ pub fn digest_to_reuse(
 
 /// Lists each repository once, selects every policy, then looks up the
 /// digests the chosen tags need, in one batch.
-fn resolve(
+pub fn resolve(
     declared: &[Declared],
     registry: &dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,

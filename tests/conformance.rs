@@ -51,7 +51,7 @@ fn run(dir: &Path, registry: &mut dyn Registry) -> image_update::report::Report 
         diff: false,
         filter: Filter::default(),
     };
-    update::run(&options, registry)
+    update::run(&options, registry).report
 }
 
 #[test]

@@ -1,0 +1,320 @@
+//! From a finished run to one commit, and optionally a push: which files, on
+//! which branch, by whom, with which message, and what to do when the remote
+//! moved while we worked.
+//!
+//! The decisions (author, message, branch) are made here from the settings;
+//! git itself is driven through [`crate::git`]. A push rejected because the
+//! branch moved is not forced: the new tip is fetched, the run's resolved
+//! policies are applied again to that tip's files, and the push is retried a
+//! bounded number of times — two automations racing for one branch is a known
+//! failure of the upstream tools.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::flux::GitSettings;
+use crate::git::{self, GitError, PushOutcome, Repo, Signature};
+use crate::image::Reference;
+use crate::report::Report;
+use crate::template::{self, Change, Context, Object};
+use crate::update::Replay;
+
+/// How often a push that lost a race is rebuilt and tried again.
+const PUSH_ATTEMPTS: usize = 3;
+
+/// Commit and push settings, resolved from flags.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub author: Option<String>,
+    /// The template text (already read from `@FILE`).
+    pub message_template: Option<String>,
+    /// A branch name, or an Argo CD-style template for one.
+    pub branch: Option<String>,
+    pub push: bool,
+    pub remote: String,
+    pub signoff: bool,
+    pub sign: bool,
+    /// A token for HTTPS pushes (read from `--git-token-env`).
+    pub token: Option<String>,
+}
+
+/// The commit a run made, as the JSON report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    pub sha: String,
+    pub branch: Option<String>,
+    pub pushed: bool,
+    /// How many pushes it took (more than one when the remote moved).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub attempts: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("message template: {0}")]
+    Template(String),
+    #[error("branch template: {0}")]
+    Branch(String),
+    #[error("invalid author {0:?}: write \"Name <email>\"")]
+    Author(String),
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("re-applying the update on the new tip of {branch} failed: {reason}")]
+    Replay { branch: String, reason: String },
+    #[error("the remote branch {branch} kept moving; gave up after {PUSH_ATTEMPTS} attempts")]
+    Raced { branch: String },
+}
+
+/// The template data of a run's changes.
+pub fn context(report: &Report, git: Option<&GitSettings>) -> Context {
+    let images: BTreeMap<String, &str> = report
+        .policies
+        .iter()
+        .map(|p| (p.policy.to_string(), p.image.as_str()))
+        .collect();
+    let changes = report
+        .changes
+        .iter()
+        .map(|c| {
+            let tag = |value: &str| match c.setter {
+                "tag" => value.to_string(),
+                "image" => Reference::split(value).tag.unwrap_or_default().to_string(),
+                _ => String::new(),
+            };
+            Change {
+                file: c.file.clone(),
+                setter: match c.setter {
+                    "image" => c.policy.to_string(),
+                    field => format!("{}:{field}", c.policy),
+                },
+                old: c.old.clone(),
+                new: c.new.clone(),
+                image: images
+                    .get(&c.policy.to_string())
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                old_tag: tag(&c.old),
+                new_tag: tag(&c.new),
+                object: Object {
+                    api_version: c.object.api_version.clone(),
+                    kind: c.object.kind.clone(),
+                    namespace: c.object.namespace.clone(),
+                    name: c.object.name.clone(),
+                },
+            }
+        })
+        .collect();
+    Context {
+        automation: git.map(|g| g.automation.clone()),
+        values: git.map(|g| g.message_values.clone()).unwrap_or_default(),
+        app_name: String::new(),
+        changes,
+    }
+}
+
+/// Commits what the run wrote under `dir` and pushes it when asked.
+/// `None` when the run changed nothing.
+pub fn commit(
+    dir: &Path,
+    report: &Report,
+    replay: &Replay,
+    git: Option<&GitSettings>,
+    settings: &Settings,
+) -> Result<Option<Committed>, CommitError> {
+    if report.files.is_empty() {
+        return Ok(None);
+    }
+    let mut repo = Repo::open(dir)?;
+    if let Some(token) = &settings.token {
+        repo = repo.with_config(&[("http.extraHeader", &git::token_header(token))]);
+    }
+    // Decide everything that can fail before anything is committed.
+    let context = context(report, git);
+    let template = settings
+        .message_template
+        .clone()
+        .or_else(|| git.and_then(|g| g.message_template.clone()));
+    let mut message = match template {
+        Some(t) => template::render_message(&t, &context)
+            .map_err(|e| CommitError::Template(e.to_string()))?,
+        None => template::default_message(&context),
+    };
+    let author = match settings
+        .author
+        .as_ref()
+        .or(git.and_then(|g| g.author.as_ref()))
+    {
+        Some(text) => Signature::parse(text).ok_or_else(|| CommitError::Author(text.clone()))?,
+        None => repo
+            .configured_signature()
+            .unwrap_or_else(git::default_signature),
+    };
+    if settings.signoff {
+        message = git::sign_off(&message, &author);
+    }
+    let head = repo.head()?;
+    // --branch may be a template (as Argo CD's branch setting); Flux's
+    // push.branch is a plain name.
+    let branch = match (&settings.branch, git.and_then(|g| g.push_branch.clone())) {
+        (Some(b), _) => Some(
+            template::render_branch(b, &context).map_err(|e| CommitError::Branch(e.to_string()))?,
+        ),
+        (None, Some(b)) => Some(b),
+        (None, None) => head.branch.clone(),
+    };
+
+    if settings.push && branch.is_none() {
+        return Err(CommitError::Git(GitError::Failed {
+            command: "push".into(),
+            message: "HEAD is detached: name the branch to push with --branch".into(),
+        }));
+    }
+
+    // Paths relative to the repository root, as git names them.
+    let prefix = relative_to(&repo.root, dir)?;
+    let paths: Vec<(String, String)> = report
+        .files
+        .iter()
+        .map(|f| (f.clone(), join(&prefix, f)))
+        .collect();
+
+    let existing = branch.as_deref().and_then(|b| repo.branch_tip(b));
+    let parent = existing.clone().or_else(|| head.commit.clone());
+    let on_head = parent == head.commit;
+    let files = if on_head {
+        read_written(dir, &paths)?
+    } else {
+        let parent = parent.as_deref().expect("a branch that exists has a tip");
+        replayed(&repo, replay, parent, &paths).map_err(|reason| CommitError::Replay {
+            branch: branch.clone().unwrap_or_default(),
+            reason,
+        })?
+    };
+    let sha = repo.build_commit(parent.as_deref(), &files, &message, &author, settings.sign)?;
+    let committed_paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let old = if branch.is_some() {
+        existing.as_deref()
+    } else {
+        head.commit.as_deref()
+    };
+    repo.advance(branch.as_deref(), old, &sha, &committed_paths)?;
+
+    let mut committed = Committed {
+        sha,
+        branch: branch.clone(),
+        pushed: false,
+        attempts: 0,
+    };
+    if !settings.push {
+        return Ok(Some(committed));
+    }
+    let target = branch.clone().expect("a push has a branch, checked above");
+    let options = git.map(|g| g.push_options.clone()).unwrap_or_default();
+    for attempt in 1..=PUSH_ATTEMPTS {
+        committed.attempts = attempt;
+        match repo.push(&settings.remote, &committed.sha, &target, &options)? {
+            PushOutcome::Pushed => {
+                committed.pushed = true;
+                // Flux pushes to the branch and, when set, also with the refspec.
+                if let Some(refspec) = git.and_then(|g| g.push_refspec.as_deref())
+                    && repo.push_refspec(&settings.remote, refspec, &options)?
+                        == PushOutcome::Behind
+                {
+                    return Err(CommitError::Git(GitError::Failed {
+                        command: "push".into(),
+                        message: format!(
+                            "the remote rejected refspec {refspec} as not a fast-forward"
+                        ),
+                    }));
+                }
+                return Ok(Some(committed));
+            }
+            PushOutcome::Behind => {
+                let Some(tip) = repo.fetch(&settings.remote, &target)? else {
+                    continue;
+                };
+                let files = replayed(&repo, replay, &tip, &paths).map_err(|reason| {
+                    CommitError::Replay {
+                        branch: target.clone(),
+                        reason,
+                    }
+                })?;
+                committed.sha =
+                    repo.build_commit(Some(&tip), &files, &message, &author, settings.sign)?;
+            }
+        }
+    }
+    Err(CommitError::Raced { branch: target })
+}
+
+/// The files as this run wrote them.
+fn read_written(
+    dir: &Path,
+    paths: &[(String, String)],
+) -> Result<Vec<(String, Vec<u8>)>, CommitError> {
+    paths
+        .iter()
+        .map(|(rel, in_repo)| {
+            let content = std::fs::read(dir.join(rel)).map_err(|e| CommitError::Read {
+                path: rel.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok((in_repo.clone(), content))
+        })
+        .collect()
+}
+
+/// The run's update applied to each file as it is at `commit`; files that
+/// are gone there or need no change are left out.
+fn replayed(
+    repo: &Repo,
+    replay: &Replay,
+    commit: &str,
+    paths: &[(String, String)],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut files = Vec::new();
+    for (rel, in_repo) in paths {
+        let Some(content) = repo.file_at(commit, in_repo) else {
+            continue;
+        };
+        let src = String::from_utf8(content)
+            .map_err(|_| format!("{in_repo} is not UTF-8 at {commit}"))?;
+        if let Some(updated) = replay.apply(rel, &src)? {
+            files.push((in_repo.clone(), updated.into_bytes()));
+        }
+    }
+    Ok(files)
+}
+
+fn relative_to(root: &Path, dir: &Path) -> Result<String, CommitError> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| CommitError::Read {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let (root, dir): (PathBuf, PathBuf) = (canonical(root)?, canonical(dir)?);
+    let rel = dir.strip_prefix(&root).unwrap_or(Path::new(""));
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+fn join(prefix: &str, rel: &str) -> String {
+    if prefix.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{prefix}/{rel}")
+    }
+}

@@ -1,0 +1,478 @@
+//! The git edge: turning a run's written files into one commit, and pushing it.
+//!
+//! Commits are built with git's plumbing against a temporary index (read the
+//! target branch's tree, put in the new blobs of exactly the files this run
+//! wrote, write a tree, commit it), so the user's index, other staged changes
+//! and working tree are never touched, whatever branch the commit goes to.
+//! When the commit lands on the checked-out branch, the index entries of the
+//! committed files are brought up to date, as `git commit --only` would.
+//! Everything goes through the `git` program: it is needed for pushing anyway,
+//! it honours the user's configuration (credential helpers, SSH, signing), and
+//! it behaves exactly like the git the user knows.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{dir} is not inside a git repository")]
+    NotARepository { dir: String },
+    #[error("`git {command}` failed: {message}")]
+    Failed { command: String, message: String },
+    #[error("cannot run git: {0}; `git` must be on PATH for --commit and --push")]
+    Missing(String),
+}
+
+/// A person as git writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub name: String,
+    pub email: String,
+}
+
+impl Signature {
+    /// Parses `Name <email>`.
+    pub fn parse(text: &str) -> Option<Signature> {
+        let (name, rest) = text.split_once('<')?;
+        let email = rest.strip_suffix('>')?.trim();
+        let name = name.trim();
+        (!name.is_empty() && !email.is_empty() && !email.contains(['<', '>'])).then(|| Signature {
+            name: name.to_string(),
+            email: email.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} <{}>", self.name, self.email)
+    }
+}
+
+/// The documented fallback author.
+pub fn default_signature() -> Signature {
+    Signature {
+        name: "image-update".to_string(),
+        email: "image-update@users.noreply.github.com".to_string(),
+    }
+}
+
+/// What HEAD is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The checked-out branch; `None` when HEAD is detached.
+    pub branch: Option<String>,
+    /// The commit; `None` in a repository without commits.
+    pub commit: Option<String>,
+}
+
+/// How the push went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Pushed,
+    /// The remote branch moved; fetch and rebuild on top of it.
+    Behind,
+}
+
+pub struct Repo {
+    /// The top of the working tree.
+    pub root: PathBuf,
+    /// Extra environment for every git command (a token header, say); never logged.
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Repo {
+    pub fn open(dir: &Path) -> Result<Repo, GitError> {
+        let probe = Repo {
+            root: dir.to_path_buf(),
+            env: Vec::new(),
+        };
+        let top = probe
+            .git(&["rev-parse", "--show-toplevel"], None)
+            .map_err(|e| match e {
+                GitError::Failed { .. } => GitError::NotARepository {
+                    dir: dir.display().to_string(),
+                },
+                e => e,
+            })?;
+        Ok(Repo {
+            root: PathBuf::from(top.trim_end()),
+            env: Vec::new(),
+        })
+    }
+
+    /// Passes configuration to every git command through the environment
+    /// (`GIT_CONFIG_COUNT`…), so values such as a token header appear neither
+    /// in the process list nor on disk.
+    pub fn with_config(mut self, entries: &[(&str, &str)]) -> Repo {
+        self.env
+            .push(("GIT_CONFIG_COUNT".into(), entries.len().to_string().into()));
+        for (i, (key, value)) in entries.iter().enumerate() {
+            self.env
+                .push((format!("GIT_CONFIG_KEY_{i}").into(), (*key).into()));
+            self.env
+                .push((format!("GIT_CONFIG_VALUE_{i}").into(), (*value).into()));
+        }
+        self
+    }
+
+    pub fn head(&self) -> Result<Head, GitError> {
+        let branch = self
+            .git(&["symbolic-ref", "--quiet", "--short", "HEAD"], None)
+            .ok()
+            .map(|b| b.trim().to_string());
+        let commit = self
+            .git(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], None)
+            .ok();
+        Ok(Head {
+            branch,
+            commit: commit.map(|c| c.trim().to_string()),
+        })
+    }
+
+    /// The commit a branch points at, if it exists.
+    pub fn branch_tip(&self, branch: &str) -> Option<String> {
+        self.git(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}^{{commit}}"),
+            ],
+            None,
+        )
+        .ok()
+        .map(|c| c.trim().to_string())
+    }
+
+    /// `user.name` / `user.email` from the repository's configuration.
+    pub fn configured_signature(&self) -> Option<Signature> {
+        let name = self.git(&["config", "user.name"], None).ok()?;
+        let email = self.git(&["config", "user.email"], None).ok()?;
+        Some(Signature {
+            name: name.trim().to_string(),
+            email: email.trim().to_string(),
+        })
+    }
+
+    /// The content of `path` (relative to the root) at `commit`, if it exists there.
+    pub fn file_at(&self, commit: &str, path: &str) -> Option<Vec<u8>> {
+        let out = self
+            .run(&["cat-file", "blob", &format!("{commit}:{path}")], None)
+            .ok()?;
+        Some(out)
+    }
+
+    /// A commit whose tree is `parent`'s with `files` (path relative to the
+    /// root, new content) replaced. The caller's index is not touched.
+    pub fn build_commit(
+        &self,
+        parent: Option<&str>,
+        files: &[(String, Vec<u8>)],
+        message: &str,
+        author: &Signature,
+        sign: bool,
+    ) -> Result<String, GitError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("image-update-index")
+            .tempdir()
+            .map_err(|e| GitError::Failed {
+                command: "commit".into(),
+                message: format!("cannot create a temporary index: {e}"),
+            })?;
+        let index = scratch.path().join("index");
+        let with_index = |args: &[&str], input: Option<&[u8]>| {
+            self.run_with(
+                args,
+                input,
+                &[("GIT_INDEX_FILE".into(), index.clone().into_os_string())],
+            )
+        };
+        match parent {
+            Some(parent) => with_index(&["read-tree", parent], None)?,
+            None => with_index(&["read-tree", "--empty"], None)?,
+        };
+        for (path, content) in files {
+            let blob = String::from_utf8_lossy(
+                &self.run(&["hash-object", "-w", "--stdin"], Some(content))?,
+            )
+            .trim()
+            .to_string();
+            let mode = parent
+                .and_then(|p| self.git(&["ls-tree", p, "--", path], None).ok())
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+                .filter(|m| m == "100644" || m == "100755")
+                .unwrap_or_else(|| "100644".to_string());
+            with_index(
+                &[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("{mode},{blob},{path}"),
+                ],
+                None,
+            )?;
+        }
+        let tree = String::from_utf8_lossy(&with_index(&["write-tree"], None)?)
+            .trim()
+            .to_string();
+        let mut args = vec!["commit-tree", tree.as_str()];
+        if let Some(parent) = parent {
+            args.extend(["-p", parent]);
+        }
+        if sign {
+            args.push("-S");
+        }
+        let identity: Vec<(OsString, OsString)> = [
+            ("GIT_AUTHOR_NAME", &author.name),
+            ("GIT_AUTHOR_EMAIL", &author.email),
+            ("GIT_COMMITTER_NAME", &author.name),
+            ("GIT_COMMITTER_EMAIL", &author.email),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let commit = self.run_with(&args, Some(message.as_bytes()), &identity)?;
+        Ok(String::from_utf8_lossy(&commit).trim().to_string())
+    }
+
+    /// Moves `branch` from `old` to `new` (refusing if it moved meanwhile). When
+    /// it is the checked-out branch (or `branch` is `None`, for a detached
+    /// HEAD), the index entries of `paths` follow, as after `git commit --only`.
+    pub fn advance(
+        &self,
+        branch: Option<&str>,
+        old: Option<&str>,
+        new: &str,
+        paths: &[String],
+    ) -> Result<(), GitError> {
+        let reference = branch.map_or_else(|| "HEAD".to_string(), |b| format!("refs/heads/{b}"));
+        let zero = "0".repeat(40);
+        let old = old.unwrap_or(&zero);
+        self.git(
+            &[
+                "update-ref",
+                "-m",
+                "image-update: commit",
+                &reference,
+                new,
+                old,
+            ],
+            None,
+        )?;
+        let head = self.head()?;
+        if branch.is_none() || head.branch.as_deref() == branch {
+            for path in paths {
+                let entry = self.git(&["ls-tree", new, "--", path], None)?;
+                let mut fields = entry.split_whitespace();
+                if let (Some(mode), Some(_), Some(blob)) =
+                    (fields.next(), fields.next(), fields.next())
+                {
+                    self.git(
+                        &[
+                            "update-index",
+                            "--add",
+                            "--cacheinfo",
+                            &format!("{mode},{blob},{path}"),
+                        ],
+                        None,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `commit` to `remote`'s `branch` (plus push options), without force.
+    pub fn push(
+        &self,
+        remote: &str,
+        commit: &str,
+        branch: &str,
+        options: &[String],
+    ) -> Result<PushOutcome, GitError> {
+        self.push_refspec(remote, &format!("{commit}:refs/heads/{branch}"), options)
+    }
+
+    /// Pushes a refspec as the user wrote it (Flux `git.push.refspec`).
+    pub fn push_refspec(
+        &self,
+        remote: &str,
+        refspec: &str,
+        options: &[String],
+    ) -> Result<PushOutcome, GitError> {
+        let mut args = vec!["push", "--porcelain"];
+        for o in options {
+            args.extend(["--push-option", o.as_str()]);
+        }
+        args.extend([remote, refspec]);
+        match self.run(&args, None) {
+            Ok(_) => Ok(PushOutcome::Pushed),
+            Err(GitError::Failed { message, .. })
+                if message.contains("[rejected]")
+                    || message.contains("non-fast-forward")
+                    || message.contains("fetch first") =>
+            {
+                Ok(PushOutcome::Behind)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetches `branch` from `remote`; its tip, or `None` when it does not exist there.
+    pub fn fetch(&self, remote: &str, branch: &str) -> Result<Option<String>, GitError> {
+        match self.git(
+            &["fetch", "--quiet", remote, &format!("refs/heads/{branch}")],
+            None,
+        ) {
+            Ok(_) => Ok(Some(
+                self.git(&["rev-parse", "FETCH_HEAD^{commit}"], None)?
+                    .trim()
+                    .to_string(),
+            )),
+            Err(GitError::Failed { message, .. })
+                if message.contains("couldn't find remote ref") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn git(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
+        self.run(args, input)
+            .map(|out| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, GitError> {
+        self.run_with(args, input, &[])
+    }
+
+    fn run_with(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        extra: &[(OsString, OsString)],
+    ) -> Result<Vec<u8>, GitError> {
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| GitError::Missing(e.to_string()))?;
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin.write_all(input).map_err(|e| GitError::Failed {
+                command: args.join(" "),
+                message: e.to_string(),
+            })?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| GitError::Missing(e.to_string()))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            Err(GitError::Failed {
+                command: args.first().copied().unwrap_or_default().to_string(),
+                message: format!(
+                    "{}{}",
+                    stderr.trim(),
+                    if stdout.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", stdout.trim())
+                    }
+                ),
+            })
+        }
+    }
+}
+
+/// The `http.extraHeader` that authenticates HTTPS pushes with a token
+/// (GitHub, GitLab and Gitea accept a token as the password of any user).
+pub fn token_header(token: &str) -> String {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    format!("Authorization: Basic {basic}")
+}
+
+/// Adds a `Signed-off-by` trailer, after a blank line unless the message
+/// already ends in a trailer block.
+pub fn sign_off(message: &str, who: &Signature) -> String {
+    let trailer = format!("Signed-off-by: {who}");
+    let body = message.trim_end();
+    if body.lines().any(|l| l == trailer) {
+        return format!("{body}\n");
+    }
+    let last_paragraph = body.rsplit("\n\n").next().unwrap_or("");
+    let in_trailers = body.contains("\n\n")
+        && !last_paragraph.is_empty()
+        && last_paragraph.lines().all(|l| {
+            l.split_once(": ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        });
+    if in_trailers {
+        format!("{body}\n{trailer}\n")
+    } else {
+        format!("{body}\n\n{trailer}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_parse_like_git() {
+        assert_eq!(
+            Signature::parse("Flux Bot <flux@example.com>"),
+            Some(Signature {
+                name: "Flux Bot".into(),
+                email: "flux@example.com".into()
+            })
+        );
+        assert_eq!(Signature::parse("no email"), None);
+        assert_eq!(Signature::parse("<only@email>"), None);
+        assert_eq!(Signature::parse("a <b<c>"), None);
+    }
+
+    #[test]
+    fn sign_off_adds_one_trailer() {
+        let who = Signature::parse("A <a@x>").unwrap();
+        assert_eq!(
+            sign_off("Update images\n", &who),
+            "Update images\n\nSigned-off-by: A <a@x>\n"
+        );
+        assert_eq!(
+            sign_off("Update\n\nCo-authored-by: B <b@x>", &who),
+            "Update\n\nCo-authored-by: B <b@x>\nSigned-off-by: A <a@x>\n"
+        );
+        let once = sign_off("Update", &who);
+        assert_eq!(sign_off(&once, &who), once);
+    }
+
+    #[test]
+    fn token_headers_are_basic_auth() {
+        assert_eq!(
+            token_header("t"),
+            "Authorization: Basic eC1hY2Nlc3MtdG9rZW46dA=="
+        );
+    }
+}

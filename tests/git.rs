@@ -1,0 +1,362 @@
+//! `run --commit` and `--push` on real repositories in temporary directories:
+//! a bare repository as the remote over `file://`, a second clone that pushes
+//! first, dirty working trees and pre-staged files that must stay as they
+//! were, detached HEAD, and a tree that is a subdirectory of the repository.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const POLICY: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: apps}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n        - name: side\n          image: busybox:1.36\n";
+
+struct Fixture {
+    _dirs: Vec<tempfile::TempDir>,
+    remote: PathBuf,
+    work: PathBuf,
+    snapshot: PathBuf,
+}
+
+/// A bare remote with one commit (policy + deployment under `sub`), and a clone of it.
+fn fixture(sub: &str) -> Fixture {
+    let (remote_dir, work_dir, files) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let remote = remote_dir.path().join("remote.git");
+    git(
+        remote_dir.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
+    let work = work_dir.path().join("work");
+    git(
+        work_dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            remote.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let tree = work.join(sub);
+    std::fs::create_dir_all(tree.join("apps")).unwrap();
+    std::fs::write(tree.join("policy.yaml"), POLICY).unwrap();
+    std::fs::write(tree.join("apps/deploy.yaml"), DEPLOY).unwrap();
+    std::fs::write(tree.join("apps/other.yaml"), "a: 1\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "--quiet", "-m", "initial"]);
+    git(&work, &["push", "--quiet", "origin", "main"]);
+    let snapshot = files.path().join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    Fixture {
+        _dirs: vec![remote_dir, work_dir, files],
+        remote,
+        work,
+        snapshot,
+    }
+}
+
+fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .args([
+            "--registry-snapshot",
+            f.snapshot.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, report)
+}
+
+#[test]
+fn commit_takes_exactly_the_written_files_and_leaves_everything_else() {
+    let f = fixture("");
+    std::fs::write(f.work.join("apps/other.yaml"), "a: 2 # unstaged edit\n").unwrap();
+    std::fs::write(f.work.join("staged.txt"), "staged\n").unwrap();
+    git(&f.work, &["add", "staged.txt"]);
+    let before = git(&f.work, &["rev-parse", "HEAD"]);
+
+    let (out, report) = run(
+        &f,
+        &f.work,
+        &["--commit", "--author", "Bot <bot@example.com>"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let sha = report["commit"]["sha"].as_str().unwrap();
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD"]).trim(), sha);
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD^"]), before);
+    assert_eq!(report["commit"]["branch"], "main");
+    assert_eq!(report["commit"]["pushed"], false);
+    assert_eq!(
+        git(
+            &f.work,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "apps/deploy.yaml\n"
+    );
+    assert_eq!(
+        git(&f.work, &["log", "-1", "--format=%an <%ae>|%cn <%ce>"]).trim(),
+        "Bot <bot@example.com>|Bot <bot@example.com>"
+    );
+    // The staged file is still staged and uncommitted; the unstaged edit is untouched.
+    assert_eq!(
+        git(&f.work, &["diff", "--cached", "--name-only"]),
+        "staged.txt\n"
+    );
+    assert_eq!(git(&f.work, &["diff", "--name-only"]), "apps/other.yaml\n");
+    assert_eq!(
+        std::fs::read_to_string(f.work.join("apps/other.yaml")).unwrap(),
+        "a: 2 # unstaged edit\n"
+    );
+    let message = git(&f.work, &["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains("ghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nothing_changed_means_no_commit() {
+    let f = fixture("");
+    run(&f, &f.work, &["--commit"]);
+    let head = git(&f.work, &["rev-parse", "HEAD"]);
+    let (out, report) = run(&f, &f.work, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(report.get("commit").is_none());
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"] == "nothing changed; no commit")
+    );
+}
+
+#[test]
+fn the_automation_supplies_author_message_and_push_branch() {
+    let f = fixture("");
+    std::fs::write(
+        f.work.join("automation.yaml"),
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec:\n  git:\n    commit:\n      author: {name: fluxbot, email: flux@example.com}\n      messageTemplate: |\n        Automation: {{ .AutomationObject }}\n        {{ range .Changed.Changes }}{{ .OldValue }} -> {{ .NewValue }}\n        {{ end }}\n    push: {branch: image-updates}\n  update: {path: ./, strategy: Setters}\n",
+    )
+    .unwrap();
+    git(&f.work, &["add", "automation.yaml"]);
+    git(&f.work, &["commit", "--quiet", "-m", "automation"]);
+    let main = git(&f.work, &["rev-parse", "main"]);
+    let (out, report) = run(&f, &f.work, &["--push", "--signoff"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["branch"], "image-updates");
+    assert_eq!(report["commit"]["pushed"], true);
+    let message = git(&f.remote, &["log", "-1", "--format=%B", "image-updates"]);
+    assert_eq!(
+        message,
+        "Automation: apps/auto\nghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0\n\nSigned-off-by: fluxbot <flux@example.com>\n\n"
+    );
+    assert_eq!(
+        git(&f.remote, &["log", "-1", "--format=%an", "image-updates"]).trim(),
+        "fluxbot"
+    );
+    // The checked-out branch itself is untouched.
+    assert_eq!(git(&f.work, &["rev-parse", "main"]), main);
+    assert_eq!(
+        git(&f.work, &["symbolic-ref", "--short", "HEAD"]).trim(),
+        "main"
+    );
+}
+
+#[test]
+fn a_push_that_lost_the_race_is_rebuilt_on_the_new_tip() {
+    let f = fixture("");
+    // Someone else pushes first: a change to the same file, other lines.
+    let other = tempfile::tempdir().unwrap();
+    let clone = other.path().join("clone");
+    git(
+        other.path(),
+        &[
+            "clone",
+            "--quiet",
+            f.remote.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let theirs = std::fs::read_to_string(clone.join("apps/deploy.yaml"))
+        .unwrap()
+        .replace("busybox:1.36", "busybox:1.37");
+    std::fs::write(clone.join("apps/deploy.yaml"), theirs).unwrap();
+    git(&clone, &["commit", "--quiet", "-am", "their change"]);
+    git(&clone, &["push", "--quiet", "origin", "main"]);
+
+    let (out, report) = run(&f, &f.work, &["--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["pushed"], true);
+    assert_eq!(report["commit"]["attempts"], 2);
+    let sha = report["commit"]["sha"].as_str().unwrap();
+    assert_eq!(git(&f.remote, &["rev-parse", "main"]).trim(), sha);
+    let content = git(&f.remote, &["show", "main:apps/deploy.yaml"]);
+    assert!(
+        content.contains("busybox:1.37") && content.contains("ghcr.io/acme/web:1.1.0"),
+        "{content}"
+    );
+    assert_eq!(
+        git(&f.remote, &["log", "-1", "--format=%s", "main^"]).trim(),
+        "their change"
+    );
+}
+
+#[test]
+fn a_detached_head_takes_the_commit_but_a_push_needs_a_branch() {
+    let f = fixture("");
+    let head = git(&f.work, &["rev-parse", "HEAD"]);
+    git(&f.work, &["checkout", "--quiet", "--detach", head.trim()]);
+    let (out, report) = run(&f, &f.work, &["--push"]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"].as_str().unwrap().contains("detached")),
+        "{report}"
+    );
+    assert_eq!(
+        git(&f.work, &["rev-parse", "HEAD"]),
+        head,
+        "nothing was committed"
+    );
+    git(&f.work, &["checkout", "--quiet", "--", "."]);
+    let (out, report) = run(&f, &f.work, &["--push", "--branch", "auto/{{ .SHA256 }}"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let branch = report["commit"]["branch"].as_str().unwrap().to_string();
+    assert!(branch.starts_with("auto/") && branch.len() > 20, "{branch}");
+    assert_eq!(
+        git(&f.remote, &["rev-parse", &branch]).trim(),
+        report["commit"]["sha"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn a_tree_in_a_subdirectory_commits_repository_paths() {
+    let f = fixture("clusters/prod");
+    let (out, report) = run(&f, &f.work.join("clusters/prod"), &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git(
+            &f.work,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "clusters/prod/apps/deploy.yaml\n"
+    );
+    assert_eq!(git(&f.work, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_template_error_commits_nothing() {
+    let f = fixture("");
+    let head = git(&f.work, &["rev-parse", "HEAD"]);
+    let (out, report) = run(
+        &f,
+        &f.work,
+        &[
+            "--commit",
+            "--message-template",
+            "{{ .Nope | nosuchfunction }}",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.get("commit").is_none());
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"].as_str().unwrap().contains("message template"))
+    );
+}
+
+#[test]
+fn a_push_token_comes_from_the_environment_and_is_never_shown() {
+    let f = fixture("");
+    let unset = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(&f.work)
+        .args(["--push", "--git-token-env", "IMAGE_UPDATE_TEST_UNSET_TOKEN"])
+        .output()
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("IMAGE_UPDATE_TEST_UNSET_TOKEN"));
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(&f.work)
+        .args([
+            "--registry-snapshot",
+            f.snapshot.to_str().unwrap(),
+            "--output",
+            "json",
+            "--push",
+            "--git-token-env",
+            "TEST_TOKEN",
+        ])
+        .env("TEST_TOKEN", "t0k3n-value")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!printed.contains("t0k3n-value"));
+    assert!(
+        !std::fs::read_to_string(f.work.join(".git/config"))
+            .unwrap()
+            .contains("t0k3n")
+    );
+}
