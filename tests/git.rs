@@ -181,7 +181,7 @@ fn the_automation_supplies_author_message_and_push_branch() {
     let f = fixture("");
     std::fs::write(
         f.work.join("automation.yaml"),
-        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec:\n  git:\n    commit:\n      author: {name: fluxbot, email: flux@example.com}\n      messageTemplate: |\n        Automation: {{ .AutomationObject }}\n        {{ range .Changed.Changes }}{{ .OldValue }} -> {{ .NewValue }}\n        {{ end }}\n    push: {branch: image-updates}\n  update: {path: ./, strategy: Setters}\n",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: apps}\nspec:\n  git:\n    commit:\n      author: {name: fluxbot, email: flux@example.com}\n      messageTemplate: |\n        Automation: {{ .AutomationObject }}\n        {{ range .Changed.Changes }}{{ .OldValue }} -> {{ .NewValue }}\n        {{ end }}\n    push: {branch: image-updates, refspec: 'refs/heads/image-updates:refs/heads/mirror'}\n  update: {path: ./, strategy: Setters}\n",
     )
     .unwrap();
     git(&f.work, &["add", "automation.yaml"]);
@@ -199,6 +199,11 @@ fn the_automation_supplies_author_message_and_push_branch() {
     assert_eq!(
         git(&f.remote, &["log", "-1", "--format=%an", "image-updates"]).trim(),
         "fluxbot"
+    );
+    assert_eq!(
+        git(&f.remote, &["rev-parse", "mirror"]),
+        git(&f.remote, &["rev-parse", "image-updates"]),
+        "the refspec was pushed too"
     );
     // The checked-out branch itself is untouched.
     assert_eq!(git(&f.work, &["rev-parse", "main"]), main);
@@ -291,6 +296,31 @@ fn a_tree_in_a_subdirectory_commits_repository_paths() {
         "clusters/prod/apps/deploy.yaml\n"
     );
     assert_eq!(git(&f.work, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_message_template_can_come_from_a_file() {
+    let f = fixture("");
+    let template = f.snapshot.with_file_name("message.tmpl");
+    std::fs::write(
+        &template,
+        "chore: bump{{ range .Updated.Images }} {{ . }}{{ end }}\n",
+    )
+    .unwrap();
+    let (out, report) = run(
+        &f,
+        &f.work,
+        &[
+            "--commit",
+            "--message-template",
+            &format!("@{}", template.display()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git(&f.work, &["log", "-1", "--format=%B"]),
+        "chore: bump ghcr.io/acme/web:1.1.0\n\n"
+    );
 }
 
 #[test]
