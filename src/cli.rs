@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::commit;
+use crate::krm;
 use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
@@ -37,6 +38,8 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Evaluate one selection rule over a list of tags.
     Select(SelectArgs),
+    /// Run as a KRM function: a ResourceList on stdin, updated on stdout.
+    Fn(FnArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,8 +148,18 @@ struct SnapshotArgs {
     registry: RegistryArgs,
 }
 
-/// How to reach live registries.
 #[derive(Debug, clap::Args)]
+struct FnArgs {
+    /// Answer registry questions from this snapshot file instead of the network
+    /// (overrides the functionConfig's).
+    #[arg(long, value_name = "FILE")]
+    registry_snapshot: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to reach live registries.
+#[derive(Debug, Clone, clap::Args)]
 struct RegistryArgs {
     /// Reach this registry over plain HTTP (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -256,6 +269,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Command::Run(args) => run(args),
         Command::Snapshot(args) => snapshot(args),
         Command::Select(args) => select(args),
+        Command::Fn(args) => krm_function(args),
     }
 }
 
@@ -371,6 +385,28 @@ fn execute(args: RunArgs) -> Result<Report, String> {
         }
     }
     Ok(report)
+}
+
+/// Flags set on the command line override the functionConfig's settings;
+/// the live client is built here, from the merged settings and the other
+/// registry flags, exactly as for `run`.
+fn krm_function(args: FnArgs) -> ExitCode {
+    let flags = krm::Settings {
+        registry_snapshot: args.registry_snapshot.clone(),
+        insecure_registries: args.registry.insecure_registry.clone(),
+        ca_file: args.registry.ca_file.clone(),
+        docker_config: args.registry.docker_config.clone(),
+    };
+    let connect = |settings: &krm::Settings| -> Result<Box<dyn Registry>, String> {
+        let registry = RegistryArgs {
+            insecure_registry: settings.insecure_registries.clone(),
+            ca_file: settings.ca_file.clone(),
+            docker_config: settings.docker_config.clone(),
+            ..args.registry.clone()
+        };
+        Ok(Box::new(registry.live()?))
+    };
+    krm::main(&flags, &connect)
 }
 
 fn snapshot(args: SnapshotArgs) -> ExitCode {

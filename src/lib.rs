@@ -5,13 +5,15 @@
 //!
 //! Pure decisions (`marker`, `rewrite`, `image`, `policy`, `flux`, `plan`) take
 //! and return values; `scan`, `registry`, `report` and `cli` are the edges;
-//! `update` strings them together.
+//! `update` strings them together; `krm` runs the same engine as a KRM
+//! function over a `ResourceList`.
 
 pub mod cli;
 pub mod commit;
 pub mod flux;
 pub mod git;
 pub mod image;
+pub mod krm;
 pub mod marker;
 pub mod plan;
 pub mod policy;
