@@ -40,6 +40,8 @@ enum Command {
     Select(SelectArgs),
     /// Run as a KRM function: a ResourceList on stdin, updated on stdout.
     Fn(FnArgs),
+    /// Run as a GitHub Action: inputs from `INPUT_*`, results to the workflow.
+    Action,
 }
 
 #[derive(Debug, clap::Args)]
@@ -270,6 +272,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Command::Snapshot(args) => snapshot(args),
         Command::Select(args) => select(args),
         Command::Fn(args) => krm_function(args),
+        Command::Action => crate::action::main(),
     }
 }
 

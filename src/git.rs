@@ -105,15 +105,27 @@ impl Repo {
 
     /// Passes configuration to every git command through the environment
     /// (`GIT_CONFIG_COUNT`…), so values such as a token header appear neither
-    /// in the process list nor on disk.
+    /// in the process list nor on disk. Entries this process already passes
+    /// that way (the GitHub Action's `safe.directory`, say) are kept: the new
+    /// ones are numbered after them.
     pub fn with_config(mut self, entries: &[(&str, &str)]) -> Repo {
+        let first = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "GIT_CONFIG_COUNT")
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .or_else(|| std::env::var("GIT_CONFIG_COUNT").ok())
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let count = first + entries.len();
         self.env
-            .push(("GIT_CONFIG_COUNT".into(), entries.len().to_string().into()));
-        for (i, (key, value)) in entries.iter().enumerate() {
+            .push(("GIT_CONFIG_COUNT".into(), count.to_string().into()));
+        for (n, (key, value)) in (first..).zip(entries) {
             self.env
-                .push((format!("GIT_CONFIG_KEY_{i}").into(), (*key).into()));
+                .push((format!("GIT_CONFIG_KEY_{n}").into(), (*key).into()));
             self.env
-                .push((format!("GIT_CONFIG_VALUE_{i}").into(), (*value).into()));
+                .push((format!("GIT_CONFIG_VALUE_{n}").into(), (*value).into()));
         }
         self
     }

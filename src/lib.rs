@@ -6,8 +6,9 @@
 //! Pure decisions (`marker`, `rewrite`, `image`, `policy`, `flux`, `plan`) take
 //! and return values; `scan`, `registry`, `report` and `cli` are the edges;
 //! `update` strings them together; `krm` runs the same engine as a KRM
-//! function over a `ResourceList`.
+//! function over a `ResourceList`, and `action` runs it as a GitHub Action.
 
+pub mod action;
 pub mod cli;
 pub mod commit;
 pub mod flux;

@@ -1,0 +1,939 @@
+//! The GitHub Action mode (`image-update action`): the action's inputs arrive
+//! as `INPUT_<NAME>` environment variables, become the arguments of an
+//! ordinary `run`, and the finished report goes back to the workflow as step
+//! outputs (`$GITHUB_OUTPUT`), a Markdown step summary
+//! (`$GITHUB_STEP_SUMMARY`), annotations (workflow commands on stdout) and a
+//! JSON report file.
+//!
+//! Everything is decided by pure functions over an environment map ([`plan`],
+//! [`outputs`], [`summary`], [`annotations`]); only [`main`] reads the process
+//! environment and touches files, so the mapping is tested without a runner.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::report::{Report, Severity};
+
+/// The variable the `token` input is handed to `run` in (`--git-token-env`).
+pub const TOKEN_ENV: &str = "IMAGE_UPDATE_GIT_TOKEN";
+
+/// Environment variables by name.
+pub type Env = BTreeMap<String, String>;
+
+/// Everything the action does, decided from the environment before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The arguments of `run` (everything after `run`).
+    pub args: Vec<String>,
+    /// Variables to set for the run and the git processes it starts.
+    pub env: Vec<(String, String)>,
+    /// Values the log must never show (`::add-mask::`).
+    pub secrets: Vec<String>,
+    /// The tree's path relative to the workspace, `/`-separated and ending in
+    /// `/` (empty for the workspace itself): report paths are relative to the
+    /// tree, annotations want them relative to the repository.
+    pub prefix: String,
+    pub output_file: Option<PathBuf>,
+    pub summary_file: Option<PathBuf>,
+    /// Where the JSON report is written.
+    pub report_file: PathBuf,
+    /// The `report` output: the same file, relative to the workspace when it
+    /// is inside it (later steps, in containers or not, run there).
+    pub report_output: String,
+}
+
+/// An input as the runner passes it: `INPUT_` and the name upper-cased,
+/// hyphens kept; an empty (or blank) value is "not set".
+pub fn input<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    let key = format!("INPUT_{}", name.replace(' ', "_").to_uppercase());
+    env.get(&key)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn trimmed<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    input(env, name).map(str::trim)
+}
+
+/// A boolean input, read as the YAML 1.2 core schema (and `@actions/core`) do.
+fn flag(env: &Env, name: &str) -> Result<bool, String> {
+    match trimmed(env, name) {
+        None | Some("false" | "False" | "FALSE") => Ok(false),
+        Some("true" | "True" | "TRUE") => Ok(true),
+        Some(other) => Err(format!(
+            "input {name}: {other:?} is not a boolean; write true or false"
+        )),
+    }
+}
+
+/// Decides the run's arguments, its environment and where results go.
+/// `is_dir` answers whether a directory exists (the report's location
+/// depends on it); nothing else looks outside `env`.
+pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
+    let workspace = env
+        .get("GITHUB_WORKSPACE")
+        .filter(|w| !w.is_empty())
+        .map(PathBuf::from);
+    let base = workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            normalize(p)
+        } else {
+            normalize(&base.join(p))
+        }
+    };
+
+    let path = trimmed(env, "path").unwrap_or(".");
+    let dir = resolve(path);
+    let prefix = relative_inside(&dir, &base)
+        .filter(|rel| !rel.is_empty())
+        .map(|rel| format!("{rel}/"))
+        .unwrap_or_default();
+
+    let mut args = Vec::new();
+    // A relative tree that looks like a flag must not be read as one.
+    let dir_arg = dir.to_string_lossy().into_owned();
+    args.push(if dir_arg.starts_with('-') {
+        format!("./{dir_arg}")
+    } else {
+        dir_arg
+    });
+    if flag(env, "dry-run")? {
+        args.push("--dry-run".to_string());
+    }
+    if flag(env, "commit")? {
+        args.push("--commit".to_string());
+    }
+    if flag(env, "push")? {
+        args.push("--push".to_string());
+    }
+    // `--flag=value`, so that a value beginning with `-` stays a value.
+    for (name, flag) in [("branch", "--branch"), ("author", "--author")] {
+        if let Some(value) = trimmed(env, name) {
+            args.push(format!("{flag}={value}"));
+        }
+    }
+    if let Some(template) = input(env, "message-template") {
+        let template = match template.trim().strip_prefix('@') {
+            Some(file) => format!("@{}", resolve(file).display()),
+            None => template.to_string(),
+        };
+        args.push(format!("--message-template={template}"));
+    }
+    if let Some(file) = trimmed(env, "registry-snapshot") {
+        args.push(format!("--registry-snapshot={}", resolve(file).display()));
+    }
+    for host in trimmed(env, "insecure-registries")
+        .unwrap_or_default()
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
+        args.push(format!("--insecure-registry={host}"));
+    }
+    if let Some(file) = trimmed(env, "docker-config") {
+        args.push(format!("--docker-config={}", resolve(file).display()));
+    }
+
+    let mut run_env = Vec::new();
+    let mut secrets = Vec::new();
+    if let Some(token) = trimmed(env, "token") {
+        run_env.push((TOKEN_ENV.to_string(), token.to_string()));
+        args.push(format!("--git-token-env={TOKEN_ENV}"));
+        secrets.push(token.to_string());
+    }
+    if let Some(extra) = input(env, "extra-args") {
+        args.extend(split_words(extra).map_err(|e| format!("input extra-args: {e}"))?);
+    }
+
+    // In a container the workspace belongs to the runner's user, not to the
+    // container's, and git refuses it ("dubious ownership"). Trust the
+    // workspace and the tree (with the directories between them, where a
+    // nested checkout may have its top) for the git processes of this run
+    // only, through command-line-scope configuration in the environment;
+    // entries the environment already holds are kept.
+    if let Some(workspace) = workspace.as_deref().filter(|w| w.is_absolute()) {
+        let workspace = normalize(workspace);
+        let mut trusted = vec![workspace.clone()];
+        if dir.starts_with(&workspace) {
+            trusted.extend(
+                dir.ancestors()
+                    .take_while(|a| *a != workspace && a.starts_with(&workspace))
+                    .map(Path::to_path_buf),
+            );
+        } else {
+            trusted.push(dir.clone());
+        }
+        let first: usize = env
+            .get("GIT_CONFIG_COUNT")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        for (i, path) in trusted.iter().enumerate() {
+            let n = first + i;
+            run_env.push((format!("GIT_CONFIG_KEY_{n}"), "safe.directory".to_string()));
+            run_env.push((
+                format!("GIT_CONFIG_VALUE_{n}"),
+                path.to_string_lossy().into_owned(),
+            ));
+        }
+        run_env.push((
+            "GIT_CONFIG_COUNT".to_string(),
+            (first + trusted.len()).to_string(),
+        ));
+    }
+
+    let file_var = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let (report_file, report_output) = report_location(env, &base, is_dir);
+    Ok(Plan {
+        args,
+        env: run_env,
+        secrets,
+        prefix,
+        output_file: file_var("GITHUB_OUTPUT"),
+        summary_file: file_var("GITHUB_STEP_SUMMARY"),
+        report_file,
+        report_output,
+    })
+}
+
+/// Where the JSON report goes, and how the `report` output names it.
+///
+/// `$RUNNER_TEMP` when this process sees the runner's own directory (the
+/// binary run directly on the runner). A container action sees either no
+/// such directory or the runner's mapping of it under `/github/`, a path the
+/// steps after it cannot open; there the report goes into the workspace's
+/// `.git` directory, which every later step reaches by the same relative path
+/// and which no commit picks up. Without `.git`, the workspace itself.
+fn report_location(
+    env: &Env,
+    workspace: &Path,
+    is_dir: &dyn Fn(&Path) -> bool,
+) -> (PathBuf, String) {
+    let step: String = env
+        .get("GITHUB_ACTION")
+        .map(|s| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    let step = step.trim_matches(['_', '.']);
+    let name = if step.is_empty() {
+        "image-update-report.json".to_string()
+    } else {
+        format!("image-update-report-{step}.json")
+    };
+    let temp = env
+        .get("RUNNER_TEMP")
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .filter(|t| t.is_absolute() && is_dir(t));
+    if let Some(temp) = temp.as_ref().filter(|t| !t.starts_with("/github")) {
+        let file = temp.join(&name);
+        let shown = file.to_string_lossy().into_owned();
+        return (file, shown);
+    }
+    let git = workspace.join(".git");
+    if is_dir(&git) {
+        return (git.join(&name), format!(".git/{name}"));
+    }
+    if let Some(temp) = temp {
+        let file = temp.join(&name);
+        let shown = file.to_string_lossy().into_owned();
+        return (file, shown);
+    }
+    (workspace.join(&name), name)
+}
+
+/// Removes `.` and resolves `..` without looking at the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let last = out.components().next_back();
+                match last {
+                    Some(Component::Normal(_)) => {
+                        out.pop();
+                    }
+                    Some(Component::RootDir) => {}
+                    _ => out.push(".."),
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// `path` relative to `base` with `/` separators, when it lies inside it.
+fn relative_inside(path: &Path, base: &Path) -> Option<String> {
+    let (path, base) = (normalize(path), normalize(base));
+    let rel = if base == Path::new(".") && path.is_relative() {
+        path.as_path()
+    } else {
+        path.strip_prefix(&base).ok()?
+    };
+    let parts: Vec<String> = rel
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    Some(parts.join("/"))
+}
+
+/// Splits `extra-args` into words as a POSIX shell would, without expanding
+/// anything: blanks separate words, `'…'` is literal, `"…"` keeps `\"`, `\\`,
+/// `\$` and `` \` `` escapes, a backslash outside quotes escapes the next
+/// character, a backslash-newline joins lines, and `#` at the start of a word
+/// comments out the rest of its line.
+pub fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '#' if !in_word => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a single quote is not closed".to_string()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("a double quote is not closed".to_string()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a double quote is not closed".to_string()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some('\n') => {}
+                Some(c) => {
+                    in_word = true;
+                    word.push(c);
+                }
+                None => return Err("a backslash ends the text".to_string()),
+            },
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// The step outputs, in order: `changed`, `changes`, `commit-sha`, `report`.
+pub fn outputs(report: &Report, report_output: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("changed", (!report.changes.is_empty()).to_string()),
+        (
+            "changes",
+            serde_json::to_string(&report.changes).expect("changes serialise"),
+        ),
+        (
+            "commit-sha",
+            report
+                .commit
+                .as_ref()
+                .map(|c| c.sha.clone())
+                .unwrap_or_default(),
+        ),
+        ("report", report_output.to_string()),
+    ]
+}
+
+/// The text appended to `$GITHUB_OUTPUT`. `changes`, and any value on more
+/// than one line, use the delimiter form (`name<<D`, the value, `D`) with a
+/// fresh delimiter that occurs nowhere in the value; the rest `name=value`.
+pub fn output_text(outputs: &[(&str, String)], delimiter: &mut dyn FnMut() -> String) -> String {
+    let mut text = String::new();
+    for (name, value) in outputs {
+        if *name == "changes" || value.contains(['\n', '\r']) {
+            let mut d = delimiter();
+            while d.is_empty() || value.contains(&d) {
+                d = delimiter();
+            }
+            let _ = write!(text, "{name}<<{d}\n{value}\n{d}\n");
+        } else {
+            let _ = writeln!(text, "{name}={value}");
+        }
+    }
+    text
+}
+
+/// Escapes the message of a workflow command, as the runner unescapes it.
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a property value of a workflow command (`file=…`, `line=…`).
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn command(name: &str, properties: &[(&str, String)], message: &str) -> String {
+    let properties: Vec<String> = properties
+        .iter()
+        .map(|(k, v)| format!("{k}={}", escape_property(v)))
+        .collect();
+    let space = if properties.is_empty() { "" } else { " " };
+    format!(
+        "::{name}{space}{}::{}\n",
+        properties.join(","),
+        escape_data(message)
+    )
+}
+
+/// One annotation per problem and per failed policy (`::error`, `::warning`,
+/// `::notice`), files given relative to the repository (`prefix` + the
+/// report's path).
+pub fn annotations(report: &Report, prefix: &str) -> String {
+    let mut out = String::new();
+    for p in &report.policies {
+        if let Some(error) = &p.error {
+            let properties = [
+                ("file", format!("{prefix}{}", p.file)),
+                ("line", p.line.to_string()),
+            ];
+            out.push_str(&command(
+                "error",
+                &properties,
+                &format!("policy {}: {error}", p.policy),
+            ));
+        }
+    }
+    for p in &report.problems {
+        let name = match p.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut properties = Vec::new();
+        if let Some(file) = &p.file {
+            properties.push(("file", format!("{prefix}{file}")));
+            if let Some(line) = p.line {
+                properties.push(("line", line.to_string()));
+                if let Some(column) = p.column {
+                    properties.push(("col", column.to_string()));
+                }
+            }
+        }
+        out.push_str(&command(name, &properties, &p.message));
+    }
+    out
+}
+
+/// Inline code that survives a Markdown table cell: a fence longer than any
+/// run of backticks inside, pipes escaped, line ends as spaces.
+fn code(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let longest = text
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or_default();
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    let body = text.replace('|', "\\|").replace(['\r', '\n'], " ");
+    format!("{fence}{pad}{body}{pad}{fence}")
+}
+
+/// Plain text for a Markdown table cell: no HTML, no table breaks.
+fn cell(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' => out.push_str("\\|"),
+            '\\' | '`' | '*' | '_' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("<br>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The step summary: what changed (file, line, old → new, policy), the
+/// policies and what they chose, and the problems.
+pub fn summary(report: &Report, prefix: &str) -> String {
+    let mut out = String::from("## image-update\n\n");
+    let files = report.files.len();
+    let changes = report.changes.len();
+    if changes == 0 {
+        out.push_str("No image reference needs a change.");
+    } else {
+        let verb = if report.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
+        let _ = write!(
+            out,
+            "{changes} {} {verb} in {files} {}.",
+            if changes == 1 {
+                "reference"
+            } else {
+                "references"
+            },
+            if files == 1 { "file" } else { "files" },
+        );
+        if report.dry_run {
+            out.push_str(" Dry run: nothing was written.");
+        }
+    }
+    if let Some(c) = &report.commit {
+        let _ = write!(out, " Committed {}", code(&c.sha));
+        if let Some(branch) = &c.branch {
+            let _ = write!(out, " on {}", code(branch));
+        }
+        out.push_str(if c.pushed {
+            " and pushed."
+        } else {
+            " (not pushed)."
+        });
+    }
+    out.push_str("\n\n");
+
+    if !report.changes.is_empty() {
+        out.push_str("| File | Line | Change | Policy |\n| --- | ---: | --- | --- |\n");
+        for c in &report.changes {
+            let setter = match c.setter {
+                "image" => c.policy.to_string(),
+                field => format!("{}:{field}", c.policy),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} → {} | {} |",
+                code(&format!("{prefix}{}", c.file)),
+                c.line,
+                code(&c.old),
+                code(&c.new),
+                code(&setter),
+            );
+        }
+        out.push('\n');
+    }
+
+    if !report.policies.is_empty() {
+        out.push_str(
+            "### Policies\n\n| Policy | Image | Rule | Result |\n| --- | --- | --- | --- |\n",
+        );
+        for p in &report.policies {
+            let result = match (&p.tag, &p.error) {
+                (_, Some(error)) => format!("**error**: {}", cell(error)),
+                (Some(tag), None) => match &p.digest {
+                    Some(digest) => code(&format!("{tag}@{digest}")),
+                    None => code(tag),
+                },
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {result} |",
+                code(&p.policy.to_string()),
+                code(&p.image),
+                cell(&p.rule),
+            );
+        }
+        out.push('\n');
+    }
+
+    if !report.problems.is_empty() {
+        out.push_str("### Problems\n\n| Severity | Where | Message |\n| --- | --- | --- |\n");
+        for p in &report.problems {
+            let severity = match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "note",
+            };
+            let place = match (&p.file, p.line, p.column) {
+                (Some(f), Some(l), Some(c)) => code(&format!("{prefix}{f}:{l}:{c}")),
+                (Some(f), Some(l), None) => code(&format!("{prefix}{f}:{l}")),
+                (Some(f), None, _) => code(&format!("{prefix}{f}")),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "| {severity} | {place} | {} |", cell(&p.message));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A value nobody can guess or have written in advance (delimiters, the
+/// `stop-commands` token); not for cryptography.
+fn random_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut token = String::from("image-update-");
+    for round in 0..2u8 {
+        // Each `RandomState` is keyed from the operating system's randomness.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_u32(std::process::id());
+        hasher.write_u8(round);
+        let _ = write!(token, "{:016x}", hasher.finish());
+    }
+    token
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+/// `image-update action`: runs as the action's entry point.
+pub fn main() -> ExitCode {
+    let env: Env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    let plan = match plan(&env, &|p: &Path| p.is_dir()) {
+        Ok(plan) => plan,
+        Err(message) => {
+            let _ = stdout.write_all(command("error", &[], &message).as_bytes());
+            return ExitCode::from(2);
+        }
+    };
+    for secret in &plan.secrets {
+        let _ = writeln!(stdout, "::add-mask::{}", escape_data(secret));
+    }
+    let _ = stdout.flush();
+    for (name, value) in &plan.env {
+        // SAFETY: nothing else runs yet: the run, its runtime threads and its
+        // git processes all start after this loop, in this thread.
+        unsafe { std::env::set_var(name, value) };
+    }
+
+    let report = match crate::cli::run_report(&plan.args) {
+        Ok(report) => report,
+        Err(message) => {
+            let _ = stdout.write_all(command("error", &[], message.trim_end()).as_bytes());
+            return ExitCode::from(2);
+        }
+    };
+    let mut code = crate::cli::exit_code(&report);
+
+    let _ = stdout.write_all(annotations(&report, &plan.prefix).as_bytes());
+    // The report quotes file contents and names; none of it may be taken
+    // for a workflow command.
+    let stop = random_token();
+    let mut log = report.to_text();
+    if let Some(diff) = &report.diff {
+        log.push_str(diff);
+    }
+    let _ = write!(stdout, "::stop-commands::{stop}\n{log}::{stop}::\n");
+    let _ = stdout.flush();
+
+    let mut failures = Vec::new();
+    if let Err(e) = std::fs::write(&plan.report_file, report.to_json()) {
+        failures.push(format!("cannot write {}: {e}", plan.report_file.display()));
+    }
+    if let Some(file) = &plan.output_file {
+        let text = output_text(&outputs(&report, &plan.report_output), &mut random_token);
+        if let Err(e) = append(file, &text) {
+            failures.push(format!(
+                "cannot write the outputs to {}: {e}",
+                file.display()
+            ));
+        }
+    }
+    if let Some(file) = &plan.summary_file
+        && let Err(e) = append(file, &summary(&report, &plan.prefix))
+    {
+        failures.push(format!(
+            "cannot write the step summary to {}: {e}",
+            file.display()
+        ));
+    }
+    for failure in failures {
+        let _ = stdout.write_all(command("error", &[], &failure).as_bytes());
+        code = ExitCode::from(1);
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn no_dirs(_: &Path) -> bool {
+        false
+    }
+
+    #[test]
+    fn inputs_keep_hyphens_and_empty_means_unset() {
+        let e = env(&[
+            ("INPUT_DRY-RUN", "true"),
+            ("INPUT_BRANCH", "  "),
+            ("INPUT_PATH", ""),
+        ]);
+        assert_eq!(input(&e, "dry-run"), Some("true"));
+        assert_eq!(input(&e, "branch"), None);
+        assert_eq!(input(&e, "path"), None);
+        assert_eq!(input(&e, "DRY_RUN"), None);
+    }
+
+    #[test]
+    fn inputs_become_run_arguments() {
+        let e = env(&[
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("INPUT_PATH", "clusters/prod"),
+            ("INPUT_DRY-RUN", "false"),
+            ("INPUT_COMMIT", "True"),
+            ("INPUT_PUSH", "TRUE"),
+            ("INPUT_BRANCH", "-odd"),
+            ("INPUT_AUTHOR", "Bot <bot@example.com>"),
+            ("INPUT_MESSAGE-TEMPLATE", "@.github/message.tmpl"),
+            ("INPUT_REGISTRY-SNAPSHOT", "snap.json"),
+            ("INPUT_INSECURE-REGISTRIES", "a:5000, b\nc:1\n\n"),
+            ("INPUT_DOCKER-CONFIG", "/etc/docker/config.json"),
+            ("INPUT_EXTRA-ARGS", "--include 'apps/**' --diff"),
+        ]);
+        let plan = plan(&e, &no_dirs).unwrap();
+        assert_eq!(
+            plan.args,
+            [
+                "/github/workspace/clusters/prod",
+                "--commit",
+                "--push",
+                "--branch=-odd",
+                "--author=Bot <bot@example.com>",
+                "--message-template=@/github/workspace/.github/message.tmpl",
+                "--registry-snapshot=/github/workspace/snap.json",
+                "--insecure-registry=a:5000",
+                "--insecure-registry=b",
+                "--insecure-registry=c:1",
+                "--docker-config=/etc/docker/config.json",
+                "--include",
+                "apps/**",
+                "--diff",
+            ]
+        );
+        assert_eq!(plan.prefix, "clusters/prod/");
+        assert!(plan.secrets.is_empty());
+    }
+
+    #[test]
+    fn a_bad_boolean_is_refused() {
+        let e = env(&[("INPUT_DRY-RUN", "yes")]);
+        assert!(plan(&e, &no_dirs).unwrap_err().contains("dry-run"));
+    }
+
+    #[test]
+    fn the_token_goes_through_the_environment_and_is_masked() {
+        let e = env(&[("INPUT_TOKEN", "s3cret"), ("INPUT_PUSH", "true")]);
+        let plan = plan(&e, &no_dirs).unwrap();
+        assert!(plan.args.contains(&format!("--git-token-env={TOKEN_ENV}")));
+        assert!(!plan.args.iter().any(|a| a.contains("s3cret")));
+        assert_eq!(plan.env, [(TOKEN_ENV.to_string(), "s3cret".to_string())]);
+        assert_eq!(plan.secrets, ["s3cret"]);
+    }
+
+    #[test]
+    fn the_workspace_and_the_tree_are_safe_directories_after_inherited_entries() {
+        let e = env(&[
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("INPUT_PATH", "./sub/tree/"),
+            ("GIT_CONFIG_COUNT", "1"),
+        ]);
+        let plan = plan(&e, &no_dirs).unwrap();
+        let get = |k: &str| {
+            plan.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("GIT_CONFIG_COUNT"), Some("4"));
+        assert_eq!(get("GIT_CONFIG_KEY_0"), None);
+        assert_eq!(get("GIT_CONFIG_KEY_1"), Some("safe.directory"));
+        assert_eq!(get("GIT_CONFIG_VALUE_1"), Some("/github/workspace"));
+        assert_eq!(
+            get("GIT_CONFIG_VALUE_2"),
+            Some("/github/workspace/sub/tree")
+        );
+        assert_eq!(get("GIT_CONFIG_VALUE_3"), Some("/github/workspace/sub"));
+        assert_eq!(plan.prefix, "sub/tree/");
+    }
+
+    #[test]
+    fn the_report_goes_to_the_runners_temp_else_into_dot_git() {
+        let e = env(&[
+            ("GITHUB_WORKSPACE", "/w"),
+            ("RUNNER_TEMP", "/home/runner/work/_temp"),
+            ("GITHUB_ACTION", "__acme_image-update"),
+        ]);
+        let all = |_: &Path| true;
+        let p = plan(&e, &all).unwrap();
+        assert_eq!(
+            p.report_output,
+            "/home/runner/work/_temp/image-update-report-acme_image-update.json"
+        );
+        let no_temp = |p: &Path| p == Path::new("/w/.git");
+        let p = plan(&e, &no_temp).unwrap();
+        assert_eq!(
+            p.report_file,
+            Path::new("/w/.git/image-update-report-acme_image-update.json")
+        );
+        assert_eq!(
+            p.report_output,
+            ".git/image-update-report-acme_image-update.json"
+        );
+        let mapped = env(&[
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("RUNNER_TEMP", "/github/runner_temp"),
+        ]);
+        let p = plan(&mapped, &|p: &Path| p.starts_with("/github/runner_temp")).unwrap();
+        assert_eq!(
+            p.report_output,
+            "/github/runner_temp/image-update-report.json"
+        );
+        let p = plan(&mapped, &no_dirs).unwrap();
+        assert_eq!(
+            p.report_file,
+            Path::new("/github/workspace/image-update-report.json")
+        );
+        assert_eq!(p.report_output, "image-update-report.json");
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        let split = |s: &str| split_words(s).unwrap();
+        assert_eq!(split(""), Vec::<String>::new());
+        assert_eq!(split("  a  b\n c\t"), ["a", "b", "c"]);
+        assert_eq!(
+            split(r#"--x 'a b' "c \"d\" \$e \n" f\ g"#),
+            ["--x", "a b", r#"c "d" $e \n"#, "f g"]
+        );
+        assert_eq!(split("''"), [""]);
+        assert_eq!(split("a\\\nb # comment 'x\nc#d"), ["ab", "c#d"]);
+        assert_eq!(split("pre'fix'\"ed\""), ["prefixed"]);
+        assert!(split_words("'open").is_err());
+        assert!(split_words("\"open").is_err());
+        assert!(split_words("end\\").is_err());
+    }
+
+    #[test]
+    fn escapes_are_the_runners() {
+        assert_eq!(escape_data("100% a\r\nb: c, d"), "100%25 a%0D%0Ab: c, d");
+        assert_eq!(escape_property("a,b:c%\n"), "a%2Cb%3Ac%25%0A");
+    }
+
+    #[test]
+    fn delimiters_never_occur_in_the_value() {
+        let outputs = vec![
+            ("changes", "[\"D1\"]".to_string()),
+            ("report", "r".to_string()),
+            ("x", "a\nb".to_string()),
+        ];
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("D{n}")
+        };
+        assert_eq!(
+            output_text(&outputs, &mut next),
+            "changes<<D2\n[\"D1\"]\nD2\nreport=r\nx<<D3\na\nb\nD3\n"
+        );
+    }
+
+    #[test]
+    fn code_spans_survive_backticks_and_pipes() {
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(cell("<a> & *b*\nc"), "&lt;a&gt; &amp; \\*b\\*<br>c");
+    }
+
+    #[test]
+    fn normalizing_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/./b/../c/")), Path::new("/a/c"));
+        assert_eq!(normalize(Path::new("./")), Path::new("."));
+        assert_eq!(normalize(Path::new("../x")), Path::new("../x"));
+        assert_eq!(
+            relative_inside(Path::new("/w/a/b"), Path::new("/w")).as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(
+            relative_inside(Path::new("/w"), Path::new("/w/")).as_deref(),
+            Some("")
+        );
+        assert_eq!(relative_inside(Path::new("/x"), Path::new("/w")), None);
+        assert_eq!(
+            relative_inside(Path::new("a/../b"), Path::new(".")).as_deref(),
+            Some("b")
+        );
+        assert_eq!(relative_inside(Path::new("../b"), Path::new(".")), None);
+    }
+}
