@@ -1319,3 +1319,53 @@ fn dockerfile_stages_users_and_build_context() {
     // Cargo reads the manifest only when the bench it declares is there.
     assert!(dockerfile.contains("COPY benches ./benches"));
 }
+
+/// The action and `image-update run` leave the same bytes in every file of
+/// the same tree (the KRM mode is compared with `run` in tests/krm.rs; the
+/// Job runs `run` itself).
+#[test]
+fn the_action_writes_exactly_what_run_writes() {
+    let by_run = tempfile::tempdir().unwrap();
+    let by_action = tempfile::tempdir().unwrap();
+    copy_example(by_run.path());
+    copy_example(by_action.path());
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(by_run.path())
+        .arg("--registry-snapshot")
+        .arg(example_snapshot())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let snapshot = example_snapshot();
+    let step = run_step(
+        by_action.path(),
+        &[("registry-snapshot", snapshot.to_str().unwrap())],
+        None,
+    );
+    assert_eq!(step.code, Some(0), "{}", step.context());
+    assert_eq!(
+        step.outputs.get("changed").map(String::as_str),
+        Some("true")
+    );
+    let as_text = |files: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+        files
+            .into_iter()
+            // The action's own JSON report lands in a workspace that is no repository.
+            .filter(|(path, _)| !path.starts_with("image-update-report-"))
+            .map(|(path, bytes)| (path, String::from_utf8(bytes).unwrap()))
+            .collect()
+    };
+    let by_run = as_text(tree(by_run.path()));
+    assert_ne!(
+        by_run,
+        as_text(tree(&root().join("examples/flux"))),
+        "run changed nothing"
+    );
+    assert_eq!(by_run, as_text(tree(by_action.path())));
+}
