@@ -277,6 +277,49 @@ fn credentials_are_not_forwarded_to_another_host_on_redirect() {
 }
 
 #[test]
+fn credentials_are_not_sent_to_a_host_named_by_a_link_header() {
+    let (registry, _) = registry(RegistryOptions::new().htpasswd(&[("user", "s3cr3t")]));
+    let elsewhere = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
+    let next = format!(
+        "<{}/v2/acme/web/tags/list?n=1&last=1.0>; rel=\"next\"",
+        elsewhere.base_url()
+    );
+    let proxy = Proxy::start(&registry.base_url(), move |seen, _| {
+        if seen.target.contains("/tags/list") && seen.authorized {
+            Action::Respond(Reply::json(200, r#"{"tags":["1.0"]}"#).header("Link", &next))
+        } else {
+            Action::Forward
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &proxy.host(), &["web"], false);
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "dXNlcjpzM2NyM3Q="}}}}}}"#,
+            proxy.host()
+        ),
+    )
+    .unwrap();
+    run(
+        dir.path(),
+        &[
+            "--docker-config",
+            config.to_str().unwrap(),
+            "--retries",
+            "0",
+        ],
+    );
+    assert!(!elsewhere.seen().is_empty(), "the next page was asked for");
+    assert!(
+        elsewhere.seen().iter().all(|s| !s.authorized),
+        "credentials leaked: {:?}",
+        elsewhere.seen()
+    );
+}
+
+#[test]
 fn a_low_rate_limit_is_reported_and_head_is_enough() {
     let (registry, seeded) = registry(RegistryOptions::new());
     let proxy = Proxy::start(&registry.base_url(), |seen, _| {

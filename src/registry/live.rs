@@ -457,9 +457,12 @@ impl Live {
         let scope = protocol::pull_scope(&repository.path);
         let mut reauthenticated = false;
         let mut attempt = 0;
-        let origin =
+        // Credentials belong to the registry's own origin: not to another host
+        // named by a redirect, nor by a `Link` header of a tag-list page.
+        let origin = Url::parse(&self.base_url(repository))
+            .map_err(|e| error(repository, format!("bad registry URL: {e}")))?;
+        let mut target =
             Url::parse(url).map_err(|e| error(repository, format!("bad URL {url}: {e}")))?;
-        let mut target = origin.clone();
         let mut redirects = 0;
         loop {
             // Credentials belong to the registry's origin, never to a redirect target elsewhere.

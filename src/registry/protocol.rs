@@ -128,6 +128,10 @@ fn parse_http_date(text: &str) -> Option<u64> {
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
+    // A header is untrusted input: out-of-range fields are no date at all.
+    if !(1..=31).contains(&day) || !(1..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
     // Days from civil date (proleptic Gregorian), after Howard Hinnant.
     let (y, mo) = if month <= 2 {
         (year - 1, month + 9)
@@ -169,7 +173,8 @@ impl TokenResponse {
             .as_deref()
             .or(self.access_token.as_deref())
             .filter(|t| !t.is_empty())?;
-        let lifetime = self.expires_in.unwrap_or(60).max(60);
+        // At least the spec's 60 s; at most a day, whatever a server claims.
+        let lifetime = self.expires_in.unwrap_or(60).clamp(60, 86_400);
         Some((token, Duration::from_secs(lifetime.saturating_sub(10))))
     }
 }
@@ -294,6 +299,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("Sun, 00 Mar 2024 00:00:00 GMT", now), None);
+        assert_eq!(
+            retry_after("Sun, 01 Mar 99999999999 99999:00:00 GMT", now),
+            None
+        );
     }
 
     #[test]
@@ -309,6 +319,9 @@ mod tests {
         assert_eq!(r.token(), Some(("t", Duration::from_secs(290))));
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
         assert_eq!(r.token(), Some(("a", Duration::from_secs(50))));
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        assert_eq!(r.token(), Some(("t", Duration::from_secs(86_390))));
         let r: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert_eq!(r.token(), None);
     }
