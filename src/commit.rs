@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::flux::GitSettings;
-use crate::git::{self, GitError, PushOutcome, Repo, Signature};
+use crate::git::{self, GitError, NewFile, PushOutcome, Repo, Signature};
 use crate::image::Reference;
 use crate::report::Report;
 use crate::template::{self, Change, Context, Object};
@@ -49,6 +49,9 @@ pub struct Committed {
     /// How many pushes it took (more than one when the remote moved).
     #[serde(skip_serializing_if = "is_zero")]
     pub attempts: usize,
+    /// What happened beyond the plain case (a rebuilt or unnecessary push).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -134,8 +137,17 @@ pub fn commit(
         return Ok(None);
     }
     let mut repo = Repo::open(dir)?;
-    if let Some(token) = &settings.token {
-        repo = repo.with_config(&[("http.extraHeader", &git::token_header(token))]);
+    // The token goes only to the HTTPS URL the remote pushes to, not to
+    // every host git might talk to.
+    if let Some(token) = &settings.token
+        && let Some(url) = repo
+            .push_url(&settings.remote)
+            .filter(|u| u.starts_with("https://"))
+    {
+        repo = repo.with_config(&[(
+            &format!("http.{url}.extraHeader"),
+            &git::token_header(token),
+        )]);
     }
     // Decide everything that can fail before anything is committed.
     let context = context(report, git);
@@ -189,18 +201,23 @@ pub fn commit(
 
     let existing = branch.as_deref().and_then(|b| repo.branch_tip(b));
     let parent = existing.clone().or_else(|| head.commit.clone());
-    let on_head = parent == head.commit;
-    let files = if on_head {
-        read_written(dir, &paths)?
-    } else {
-        let parent = parent.as_deref().expect("a branch that exists has a tip");
-        replayed(&repo, replay, parent, &paths).map_err(|reason| CommitError::Replay {
-            branch: branch.clone().unwrap_or_default(),
-            reason,
-        })?
-    };
+    // The update is applied to each file as the parent has it, so that the
+    // user's other edits in those files stay uncommitted and blobs keep the
+    // repository's normal form (line ends, filters). Files the parent lacks
+    // (untracked ones the run edited) come from the working tree.
+    let files =
+        replayed(&repo, replay, parent.as_deref(), &paths, Some(dir)).map_err(|reason| {
+            CommitError::Replay {
+                branch: branch.clone().unwrap_or_default(),
+                reason,
+            }
+        })?;
+    if files.is_empty() {
+        // The branch already has these changes.
+        return Ok(None);
+    }
     let sha = repo.build_commit(parent.as_deref(), &files, &message, &author, settings.sign)?;
-    let committed_paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let committed_paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
     let old = if branch.is_some() {
         existing.as_deref()
     } else {
@@ -209,10 +226,11 @@ pub fn commit(
     repo.advance(branch.as_deref(), old, &sha, &committed_paths)?;
 
     let mut committed = Committed {
-        sha,
+        sha: sha.clone(),
         branch: branch.clone(),
         pushed: false,
         attempts: 0,
+        note: None,
     };
     if !settings.push {
         return Ok(Some(committed));
@@ -224,17 +242,23 @@ pub fn commit(
         match repo.push(&settings.remote, &committed.sha, &target, &options)? {
             PushOutcome::Pushed => {
                 committed.pushed = true;
+                if committed.sha != sha {
+                    committed.note =
+                        Some(follow_rebuilt(&repo, &head, &target, &sha, &committed.sha)?);
+                }
                 // Flux pushes to the branch and, when set, also with the refspec.
-                if let Some(refspec) = git.and_then(|g| g.push_refspec.as_deref())
-                    && repo.push_refspec(&settings.remote, refspec, &options)?
+                if let Some(refspec) = git.and_then(|g| g.push_refspec.as_deref()) {
+                    let refspec = with_source(refspec, &target, &committed.sha);
+                    if repo.push_refspec(&settings.remote, &refspec, &options)?
                         == PushOutcome::Behind
-                {
-                    return Err(CommitError::Git(GitError::Failed {
-                        command: "push".into(),
-                        message: format!(
-                            "the remote rejected refspec {refspec} as not a fast-forward"
-                        ),
-                    }));
+                    {
+                        return Err(CommitError::Git(GitError::Failed {
+                            command: "push".into(),
+                            message: format!(
+                                "the remote rejected refspec {refspec} as not a fast-forward"
+                            ),
+                        }));
+                    }
                 }
                 return Ok(Some(committed));
             }
@@ -242,12 +266,21 @@ pub fn commit(
                 let Some(tip) = repo.fetch(&settings.remote, &target)? else {
                     continue;
                 };
-                let files = replayed(&repo, replay, &tip, &paths).map_err(|reason| {
-                    CommitError::Replay {
-                        branch: target.clone(),
-                        reason,
-                    }
-                })?;
+                let files =
+                    replayed(&repo, replay, Some(&tip), &paths, None).map_err(|reason| {
+                        CommitError::Replay {
+                            branch: target.clone(),
+                            reason,
+                        }
+                    })?;
+                if files.is_empty() {
+                    committed.sha = tip;
+                    committed.note = Some(format!(
+                        "{}/{target} already had these changes; nothing was pushed",
+                        settings.remote
+                    ));
+                    return Ok(Some(committed));
+                }
                 committed.sha =
                     repo.build_commit(Some(&tip), &files, &message, &author, settings.sign)?;
             }
@@ -256,40 +289,82 @@ pub fn commit(
     Err(CommitError::Raced { branch: target })
 }
 
-/// The files as this run wrote them.
-fn read_written(
-    dir: &Path,
-    paths: &[(String, String)],
-) -> Result<Vec<(String, Vec<u8>)>, CommitError> {
-    paths
-        .iter()
-        .map(|(rel, in_repo)| {
-            let content = std::fs::read(dir.join(rel)).map_err(|e| CommitError::Read {
-                path: rel.clone(),
-                reason: e.to_string(),
-            })?;
-            Ok((in_repo.clone(), content))
-        })
-        .collect()
+/// After a push rebuilt on a moved remote tip, the local branch follows the
+/// pushed commit when it is not checked out; a checked-out one is left alone
+/// (moving it would make the working tree look like it reverted the other
+/// side's changes), and the note says so.
+fn follow_rebuilt(
+    repo: &Repo,
+    head: &git::Head,
+    branch: &str,
+    local: &str,
+    pushed: &str,
+) -> Result<String, CommitError> {
+    if head.branch.as_deref() == Some(branch) {
+        Ok(format!(
+            "the remote branch had moved; the update was rebuilt on it and pushed as {pushed}; local {branch} still has {local}: pull to catch up"
+        ))
+    } else {
+        repo.move_branch(branch, local, pushed)?;
+        Ok(format!(
+            "the remote branch had moved; the update was rebuilt on it and pushed as {pushed}"
+        ))
+    }
+}
+
+/// A Flux refspec whose source names the pushed branch, with the pushed commit
+/// as its source instead (the local branch may lag behind a rebuilt push).
+fn with_source(refspec: &str, branch: &str, commit: &str) -> String {
+    let (force, rest) = match refspec.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", refspec),
+    };
+    match rest.split_once(':') {
+        Some((source, destination))
+            if source == "HEAD" || source == branch || source == format!("refs/heads/{branch}") =>
+        {
+            format!("{force}{commit}:{destination}")
+        }
+        _ => refspec.to_string(),
+    }
 }
 
 /// The run's update applied to each file as it is at `commit`; files that
-/// are gone there or need no change are left out.
+/// need no change there are left out. A file `commit` lacks is taken from the
+/// working tree under `worktree` when given (an untracked file the run
+/// edited), else left out (it was removed on the other side of a race).
 fn replayed(
     repo: &Repo,
     replay: &Replay,
-    commit: &str,
+    commit: Option<&str>,
     paths: &[(String, String)],
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+    worktree: Option<&Path>,
+) -> Result<Vec<NewFile>, String> {
     let mut files = Vec::new();
     for (rel, in_repo) in paths {
-        let Some(content) = repo.file_at(commit, in_repo) else {
-            continue;
-        };
-        let src = String::from_utf8(content)
-            .map_err(|_| format!("{in_repo} is not UTF-8 at {commit}"))?;
-        if let Some(updated) = replay.apply(rel, &src)? {
-            files.push((in_repo.clone(), updated.into_bytes()));
+        match commit.and_then(|c| repo.file_at(c, in_repo)) {
+            Some(content) => {
+                let src = String::from_utf8(content)
+                    .map_err(|_| format!("{in_repo} is not UTF-8 in the parent commit"))?;
+                if let Some(updated) = replay.apply(rel, &src)? {
+                    files.push(NewFile {
+                        path: in_repo.clone(),
+                        content: updated.into_bytes(),
+                        from_worktree: false,
+                    });
+                }
+            }
+            None => {
+                if let Some(dir) = worktree {
+                    let content =
+                        std::fs::read(dir.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+                    files.push(NewFile {
+                        path: in_repo.clone(),
+                        content,
+                        from_worktree: true,
+                    });
+                }
+            }
         }
     }
     Ok(files)
@@ -303,7 +378,10 @@ fn relative_to(root: &Path, dir: &Path) -> Result<String, CommitError> {
         })
     };
     let (root, dir): (PathBuf, PathBuf) = (canonical(root)?, canonical(dir)?);
-    let rel = dir.strip_prefix(&root).unwrap_or(Path::new(""));
+    let rel = dir.strip_prefix(&root).map_err(|_| CommitError::Read {
+        path: dir.display().to_string(),
+        reason: format!("not inside the repository at {}", root.display()),
+    })?;
     Ok(rel
         .components()
         .map(|c| c.as_os_str().to_string_lossy())

@@ -59,6 +59,16 @@ pub fn default_signature() -> Signature {
     }
 }
 
+/// A file's new content for a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Relative to the repository root.
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Read from the working tree (filters apply) rather than made from a blob.
+    pub from_worktree: bool,
+}
+
 /// What HEAD is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -182,7 +192,7 @@ impl Repo {
     pub fn build_commit(
         &self,
         parent: Option<&str>,
-        files: &[(String, Vec<u8>)],
+        files: &[NewFile],
         message: &str,
         author: &Signature,
         sign: bool,
@@ -206,12 +216,22 @@ impl Repo {
             Some(parent) => with_index(&["read-tree", parent], None)?,
             None => with_index(&["read-tree", "--empty"], None)?,
         };
-        for (path, content) in files {
-            let blob = String::from_utf8_lossy(
-                &self.run(&["hash-object", "-w", "--stdin"], Some(content))?,
-            )
-            .trim()
-            .to_string();
+        for NewFile {
+            path,
+            content,
+            from_worktree,
+        } in files
+        {
+            // Working-tree bytes go through the repository's clean filters and
+            // eol conversion, as `git add` would; bytes from a blob are final.
+            let hash = if *from_worktree {
+                vec!["hash-object", "-w", "--stdin", "--path", path.as_str()]
+            } else {
+                vec!["hash-object", "-w", "--stdin", "--no-filters"]
+            };
+            let blob = String::from_utf8_lossy(&self.run(&hash, Some(content))?)
+                .trim()
+                .to_string();
             let mode = parent
                 .and_then(|p| self.git(&["ls-tree", p, "--", path], None).ok())
                 .and_then(|l| l.split_whitespace().next().map(str::to_string))
@@ -295,6 +315,29 @@ impl Repo {
             }
         }
         Ok(())
+    }
+
+    /// Moves a branch that is not checked out from `old` to `new`.
+    pub fn move_branch(&self, branch: &str, old: &str, new: &str) -> Result<(), GitError> {
+        self.git(
+            &[
+                "update-ref",
+                "-m",
+                "image-update: pushed",
+                &format!("refs/heads/{branch}"),
+                new,
+                old,
+            ],
+            None,
+        )
+        .map(drop)
+    }
+
+    /// The URL a remote pushes to, if it is a configured remote.
+    pub fn push_url(&self, remote: &str) -> Option<String> {
+        self.git(&["remote", "get-url", "--push", remote], None)
+            .ok()
+            .map(|u| u.trim().to_string())
     }
 
     /// Pushes `commit` to `remote`'s `branch` (plus push options), without force.

@@ -185,6 +185,9 @@ impl Report {
                 "committed {}{branch}{pushed}",
                 &c.sha[..c.sha.len().min(12)]
             );
+            if let Some(note) = &c.note {
+                let _ = writeln!(out, "note: {note}");
+            }
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();

@@ -390,3 +390,136 @@ fn a_push_token_comes_from_the_environment_and_is_never_shown() {
             .contains("t0k3n")
     );
 }
+
+#[test]
+fn uncommitted_edits_inside_a_changed_file_stay_uncommitted() {
+    let f = fixture("");
+    let deploy = f.work.join("apps/deploy.yaml");
+    let wip = std::fs::read_to_string(&deploy)
+        .unwrap()
+        .replace("name: side", "name: side-wip");
+    std::fs::write(&deploy, wip).unwrap();
+    let (out, report) = run(&f, &f.work, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let committed = git(&f.work, &["show", "HEAD:apps/deploy.yaml"]);
+    assert!(
+        committed.contains("ghcr.io/acme/web:1.1.0") && committed.contains("name: side\n"),
+        "{committed}"
+    );
+    let left = git(&f.work, &["diff"]);
+    assert!(
+        left.contains("-        - name: side\n+        - name: side-wip\n"),
+        "{left}"
+    );
+    let changed_lines = left
+        .lines()
+        .filter(|l| l.starts_with(['+', '-']) && !l.starts_with("+++") && !l.starts_with("---"));
+    assert_eq!(
+        changed_lines.count(),
+        2,
+        "only the WIP line differs from HEAD: {left}"
+    );
+}
+
+#[test]
+fn line_end_conversion_is_respected() {
+    let f = fixture("");
+    std::fs::write(f.work.join(".gitattributes"), "*.yaml text eol=crlf\n").unwrap();
+    git(&f.work, &["add", ".gitattributes"]);
+    git(&f.work, &["commit", "--quiet", "-m", "crlf"]);
+    std::fs::remove_file(f.work.join("apps/deploy.yaml")).unwrap();
+    git(&f.work, &["checkout", "--", "apps/deploy.yaml"]);
+    assert!(
+        std::fs::read_to_string(f.work.join("apps/deploy.yaml"))
+            .unwrap()
+            .contains("\r\n")
+    );
+    let (out, report) = run(&f, &f.work, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git(
+            &f.work,
+            &["diff-tree", "--no-commit-id", "--numstat", "-r", "HEAD"]
+        ),
+        "1\t1\tapps/deploy.yaml\n"
+    );
+    assert_eq!(git(&f.work, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn an_untracked_file_the_run_edited_is_committed() {
+    let f = fixture("");
+    std::fs::write(
+        f.work.join("apps/new.yaml"),
+        "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n",
+    )
+    .unwrap();
+    let (out, report) = run(&f, &f.work, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git(
+            &f.work,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "apps/deploy.yaml\napps/new.yaml\n"
+    );
+}
+
+#[test]
+fn a_branch_that_already_has_the_update_gets_no_empty_commit() {
+    let f = fixture("");
+    let (out, report) = run(&f, &f.work, &["--push", "--branch", "image-updates"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let tip = git(&f.remote, &["rev-parse", "image-updates"]);
+    // The next scheduled run: main is still unmerged, so its files change again.
+    git(&f.work, &["checkout", "--quiet", "--", "."]);
+    let (out, report) = run(&f, &f.work, &["--push", "--branch", "image-updates"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.get("commit").is_none(), "{report}");
+    assert_eq!(git(&f.remote, &["rev-parse", "image-updates"]), tip);
+}
+
+#[test]
+fn after_a_rebuilt_push_a_branch_not_checked_out_follows_the_remote() {
+    let f = fixture("");
+    run(&f, &f.work, &["--push", "--branch", "image-updates"]);
+    // Someone else moves image-updates on the remote.
+    let other = tempfile::tempdir().unwrap();
+    let clone = other.path().join("clone");
+    git(
+        other.path(),
+        &[
+            "clone",
+            "--quiet",
+            "-b",
+            "image-updates",
+            f.remote.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(clone.join("apps/other.yaml"), "a: 3\n").unwrap();
+    git(&clone, &["commit", "--quiet", "-am", "their change"]);
+    git(&clone, &["push", "--quiet", "origin", "image-updates"]);
+    // A newer tag appears; our next run races with them.
+    std::fs::write(&f.snapshot, r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0", "1.2.0"]}}}"#).unwrap();
+    git(&f.work, &["checkout", "--quiet", "--", "."]);
+    let (out, report) = run(&f, &f.work, &["--push", "--branch", "image-updates"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["attempts"], 2, "{report}");
+    let pushed = report["commit"]["sha"].as_str().unwrap();
+    assert_eq!(
+        git(&f.remote, &["rev-parse", "image-updates"]).trim(),
+        pushed
+    );
+    assert_eq!(
+        git(&f.work, &["rev-parse", "image-updates"]).trim(),
+        pushed,
+        "the local branch follows"
+    );
+    let content = git(&f.remote, &["show", "image-updates:apps/deploy.yaml"]);
+    assert!(content.contains("ghcr.io/acme/web:1.2.0"), "{content}");
+    assert_eq!(
+        git(&f.remote, &["show", "image-updates:apps/other.yaml"]),
+        "a: 3\n"
+    );
+}
