@@ -492,7 +492,11 @@ impl Live {
                     }
                     return Err(error(
                         repository,
-                        transport_message(&e, &host.name, self.options.timeout),
+                        transport_message(
+                            e,
+                            &target.origin().ascii_serialization(),
+                            self.options.timeout,
+                        ),
                     ));
                 }
             };
@@ -683,7 +687,14 @@ impl Live {
                 Err(e) => {
                     return Err(error(
                         repository,
-                        transport_message(&e, &host.name, self.options.timeout),
+                        transport_message(
+                            e,
+                            &Url::parse(&url).map_or_else(
+                                |_| host.name.clone(),
+                                |u| u.origin().ascii_serialization(),
+                            ),
+                            self.options.timeout,
+                        ),
                     ));
                 }
             }
@@ -708,6 +719,19 @@ impl Live {
             )
         })?;
         let realm_host = url.host_str().unwrap_or_default().to_string();
+        let url_origin = url.origin().ascii_serialization();
+        if secret.is_some()
+            && url.scheme() == "http"
+            && !self.options.insecure.contains(&repository.registry)
+        {
+            return Err(error(
+                repository,
+                format!(
+                    "{} asks for credentials at a plain-HTTP token realm ({realm_host}); refusing to send them unencrypted (name the registry with --insecure-registry to allow it)",
+                    host.name
+                ),
+            ));
+        }
         let request = match &secret {
             Some(Secret::IdentityToken(refresh)) => {
                 let mut form: Vec<(&str, &str)> = vec![
@@ -754,7 +778,7 @@ impl Live {
         let response = request.send().await.map_err(|e| {
             error(
                 repository,
-                transport_message(&e, &realm_host, self.options.timeout),
+                transport_message(e, &url_origin, self.options.timeout),
             )
         })?;
         let status = response.status();
@@ -945,9 +969,11 @@ fn is_tls(e: &reqwest::Error) -> bool {
     false
 }
 
-/// What went wrong on the wire, with what to do about it. reqwest's message
-/// holds the URL, which never carries credentials here.
-fn transport_message(e: &reqwest::Error, host: &str, timeout: Duration) -> String {
+/// What went wrong on the wire, with what to do about it.
+fn transport_message(e: reqwest::Error, host: &str, timeout: Duration) -> String {
+    // The URL may carry a signature (a presigned blob URL after a redirect):
+    // the message names the host instead.
+    let e = &e.without_url();
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -956,7 +982,8 @@ fn transport_message(e: &reqwest::Error, host: &str, timeout: Duration) -> Strin
     }
     if is_tls(e) {
         format!(
-            "TLS with {host} failed ({detail}); for a private CA pass --ca-file FILE, for a plain-HTTP registry --insecure-registry {host}"
+            "TLS with {host} failed ({detail}); for a private CA pass --ca-file FILE, for a plain-HTTP registry --insecure-registry {}",
+            host.rsplit("://").next().unwrap_or(host)
         )
     } else if e.is_timeout() {
         format!("{host} did not answer within {}s", timeout.as_secs())
