@@ -525,8 +525,18 @@ pub fn process(input: &str, flags: &Settings, connect: Connect) -> Result<Proces
     // Errors first (kpt shows only the first few results), then warnings,
     // then changes; within each, the list as a whole first, then by item.
     found.sort_by_key(|(item, r)| (std::cmp::Reverse(r.severity), item.map_or(0, |i| i + 1)));
-    let results: Vec<FnResult> = found.into_iter().map(|(_, r)| r).collect();
-    let output = append_results(&output, root, &results)?;
+    let mut results: Vec<FnResult> = found.into_iter().map(|(_, r)| r).collect();
+    // The updated items are never lost for want of a place to put results.
+    let output = match append_results(&output, root, &results) {
+        Ok(with_results) => with_results,
+        Err(e) => {
+            results.push(FnResult::general(
+                Severity::Error,
+                format!("the results could not be added to the ResourceList ({e}); its items are updated"),
+            ));
+            output
+        }
+    };
     Ok(Processed { output, results })
 }
 

@@ -953,3 +953,24 @@ transformers:
         "kustomize drops the marker comments: {built}"
     );
 }
+
+#[test]
+fn items_are_updated_even_when_results_cannot_be_appended() {
+    // After `...` and a trailing comment there is no place for a `results`
+    // key; the updated items must still come out.
+    let input = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- apiVersion: image.toolkit.fluxcd.io/v1\n  kind: ImageRepository\n  metadata: {name: web, namespace: apps}\n  spec: {image: ghcr.io/acme/web}\n- apiVersion: image.toolkit.fluxcd.io/v1\n  kind: ImagePolicy\n  metadata: {name: web, namespace: apps}\n  spec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: web, namespace: apps}\n  spec:\n    image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n...\n# trailing\n";
+    let out = run_fn(
+        &testdata(),
+        &["--registry-snapshot", snapshot().to_str().unwrap()],
+        input,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("ghcr.io/acme/web:1.0.0"), "{stdout}");
+    assert!(stdout.contains("ghcr.io/acme/web:1."), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("results could not be added"),
+        "{}",
+        text(&out.stderr)
+    );
+}
