@@ -613,13 +613,6 @@ fn update_items(
         results.push(result);
     }
 
-    let insecure = declared
-        .iter()
-        .filter_map(|d| d.policy.as_ref().ok())
-        .filter(|p| p.insecure)
-        .map(|p| p.repository.registry.clone())
-        .collect();
-    registry.mark_insecure(&insecure);
     let pinned = update::pinned_by(found.markers.iter());
     let (outcomes, targets) = update::resolve(&declared, registry, &pinned);
     for outcome in outcomes {

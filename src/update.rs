@@ -74,13 +74,6 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
 
-    let insecure = declared
-        .iter()
-        .filter_map(|d| d.policy.as_ref().ok())
-        .filter(|p| p.insecure)
-        .map(|p| p.repository.registry.clone())
-        .collect();
-    registry.mark_insecure(&insecure);
     let pinned = pinned_references(&marked);
     let (outcomes, targets) = resolve(&declared, registry, &pinned);
     report.policies = outcomes;
@@ -363,9 +356,18 @@ pub fn digest_to_reuse(
 /// digests the chosen tags need, in one batch.
 pub fn resolve(
     declared: &[Declared],
-    registry: &dyn Registry,
+    registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
 ) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
+    // Hosts the declarations allow over plain HTTP, before any question.
+    let insecure = declared
+        .iter()
+        .filter_map(|d| d.policy.as_ref().ok())
+        .filter(|p| p.insecure)
+        .map(|p| p.repository.registry.clone())
+        .collect();
+    registry.mark_insecure(&insecure);
+    let registry: &dyn Registry = registry;
     let repositories: Vec<_> = declared
         .iter()
         .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
