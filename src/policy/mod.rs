@@ -7,6 +7,7 @@
 //! Which dialect a policy came from is forgotten here, except for the semver
 //! `Flavor`, because Flux and Argo CD parse tags differently.
 
+pub mod argo;
 pub mod semver;
 
 use std::borrow::Cow;
