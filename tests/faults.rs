@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::proxy::{Action, Proxy, Reply};
-use support::{Registry, RegistryOptions, Seed, Seeded};
+use support::{Registry, RegistryOptions, Seed, Seeded, TokenOptions};
 
 const REPOSITORIES: [&str; 4] = ["web", "api", "cut", "slow"];
 
@@ -316,6 +316,42 @@ fn credentials_are_not_sent_to_a_host_named_by_a_link_header() {
         elsewhere.seen().iter().all(|s| !s.authorized),
         "credentials leaked: {:?}",
         elsewhere.seen()
+    );
+}
+
+#[test]
+fn a_token_service_error_is_retried() {
+    let (registry, _) = registry(RegistryOptions::new().token(TokenOptions::new()));
+    let issuer = registry.token_issuer().unwrap();
+    let tokens = Proxy::start(&format!("http://{}", issuer.host()), |_, before| {
+        if before == 0 {
+            Action::Respond(Reply::json(503, "{}"))
+        } else {
+            Action::Forward
+        }
+    });
+    let challenge = format!(
+        "Bearer realm=\"{}/token\",service=\"{}\"",
+        tokens.base_url(),
+        issuer.service()
+    );
+    let proxy = Proxy::start(&registry.base_url(), move |seen, _| {
+        if seen.authorized {
+            Action::Forward
+        } else {
+            Action::Respond(Reply::json(401, "{}").header("WWW-Authenticate", &challenge))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &proxy.host(), &["web"], false);
+    let (out, report) = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(outcome(&report, "apps:web")["tag"], "1.6");
+    assert_eq!(
+        tokens.seen().len(),
+        2,
+        "one failed token request and one retry: {:?}",
+        tokens.seen()
     );
 }
 

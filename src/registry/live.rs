@@ -775,12 +775,31 @@ impl Live {
                 request
             }
         };
-        let response = request.send().await.map_err(|e| {
-            error(
-                repository,
-                transport_message(e, &url_origin, self.options.timeout),
-            )
-        })?;
+        // Token services fail transiently like registries do: 5xx, resets and
+        // timeouts are retried with the same bounded backoff.
+        let mut attempt = 0;
+        let response = loop {
+            let this_try = request
+                .try_clone()
+                .expect("token requests have in-memory bodies");
+            match this_try.send().await {
+                Ok(response)
+                    if response.status().is_server_error() && attempt < self.options.retries => {}
+                Ok(response) => break response,
+                Err(e)
+                    if attempt < self.options.retries
+                        && (e.is_timeout() || e.is_connect())
+                        && !is_tls(&e) => {}
+                Err(e) => {
+                    return Err(error(
+                        repository,
+                        transport_message(e, &url_origin, self.options.timeout),
+                    ));
+                }
+            }
+            self.pause(attempt).await;
+            attempt += 1;
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(error(
