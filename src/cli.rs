@@ -11,7 +11,9 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::commit;
 use crate::krm;
+use crate::policy::argo::{AllowTags, ArgoRule, Strategy, TagInfo};
 use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
+use crate::registry::TagRef;
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
 use crate::registry::{Registry, credentials};
@@ -222,7 +224,7 @@ enum Output {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("rule").required(true).args(["semver", "alphabetical", "numerical"])))]
+#[command(group(ArgGroup::new("rule").required(true).args(["semver", "alphabetical", "numerical", "strategy"])))]
 struct SelectArgs {
     /// A semver range (Masterminds/semver v3 syntax).
     #[arg(long, value_name = "RANGE")]
@@ -248,6 +250,31 @@ struct SelectArgs {
     /// Explain on stderr why each tag was kept or rejected.
     #[arg(long)]
     explain: bool,
+    /// An Argo CD Image Updater strategy: semver, newest-build (latest),
+    /// alphabetical (name) or digest.
+    #[arg(long, value_name = "STRATEGY")]
+    strategy: Option<String>,
+    /// With --strategy: the constraint of the image reference (a semver range,
+    /// or for digest the tag to follow).
+    #[arg(long, value_name = "VALUE", requires = "strategy")]
+    constraint: Option<String>,
+    /// With --strategy: `regexp:<re>` or `any`.
+    #[arg(long, value_name = "MATCH", requires = "strategy")]
+    allow_tags: Option<String>,
+    /// With --strategy: drop tags matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB", requires = "strategy")]
+    ignore_tags: Vec<String>,
+    /// With --strategy: a wanted platform, os/arch[/variant] (repeatable; default linux/amd64).
+    #[arg(long, value_name = "PLATFORM", requires = "strategy")]
+    platform: Vec<String>,
+    /// With --strategy: read the tags (and build dates, platforms, digests) of this repository.
+    #[arg(long, value_name = "REPO", requires = "strategy")]
+    image: Option<String>,
+    /// With --image: answer from this snapshot instead of the registry.
+    #[arg(long, value_name = "FILE", requires = "image")]
+    registry_snapshot: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// The tags; read one per line from standard input when none are given.
     tags: Vec<String>,
 }
@@ -439,6 +466,117 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
     exit_code(&report)
 }
 
+/// The tags given as arguments, else one per line on standard input.
+fn listed_tags(args: &SelectArgs) -> Vec<String> {
+    if args.tags.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    } else {
+        args.tags.clone()
+    }
+}
+
+/// `select --strategy`: Argo CD Image Updater's rules, over listed tags or a
+/// repository's tags with the metadata the strategy needs (what upstream's
+/// `test` command does).
+fn select_argo(strategy: &str, args: &SelectArgs) -> ExitCode {
+    let mut rule = ArgoRule::new(Strategy::parse(strategy));
+    rule.constraint = args.constraint.clone().unwrap_or_default();
+    rule.ignore = args.ignore_tags.clone();
+    rule.platforms = args.platform.clone();
+    if let Some(allow) = &args.allow_tags {
+        match AllowTags::parse(allow) {
+            Ok(allow) => rule.allow = Some(allow),
+            Err(e) => return usage_error(format!("--allow-tags {allow:?}: {e}")),
+        }
+    }
+    let tags = match &args.image {
+        None => listed_tags(args)
+            .iter()
+            .map(|t| TagInfo::named(t))
+            .collect(),
+        Some(image) => match image_tags(image, &rule, args) {
+            Ok(tags) => tags,
+            Err(e) => {
+                eprintln!("image-update: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match rule.select(&tags) {
+        Ok(Some(tag)) => {
+            match (&tag.digest, rule.strategy) {
+                (Some(digest), Strategy::Digest) => println!("{}@{digest}", tag.name),
+                _ => println!("{}", tag.name),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("image-update: no tag qualifies");
+            ExitCode::from(1)
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// A repository's tags with the build dates, platforms and digests `rule` needs.
+fn image_tags(image: &str, rule: &ArgoRule, args: &SelectArgs) -> Result<Vec<TagInfo>, String> {
+    let repository = crate::image::Repository::parse(image).map_err(|e| e.to_string())?;
+    let registry: Box<dyn Registry> = match &args.registry_snapshot {
+        Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
+        None => Box::new(args.registry.live()?),
+    };
+    let names = registry
+        .tags(std::slice::from_ref(&repository))
+        .pop()
+        .expect("one answer per repository")
+        .map_err(|e| e.to_string())?;
+    let mut tags: Vec<TagInfo> = names.iter().map(|n| TagInfo::named(n)).collect();
+    if !rule.strategy.needs_metadata() {
+        return Ok(tags);
+    }
+    // Digest follows one tag; newest-build compares them all.
+    let wanted: Vec<usize> = match rule.strategy {
+        Strategy::Digest => tags
+            .iter()
+            .position(|t| t.name == rule.constraint)
+            .into_iter()
+            .collect(),
+        _ => (0..tags.len()).collect(),
+    };
+    let refs: Vec<TagRef> = wanted
+        .iter()
+        .map(|&i| TagRef {
+            repository: repository.clone(),
+            tag: tags[i].name.clone(),
+        })
+        .collect();
+    let platform = rule
+        .platforms
+        .first()
+        .map_or(crate::policy::argo::DEFAULT_PLATFORM, String::as_str);
+    let created = registry.created(&refs, platform);
+    let platforms = registry.platforms(&refs);
+    let digests = if rule.strategy == Strategy::Digest {
+        registry.digests(&refs)
+    } else {
+        Vec::new()
+    };
+    for (k, &i) in wanted.iter().enumerate() {
+        tags[i].created = created[k].as_ref().ok().cloned();
+        tags[i].platforms = platforms[k].as_ref().map(Clone::clone).unwrap_or_default();
+        if let Some(Ok(digest)) = digests.get(k) {
+            tags[i].digest = Some(digest.clone());
+        }
+    }
+    Ok(tags)
+}
+
 fn selector(args: &SelectArgs) -> Result<Selector, RuleError> {
     let rule = match (&args.semver, &args.alphabetical, &args.numerical) {
         (Some(range), _, _) => Rule::semver(range)?,
@@ -461,21 +599,14 @@ fn selector(args: &SelectArgs) -> Result<Selector, RuleError> {
 }
 
 fn select(args: SelectArgs) -> ExitCode {
+    if let Some(strategy) = &args.strategy {
+        return select_argo(strategy, &args);
+    }
     let selector = match selector(&args) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    let tags: Vec<String> = if args.tags.is_empty() {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    } else {
-        args.tags.clone()
-    };
+    let tags = listed_tags(&args);
     let result = selector.select(&tags);
     if args.explain {
         let mut err = std::io::stderr().lock();

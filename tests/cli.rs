@@ -513,3 +513,84 @@ fn excluded_files_are_not_parsed_for_markers() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("charts/x/templates/dep.yaml:"));
 }
+
+#[test]
+fn select_with_an_argo_strategy_is_upstreams_test_command() {
+    assert_eq!(
+        select(&["--strategy", "semver", "1.2", "1.4", "1.3.5"], "").1,
+        "1.4\n"
+    );
+    assert_eq!(
+        select(
+            &[
+                "--strategy",
+                "semver",
+                "--constraint",
+                "~1.3",
+                "1.2",
+                "1.4",
+                "1.3.5"
+            ],
+            ""
+        )
+        .1,
+        "1.3.5\n"
+    );
+    assert_eq!(select(&["--strategy", "name", "b", "a", "c"], "").1, "c\n");
+    assert_eq!(
+        select(
+            &[
+                "--strategy",
+                "semver",
+                "--allow-tags",
+                "regexp:^v",
+                "--ignore-tags",
+                "*-rc*",
+                "v1.0",
+                "v1.1-rc1",
+                "2.0"
+            ],
+            ""
+        )
+        .1,
+        "v1.0\n"
+    );
+    let (code, _, err) = select(&["--strategy", "semver", "--allow-tags", "^v", "v1.0"], "");
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, err) = select(&["--strategy", "digest", "latest"], "");
+    assert_eq!(code, Some(2), "{err}");
+
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    let digest = format!("sha256:{}", "d".repeat(64));
+    fs::write(
+        &snapshot,
+        serde_json::json!({"version": 1, "repositories": {"ghcr.io/acme/web": {
+            "tags": ["main-1", "main-2", "main-3", "stable"],
+            "created": {"main-1": "2024-03-01T00:00:00Z", "main-2": "2024-05-01T00:00:00Z", "main-3": "2024-04-01T00:00:00Z", "stable": "2024-01-01T00:00:00Z"},
+            "platforms": {"main-1": ["linux/amd64", "linux/arm64"], "main-2": ["linux/amd64"], "main-3": ["linux/amd64", "linux/arm64"], "stable": ["linux/amd64"]},
+            "digests": {"stable": digest}
+        }}})
+        .to_string(),
+    )
+    .unwrap();
+    let from = |extra: &[&str]| {
+        let mut args = vec![
+            "--image",
+            "ghcr.io/acme/web",
+            "--registry-snapshot",
+            snapshot.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        select(&args, "")
+    };
+    assert_eq!(from(&["--strategy", "newest-build"]).1, "main-2\n");
+    assert_eq!(
+        from(&["--strategy", "latest", "--platform", "linux/arm64"]).1,
+        "main-3\n"
+    );
+    assert_eq!(
+        from(&["--strategy", "digest", "--constraint", "stable"]).1,
+        format!("stable@{digest}\n")
+    );
+}
