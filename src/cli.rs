@@ -569,7 +569,7 @@ fn image_tags(image: &str, rule: &ArgoRule, args: &SelectArgs) -> Result<Vec<Tag
     };
     for (k, &i) in wanted.iter().enumerate() {
         tags[i].created = created[k].as_ref().ok().cloned();
-        tags[i].platforms = platforms[k].as_ref().map(Clone::clone).unwrap_or_default();
+        tags[i].platforms = platforms[k].clone().unwrap_or_default();
         if let Some(Ok(digest)) = digests.get(k) {
             tags[i].digest = Some(digest.clone());
         }
