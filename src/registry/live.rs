@@ -482,10 +482,7 @@ impl Live {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
-                    if attempt < self.options.retries
-                        && (e.is_timeout() || e.is_connect() || e.is_request())
-                        && !is_tls(&e)
-                    {
+                    if attempt < self.options.retries && is_transient(&e) {
                         self.pause(attempt).await;
                         attempt += 1;
                         continue;
@@ -680,10 +677,7 @@ impl Live {
                     if response.status() == StatusCode::TOO_MANY_REQUESTS
                         && attempt < self.options.retries => {}
                 Ok(_) => return Ok(None),
-                Err(e)
-                    if attempt < self.options.retries
-                        && (e.is_timeout() || e.is_connect())
-                        && !is_tls(&e) => {}
+                Err(e) if attempt < self.options.retries && is_transient(&e) => {}
                 Err(e) => {
                     return Err(error(
                         repository,
@@ -786,10 +780,7 @@ impl Live {
                 Ok(response)
                     if response.status().is_server_error() && attempt < self.options.retries => {}
                 Ok(response) => break response,
-                Err(e)
-                    if attempt < self.options.retries
-                        && (e.is_timeout() || e.is_connect())
-                        && !is_tls(&e) => {}
+                Err(e) if attempt < self.options.retries && is_transient(&e) => {}
                 Err(e) => {
                     return Err(error(
                         repository,
@@ -974,6 +965,12 @@ fn bearer(token: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)
+}
+
+/// A failure worth another try: a timeout, a refused or reset connection;
+/// never a TLS problem, which trying again does not fix.
+fn is_transient(e: &reqwest::Error) -> bool {
+    (e.is_timeout() || e.is_connect() || e.is_request()) && !is_tls(e)
 }
 
 fn is_tls(e: &reqwest::Error) -> bool {
