@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use globset::{GlobSet, GlobSetBuilder};
@@ -65,48 +66,85 @@ pub fn is_yaml_name(rel: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
-/// Every regular file under `root`, in a stable (sorted) order, lazily, so
-/// that files can be read while the walk goes on. `Err` is something to
-/// report: an unreadable directory, or a link that leads out of the tree.
-pub fn walk<'a>(
-    root: &'a Path,
-    filter: &'a Filter,
-) -> impl Iterator<Item = Result<Entry, Problem>> + 'a {
-    walkdir::WalkDir::new(root)
+/// Walks the tree on every core and calls `f` for each regular file (or for
+/// something to report: an unreadable directory, a link that leads out of
+/// the tree) as soon as it is found, so files are read while the walk goes
+/// on. Results come back in the order of a sorted depth-first walk, so runs
+/// are deterministic whatever the threads did.
+pub fn walk_map<R: Send>(
+    root: &Path,
+    filter: &Filter,
+    f: impl Fn(Result<Entry, Problem>) -> R + Sync,
+) -> Vec<R> {
+    let results: Mutex<Vec<(Vec<String>, R)>> = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let walker = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
         .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && e.file_name() == ".git"))
-        .filter_map(move |item| {
-            let item = match item {
-                Ok(item) => item,
+        .filter_entry(|e| {
+            !(e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && e.file_name() == ".git")
+        })
+        .threads(threads)
+        .build_parallel();
+    walker.run(|| {
+        let (f, results) = (&f, &results);
+        Box::new(move |item| {
+            let found = match item {
                 Err(e) => {
-                    let path = e.path().map(|p| relative(root, p)).unwrap_or_default();
-                    return Some(Err(Problem::file(
-                        &path,
-                        Severity::Error,
-                        format!("cannot read: {e}"),
-                    )));
+                    let path = match &e {
+                        ignore::Error::WithPath { path, .. } => relative(root, path),
+                        _ => String::new(),
+                    };
+                    Some((
+                        path.clone(),
+                        Err(Problem::file(
+                            &path,
+                            Severity::Error,
+                            format!("cannot read: {e}"),
+                        )),
+                    ))
+                }
+                Ok(item) => {
+                    let rel = relative(root, item.path());
+                    if item.path_is_symlink() {
+                        (!leads_inside(root, item.path())).then(|| {
+                            let problem = Problem::file(
+                                &rel,
+                                Severity::Info,
+                                "symbolic link leads outside the tree; not followed",
+                            );
+                            (rel.clone(), Err(problem))
+                        })
+                    } else if item.file_type().is_some_and(|t| t.is_file()) {
+                        Some((
+                            rel.clone(),
+                            Ok(Entry {
+                                editable: filter.allows(&rel),
+                                rel,
+                                path: item.into_path(),
+                            }),
+                        ))
+                    } else {
+                        None
+                    }
                 }
             };
-            let rel = relative(root, item.path());
-            if item.path_is_symlink() {
-                return (!leads_inside(root, item.path())).then(|| {
-                    Err(Problem::file(
-                        &rel,
-                        Severity::Info,
-                        "symbolic link leads outside the tree; not followed",
-                    ))
-                });
+            if let Some((rel, found)) = found {
+                let key = rel.split('/').map(str::to_string).collect();
+                let result = f(found);
+                results
+                    .lock()
+                    .expect("no walker panics holding the lock")
+                    .push((key, result));
             }
-            item.file_type().is_file().then(|| {
-                Ok(Entry {
-                    editable: filter.allows(&rel),
-                    rel,
-                    path: item.into_path(),
-                })
-            })
+            ignore::WalkState::Continue
         })
+    });
+    let mut results = results.into_inner().expect("no walker panicked");
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 fn relative(root: &Path, path: &Path) -> String {

@@ -197,7 +197,7 @@ fn read_tree(
     filter: &Filter,
     problems: &mut Vec<Problem>,
 ) -> (Vec<MarkedFile>, flux::Resources) {
-    let readings = parallel_map(scan::walk(root, filter), |entry| match entry {
+    let readings = scan::walk_map(root, filter, |entry| match entry {
         Ok(entry) => read_file(&entry),
         Err(problem) => Reading {
             problems: vec![problem],
