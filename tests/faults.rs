@@ -61,6 +61,14 @@ fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
     (out, report)
 }
 
+/// A docker config.json with `user:s3cr3t` for `host`.
+fn docker_config(dir: &Path, host: &str) -> std::path::PathBuf {
+    let config = dir.join("config.json");
+    let auth = r#"{"auth": "dXNlcjpzM2NyM3Q="}"#;
+    std::fs::write(&config, format!(r#"{{"auths": {{"{host}": {auth}}}}}"#)).unwrap();
+    config
+}
+
 fn outcome<'a>(report: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
     report["policies"]
         .as_array()
@@ -246,15 +254,7 @@ fn credentials_are_not_forwarded_to_another_host_on_redirect() {
     });
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), &proxy.host(), &["web"], true);
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "dXNlcjpzM2NyM3Q="}}}}}}"#,
-            proxy.host()
-        ),
-    )
-    .unwrap();
+    let config = docker_config(dir.path(), &proxy.host());
     let (out, report) = run(dir.path(), &["--docker-config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_eq!(
@@ -293,15 +293,7 @@ fn credentials_are_not_sent_to_a_host_named_by_a_link_header() {
     });
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), &proxy.host(), &["web"], false);
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"auths": {{"{}": {{"auth": "dXNlcjpzM2NyM3Q="}}}}}}"#,
-            proxy.host()
-        ),
-    )
-    .unwrap();
+    let config = docker_config(dir.path(), &proxy.host());
     run(
         dir.path(),
         &[
