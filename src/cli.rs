@@ -68,6 +68,18 @@ struct RunArgs {
     /// Never edit files matching this glob (relative to DIR; repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Write a selected tag even when it ranks below the one in the file
+    /// (upstream behaviour); by default such a downgrade is reported instead.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// This repository's URL, to tell which Argo CD applications it serves
+    /// (default: the `origin` remote of DIR).
+    #[arg(long, value_name = "URL")]
+    repo_url: Option<String>,
+    /// The namespace Argo CD runs in; an application elsewhere gets
+    /// `.argocd-source-<namespace>_<app>.yaml`.
+    #[arg(long, value_name = "NS", default_value = "argocd")]
+    argocd_namespace: String,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -373,6 +385,11 @@ pub fn run_report(arguments: &[String]) -> Result<Report, String> {
     }
 }
 
+/// The `origin` remote of the repository holding `dir`, if any.
+fn origin_url(dir: &std::path::Path) -> Option<String> {
+    crate::git::Repo::open(dir).ok()?.fetch_url("origin")
+}
+
 /// A run and, when asked, its commit and push; `Err` is a usage error.
 fn execute(args: RunArgs) -> Result<Report, String> {
     if !args.dir.is_dir() {
@@ -389,10 +406,13 @@ fn execute(args: RunArgs) -> Result<Report, String> {
         return Err("--commit and --push cannot be combined with --dry-run".to_string());
     }
     let options = RunOptions {
-        root: args.dir,
         dry_run: args.dry_run,
         diff: args.diff,
         filter,
+        allow_downgrade: args.allow_downgrade,
+        repo_url: args.repo_url.or_else(|| origin_url(&args.dir)),
+        argocd_namespace: args.argocd_namespace,
+        root: args.dir,
     };
     let outcome = update::run(&options, registry.as_mut());
     let mut report = outcome.report;
@@ -448,10 +468,12 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let options = RunOptions {
+        repo_url: origin_url(&args.dir),
         root: args.dir,
         dry_run: true,
         diff: false,
         filter: Filter::default(),
+        ..RunOptions::default()
     };
     let report = update::run(&options, &mut recorder).report;
     let mut json =

@@ -560,7 +560,7 @@ fn update_path(spec: &Node) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-fn string_map(node: &Node) -> BTreeMap<String, String> {
+pub fn string_map(node: &Node) -> BTreeMap<String, String> {
     node.entries()
         .iter()
         .filter_map(|(k, v)| {
@@ -580,7 +580,7 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
-    fn read(node: &Node) -> Result<LabelSelector, String> {
+    pub fn read(node: &Node) -> Result<LabelSelector, String> {
         let mut expressions = Vec::new();
         for e in node
             .get("matchExpressions")

@@ -333,6 +333,13 @@ impl Repo {
         .map(drop)
     }
 
+    /// The URL a remote fetches from, if it is a configured remote.
+    pub fn fetch_url(&self, remote: &str) -> Option<String> {
+        self.git(&["remote", "get-url", remote], None)
+            .ok()
+            .map(|u| u.trim().to_string())
+    }
+
     /// The URL a remote pushes to, if it is a configured remote.
     pub fn push_url(&self, remote: &str) -> Option<String> {
         self.git(&["remote", "get-url", "--push", remote], None)

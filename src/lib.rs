@@ -9,6 +9,7 @@
 //! function over a `ResourceList`, and `action` runs it as a GitHub Action.
 
 pub mod action;
+pub mod argocd;
 pub mod cli;
 pub mod commit;
 pub mod flux;

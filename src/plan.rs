@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use crate::flux::Scope;
 use crate::image::{is_valid_digest, is_valid_tag};
 use crate::marker::{Field, Marker};
-use crate::policy::PolicyId;
+use crate::image::Reference;
+use crate::policy::{PolicyId, Selector};
 use crate::report::{Change, Problem, Severity};
 use crate::rewrite::{self, Edit};
 
@@ -62,6 +63,9 @@ pub struct Target {
     pub scope: Scope,
     /// The result, or `Err` when the policy failed (already reported).
     pub latest: Result<Resolved, ()>,
+    /// The rule's ordering, when a value that ranks below the one in the
+    /// file must not be written (`None`: `--allow-downgrade`, as upstream).
+    pub guard: Option<Selector>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -128,6 +132,23 @@ pub fn plan_file(
         if new == marker.scalar.value {
             continue;
         }
+        let current_tag = match marker.setter.field {
+            Field::Image => Reference::split(&marker.scalar.value).tag,
+            Field::Tag => Some(marker.scalar.value.as_str()),
+            Field::Name | Field::Digest => None,
+        };
+        if let (Some(guard), Some(current)) = (&target.guard, current_tag)
+            && guard.ranks_below(&latest.tag, current)
+        {
+            plan.problems.push(problem(
+                Severity::Warning,
+                format!(
+                    "marker {}: not downgraded from {current} to {} ({} ranks it lower); pass --allow-downgrade to write it",
+                    marker.setter, latest.tag, guard.rule
+                ),
+            ));
+            continue;
+        }
         plan.edits.push(Edit {
             span: marker.scalar.span.clone(),
             old: src[marker.scalar.span.clone()].to_string(),
@@ -154,7 +175,14 @@ mod tests {
     use crate::yaml::parse;
 
     fn targets(scope: Scope, latest: Result<Resolved, ()>) -> BTreeMap<PolicyId, Target> {
-        BTreeMap::from([(PolicyId::new("apps", "web"), Target { scope, latest })])
+        BTreeMap::from([(
+            PolicyId::new("apps", "web"),
+            Target {
+                scope,
+                latest,
+                guard: None,
+            },
+        )])
     }
 
     fn run(src: &str, targets: &BTreeMap<PolicyId, Target>) -> (String, FilePlan) {

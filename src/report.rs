@@ -96,6 +96,9 @@ pub struct Report {
     pub policies: Vec<PolicyOutcome>,
     pub changes: Vec<Change>,
     pub problems: Vec<Problem>,
+    /// Argo CD applications and what happened to each image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<crate::argocd::plan::AppOutcome>,
     /// Files written (or, in a dry run, that would be written).
     pub files: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +162,26 @@ impl Report {
                 setter_name(c)
             );
         }
+        for app in &self.applications {
+            for i in &app.images {
+                let name = if i.alias.is_empty() { &i.image } else { &i.alias };
+                let line = match (&i.new, &i.error, &i.note) {
+                    (Some(new), _, _) => format!(
+                        "{verb} {} -> {new}",
+                        i.current.as_deref().unwrap_or("(none)")
+                    ),
+                    (None, None, Some(note)) => note.clone(),
+                    // Errors are among the problems below.
+                    _ => continue,
+                };
+                let _ = writeln!(
+                    out,
+                    "{}: application {} image {name}: {line}",
+                    if i.new.is_some() { &app.target } else { &app.file },
+                    app.application
+                );
+            }
+        }
         for p in &self.problems {
             let severity = match p.severity {
                 Severity::Info => "note",
@@ -190,14 +213,23 @@ impl Report {
             }
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
+        let images = self.applications.iter().flat_map(|a| &a.images);
+        let (written, image_errors) = images.fold((0, 0), |(w, e), i| {
+            (w + usize::from(i.new.is_some()), e + usize::from(i.error.is_some()))
+        });
+        let changes = self.changes.len() + written;
+        let failed = failed + image_errors;
+        let applications = match self.applications.len() {
+            0 => String::new(),
+            n => format!(", {n} {}", plural(n, "application", "applications")),
+        };
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();
         let _ = writeln!(
             out,
-            "{} {}, {} {} in {} {}{}{}{}{}",
+            "{} {}{applications}, {changes} {} in {} {}{}{}{}{}",
             self.policies.len(),
             plural(self.policies.len(), "policy", "policies"),
-            self.changes.len(),
-            plural(self.changes.len(), "change", "changes"),
+            plural(changes, "change", "changes"),
             self.files.len(),
             plural(self.files.len(), "file", "files"),
             if failed > 0 {

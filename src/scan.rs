@@ -209,6 +209,19 @@ pub fn replace_file(path: &Path, expected: &[u8], contents: &[u8]) -> io::Result
     result
 }
 
+/// Creates `path` with `contents` atomically (complete or absent), creating
+/// its directory when needed; refuses to replace a file that appeared
+/// meanwhile.
+pub fn create_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,23 +8,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
+use crate::argocd::{self, plan::Listed, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
+use crate::image::Repository;
 use crate::image::Reference;
 use crate::marker::{self, Field, Marker};
 use crate::plan::{self, Resolved, Target};
 use crate::policy::{DigestReflection, Policy, PolicyId};
+use crate::policy::argo::TagInfo;
 use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
 use crate::scan::{self, Filter};
 use crate::yaml;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub root: PathBuf,
     pub dry_run: bool,
     pub diff: bool,
     pub filter: Filter,
+    /// Write a selected value even when it ranks below the value in the
+    /// file (upstream behaviour); by default such a downgrade is reported.
+    pub allow_downgrade: bool,
+    /// This repository's URL, to match Argo CD applications' sources.
+    pub repo_url: Option<String>,
+    /// The namespace Argo CD runs in; empty = `argocd`.
+    pub argocd_namespace: String,
 }
 
 /// A file that carries markers.
@@ -47,6 +57,8 @@ pub struct Outcome {
 /// same way: a push that lost a race redoes its work on the new tip with it.
 pub struct Replay {
     targets: BTreeMap<PolicyId, Target>,
+    /// Argo CD write-backs, by file.
+    argo: BTreeMap<String, Vec<Write>>,
 }
 
 impl Replay {
@@ -55,13 +67,33 @@ impl Replay {
         let stream = yaml::parse(src).map_err(|e| format!("{rel}:{e}"))?;
         let found = marker::find(src, &stream);
         let plan = plan::plan_file(rel, src, &found.markers, &self.targets);
-        if plan.edits.is_empty() {
-            return Ok(None);
+        let marked = if plan.edits.is_empty() {
+            None
+        } else {
+            Some(rewrite::apply(src, &plan.edits).map_err(|e| format!("{rel}: {e}"))?)
+        };
+        match self.argo.get(rel) {
+            Some(writes) => {
+                let base = marked.as_deref().unwrap_or(src);
+                Ok(apply_writes(writes, Some(base))
+                    .map_err(|e| format!("{rel}: {e}"))?
+                    .or(marked))
+            }
+            None => Ok(marked),
         }
-        rewrite::apply(src, &plan.edits)
-            .map(Some)
-            .map_err(|e| format!("{rel}: {e}"))
     }
+}
+
+/// A file's Argo CD writes in order; `None` when the text does not change.
+fn apply_writes(writes: &[Write], existing: Option<&str>) -> Result<Option<String>, String> {
+    let mut current: Option<String> = None;
+    for write in writes {
+        let base = current.as_deref().or(existing);
+        if let Some(new) = write.apply(base)? {
+            current = Some(new);
+        }
+    }
+    Ok(current.filter(|new| Some(new.as_str()) != existing))
 }
 
 pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
@@ -70,12 +102,35 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let (marked, mut resources) = read_tree(&options.root, &options.filter, &mut report.problems);
+    let controller_ns = match options.argocd_namespace.as_str() {
+        "" => argocd::config::DEFAULT_NAMESPACE,
+        ns => ns,
+    };
+    let (marked, mut resources, mut argo) = read_tree(
+        &options.root,
+        &options.filter,
+        controller_ns,
+        &mut report.problems,
+    );
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
+    let configured = argo.configure(options.repo_url.as_deref());
+    report.problems.append(&mut argo.problems);
+    let read = |rel: &str| read_in_tree(&options.root, rel);
+    let prepared = argocd::plan::prepare(configured, &read, controller_ns);
 
     let pinned = pinned_references(&marked);
-    let (outcomes, targets) = resolve(&declared, registry, &pinned);
+    registry.mark_insecure(&insecure_hosts(&declared));
+    let listed = list(
+        registry,
+        repositories_of(&declared).chain(prepared.repositories().cloned()),
+    );
+    let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
+    let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
+    if options.allow_downgrade {
+        targets.values_mut().for_each(|t| t.guard = None);
+    }
     report.policies = outcomes;
     report.problems.extend(
         registry
@@ -118,6 +173,45 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         report.files.push(file.rel.clone());
         report.changes.extend(plan.changes);
     }
+    for (rel, writes) in &argo.writes {
+        let existing = read_in_tree(&options.root, rel);
+        let problem = |e: String| Problem::file(rel, Severity::Error, e);
+        let new = match apply_writes(writes, existing.as_deref()) {
+            Ok(Some(new)) => new,
+            Ok(None) => continue,
+            Err(e) => {
+                report.problems.push(problem(format!("not written: {e}")));
+                continue;
+            }
+        };
+        if !options.filter.allows(rel) {
+            report.problems.push(Problem::file(
+                rel,
+                Severity::Warning,
+                "Argo CD write-back not written: the file is outside --include/--exclude",
+            ));
+            continue;
+        }
+        let path = options.root.join(rel);
+        if !options.dry_run {
+            let written = match &existing {
+                Some(old) => scan::replace_file(&path, old.as_bytes(), new.as_bytes()),
+                None => scan::create_file(&path, new.as_bytes()),
+            };
+            if let Err(e) = written {
+                report.problems.push(problem(format!("cannot write: {e}")));
+                continue;
+            }
+        }
+        if options.diff {
+            diffs.push_str(&report::diff(rel, existing.as_deref().unwrap_or(""), &new));
+        }
+        if !report.files.contains(rel) {
+            report.files.push(rel.clone());
+        }
+    }
+    report.problems.extend(argo.problems);
+    report.applications = argo.apps;
     if options.diff {
         report.diff = Some(diffs);
     }
@@ -127,7 +221,10 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let git = resources.git_settings(report.files.iter().map(String::as_str));
     Outcome {
         report,
-        replay: Replay { targets },
+        replay: Replay {
+            targets,
+            argo: argo.writes,
+        },
         git,
     }
 }
@@ -195,8 +292,9 @@ struct Reading {
 fn read_tree(
     root: &Path,
     filter: &Filter,
+    controller_ns: &str,
     problems: &mut Vec<Problem>,
-) -> (Vec<MarkedFile>, flux::Resources) {
+) -> (Vec<MarkedFile>, flux::Resources, argocd::config::Declarations) {
     let readings = scan::walk_map(root, filter, |entry| match entry {
         Ok(entry) => read_file(&entry),
         Err(problem) => Reading {
@@ -205,17 +303,41 @@ fn read_tree(
         },
     });
     let mut resources = flux::Resources::default();
+    let mut argo = argocd::config::Declarations::default();
     let mut marked = Vec::new();
     for reading in readings {
         problems.extend(reading.problems);
         if let Some((rel, stream)) = reading.resources {
-            for document in &stream.documents {
+            for (i, document) in stream.documents.iter().enumerate() {
                 resources.read(&rel, &document.root);
+                argo.read(&rel, i, &document.root, controller_ns);
             }
         }
         marked.extend(reading.marked);
     }
-    (marked, resources)
+    (marked, resources, argo)
+}
+
+/// A file of the tree by its relative path, for the Argo CD planner: never
+/// outside the tree, never through a symbolic link.
+fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
+    let path = Path::new(rel);
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    let full = root.join(path);
+    let mut dir = root.to_path_buf();
+    for component in path.components() {
+        dir.push(component);
+        if std::fs::symlink_metadata(&dir).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    std::fs::read_to_string(full).ok()
 }
 
 fn read_file(entry: &scan::Entry) -> Reading {
@@ -236,7 +358,8 @@ fn read_file(entry: &scan::Entry) -> Reading {
     // parsed only when it may hold Flux resources.
     let has_marker =
         entry.editable && memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
-    let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some();
+    let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some()
+        || memchr::memmem::find(&bytes, argocd::config::SCREEN.as_bytes()).is_some();
     if !has_marker && !has_resource {
         return reading;
     }
@@ -352,6 +475,85 @@ pub fn digest_to_reuse(
     }
 }
 
+/// Hosts the declarations allow over plain HTTP.
+fn insecure_hosts(declared: &[Declared]) -> BTreeSet<String> {
+    declared
+        .iter()
+        .filter_map(|d| d.policy.as_ref().ok())
+        .filter(|p| p.insecure)
+        .map(|p| p.repository.registry.clone())
+        .collect()
+}
+
+fn repositories_of(declared: &[Declared]) -> impl Iterator<Item = Repository> + '_ {
+    declared
+        .iter()
+        .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
+}
+
+/// Lists each repository once, in one batch.
+fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>) -> Listed {
+    let repositories: Vec<_> = repositories
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    repositories
+        .iter()
+        .cloned()
+        .zip(registry.tags(&repositories))
+        .collect()
+}
+
+/// Build dates, platforms and digests of the tags Argo CD strategies need,
+/// asked in one batch per kind of question (and per platform for dates).
+fn tag_metadata(
+    registry: &dyn Registry,
+    wanted: &[(TagRef, String, bool)],
+) -> BTreeMap<TagRef, TagInfo> {
+    let mut metadata: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+    if wanted.is_empty() {
+        return metadata;
+    }
+    let refs: Vec<TagRef> = wanted
+        .iter()
+        .map(|(r, _, _)| r.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for (r, platforms) in refs.iter().zip(registry.platforms(&refs)) {
+        metadata.insert(
+            r.clone(),
+            TagInfo {
+                platforms: platforms.unwrap_or_default(),
+                ..TagInfo::named(&r.tag)
+            },
+        );
+    }
+    let by_platform: BTreeMap<&str, Vec<TagRef>> =
+        wanted.iter().fold(BTreeMap::new(), |mut map, (r, p, _)| {
+            map.entry(p.as_str()).or_default().push(r.clone());
+            map
+        });
+    for (platform, refs) in by_platform {
+        for (r, created) in refs.iter().zip(registry.created(&refs, platform)) {
+            if let (Some(info), Ok(created)) = (metadata.get_mut(r), created) {
+                info.created = Some(created);
+            }
+        }
+    }
+    let digests: Vec<TagRef> = wanted
+        .iter()
+        .filter(|(_, _, digest)| *digest)
+        .map(|(r, _, _)| r.clone())
+        .collect();
+    for (r, digest) in digests.iter().zip(registry.digests(&digests)) {
+        if let (Some(info), Ok(digest)) = (metadata.get_mut(r), digest) {
+            info.digest = Some(digest);
+        }
+    }
+    metadata
+}
+
 /// Lists each repository once, selects every policy, then looks up the
 /// digests the chosen tags need, in one batch.
 pub fn resolve(
@@ -360,25 +562,18 @@ pub fn resolve(
     pinned: &BTreeMap<PolicyId, Pinned>,
 ) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
     // Hosts the declarations allow over plain HTTP, before any question.
-    let insecure = declared
-        .iter()
-        .filter_map(|d| d.policy.as_ref().ok())
-        .filter(|p| p.insecure)
-        .map(|p| p.repository.registry.clone())
-        .collect();
-    registry.mark_insecure(&insecure);
-    let registry: &dyn Registry = registry;
-    let repositories: Vec<_> = declared
-        .iter()
-        .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let listed: BTreeMap<_, _> = repositories
-        .iter()
-        .cloned()
-        .zip(registry.tags(&repositories))
-        .collect();
+    registry.mark_insecure(&insecure_hosts(declared));
+    let listed = list(registry, repositories_of(declared));
+    resolve_listed(declared, registry, pinned, &listed)
+}
+
+/// [`resolve`] over tags already listed.
+fn resolve_listed(
+    declared: &[Declared],
+    registry: &dyn Registry,
+    pinned: &BTreeMap<PolicyId, Pinned>,
+    listed: &Listed,
+) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
 
     let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
         let p = d.policy.as_ref().map_err(Clone::clone)?;
@@ -444,6 +639,7 @@ pub fn resolve(
             Target {
                 scope: d.scope.clone(),
                 latest: latest.map_err(|_| ()),
+                guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
             },
         );
     }

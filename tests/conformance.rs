@@ -50,6 +50,9 @@ fn run(dir: &Path, registry: &mut dyn Registry) -> image_update::report::Report 
         dry_run: false,
         diff: false,
         filter: Filter::default(),
+        // The tables record upstream behaviour, downgrades included.
+        allow_downgrade: true,
+        ..RunOptions::default()
     };
     update::run(&options, registry).report
 }

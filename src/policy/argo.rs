@@ -341,7 +341,7 @@ fn split_platform(p: &str) -> Option<(&str, &str, Option<&str>)> {
 /// `c`. `{`, `}` and `**` have no special meaning, unlike most glob crates.
 /// `None` for a pattern Go rejects as malformed (upstream then ignores
 /// nothing for it).
-fn go_glob(pattern: &str) -> Option<Regex> {
+pub(crate) fn go_glob(pattern: &str) -> Option<Regex> {
     let mut out = String::from("^(?s:");
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {

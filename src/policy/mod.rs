@@ -245,6 +245,44 @@ impl Selector {
         Ok(tags[winner?].as_ref().to_string())
     }
 
+    /// Whether `candidate` ranks strictly below `current` under this rule's
+    /// own ordering: moving from `current` to `candidate` would be a
+    /// downgrade. `false` when either value cannot be ranked (excluded,
+    /// filtered out, not a version, not a number): there is no order to
+    /// violate then.
+    pub fn ranks_below(&self, candidate: &str, current: &str) -> bool {
+        let value = |tag: &'_ str| -> Option<String> {
+            if self.exclusions.iter().any(|re| re.is_match(tag)) {
+                return None;
+            }
+            match &self.filter {
+                None => Some(tag.to_string()),
+                Some(filter) => filter.apply(tag).map(Cow::into_owned),
+            }
+        };
+        let (Some(candidate), Some(current)) = (value(candidate), value(current)) else {
+            return false;
+        };
+        match &self.rule {
+            Rule::Semver(_) => {
+                match (
+                    self.flavor.parse_tag(&candidate),
+                    self.flavor.parse_tag(&current),
+                ) {
+                    (Ok(a), Ok(b)) => a < b,
+                    _ => false,
+                }
+            }
+            Rule::Alphabetical(Order::Asc) => candidate < current,
+            Rule::Alphabetical(Order::Desc) => candidate > current,
+            Rule::Numerical(order) => match (candidate.parse::<f64>(), current.parse::<f64>()) {
+                (Ok(a), Ok(b)) if *order == Order::Asc => a < b,
+                (Ok(a), Ok(b)) => a > b,
+                _ => false,
+            },
+        }
+    }
+
     /// Why each listed tag was kept or rejected, also when nothing qualifies.
     pub fn explain<S: AsRef<str>>(&self, tags: &[S]) -> Vec<Verdict> {
         let (reasons, _) = self.evaluate(tags);

@@ -166,3 +166,63 @@ fn numerical_ties_go_to_the_last_listed_tag_as_in_flux() {
     let s = Selector::new(Rule::Numerical(Order::Desc), Flavor::Flux);
     assert_eq!(select(&s, &["2", "1", "1.0"]), Ok("1.0".into()));
 }
+
+/// The tag a policy selects never ranks below another tag it admits, so the
+/// no-downgrade guard can never refuse what the rule itself chose over the
+/// value in the file.
+#[test]
+fn the_chosen_tag_never_ranks_below_another_listed_tag() {
+    let stream = parse(CASES).unwrap();
+    let cases = stream.documents[0].root.get("cases").unwrap().items();
+    let mut checked = 0;
+    for case in cases
+        .iter()
+        .filter(|c| c.str_at(&["kind"]) == Some("policy"))
+    {
+        let input = case.get("input").unwrap();
+        let Ok(selector) = selector_for(input) else {
+            continue;
+        };
+        let tags: Vec<&str> = input
+            .get("tags")
+            .unwrap()
+            .items()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let Ok(chosen) = selector.select(&tags) else {
+            continue;
+        };
+        // Only tags the rule admits compete; a value outside the range may
+        // well rank higher, and moving off it is the refused downgrade.
+        for tag in tags.iter().filter(|t| selector.select(&[**t]).is_ok()) {
+            assert!(
+                !selector.ranks_below(&chosen, tag),
+                "case {}: {chosen} ranks below {tag}",
+                case.str_at(&["name"]).unwrap()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} pairs checked");
+}
+
+#[test]
+fn ranks_below_follows_each_rule_and_order() {
+    let semver = Selector::new(Rule::semver(">=1.0.0").unwrap(), Flavor::Flux);
+    assert!(semver.ranks_below("1.2.0", "1.10.0"));
+    assert!(!semver.ranks_below("1.10.0", "1.2.0"));
+    assert!(!semver.ranks_below("1.2.0", "1.2.0"));
+    // A current value that is not a version cannot be downgraded from.
+    assert!(!semver.ranks_below("1.2.0", "latest"));
+    let alpha_desc = Selector::new(Rule::Alphabetical(Order::Desc), Flavor::Flux);
+    assert!(alpha_desc.ranks_below("b", "a"));
+    assert!(!alpha_desc.ranks_below("a", "b"));
+    let numerical = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
+    assert!(numerical.ranks_below("9", "10"));
+    assert!(!numerical.ranks_below("10", "9"));
+    let mut extract = Selector::new(Rule::Numerical(Order::Asc), Flavor::Flux);
+    extract.filter = Some(TagFilter::new(r"^main-(?P<ts>\d+)$", "$ts").unwrap());
+    assert!(extract.ranks_below("main-9", "main-10"));
+    assert!(!extract.ranks_below("main-9", "feature-10"));
+}

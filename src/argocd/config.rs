@@ -1,0 +1,793 @@
+//! Argo CD Image Updater's settings, read from the tree instead of a cluster.
+//!
+//! In a cluster the updater reads live `Application` objects and its
+//! `ImageUpdater` resources; here both are documents in git. This module
+//! turns them into one plain description per application: which images to
+//! update and under which rules (inherited image → application ref → global,
+//! field by field), and where the result is written. It also decides which
+//! applications belong to this repository. It reads nothing itself: documents
+//! come in, descriptions and problems go out.
+
+use std::collections::BTreeMap;
+
+use crate::flux::{LabelSelector, Origin, string_map};
+use crate::policy::argo::go_glob;
+use crate::report::{Problem, Severity};
+use crate::yaml::Node;
+
+use super::repo_url;
+
+/// Found in every file worth parsing: Applications and ImageUpdaters.
+pub const SCREEN: &str = "argoproj.io/";
+const APPLICATION_API: &str = "argoproj.io/";
+const UPDATER_API: &str = "argocd-image-updater.argoproj.io/";
+const ANNOTATION: &str = "argocd-image-updater.argoproj.io/";
+/// The namespace Argo CD runs in unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = "argocd";
+
+/// Update settings; `None` = not set here, inherit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub strategy: Option<String>,
+    pub force_update: Option<bool>,
+    pub allow_tags: Option<String>,
+    pub ignore_tags: Option<Vec<String>>,
+    pub pull_secret: Option<String>,
+    pub platforms: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// This level's values, and `parent`'s where this level sets none.
+    pub fn or(self, parent: &Settings) -> Settings {
+        Settings {
+            strategy: self.strategy.or_else(|| parent.strategy.clone()),
+            force_update: self.force_update.or(parent.force_update),
+            allow_tags: self.allow_tags.or_else(|| parent.allow_tags.clone()),
+            ignore_tags: self.ignore_tags.or_else(|| parent.ignore_tags.clone()),
+            pull_secret: self.pull_secret.or_else(|| parent.pull_secret.clone()),
+            platforms: self.platforms.or_else(|| parent.platforms.clone()),
+        }
+    }
+
+    /// An ImageUpdater's `commonUpdateSettings`.
+    fn from_resource(node: Option<&Node>) -> Settings {
+        let Some(node) = node else {
+            return Settings::default();
+        };
+        Settings {
+            strategy: text(node, "updateStrategy"),
+            force_update: text(node, "forceUpdate").map(|v| v == "true"),
+            allow_tags: text(node, "allowTags"),
+            ignore_tags: node.get("ignoreTags").map(strings),
+            pull_secret: text(node, "pullSecret"),
+            platforms: node.get("platforms").map(strings),
+        }
+    }
+
+    /// Legacy annotations: `<prefix>update-strategy` and friends.
+    fn from_annotations(annotations: &BTreeMap<String, String>, prefix: &str) -> Settings {
+        let get = |key: &str| {
+            annotations
+                .get(&format!("{ANNOTATION}{prefix}{key}"))
+                .map(|v| v.trim().to_string())
+        };
+        Settings {
+            strategy: get("update-strategy"),
+            force_update: get("force-update").map(|v| v == "true"),
+            allow_tags: get("allow-tags"),
+            ignore_tags: get("ignore-tags").map(|v| comma_list(&v)),
+            pull_secret: get("pull-secret"),
+            platforms: get("platforms").map(|v| comma_list(&v)),
+        }
+    }
+}
+
+/// Where and how results are written; `None` = inherit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBack {
+    /// `argocd` (the default), `git`, or `git:<credentials>`.
+    pub method: Option<String>,
+    /// `git-branch`: `branch`, `base:write` or `:write`.
+    pub branch: Option<String>,
+    /// `kustomization[:dir]`, `helmvalues[:file]`; `None` = the override file.
+    pub target: Option<String>,
+}
+
+impl WriteBack {
+    fn or(self, parent: &WriteBack) -> WriteBack {
+        WriteBack {
+            method: self.method.or_else(|| parent.method.clone()),
+            branch: self.branch.or_else(|| parent.branch.clone()),
+            target: self.target.or_else(|| parent.target.clone()),
+        }
+    }
+
+    fn from_resource(node: Option<&Node>) -> WriteBack {
+        let Some(node) = node else {
+            return WriteBack::default();
+        };
+        WriteBack {
+            method: text(node, "method"),
+            branch: node.str_at(&["gitConfig", "branch"]).map(str::to_string),
+            target: node
+                .str_at(&["gitConfig", "writeBackTarget"])
+                .map(str::to_string),
+        }
+    }
+
+    fn from_annotations(annotations: &BTreeMap<String, String>) -> WriteBack {
+        let get = |key: &str| annotations.get(&format!("{ANNOTATION}{key}")).cloned();
+        WriteBack {
+            method: get("write-back-method"),
+            branch: get("git-branch"),
+            target: get("write-back-target"),
+        }
+    }
+
+    /// Whether results go to git (else into the Application resource).
+    pub fn is_git(&self) -> bool {
+        self.method
+            .as_deref()
+            .is_some_and(|m| m == "git" || m.starts_with("git:"))
+    }
+}
+
+/// The Helm parameter names and Kustomize image name an image is written to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestTargets {
+    pub helm_name: Option<String>,
+    pub helm_tag: Option<String>,
+    pub helm_spec: Option<String>,
+    pub kustomize_name: Option<String>,
+}
+
+/// One image of one application, with its settings fully inherited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub alias: String,
+    /// The image name as configured, without tag or digest.
+    pub name: String,
+    /// The tag part of the configured reference; `""` = none.
+    pub constraint: String,
+    pub settings: Settings,
+    pub targets: ManifestTargets,
+}
+
+/// One source of an Application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `None` for `spec.source`, `Some(i)` for `spec.sources[i]`.
+    pub index: Option<usize>,
+    pub repo_url: String,
+    pub path: String,
+    pub target_revision: String,
+    /// `chart` or a `helm` block: a Helm source.
+    pub helm: bool,
+    /// A `kustomize` block: a Kustomize source.
+    pub kustomize: bool,
+    /// `helm.parameters`, name → value.
+    pub helm_parameters: BTreeMap<String, String>,
+    /// `kustomize.images`.
+    pub kustomize_images: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub origin: Origin,
+    /// Index of the document in its file.
+    pub document: usize,
+    pub sources: Vec<Source>,
+}
+
+/// An application to update: what, how, and where.
+#[derive(Debug, Clone)]
+pub struct Configured {
+    pub app: Application,
+    /// The source that is this repository.
+    pub source: Source,
+    pub images: Vec<ImageSpec>,
+    pub write_back: WriteBack,
+    /// What configured it: `ImageUpdater ns/name` or `annotations`.
+    pub by: String,
+}
+
+#[derive(Debug)]
+struct RefImage {
+    alias: String,
+    image: String,
+    settings: Settings,
+    targets: ManifestTargets,
+}
+
+#[derive(Debug)]
+struct AppRef {
+    name_pattern: String,
+    labels: Option<Result<LabelSelector, String>>,
+    use_annotations: bool,
+    settings: Settings,
+    write_back: WriteBack,
+    images: Vec<RefImage>,
+}
+
+impl AppRef {
+    fn matches(&self, app: &Application) -> bool {
+        let name = go_glob(&self.name_pattern).is_some_and(|re| re.is_match(&app.name));
+        let labels = match &self.labels {
+            None => true,
+            Some(Ok(selector)) => selector.matches(&app.labels),
+            Some(Err(_)) => false,
+        };
+        name && labels
+    }
+
+    /// Upstream applies the most specific matching ref: an exact name before
+    /// a pattern, a longer literal part before a shorter one, a ref with a
+    /// label selector before one without.
+    fn specificity(&self) -> (bool, usize, bool) {
+        let wild = |c: char| matches!(c, '*' | '?' | '[');
+        (
+            !self.name_pattern.contains(wild),
+            self.name_pattern.chars().filter(|c| !wild(*c)).count(),
+            self.labels.is_some(),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Updater {
+    namespace: String,
+    name: String,
+    settings: Settings,
+    write_back: WriteBack,
+    refs: Vec<AppRef>,
+}
+
+/// Everything Argo CD-related read from the tree.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    apps: Vec<Application>,
+    updaters: Vec<Updater>,
+    pub problems: Vec<Problem>,
+}
+
+impl Declarations {
+    /// Reads one document if it is an Application or an ImageUpdater.
+    pub fn read(&mut self, file: &str, document: usize, root: &Node, controller_ns: &str) {
+        let api = root.str_at(&["apiVersion"]).unwrap_or_default();
+        let kind = root.str_at(&["kind"]).unwrap_or_default();
+        let origin = Origin {
+            file: file.to_string(),
+            line: root.position().line,
+        };
+        let namespace = root
+            .str_at(&["metadata", "namespace"])
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(controller_ns)
+            .to_string();
+        let name = root
+            .str_at(&["metadata", "name"])
+            .unwrap_or_default()
+            .to_string();
+        let is_app = api.starts_with(APPLICATION_API) && kind == "Application";
+        let is_updater = api.starts_with(UPDATER_API) && kind == "ImageUpdater";
+        if !is_app && !is_updater {
+            return;
+        }
+        if name.is_empty() {
+            self.problems.push(Problem::at(
+                file,
+                origin.line,
+                None,
+                Severity::Error,
+                format!("{kind} has no metadata.name"),
+            ));
+            return;
+        }
+        let spec = root.get("spec").unwrap_or(&Node::Empty);
+        if is_updater {
+            self.updaters.push(Updater {
+                settings: Settings::from_resource(spec.get("commonUpdateSettings")),
+                write_back: WriteBack::from_resource(spec.get("writeBackConfig")),
+                refs: spec
+                    .get("applicationRefs")
+                    .map(Node::items)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(read_ref)
+                    .collect(),
+                namespace,
+                name,
+            });
+            return;
+        }
+        if let Some(first) = self
+            .apps
+            .iter()
+            .find(|a| a.namespace == namespace && a.name == name)
+        {
+            self.problems.push(Problem::at(
+                file,
+                origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {namespace}/{name} is declared twice (first at {}:{}); this one is ignored",
+                    first.origin.file, first.origin.line
+                ),
+            ));
+            return;
+        }
+        let mut sources = Vec::new();
+        if let Some(source) = spec.get("source").filter(|s| !s.is_null()) {
+            sources.push(read_source(source, None));
+        }
+        for (i, source) in spec
+            .get("sources")
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            sources.push(read_source(source, Some(i)));
+        }
+        let meta = |key| root.at(&["metadata", key]).map(string_map);
+        self.apps.push(Application {
+            labels: meta("labels").unwrap_or_default(),
+            annotations: meta("annotations").unwrap_or_default(),
+            namespace,
+            name,
+            origin,
+            document,
+            sources,
+        });
+    }
+
+    /// The applications to update. `repo_url` is this repository; an
+    /// application whose sources are all elsewhere is reported and skipped.
+    pub fn configure(&mut self, repo_url: Option<&str>) -> Vec<Configured> {
+        let mut configured = Vec::new();
+        for app in &self.apps {
+            let problem = |severity, message: String| {
+                Problem::at(&app.origin.file, app.origin.line, None, severity, message)
+            };
+            let Some((images, write_back, by)) = self.settings_of(app) else {
+                continue;
+            };
+            let images = match images {
+                Ok(images) => images,
+                Err(e) => {
+                    self.problems.push(problem(
+                        Severity::Error,
+                        format!("Application {}/{}: {e}", app.namespace, app.name),
+                    ));
+                    continue;
+                }
+            };
+            let Some(repo_url) = repo_url else {
+                self.problems.push(problem(
+                    Severity::Warning,
+                    format!(
+                        "Application {}/{} skipped: cannot tell whether its source is this repository (no --repo-url and no origin remote)",
+                        app.namespace, app.name
+                    ),
+                ));
+                continue;
+            };
+            let Some(source) = app
+                .sources
+                .iter()
+                .find(|s| repo_url::same(&s.repo_url, repo_url))
+            else {
+                let urls: Vec<&str> = app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                self.problems.push(problem(
+                    Severity::Info,
+                    format!(
+                        "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
+                        app.namespace,
+                        app.name,
+                        urls.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            configured.push(Configured {
+                app: app.clone(),
+                source: source.clone(),
+                images,
+                write_back,
+                by,
+            });
+        }
+        configured
+    }
+
+    /// The images and write-back of an application, from the most specific
+    /// matching ImageUpdater ref, else from its annotations; `None` when
+    /// nothing configures it.
+    #[allow(clippy::type_complexity)]
+    fn settings_of(
+        &self,
+        app: &Application,
+    ) -> Option<(Result<Vec<ImageSpec>, String>, WriteBack, String)> {
+        let best = self
+            .updaters
+            .iter()
+            .filter(|u| u.namespace == app.namespace)
+            .flat_map(|u| u.refs.iter().map(move |r| (u, r)))
+            .filter(|(_, r)| r.matches(app))
+            .fold(None, |best: Option<(&Updater, &AppRef)>, (u, r)| match best {
+                Some((_, b)) if b.specificity() >= r.specificity() => best,
+                _ => Some((u, r)),
+            });
+        let from_annotations = WriteBack::from_annotations(&app.annotations);
+        match best {
+            Some((u, r)) if !r.use_annotations => {
+                let settings = r.settings.clone().or(&u.settings);
+                let write_back = r.write_back.clone().or(&u.write_back);
+                let images = r
+                    .images
+                    .iter()
+                    .map(|i| {
+                        let (name, constraint) = split_image(&i.image)?;
+                        if i.alias.is_empty() {
+                            return Err(format!("image {:?} has no alias", i.image));
+                        }
+                        Ok(ImageSpec {
+                            alias: i.alias.clone(),
+                            name,
+                            constraint,
+                            settings: i.settings.clone().or(&settings),
+                            targets: i.targets.clone(),
+                        })
+                    })
+                    .collect();
+                Some((images, write_back, format!("ImageUpdater {}/{}", u.namespace, u.name)))
+            }
+            Some((u, r)) => {
+                let settings = r.settings.clone().or(&u.settings);
+                let write_back = from_annotations
+                    .or(&r.write_back.clone().or(&u.write_back));
+                Some((
+                    images_from_annotations(&app.annotations, &settings),
+                    write_back,
+                    format!("ImageUpdater {}/{} (annotations)", u.namespace, u.name),
+                ))
+            }
+            None if app
+                .annotations
+                .contains_key(&format!("{ANNOTATION}image-list")) =>
+            {
+                Some((
+                    images_from_annotations(&app.annotations, &Settings::default()),
+                    from_annotations,
+                    "annotations".to_string(),
+                ))
+            }
+            None => None,
+        }
+    }
+}
+
+fn read_ref(node: &Node) -> AppRef {
+    AppRef {
+        name_pattern: text(node, "namePattern").unwrap_or_else(|| "*".to_string()),
+        labels: node
+            .get("labelSelectors")
+            .filter(|n| !n.is_null())
+            .map(LabelSelector::read),
+        use_annotations: text(node, "useAnnotations").as_deref() == Some("true"),
+        settings: Settings::from_resource(node.get("commonUpdateSettings")),
+        write_back: WriteBack::from_resource(node.get("writeBackConfig")),
+        images: node
+            .get("images")
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| RefImage {
+                alias: text(i, "alias").unwrap_or_default(),
+                image: text(i, "imageName").unwrap_or_default(),
+                settings: Settings::from_resource(i.get("commonUpdateSettings")),
+                targets: ManifestTargets {
+                    helm_name: i
+                        .str_at(&["manifestTargets", "helm", "name"])
+                        .map(str::to_string),
+                    helm_tag: i
+                        .str_at(&["manifestTargets", "helm", "tag"])
+                        .map(str::to_string),
+                    helm_spec: i
+                        .str_at(&["manifestTargets", "helm", "spec"])
+                        .map(str::to_string),
+                    kustomize_name: i
+                        .str_at(&["manifestTargets", "kustomize", "name"])
+                        .map(str::to_string),
+                },
+            })
+            .collect(),
+    }
+}
+
+fn read_source(node: &Node, index: Option<usize>) -> Source {
+    let present = |key| node.get(key).is_some_and(|n| !n.is_null());
+    Source {
+        index,
+        repo_url: text(node, "repoURL").unwrap_or_default(),
+        path: text(node, "path")
+            .unwrap_or_default()
+            .trim_matches('/')
+            .trim_start_matches("./")
+            .to_string(),
+        target_revision: text(node, "targetRevision").unwrap_or_default(),
+        helm: present("chart") || present("helm"),
+        kustomize: present("kustomize"),
+        helm_parameters: helm_parameters(node.get("helm")),
+        kustomize_images: node
+            .at(&["kustomize", "images"])
+            .map(strings)
+            .unwrap_or_default(),
+    }
+}
+
+/// `parameters` of a `helm` block (an Application source's, or an override
+/// file's), name → value.
+pub fn helm_parameters(helm: Option<&Node>) -> BTreeMap<String, String> {
+    helm.and_then(|h| h.get("parameters"))
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| Some((text(p, "name")?, text(p, "value").unwrap_or_default())))
+        .collect()
+}
+
+/// `image-list` and the per-image annotations; `defaults` are what the
+/// app-wide annotations do not set.
+fn images_from_annotations(
+    annotations: &BTreeMap<String, String>,
+    defaults: &Settings,
+) -> Result<Vec<ImageSpec>, String> {
+    let list = annotations
+        .get(&format!("{ANNOTATION}image-list"))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let app_wide = Settings::from_annotations(annotations, "").or(defaults);
+    let mut images = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (alias, image) = match entry.split_once('=') {
+            Some((alias, image)) => (alias.trim(), image.trim()),
+            None => ("", entry),
+        };
+        let (name, constraint) = split_image(image)?;
+        // Per-image annotations are keyed by the alias, else by the name.
+        let key = if alias.is_empty() { &name } else { alias };
+        let get = |suffix: &str| {
+            annotations
+                .get(&format!("{ANNOTATION}{key}.{suffix}"))
+                .map(|v| v.trim().to_string())
+        };
+        images.push(ImageSpec {
+            alias: alias.to_string(),
+            settings: Settings::from_annotations(annotations, &format!("{key}.")).or(&app_wide),
+            targets: ManifestTargets {
+                helm_name: get("helm.image-name"),
+                helm_tag: get("helm.image-tag"),
+                helm_spec: get("helm.image-spec"),
+                kustomize_name: get("kustomize.image-name"),
+            },
+            constraint,
+            name,
+        });
+    }
+    if images.is_empty() {
+        return Err(format!("{ANNOTATION}image-list names no image"));
+    }
+    Ok(images)
+}
+
+/// `name[:constraint]` (or `name@digest`, which has no constraint).
+pub fn split_image(image: &str) -> Result<(String, String), String> {
+    let r = crate::image::Reference::split(image.trim());
+    if r.name.is_empty() {
+        return Err(format!("image {image:?} has no name"));
+    }
+    Ok((r.name.to_string(), r.tag.unwrap_or_default().to_string()))
+}
+
+fn text(node: &Node, key: &str) -> Option<String> {
+    node.str_at(&[key]).map(str::to_string)
+}
+
+pub fn strings(node: &Node) -> Vec<String> {
+    node.items()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse;
+
+    fn declarations(src: &str) -> Declarations {
+        let mut d = Declarations::default();
+        for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
+            d.read("apps.yaml", i, &doc.root, DEFAULT_NAMESPACE);
+        }
+        d
+    }
+
+    const REPO: &str = "https://github.com/org/gitops.git";
+
+    #[test]
+    fn annotations_configure_images_with_app_wide_defaults() {
+        let mut d = declarations(
+            r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: "web=ghcr.io/org/web:~1.2, nginx"
+    argocd-image-updater.argoproj.io/update-strategy: newest-build
+    argocd-image-updater.argoproj.io/web.update-strategy: semver
+    argocd-image-updater.argoproj.io/web.ignore-tags: "*-dev, *-rc"
+    argocd-image-updater.argoproj.io/nginx.helm.image-tag: nginx.tag
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/git-branch: main
+spec:
+  source:
+    repoURL: git@github.com:org/gitops
+    path: apps/web
+"#,
+        );
+        let configured = d.configure(Some(REPO));
+        assert_eq!(configured.len(), 1, "{:?}", d.problems);
+        let c = &configured[0];
+        assert_eq!(c.by, "annotations");
+        assert_eq!(c.source.path, "apps/web");
+        assert!(c.write_back.is_git());
+        assert_eq!(c.write_back.branch.as_deref(), Some("main"));
+        let web = &c.images[0];
+        assert_eq!(
+            (web.alias.as_str(), web.name.as_str(), web.constraint.as_str()),
+            ("web", "ghcr.io/org/web", "~1.2")
+        );
+        assert_eq!(web.settings.strategy.as_deref(), Some("semver"));
+        assert_eq!(
+            web.settings.ignore_tags,
+            Some(vec!["*-dev".to_string(), "*-rc".to_string()])
+        );
+        let nginx = &c.images[1];
+        assert_eq!(nginx.settings.strategy.as_deref(), Some("newest-build"));
+        assert_eq!(nginx.targets.helm_tag.as_deref(), Some("nginx.tag"));
+    }
+
+    const UPDATER: &str = r#"apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata: {name: updater, namespace: argocd}
+spec:
+  commonUpdateSettings:
+    updateStrategy: semver
+    platforms: [linux/arm64]
+  writeBackConfig:
+    method: git
+    gitConfig: {branch: main, writeBackTarget: kustomization}
+  applicationRefs:
+  - namePattern: "web-*"
+    commonUpdateSettings: {allowTags: "regexp:^v"}
+    images:
+    - alias: app
+      imageName: ghcr.io/org/app:^1
+      commonUpdateSettings: {updateStrategy: newest-build}
+      manifestTargets: {kustomize: {name: app}}
+  - namePattern: "web-prod"
+    writeBackConfig: {gitConfig: {writeBackTarget: "helmvalues:values-prod.yaml"}}
+    images:
+    - alias: app
+      imageName: ghcr.io/org/app
+      manifestTargets: {helm: {name: image.repository, tag: image.tag}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web-dev, namespace: argocd}
+spec:
+  source: {repoURL: "https://github.com/org/gitops", path: /dev}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web-prod, namespace: argocd}
+spec:
+  sources:
+  - {repoURL: "https://charts.example.com", chart: app}
+  - {repoURL: "https://github.com/org/gitops", path: prod}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web-other, namespace: team}
+spec:
+  source: {repoURL: "https://github.com/org/gitops", path: other}
+"#;
+
+    #[test]
+    fn image_updater_settings_inherit_field_by_field() {
+        let mut d = declarations(UPDATER);
+        let configured = d.configure(Some(REPO));
+        let dev = configured.iter().find(|c| c.app.name == "web-dev").unwrap();
+        assert_eq!(dev.by, "ImageUpdater argocd/updater");
+        assert_eq!(dev.source.path, "dev");
+        let image = &dev.images[0];
+        assert_eq!(image.settings.strategy.as_deref(), Some("newest-build"));
+        assert_eq!(image.settings.allow_tags.as_deref(), Some("regexp:^v"));
+        assert_eq!(
+            image.settings.platforms,
+            Some(vec!["linux/arm64".to_string()])
+        );
+        assert_eq!(image.constraint, "^1");
+        assert_eq!(dev.write_back.target.as_deref(), Some("kustomization"));
+        assert_eq!(dev.write_back.branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn the_most_specific_ref_wins_and_the_source_is_this_repository() {
+        let mut d = declarations(UPDATER);
+        let configured = d.configure(Some(REPO));
+        let prod = configured.iter().find(|c| c.app.name == "web-prod").unwrap();
+        assert_eq!(prod.source.index, Some(1));
+        assert_eq!(prod.source.path, "prod");
+        assert_eq!(
+            prod.write_back.target.as_deref(),
+            Some("helmvalues:values-prod.yaml")
+        );
+        assert_eq!(prod.images[0].settings.strategy.as_deref(), Some("semver"));
+        assert_eq!(
+            prod.images[0].targets.helm_tag.as_deref(),
+            Some("image.tag")
+        );
+        // An ImageUpdater only configures applications of its namespace.
+        assert!(configured.iter().all(|c| c.app.name != "web-other"));
+    }
+
+    #[test]
+    fn applications_of_other_repositories_are_reported_and_skipped() {
+        let mut d = declarations(UPDATER);
+        let configured = d.configure(Some("https://github.com/org/elsewhere"));
+        assert!(configured.is_empty());
+        assert!(
+            d.problems
+                .iter()
+                .any(|p| p.message.contains("web-dev skipped")
+                    && p.message.contains("not this repository")),
+            "{:?}",
+            d.problems
+        );
+    }
+
+    #[test]
+    fn image_ref_parse_cases() {
+        // The `image_ref_parse` cases of the conformance table.
+        assert_eq!(
+            split_image("docker.io/jannfis/test-image:0.1").unwrap(),
+            ("docker.io/jannfis/test-image".into(), "0.1".into())
+        );
+        assert_eq!(
+            split_image("gcr.io/org/app:~1.26").unwrap(),
+            ("gcr.io/org/app".into(), "~1.26".into())
+        );
+        assert_eq!(
+            split_image("gcr.io/jannfis/test-image@sha256:abcde").unwrap(),
+            ("gcr.io/jannfis/test-image".into(), String::new())
+        );
+        assert!(split_image(":1.0").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Argo CD Image Updater, in the repository: its settings read from the tree
+//! ([`config`]), and its results written where Argo CD reads them.
+
+pub mod config;
+pub mod repo_url;
+pub mod plan;
+pub mod write;

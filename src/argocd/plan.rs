@@ -1,0 +1,893 @@
+//! From configured applications and what the registries listed to the file
+//! writes Argo CD would make, without touching the filesystem or a registry.
+//!
+//! Planning runs in two steps around the registry: [`prepare`] reads each
+//! image's current value and rule and says which tag metadata (build dates,
+//! platforms, digests) the strategies need; [`finish`] selects, applies the
+//! update decision and the no-downgrade rule, and groups the writes by file.
+//! Files are read through a closure, so the decisions can be tested with
+//! strings.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::image::Repository;
+use crate::policy::argo::{self, AllowTags, ArgoRule, Strategy, TagInfo};
+use crate::policy::{Flavor, semver};
+use crate::registry::{RegistryError, TagRef};
+use crate::report::{Problem, Severity};
+use crate::yaml::{self, Node};
+
+use super::config::{self, Configured, ImageSpec};
+use super::write::{self, HelmParam};
+
+/// The tag lists of a run, one answer per repository.
+pub type Listed = BTreeMap<Repository, Result<Vec<String>, RegistryError>>;
+
+/// Where an application's results go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `.argocd-source-<app>.yaml` under the app's path.
+    Override(String),
+    /// `kustomization[:dir]`: the kustomization file in that directory.
+    Kustomization(String),
+    /// `helmvalues[:file]`.
+    HelmValues(String),
+    /// Write-back `argocd`: the Application resource itself.
+    Application { file: String, document: usize },
+}
+
+impl Target {
+    pub fn file(&self) -> &str {
+        match self {
+            Target::Override(f)
+            | Target::Kustomization(f)
+            | Target::HelmValues(f)
+            | Target::Application { file: f, .. } => f,
+        }
+    }
+}
+
+/// One edit of one file; a file's edits apply in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    OverrideHelm(Vec<HelmParam>),
+    OverrideKustomize(Vec<String>),
+    Kustomization(Vec<String>),
+    HelmValues(Vec<(String, String)>),
+    ApplicationHelm {
+        document: usize,
+        source: Option<usize>,
+        params: Vec<HelmParam>,
+    },
+    ApplicationKustomize {
+        document: usize,
+        source: Option<usize>,
+        images: Vec<String>,
+    },
+}
+
+impl Write {
+    /// The file's new text (`existing` = `None` when it does not exist yet);
+    /// `None` when nothing changes.
+    pub fn apply(&self, existing: Option<&str>) -> Result<Option<String>, String> {
+        let need = || existing.ok_or("the file does not exist");
+        match self {
+            Write::OverrideHelm(params) => write::override_helm(existing, params),
+            Write::OverrideKustomize(images) => write::override_kustomize(existing, images),
+            Write::Kustomization(images) => write::kustomization_images(need()?, images),
+            Write::HelmValues(writes) => write::helm_values(existing, writes),
+            Write::ApplicationHelm {
+                document,
+                source,
+                params,
+            } => write::application_helm(need()?, *document, *source, params),
+            Write::ApplicationKustomize {
+                document,
+                source,
+                images,
+            } => write::application_kustomize(need()?, *document, *source, images),
+        }
+    }
+}
+
+/// What happened to one image of one application, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageOutcome {
+    pub alias: String,
+    pub image: String,
+    pub strategy: &'static str,
+    /// The reference in effect before the run, and where it was read.
+    pub current: Option<String>,
+    pub current_from: Option<String>,
+    pub selected: Option<String>,
+    /// The reference written (or, in a dry run, to be written).
+    pub new: Option<String>,
+    pub error: Option<String>,
+    pub note: Option<String>,
+}
+
+/// One application's outcome, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppOutcome {
+    pub application: String,
+    pub file: String,
+    pub line: usize,
+    pub configured_by: String,
+    /// The file results go to (empty when the target is invalid).
+    pub target: String,
+    /// `git-branch` as configured, for the commit step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub images: Vec<ImageOutcome>,
+}
+
+/// The current value of an image and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Current {
+    reference: String,
+    from: String,
+}
+
+/// An image ready for the registry's answers.
+#[derive(Debug)]
+pub struct Job {
+    app: usize,
+    spec: ImageSpec,
+    repository: Result<Repository, String>,
+    rule: Result<ArgoRule, String>,
+    current: Option<Current>,
+}
+
+/// The applications, their jobs, and where each writes.
+#[derive(Debug)]
+pub struct Prepared {
+    apps: Vec<(Configured, Result<Target, String>, Kind)>,
+    jobs: Vec<Job>,
+    pub problems: Vec<Problem>,
+}
+
+impl Prepared {
+    /// Every repository an image reads.
+    pub fn repositories(&self) -> impl Iterator<Item = &Repository> {
+        self.jobs.iter().filter_map(|j| j.repository.as_ref().ok())
+    }
+
+    /// The tags whose metadata the strategies need, with the platform to read
+    /// build dates for and whether a digest is needed: every candidate of a
+    /// `newest-build` image (and its current tag, for the downgrade check),
+    /// the followed tag of a `digest` image.
+    pub fn metadata_wanted(&self, listed: &Listed) -> Vec<(TagRef, String, bool)> {
+        let mut wanted = Vec::new();
+        for job in &self.jobs {
+            let (Ok(repository), Ok(rule)) = (&job.repository, &job.rule) else {
+                continue;
+            };
+            let Some(Ok(tags)) = listed.get(repository) else {
+                continue;
+            };
+            let platform = rule
+                .platforms
+                .first()
+                .cloned()
+                .unwrap_or_else(|| argo::DEFAULT_PLATFORM.to_string());
+            let tag_ref = |tag: &str| TagRef {
+                repository: repository.clone(),
+                tag: tag.to_string(),
+            };
+            match rule.strategy {
+                Strategy::Digest => {
+                    if tags.contains(&rule.constraint) {
+                        wanted.push((tag_ref(&rule.constraint), platform, true));
+                    }
+                }
+                Strategy::NewestBuild => {
+                    let mut names: Vec<&str> = tags
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|t| prefilter(rule, t))
+                        .collect();
+                    if let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
+                        && tags.iter().any(|t| t == current)
+                    {
+                        names.push(current);
+                    }
+                    for name in names {
+                        wanted.push((tag_ref(name), platform.clone(), false));
+                    }
+                }
+                Strategy::Semver | Strategy::Alphabetical => {}
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        wanted
+    }
+}
+
+/// Reads rules, current values and targets. `read` returns a file of the
+/// tree by its relative path.
+pub fn prepare(
+    configured: Vec<Configured>,
+    read: &dyn Fn(&str) -> Option<String>,
+    controller_ns: &str,
+) -> Prepared {
+    let mut prepared = Prepared {
+        apps: Vec::new(),
+        jobs: Vec::new(),
+        problems: Vec::new(),
+    };
+    for c in configured {
+        let target = target_of(&c, controller_ns, read);
+        let kind = app_kind(&c, read);
+        let override_file = target_path(
+            None,
+            &c.source.path,
+            &c.app.name,
+            &c.app.namespace,
+            controller_ns,
+        )
+        .ok()
+        .map(|t| t.file().to_string())
+        .unwrap_or_default();
+        for spec in &c.images {
+            let current = match &kind {
+                Ok(kind) => current_value(&c, spec, *kind, &override_file, target.as_ref().ok(), read),
+                Err(_) => None,
+            };
+            let rule = kind
+                .clone()
+                .and_then(|_| rule_of(spec))
+                .map_err(|e| e.to_string());
+            prepared.jobs.push(Job {
+                app: prepared.apps.len(),
+                repository: Repository::parse(&spec.name).map_err(|e| e.to_string()),
+                spec: spec.clone(),
+                rule,
+                current,
+            });
+        }
+        prepared
+            .apps
+            .push((c, target, kind.unwrap_or(Kind::Kustomize)));
+    }
+    prepared
+}
+
+/// Helm or Kustomize, as Argo CD would detect it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Helm,
+    Kustomize,
+}
+
+fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kind, String> {
+    if c.source.helm {
+        return Ok(Kind::Helm);
+    }
+    if c.source.kustomize {
+        return Ok(Kind::Kustomize);
+    }
+    if read(&join(&c.source.path, "Chart.yaml")).is_some() {
+        return Ok(Kind::Helm);
+    }
+    if kustomization_file(&c.source.path, read).is_some() {
+        return Ok(Kind::Kustomize);
+    }
+    Err(format!(
+        "{} is neither a Helm chart nor a Kustomize directory; upstream updates only those",
+        display_dir(&c.source.path)
+    ))
+}
+
+fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
+    let strategy = spec.settings.strategy.as_deref().unwrap_or("semver");
+    let mut rule = ArgoRule::new(Strategy::parse(strategy));
+    rule.constraint = spec.constraint.clone();
+    if let Some(allow) = &spec.settings.allow_tags {
+        rule.allow = Some(AllowTags::parse(allow)?);
+    }
+    rule.ignore = spec.settings.ignore_tags.clone().unwrap_or_default();
+    rule.platforms = spec.settings.platforms.clone().unwrap_or_default();
+    Ok(rule)
+}
+
+/// The filters that need no metadata; fetching dates only for tags that pass
+/// them asks the registry no more than upstream does.
+fn prefilter(rule: &ArgoRule, tag: &str) -> bool {
+    let mut only = rule.clone();
+    only.strategy = Strategy::Alphabetical;
+    only.select(&[TagInfo::named(tag)])
+        .is_ok_and(|t| t.is_some())
+}
+
+/// The write-back target, resolved against the app's path.
+fn target_of(
+    c: &Configured,
+    controller_ns: &str,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, String> {
+    if !c.write_back.is_git() {
+        if let Some(method) = &c.write_back.method
+            && method != "argocd"
+        {
+            return Err(format!(
+                "write-back method {method:?} is neither \"argocd\" nor \"git[:credentials]\""
+            ));
+        }
+        return Ok(Target::Application {
+            file: c.app.origin.file.clone(),
+            document: c.app.document,
+        });
+    }
+    target_path(
+        c.write_back.target.as_deref(),
+        &c.source.path,
+        &c.app.name,
+        &c.app.namespace,
+        controller_ns,
+    )
+    .map(|t| match t {
+        Target::Kustomization(dir) => Target::Kustomization(
+            kustomization_file(&dir, read).unwrap_or_else(|| join(&dir, "kustomization.yaml")),
+        ),
+        t => t,
+    })
+}
+
+/// Resolves a `write-back-target` (`None` = the override file) against the
+/// app's path; a target starting with `/` is relative to the repository
+/// root. A kustomization target names a directory.
+pub fn target_path(
+    target: Option<&str>,
+    app_path: &str,
+    app_name: &str,
+    app_namespace: &str,
+    controller_ns: &str,
+) -> Result<Target, String> {
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        let name = if app_namespace == controller_ns {
+            format!(".argocd-source-{app_name}.yaml")
+        } else {
+            format!(".argocd-source-{app_namespace}_{app_name}.yaml")
+        };
+        return Ok(Target::Override(join(app_path, &name)));
+    };
+    let (kind, arg) = target.split_once(':').unwrap_or((target, ""));
+    let resolve = |arg: &str, default: &str| {
+        let arg = if arg.is_empty() { default } else { arg };
+        match arg.strip_prefix('/') {
+            Some(absolute) => normalize(absolute),
+            None => normalize(&join(app_path, arg)),
+        }
+    };
+    match kind {
+        "kustomization" => resolve(arg, ".").map(Target::Kustomization),
+        "helmvalues" => resolve(arg, "values.yaml").map(Target::HelmValues),
+        _ => Err(format!(
+            "write-back target {target:?} is not \"kustomization[:dir]\" or \"helmvalues[:file]\""
+        )),
+    }
+}
+
+/// `a/./b/../c` → `a/c`; an error when `..` leaves the repository.
+fn normalize(path: &str) -> Result<String, String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts
+                    .pop()
+                    .ok_or_else(|| format!("{path:?} leaves the repository"))?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() || dir == "." {
+        name.to_string()
+    } else {
+        format!("{}/{name}", dir.trim_end_matches('/'))
+    }
+}
+
+fn display_dir(dir: &str) -> String {
+    if dir.is_empty() {
+        "the repository root".to_string()
+    } else {
+        dir.to_string()
+    }
+}
+
+fn kustomization_file(dir: &str, read: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .map(|name| join(dir, name))
+        .find(|path| read(path).is_some())
+}
+
+/// The Helm parameter names an image is written to: the full spec, or name
+/// and tag (`image.name` / `image.tag` by default).
+fn helm_names(spec: &ImageSpec) -> (Option<&str>, &str, &str) {
+    let t = &spec.targets;
+    (
+        t.helm_spec.as_deref(),
+        t.helm_name.as_deref().unwrap_or("image.name"),
+        t.helm_tag.as_deref().unwrap_or("image.tag"),
+    )
+}
+
+/// The Kustomize image name an image is written under.
+fn kustomize_name(spec: &ImageSpec) -> &str {
+    spec.targets.kustomize_name.as_deref().unwrap_or(&spec.name)
+}
+
+/// Whether two image names are the same repository (`docker.io/x` = `x`).
+fn same_image(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// The value in effect: the override file, else the Application's own
+/// parameters, else the values file or kustomization under the app's path
+/// (or the configured target).
+fn current_value(
+    c: &Configured,
+    spec: &ImageSpec,
+    kind: Kind,
+    override_file: &str,
+    target: Option<&Target>,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Option<Current> {
+    let parsed = |file: &str| -> Option<(String, Node)> {
+        let src = read(file)?;
+        let stream = yaml::parse(&src).ok()?;
+        let root = stream.documents.into_iter().next()?.root;
+        Some((file.to_string(), root))
+    };
+    match kind {
+        Kind::Helm => {
+            let (spec_param, name_param, tag_param) = helm_names(spec);
+            let from_params = |params: &BTreeMap<String, String>| -> Option<String> {
+                if let Some(p) = spec_param {
+                    return params.get(p).cloned();
+                }
+                let tag = params.get(tag_param)?;
+                let name = params.get(name_param).map_or(spec.name.as_str(), |n| n);
+                Some(format!("{name}:{tag}"))
+            };
+            if let Some((file, root)) = parsed(override_file)
+                && let Some(r) = from_params(&config::helm_parameters(root.get("helm")))
+            {
+                return Some(Current {
+                    reference: r,
+                    from: file,
+                });
+            }
+            if let Some(r) = from_params(&c.source.helm_parameters) {
+                return Some(Current {
+                    reference: r,
+                    from: c.app.origin.file.clone(),
+                });
+            }
+            let values = match target {
+                Some(Target::HelmValues(f)) => f.clone(),
+                _ => join(&c.source.path, "values.yaml"),
+            };
+            let (file, root) = parsed(&values)?;
+            let reference = match spec_param {
+                Some(p) => values_at(&root, p)?,
+                None => {
+                    let tag = values_at(&root, tag_param)?;
+                    let name = values_at(&root, name_param).unwrap_or_else(|| spec.name.clone());
+                    format!("{name}:{tag}")
+                }
+            };
+            Some(Current {
+                reference,
+                from: file,
+            })
+        }
+        Kind::Kustomize => {
+            let kname = kustomize_name(spec);
+            let from_images = |images: &[String]| -> Option<String> {
+                images.iter().find_map(|i| {
+                    let (orig, reference) = match i.split_once('=') {
+                        Some((orig, r)) => (orig, r),
+                        None => (argo::split_reference(i).0, i.as_str()),
+                    };
+                    same_image(orig, kname).then(|| reference.to_string())
+                })
+            };
+            if let Some((file, root)) = parsed(override_file)
+                && let Some(r) = from_images(
+                    &root
+                        .at(&["kustomize", "images"])
+                        .map(config::strings)
+                        .unwrap_or_default(),
+                )
+            {
+                return Some(Current {
+                    reference: r,
+                    from: file,
+                });
+            }
+            if let Some(r) = from_images(&c.source.kustomize_images) {
+                return Some(Current {
+                    reference: r,
+                    from: c.app.origin.file.clone(),
+                });
+            }
+            let kustomization = match target {
+                Some(Target::Kustomization(f)) => Some(f.clone()),
+                _ => kustomization_file(&c.source.path, read),
+            }?;
+            let (file, root) = parsed(&kustomization)?;
+            let entry = root
+                .get("images")?
+                .items()
+                .iter()
+                .find(|e| e.str_at(&["name"]).is_some_and(|n| same_image(n, kname)))?;
+            let name = entry.str_at(&["newName"]).unwrap_or(kname);
+            let mut reference = name.to_string();
+            if let Some(tag) = entry.str_at(&["newTag"]) {
+                reference = format!("{reference}:{tag}");
+            }
+            if let Some(digest) = entry.str_at(&["digest"]) {
+                reference = format!("{reference}@{digest}");
+            }
+            Some(Current {
+                reference,
+                from: file,
+            })
+        }
+    }
+}
+
+/// A Helm values path (`image.tag`, `images[1].tag`): nested keys first,
+/// then the whole path as one literal key, as Helm's `--set` reads it.
+pub fn values_at(root: &Node, path: &str) -> Option<String> {
+    let mut node = root;
+    let mut nested = true;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, rest.strip_suffix(']').and_then(|i| i.parse::<usize>().ok())),
+            None => (part, None),
+        };
+        match node.get(key).and_then(|n| match index {
+            Some(i) => n.items().get(i),
+            None => Some(n),
+        }) {
+            Some(next) => node = next,
+            None => {
+                nested = false;
+                break;
+            }
+        }
+    }
+    if nested {
+        return node.as_str().map(str::to_string);
+    }
+    root.str_at(&[path]).map(str::to_string)
+}
+
+fn current_tag(current: &Current) -> Option<&str> {
+    let reference = current
+        .reference
+        .split_once('=')
+        .map_or(current.reference.as_str(), |(_, r)| r);
+    argo::split_reference(reference).1
+}
+
+/// What [`finish`] leaves: the writes of each file in order, and the
+/// outcome of every application.
+#[derive(Debug, Default)]
+pub struct Finished {
+    pub writes: BTreeMap<String, Vec<Write>>,
+    pub apps: Vec<AppOutcome>,
+    pub problems: Vec<Problem>,
+}
+
+/// Selects each image's tag, decides, and groups the writes by file.
+pub fn finish(
+    prepared: Prepared,
+    listed: &Listed,
+    metadata: &BTreeMap<TagRef, TagInfo>,
+    allow_downgrade: bool,
+) -> Finished {
+    let mut finished = Finished {
+        problems: prepared.problems,
+        ..Finished::default()
+    };
+    let mut outcomes: Vec<AppOutcome> = prepared
+        .apps
+        .iter()
+        .map(|(c, target, _)| AppOutcome {
+            application: format!("{}/{}", c.app.namespace, c.app.name),
+            file: c.app.origin.file.clone(),
+            line: c.app.origin.line,
+            configured_by: c.by.clone(),
+            target: target
+                .as_ref()
+                .map(|t| t.file().to_string())
+                .unwrap_or_default(),
+            branch: c.write_back.branch.clone(),
+            images: Vec::new(),
+        })
+        .collect();
+    let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
+    for job in prepared.jobs {
+        let (c, target, _) = &prepared.apps[job.app];
+        let mut outcome = ImageOutcome {
+            alias: job.spec.alias.clone(),
+            image: job.spec.name.clone(),
+            strategy: job.rule.as_ref().map_or("", |r| strategy_name(r.strategy)),
+            current: job.current.as_ref().map(|c| c.reference.clone()),
+            current_from: job.current.as_ref().map(|c| c.from.clone()),
+            selected: None,
+            new: None,
+            error: None,
+            note: None,
+        };
+        match decide_image(&job, target, listed, metadata, allow_downgrade) {
+            Ok(Decision::Write { selected, new }) => {
+                outcome.selected = Some(selected);
+                outcome.new = Some(new.clone());
+                let tag = argo::split_reference(&new).1.unwrap_or_default().to_string();
+                let digest = argo::split_reference(&new).2;
+                let tag = match digest {
+                    Some(d) => format!("{tag}@{d}"),
+                    None => tag,
+                };
+                updates[job.app].push((job.spec.clone(), new, tag));
+            }
+            Ok(Decision::Keep { selected, note }) => {
+                outcome.selected = selected;
+                outcome.note = Some(note);
+            }
+            Err(e) => {
+                finished.problems.push(Problem::at(
+                    &c.app.origin.file,
+                    c.app.origin.line,
+                    None,
+                    Severity::Error,
+                    format!(
+                        "Application {}/{} image {}: {e}",
+                        c.app.namespace,
+                        c.app.name,
+                        display_alias(&job.spec)
+                    ),
+                ));
+                outcome.error = Some(e);
+            }
+        }
+        outcomes[job.app].images.push(outcome);
+    }
+    for ((c, target, kind), images) in prepared.apps.iter().zip(updates) {
+        if images.is_empty() {
+            continue;
+        }
+        let Ok(target) = target else { continue };
+        let write = write_for(c, target, *kind, &images);
+        finished
+            .writes
+            .entry(target.file().to_string())
+            .or_default()
+            .push(write);
+    }
+    finished.apps = outcomes;
+    finished
+}
+
+enum Decision {
+    Write { selected: String, new: String },
+    Keep { selected: Option<String>, note: String },
+}
+
+fn decide_image(
+    job: &Job,
+    target: &Result<Target, String>,
+    listed: &Listed,
+    metadata: &BTreeMap<TagRef, TagInfo>,
+    allow_downgrade: bool,
+) -> Result<Decision, String> {
+    target.as_ref().map_err(Clone::clone)?;
+    let rule = job.rule.as_ref().map_err(Clone::clone)?;
+    let repository = job.repository.as_ref().map_err(Clone::clone)?;
+    let names = listed
+        .get(repository)
+        .ok_or("the repository was not listed")?
+        .as_ref()
+        .map_err(ToString::to_string)?;
+    let info = |name: &str| {
+        metadata
+            .get(&TagRef {
+                repository: repository.clone(),
+                tag: name.to_string(),
+            })
+            .cloned()
+            .unwrap_or_else(|| TagInfo::named(name))
+    };
+    let tags: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
+    let Some(selected) = rule.select(&tags)? else {
+        return Ok(Decision::Keep {
+            selected: None,
+            note: "no tag qualifies; nothing written".to_string(),
+        });
+    };
+    if rule.strategy == Strategy::Digest && selected.digest.is_none() {
+        return Err(format!(
+            "no digest for tag {:?}; nothing written",
+            selected.name
+        ));
+    }
+    crate::plan::Resolved::new(
+        &job.spec.name,
+        &selected.name,
+        selected.digest.clone().filter(|_| rule.strategy == Strategy::Digest),
+    )?;
+    let force = job.spec.settings.force_update == Some(true);
+    let current = match (&job.current, force) {
+        (Some(c), _) => c.reference.clone(),
+        (None, true) => String::new(),
+        (None, false) => {
+            return Ok(Decision::Keep {
+                selected: Some(selected.name),
+                note: "no current value found (override file, Application, values or kustomization); upstream skips an image the application does not use unless force-update is set".to_string(),
+            });
+        }
+    };
+    let (update, new) = argo::decide(rule.strategy, &current, &selected, &job.spec.name);
+    if !update {
+        return Ok(Decision::Keep {
+            selected: Some(selected.name),
+            note: "up to date".to_string(),
+        });
+    }
+    if !allow_downgrade
+        && let Some(current_tag) = job.current.as_ref().and_then(current_tag)
+        && ranks_below(rule, &selected, &info(current_tag))
+    {
+        return Ok(Decision::Keep {
+            selected: Some(selected.name.clone()),
+            note: format!(
+                "not downgraded from {current_tag} to {} ({} ranks it lower); pass --allow-downgrade to write it",
+                selected.name,
+                strategy_name(rule.strategy)
+            ),
+        });
+    }
+    Ok(Decision::Write {
+        selected: selected.name,
+        new,
+    })
+}
+
+/// Whether `selected` ranks below `current` under the strategy's ordering.
+/// The digest strategy follows one tag and has no order.
+fn ranks_below(rule: &ArgoRule, selected: &TagInfo, current: &TagInfo) -> bool {
+    match rule.strategy {
+        Strategy::Semver => match (
+            Flavor::Argo.parse_tag(&selected.name),
+            Flavor::Argo.parse_tag(&current.name),
+        ) {
+            (Ok(a), Ok(b)) => semver::Version::cmp(&a, &b).is_lt(),
+            _ => false,
+        },
+        Strategy::Alphabetical => selected.name.as_bytes() < current.name.as_bytes(),
+        Strategy::NewestBuild => match (&selected.created, &current.created) {
+            (Some(a), Some(b)) => {
+                let mut only = ArgoRule::new(Strategy::NewestBuild);
+                only.platforms = vec!["*/*".to_string()];
+                let newer = only
+                    .select(&[
+                        TagInfo {
+                            platforms: Vec::new(),
+                            created: Some(a.clone()),
+                            ..TagInfo::named("a")
+                        },
+                        TagInfo {
+                            platforms: Vec::new(),
+                            created: Some(b.clone()),
+                            ..TagInfo::named("b")
+                        },
+                    ])
+                    .ok()
+                    .flatten();
+                a != b && newer.is_some_and(|t| t.name == "b")
+            }
+            _ => false,
+        },
+        Strategy::Digest => false,
+    }
+}
+
+fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Semver => "semver",
+        Strategy::NewestBuild => "newest-build",
+        Strategy::Alphabetical => "alphabetical",
+        Strategy::Digest => "digest",
+    }
+}
+
+fn display_alias(spec: &ImageSpec) -> String {
+    if spec.alias.is_empty() {
+        spec.name.clone()
+    } else {
+        format!("{} ({})", spec.alias, spec.name)
+    }
+}
+
+/// The write of one application: its updated images, `(spec, new
+/// reference, tag[@digest])`.
+fn write_for(
+    c: &Configured,
+    target: &Target,
+    kind: Kind,
+    images: &[(ImageSpec, String, String)],
+) -> Write {
+    let params = || -> Vec<HelmParam> {
+        let mut params = Vec::new();
+        for (spec, new, tag) in images {
+            let (spec_param, name_param, tag_param) = helm_names(spec);
+            match spec_param {
+                Some(p) => params.push(HelmParam {
+                    name: p.to_string(),
+                    value: new.clone(),
+                    force_string: true,
+                }),
+                None => {
+                    params.push(HelmParam {
+                        name: name_param.to_string(),
+                        value: spec.name.clone(),
+                        force_string: true,
+                    });
+                    params.push(HelmParam {
+                        name: tag_param.to_string(),
+                        value: tag.clone(),
+                        force_string: true,
+                    });
+                }
+            }
+        }
+        params
+    };
+    let kustomize_images = || -> Vec<String> {
+        images
+            .iter()
+            .map(|(spec, new, _)| {
+                let kname = kustomize_name(spec);
+                if kname == spec.name {
+                    new.clone()
+                } else {
+                    format!("{kname}={new}")
+                }
+            })
+            .collect()
+    };
+    let is_helm = kind == Kind::Helm;
+    match target {
+        Target::Override(_) if is_helm => Write::OverrideHelm(params()),
+        Target::Override(_) => Write::OverrideKustomize(kustomize_images()),
+        Target::Kustomization(_) => Write::Kustomization(kustomize_images()),
+        Target::HelmValues(_) => Write::HelmValues(
+            params().into_iter().map(|p| (p.name, p.value)).collect(),
+        ),
+        Target::Application { document, .. } if is_helm => Write::ApplicationHelm {
+            document: *document,
+            source: c.source.index,
+            params: params(),
+        },
+        Target::Application { document, .. } => Write::ApplicationKustomize {
+            document: *document,
+            source: c.source.index,
+            images: kustomize_images(),
+        },
+    }
+}
