@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::flux::Scope;
+use crate::image::Reference;
 use crate::image::{is_valid_digest, is_valid_tag};
 use crate::marker::{Field, Marker};
-use crate::image::Reference;
 use crate::policy::{PolicyId, Selector};
 use crate::report::{Change, Problem, Severity};
 use crate::rewrite::{self, Edit};

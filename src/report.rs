@@ -164,7 +164,11 @@ impl Report {
         }
         for app in &self.applications {
             for i in &app.images {
-                let name = if i.alias.is_empty() { &i.image } else { &i.alias };
+                let name = if i.alias.is_empty() {
+                    &i.image
+                } else {
+                    &i.alias
+                };
                 let line = match (&i.new, &i.error, &i.note) {
                     (Some(new), _, _) => format!(
                         "{verb} {} -> {new}",
@@ -177,7 +181,11 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "{}: application {} image {name}: {line}",
-                    if i.new.is_some() { &app.target } else { &app.file },
+                    if i.new.is_some() {
+                        &app.target
+                    } else {
+                        &app.file
+                    },
                     app.application
                 );
             }
@@ -215,7 +223,10 @@ impl Report {
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let images = self.applications.iter().flat_map(|a| &a.images);
         let (written, image_errors) = images.fold((0, 0), |(w, e), i| {
-            (w + usize::from(i.new.is_some()), e + usize::from(i.error.is_some()))
+            (
+                w + usize::from(i.new.is_some()),
+                e + usize::from(i.error.is_some()),
+            )
         });
         let changes = self.changes.len() + written;
         let failed = failed + image_errors;

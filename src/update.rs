@@ -10,12 +10,12 @@ use std::sync::{Mutex, mpsc};
 
 use crate::argocd::{self, plan::Listed, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
-use crate::image::Repository;
 use crate::image::Reference;
+use crate::image::Repository;
 use crate::marker::{self, Field, Marker};
 use crate::plan::{self, Resolved, Target};
-use crate::policy::{DigestReflection, Policy, PolicyId};
 use crate::policy::argo::TagInfo;
+use crate::policy::{DigestReflection, Policy, PolicyId};
 use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
@@ -294,7 +294,11 @@ fn read_tree(
     filter: &Filter,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
-) -> (Vec<MarkedFile>, flux::Resources, argocd::config::Declarations) {
+) -> (
+    Vec<MarkedFile>,
+    flux::Resources,
+    argocd::config::Declarations,
+) {
     let readings = scan::walk_map(root, filter, |entry| match entry {
         Ok(entry) => read_file(&entry),
         Err(problem) => Reading {
@@ -333,7 +337,11 @@ fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
     let mut dir = root.to_path_buf();
     for component in path.components() {
         dir.push(component);
-        if std::fs::symlink_metadata(&dir).ok()?.file_type().is_symlink() {
+        if std::fs::symlink_metadata(&dir)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
             return None;
         }
     }
@@ -493,10 +501,7 @@ fn repositories_of(declared: &[Declared]) -> impl Iterator<Item = Repository> + 
 
 /// Lists each repository once, in one batch.
 fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>) -> Listed {
-    let repositories: Vec<_> = repositories
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let repositories: Vec<_> = repositories.collect::<BTreeSet<_>>().into_iter().collect();
     repositories
         .iter()
         .cloned()
@@ -574,7 +579,6 @@ fn resolve_listed(
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
 ) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
-
     let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
         let p = d.policy.as_ref().map_err(Clone::clone)?;
         let tags = listed[&p.repository]

@@ -80,7 +80,11 @@ fn fixture(name: &str, exit: i32) {
     let work = tempfile::tempdir().unwrap();
     copy_tree(&base.join("original"), work.path());
     let snapshot = base.join("snapshot.json");
-    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    // Extra flags, one per line.
+    let extra = fs::read_to_string(base.join("args")).unwrap_or_default();
+    let mut args: Vec<&str> = extra.lines().collect();
+    args.extend(["--output", "json"]);
+    let output = run_in(work.path(), &snapshot, &args);
     assert_eq!(
         output.status.code(),
         Some(exit),
@@ -126,10 +130,10 @@ fn fixture(name: &str, exit: i32) {
             )
         })
         .collect();
-    let again = json(&run_in(work.path(), &snapshot, &["--output", "json"]));
+    let again = json(&run_in(work.path(), &snapshot, &args));
     assert_eq!(
-        again["changes"],
-        serde_json::json!([]),
+        (&again["changes"], &again["files"]),
+        (&serde_json::json!([]), &serde_json::json!([])),
         "{name}: second run changed something"
     );
     for (rel, modified) in before {
@@ -152,6 +156,16 @@ fn fixture_formatting_hazards_survive_byte_for_byte() {
 #[test]
 fn fixture_automation_paths_namespaces_and_selectors() {
     fixture("automation", 0);
+}
+
+/// Argo CD applications configured by annotations and by an ImageUpdater:
+/// a new Helm override file, a kustomization target in a sibling directory,
+/// an existing override file in another namespace's name, write-back
+/// `argocd` into the Application itself, a refused downgrade (Argo CD and
+/// Flux), and an application of another repository.
+#[test]
+fn fixture_argocd_write_backs() {
+    fixture("argocd", 0);
 }
 
 #[test]

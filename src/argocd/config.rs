@@ -419,10 +419,13 @@ impl Declarations {
             .filter(|u| u.namespace == app.namespace)
             .flat_map(|u| u.refs.iter().map(move |r| (u, r)))
             .filter(|(_, r)| r.matches(app))
-            .fold(None, |best: Option<(&Updater, &AppRef)>, (u, r)| match best {
-                Some((_, b)) if b.specificity() >= r.specificity() => best,
-                _ => Some((u, r)),
-            });
+            .fold(
+                None,
+                |best: Option<(&Updater, &AppRef)>, (u, r)| match best {
+                    Some((_, b)) if b.specificity() >= r.specificity() => best,
+                    _ => Some((u, r)),
+                },
+            );
         let from_annotations = WriteBack::from_annotations(&app.annotations);
         match best {
             Some((u, r)) if !r.use_annotations => {
@@ -445,12 +448,15 @@ impl Declarations {
                         })
                     })
                     .collect();
-                Some((images, write_back, format!("ImageUpdater {}/{}", u.namespace, u.name)))
+                Some((
+                    images,
+                    write_back,
+                    format!("ImageUpdater {}/{}", u.namespace, u.name),
+                ))
             }
             Some((u, r)) => {
                 let settings = r.settings.clone().or(&u.settings);
-                let write_back = from_annotations
-                    .or(&r.write_back.clone().or(&u.write_back));
+                let write_back = from_annotations.or(&r.write_back.clone().or(&u.write_back));
                 Some((
                     images_from_annotations(&app.annotations, &settings),
                     write_back,
@@ -660,7 +666,11 @@ spec:
         assert_eq!(c.write_back.branch.as_deref(), Some("main"));
         let web = &c.images[0];
         assert_eq!(
-            (web.alias.as_str(), web.name.as_str(), web.constraint.as_str()),
+            (
+                web.alias.as_str(),
+                web.name.as_str(),
+                web.constraint.as_str()
+            ),
             ("web", "ghcr.io/org/web", "~1.2")
         );
         assert_eq!(web.settings.strategy.as_deref(), Some("semver"));
@@ -742,7 +752,10 @@ spec:
     fn the_most_specific_ref_wins_and_the_source_is_this_repository() {
         let mut d = declarations(UPDATER);
         let configured = d.configure(Some(REPO));
-        let prod = configured.iter().find(|c| c.app.name == "web-prod").unwrap();
+        let prod = configured
+            .iter()
+            .find(|c| c.app.name == "web-prod")
+            .unwrap();
         assert_eq!(prod.source.index, Some(1));
         assert_eq!(prod.source.path, "prod");
         assert_eq!(

@@ -2,6 +2,6 @@
 //! ([`config`]), and its results written where Argo CD reads them.
 
 pub mod config;
-pub mod repo_url;
 pub mod plan;
+pub mod repo_url;
 pub mod write;

@@ -233,7 +233,9 @@ pub fn prepare(
         .unwrap_or_default();
         for spec in &c.images {
             let current = match &kind {
-                Ok(kind) => current_value(&c, spec, *kind, &override_file, target.as_ref().ok(), read),
+                Ok(kind) => {
+                    current_value(&c, spec, *kind, &override_file, target.as_ref().ok(), read)
+                }
                 Err(_) => None,
             };
             let rule = kind
@@ -429,8 +431,7 @@ fn kustomize_name(spec: &ImageSpec) -> &str {
 
 /// Whether two image names are the same repository (`docker.io/x` = `x`).
 fn same_image(a: &str, b: &str) -> bool {
-    a == b
-        || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
+    a == b || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// The value in effect: the override file, else the Application's own
@@ -556,7 +557,10 @@ pub fn values_at(root: &Node, path: &str) -> Option<String> {
     let mut nested = true;
     for part in path.split('.') {
         let (key, index) = match part.split_once('[') {
-            Some((key, rest)) => (key, rest.strip_suffix(']').and_then(|i| i.parse::<usize>().ok())),
+            Some((key, rest)) => (
+                key,
+                rest.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()),
+            ),
             None => (part, None),
         };
         match node.get(key).and_then(|n| match index {
@@ -638,7 +642,10 @@ pub fn finish(
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
-                let tag = argo::split_reference(&new).1.unwrap_or_default().to_string();
+                let tag = argo::split_reference(&new)
+                    .1
+                    .unwrap_or_default()
+                    .to_string();
                 let digest = argo::split_reference(&new).2;
                 let tag = match digest {
                     Some(d) => format!("{tag}@{d}"),
@@ -685,8 +692,14 @@ pub fn finish(
 }
 
 enum Decision {
-    Write { selected: String, new: String },
-    Keep { selected: Option<String>, note: String },
+    Write {
+        selected: String,
+        new: String,
+    },
+    Keep {
+        selected: Option<String>,
+        note: String,
+    },
 }
 
 fn decide_image(
@@ -729,7 +742,10 @@ fn decide_image(
     crate::plan::Resolved::new(
         &job.spec.name,
         &selected.name,
-        selected.digest.clone().filter(|_| rule.strategy == Strategy::Digest),
+        selected
+            .digest
+            .clone()
+            .filter(|_| rule.strategy == Strategy::Digest),
     )?;
     let force = job.spec.settings.force_update == Some(true);
     let current = match (&job.current, force) {
@@ -876,9 +892,9 @@ fn write_for(
         Target::Override(_) if is_helm => Write::OverrideHelm(params()),
         Target::Override(_) => Write::OverrideKustomize(kustomize_images()),
         Target::Kustomization(_) => Write::Kustomization(kustomize_images()),
-        Target::HelmValues(_) => Write::HelmValues(
-            params().into_iter().map(|p| (p.name, p.value)).collect(),
-        ),
+        Target::HelmValues(_) => {
+            Write::HelmValues(params().into_iter().map(|p| (p.name, p.value)).collect())
+        }
         Target::Application { document, .. } if is_helm => Write::ApplicationHelm {
             document: *document,
             source: c.source.index,

@@ -23,11 +23,14 @@ pub fn normalize(url: &str) -> String {
     };
     let host = authority.rsplit('@').next().unwrap_or(authority);
     let host = match host.rsplit_once(':') {
-        Some((h, port)) if matches!(port, "22" | "80" | "443") => h,
+        Some((h, "22" | "80" | "443")) => h,
         _ => host,
     };
     let path = path.trim_matches('/');
-    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    let path = path
+        .strip_suffix(".git")
+        .unwrap_or(path)
+        .trim_end_matches('/');
     format!("{}/{}", host.to_ascii_lowercase(), path)
 }
 
@@ -60,9 +63,21 @@ mod tests {
 
     #[test]
     fn different_repositories_differ() {
-        assert!(!same("https://github.com/org/repo", "https://github.com/org/other"));
-        assert!(!same("https://github.com/org/repo", "https://gitlab.com/org/repo"));
-        assert!(!same("https://github.com/org/Repo", "https://github.com/org/repo"));
-        assert!(!same("https://git.example.com:8443/r", "https://git.example.com/r"));
+        assert!(!same(
+            "https://github.com/org/repo",
+            "https://github.com/org/other"
+        ));
+        assert!(!same(
+            "https://github.com/org/repo",
+            "https://gitlab.com/org/repo"
+        ));
+        assert!(!same(
+            "https://github.com/org/Repo",
+            "https://github.com/org/repo"
+        ));
+        assert!(!same(
+            "https://git.example.com:8443/r",
+            "https://git.example.com/r"
+        ));
     }
 }

@@ -1,0 +1,250 @@
+//! Argo CD Image Updater settings resolved against a real registry (Debian's
+//! `docker-registry`, behind a counting proxy): one application per update
+//! strategy, `newest-build` and `digest` on multi-platform images, written
+//! to `.argocd-source-<app>.yaml` files, in a tree that also holds Flux
+//! markers for one of the same repositories.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::proxy::{Action, Proxy};
+use support::{RegistryOptions, Seed};
+
+const REPO_URL: &str = "https://git.example.com/org/gitops.git";
+
+fn seed() -> Seed {
+    Seed::new()
+        .image("acme/web", "1.0.0", "2024-01-01T00:00:00Z")
+        .image("acme/web", "1.1.0", "2024-02-01T00:00:00Z")
+        .image("acme/web", "1.2.0", "2024-03-01T00:00:00Z")
+        .image("acme/web", "2.0.0", "2024-04-01T00:00:00Z")
+        .image("acme/worker", "build-a", "2024-01-01T00:00:00Z")
+        .index(
+            "acme/worker",
+            "build-c",
+            &[
+                ("linux/amd64", "2024-03-01T00:00:00Z"),
+                ("linux/arm64", "2024-03-01T00:00:00Z"),
+            ],
+        )
+        // The newest build exists for arm64 only.
+        .image_for(
+            "acme/worker",
+            "build-d",
+            "2024-04-01T00:00:00Z",
+            "linux/arm64",
+        )
+        .index(
+            "acme/edge",
+            "stable",
+            &[
+                ("linux/amd64", "2024-05-01T00:00:00Z"),
+                ("linux/arm64", "2024-05-01T00:00:00Z"),
+            ],
+        )
+        .image("acme/edge", "canary", "2024-05-02T00:00:00Z")
+        .image("acme/tools", "a-9", "2024-01-01T00:00:00Z")
+        .image("acme/tools", "c-1", "2024-01-01T00:00:00Z")
+        .image("acme/tools", "b-5", "2024-01-01T00:00:00Z")
+}
+
+/// One Kustomize application: `apps/<name>` with a kustomization and an
+/// override file pinning `image` at `current`.
+fn app(dir: &Path, name: &str, image: &str, current: &str, annotations: &[(&str, &str)]) -> String {
+    let path = dir.join("apps").join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("kustomization.yaml"), "resources: []\n").unwrap();
+    std::fs::write(
+        path.join(format!(".argocd-source-{name}.yaml")),
+        format!("kustomize:\n  images:\n  - {image}:{current}\n"),
+    )
+    .unwrap();
+    let mut lines = format!(
+        "    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/image-list: {name}={image}{}\n",
+        annotations
+            .iter()
+            .find(|(k, _)| *k == "constraint")
+            .map(|(_, v)| format!(":{v}"))
+            .unwrap_or_default()
+    );
+    for (key, value) in annotations.iter().filter(|(k, _)| *k != "constraint") {
+        lines.push_str(&format!(
+            "    argocd-image-updater.argoproj.io/{name}.{key}: \"{value}\"\n"
+        ));
+    }
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\n  annotations:\n{lines}spec:\n  source:\n    repoURL: {REPO_URL}\n    path: apps/{name}\n"
+    )
+}
+
+fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .args(["--output", "json", "--repo-url", REPO_URL])
+        .args(args)
+        .env("HOME", dir)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("DOCKER_AUTH_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out, report)
+}
+
+fn outcome<'a>(report: &'a serde_json::Value, app: &str) -> &'a serde_json::Value {
+    report["applications"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no applications in {report}"))
+        .iter()
+        .find(|a| a["application"] == format!("argocd/{app}"))
+        .map(|a| &a["images"][0])
+        .unwrap_or_else(|| panic!("no application {app} in {report}"))
+}
+
+fn override_file(dir: &Path, app: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("apps/{app}/.argocd-source-{app}.yaml"))).unwrap()
+}
+
+#[test]
+fn every_strategy_against_a_real_registry_with_flux_markers_in_the_same_tree() {
+    let (registry, seeded) = seed().start(RegistryOptions::new());
+    let proxy = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
+    let host = proxy.host();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = |repo: &str| format!("{host}/acme/{repo}");
+    let apps = [
+        app(d, "web", &image("web"), "1.0.0", &[("constraint", "~1")]),
+        app(
+            d,
+            "worker",
+            &image("worker"),
+            "build-a",
+            &[("update-strategy", "newest-build")],
+        ),
+        app(
+            d,
+            "worker-arm",
+            &image("worker"),
+            "build-a",
+            &[("update-strategy", "latest"), ("platforms", "linux/arm64")],
+        ),
+        app(
+            d,
+            "edge",
+            &image("edge"),
+            "stable",
+            &[("constraint", "stable"), ("update-strategy", "digest")],
+        ),
+        app(
+            d,
+            "tools",
+            &image("tools"),
+            "a-9",
+            &[("update-strategy", "alphabetical")],
+        ),
+    ];
+    std::fs::write(d.join("applications.yaml"), apps.join("---\n")).unwrap();
+    // Flux reads the same web repository.
+    std::fs::write(
+        d.join("flux.yaml"),
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: web}}\n  policy: {{semver: {{range: '>=1.0.0'}}}}\n",
+            image("web")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deploy.yaml"),
+        format!(
+            "image: {}:1.0.0 # {{\"$imagepolicy\": \"apps:web\"}}\n",
+            image("web")
+        ),
+    )
+    .unwrap();
+
+    let (out, report) = run(d, &["--insecure-registry", &host]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+
+    // semver: ~1 stays below 2.0.0.
+    assert_eq!(
+        outcome(&report, "web")["new"],
+        format!("{}:1.2.0", image("web"))
+    );
+    assert!(override_file(d, "web").contains(&format!("- {}:1.2.0\n", image("web"))));
+    // newest-build: build-d is newer but not built for linux/amd64.
+    assert_eq!(outcome(&report, "worker")["selected"], "build-c");
+    assert!(override_file(d, "worker").contains(":build-c\n"));
+    // ...and is the pick when arm64 is asked for.
+    assert_eq!(outcome(&report, "worker-arm")["selected"], "build-d");
+    // digest: follows `stable` to the digest of its index.
+    let digest = seeded.digest("acme/edge", "stable");
+    assert_eq!(
+        outcome(&report, "edge")["new"],
+        format!("{}:stable@{digest}", image("edge"))
+    );
+    assert!(override_file(d, "edge").contains(&format!(":stable@{digest}\n")));
+    // alphabetical: byte order of the names.
+    assert_eq!(outcome(&report, "tools")["selected"], "c-1");
+    // The Flux marker moved with the same tag list.
+    assert_eq!(
+        std::fs::read_to_string(d.join("deploy.yaml")).unwrap(),
+        format!(
+            "image: {}:2.0.0 # {{\"$imagepolicy\": \"apps:web\"}}\n",
+            image("web")
+        )
+    );
+    // Each repository was listed once, though Flux and two applications
+    // read acme/web and two applications read acme/worker.
+    for repo in ["web", "worker", "edge", "tools"] {
+        assert_eq!(
+            proxy.count("GET", &format!("/v2/acme/{repo}/tags/list")),
+            1,
+            "{repo}"
+        );
+    }
+
+    // A second run finds everything up to date and writes nothing.
+    let (out, again) = run(d, &["--insecure-registry", &host]);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(again["files"], serde_json::json!([]), "{again}");
+}
+
+#[test]
+fn digest_without_a_tag_to_follow_is_an_error_that_writes_nothing() {
+    let (registry, _) = seed().start(RegistryOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = format!("{}/acme/edge", registry.host());
+    std::fs::write(
+        d.join("applications.yaml"),
+        app(
+            d,
+            "edge",
+            &image,
+            "stable",
+            &[("update-strategy", "digest")],
+        ),
+    )
+    .unwrap();
+    let before = override_file(d, "edge");
+    let (out, report) = run(d, &["--insecure-registry", &registry.host()]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        image_error(&report).contains("needs a tag to follow"),
+        "{report}"
+    );
+    assert_eq!(override_file(d, "edge"), before);
+}
+
+fn image_error(report: &serde_json::Value) -> String {
+    report["applications"][0]["images"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
