@@ -121,6 +121,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
 
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
+    pin_pull_secrets(&prepared, registry, &mut report.problems);
     let listed = list(
         registry,
         repositories_of(&declared).chain(prepared.repositories().cloned()),
@@ -480,6 +481,80 @@ pub fn digest_to_reuse(
             Some(p.digest.clone())
         }
         _ => None,
+    }
+}
+
+/// Gives the registry the credentials Argo CD `pullSecret`s name: `env:`
+/// and `ext:` work as upstream; cluster Secrets cannot be read from a
+/// repository, so the report says what is used instead.
+fn pin_pull_secrets(
+    prepared: &argocd::plan::Prepared,
+    registry: &mut dyn Registry,
+    problems: &mut Vec<Problem>,
+) {
+    use crate::registry::credentials::{Credential, Secret};
+    use argocd::config::{PullSecret, user_password};
+    for (repository, value, app) in prepared.pull_secrets() {
+        let host = &repository.registry;
+        let at = |severity, message: String| {
+            Problem::at(
+                &app.app.origin.file,
+                app.app.origin.line,
+                None,
+                severity,
+                format!(
+                    "Application {}/{}: {message}",
+                    app.app.namespace, app.app.name
+                ),
+            )
+        };
+        let found = match PullSecret::parse(value) {
+            Err(e) => Err(e),
+            Ok(PullSecret::Cluster(name)) => {
+                problems.push(at(
+                    Severity::Info,
+                    format!(
+                        "pull secret {name:?} is a cluster Secret, which a repository cannot hold; credentials for {host} come from the docker config, DOCKER_AUTH_CONFIG or a credential helper instead"
+                    ),
+                ));
+                continue;
+            }
+            Ok(PullSecret::Env(var)) => std::env::var(&var)
+                .ok()
+                .and_then(|v| user_password(&v))
+                .map(|c| (c, format!("environment variable {var} (pull secret)")))
+                .ok_or_else(|| {
+                    format!("pull secret {value:?}: {var} is unset or not user:password")
+                }),
+            Ok(PullSecret::Ext(program)) => std::process::Command::new(&program)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| user_password(String::from_utf8_lossy(&out.stdout).lines().next()?))
+                .map(|c| (c, format!("program {program} (pull secret)")))
+                .ok_or_else(|| {
+                    format!(
+                        "pull secret {value:?}: the program failed or printed no user:password line"
+                    )
+                }),
+        };
+        match found {
+            Ok(((username, password), source)) => {
+                let credential = Credential {
+                    secret: Secret::Basic { username, password },
+                    source,
+                };
+                if !registry.pin_credential(host, credential) {
+                    problems.push(at(
+                        Severity::Warning,
+                        format!("pull secret {value:?} not used: {host} already has one from another image"),
+                    ));
+                }
+            }
+            Err(e) => problems.push(at(Severity::Error, e)),
+        }
     }
 }
 

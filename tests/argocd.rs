@@ -80,6 +80,10 @@ fn app(dir: &Path, name: &str, image: &str, current: &str, annotations: &[(&str,
 }
 
 fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    run_with(dir, args, &[])
+}
+
+fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
         .arg("run")
         .arg(dir)
@@ -89,6 +93,7 @@ fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let report = serde_json::from_slice(&out.stdout)
@@ -247,4 +252,64 @@ fn image_error(report: &serde_json::Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+#[test]
+fn pull_secrets_from_the_environment_and_a_program_cluster_secrets_reported() {
+    let (registry, _) = seed().start(RegistryOptions::new().htpasswd(&[("robot", "s3cr3t:pw")]));
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let web = format!("{host}/acme/web");
+    let script = d.join("login.sh");
+    std::fs::write(&script, "#!/bin/sh\necho 'robot:s3cr3t:pw'\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let run_app = |pull_secret: &str, env: &[(&str, &str)]| {
+        std::fs::write(
+            d.join("applications.yaml"),
+            app(
+                d,
+                "web",
+                &web,
+                "1.0.0",
+                &[("constraint", "~1"), ("pull-secret", pull_secret)],
+            ),
+        )
+        .unwrap();
+        run_with(d, &["--insecure-registry", &host, "--dry-run"], env)
+    };
+
+    let (out, report) = run_app(
+        "env:REGISTRY_SECRET",
+        &[("REGISTRY_SECRET", "robot:s3cr3t:pw")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(outcome(&report, "web")["selected"], "1.2.0");
+
+    let ext = format!("ext:{}", script.display());
+    let (out, report) = run_app(&ext, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(outcome(&report, "web")["selected"], "1.2.0");
+
+    let (out, report) = run_app("env:REGISTRY_SECRET", &[("REGISTRY_SECRET", "robot:wrong")]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let text = report.to_string();
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("wrong"),
+        "{text}"
+    );
+
+    // A cluster Secret cannot be read: said so, and the docker config is
+    // used instead (here there is none, so the registry refuses).
+    let (out, report) = run_app("secret:argocd/registry#creds", &[]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("cluster Secret") && problems.contains("docker config"),
+        "{problems}"
+    );
+    assert!(image_error(&report).contains("401"), "{report}");
 }

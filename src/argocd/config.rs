@@ -165,10 +165,6 @@ pub struct Source {
     pub helm: bool,
     /// A `kustomize` block: a Kustomize source.
     pub kustomize: bool,
-    /// `helm.parameters`, name → value.
-    pub helm_parameters: BTreeMap<String, String>,
-    /// `kustomize.images`.
-    pub kustomize_images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -529,23 +525,7 @@ fn read_source(node: &Node, index: Option<usize>) -> Source {
         target_revision: text(node, "targetRevision").unwrap_or_default(),
         helm: present("chart") || present("helm"),
         kustomize: present("kustomize"),
-        helm_parameters: helm_parameters(node.get("helm")),
-        kustomize_images: node
-            .at(&["kustomize", "images"])
-            .map(strings)
-            .unwrap_or_default(),
     }
-}
-
-/// `parameters` of a `helm` block (an Application source's, or an override
-/// file's), name → value.
-pub fn helm_parameters(helm: Option<&Node>) -> BTreeMap<String, String> {
-    helm.and_then(|h| h.get("parameters"))
-        .map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| Some((text(p, "name")?, text(p, "value").unwrap_or_default())))
-        .collect()
 }
 
 /// `image-list` and the per-image annotations; `defaults` are what the
@@ -592,6 +572,57 @@ fn images_from_annotations(
     Ok(images)
 }
 
+/// Where an image's `pullSecret` says its registry credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullSecret {
+    /// `pullsecret:<ns>/<name>` or `secret:<ns>/<name>#<field>`: a cluster
+    /// Secret, which a repository cannot hold.
+    Cluster(String),
+    /// `env:<VAR>`: `user:password` in an environment variable.
+    Env(String),
+    /// `ext:<script>`: a program that prints `user:password`.
+    Ext(String),
+}
+
+impl PullSecret {
+    pub fn parse(value: &str) -> Result<PullSecret, String> {
+        let (scheme, rest) = value
+            .split_once(':')
+            .ok_or_else(|| format!("pull secret {value:?} has no scheme"))?;
+        let non_empty = |what: &str| {
+            if rest.is_empty() {
+                Err(format!("pull secret {value:?} names no {what}"))
+            } else {
+                Ok(rest.to_string())
+            }
+        };
+        match scheme {
+            "pullsecret" | "secret" => {
+                let name = rest.split('#').next().unwrap_or_default();
+                match name.split_once('/') {
+                    Some((ns, n)) if !ns.is_empty() && !n.is_empty() => {
+                        Ok(PullSecret::Cluster(value.to_string()))
+                    }
+                    _ => Err(format!(
+                        "pull secret {value:?}: expected {scheme}:<namespace>/<name>"
+                    )),
+                }
+            }
+            "env" => non_empty("variable").map(PullSecret::Env),
+            "ext" => non_empty("program").map(PullSecret::Ext),
+            _ => Err(format!(
+                "pull secret {value:?}: unknown scheme {scheme:?} (expected pullsecret:, secret:, env: or ext:)"
+            )),
+        }
+    }
+}
+
+/// `user:password`, split at the first colon (a password may hold more).
+pub fn user_password(text: &str) -> Option<(String, String)> {
+    let (user, password) = text.trim().split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// `name[:constraint]` (or `name@digest`, which has no constraint).
 pub fn split_image(image: &str) -> Result<(String, String), String> {
     let r = crate::image::Reference::split(image.trim());
@@ -605,7 +636,7 @@ fn text(node: &Node, key: &str) -> Option<String> {
     node.str_at(&[key]).map(str::to_string)
 }
 
-pub fn strings(node: &Node) -> Vec<String> {
+fn strings(node: &Node) -> Vec<String> {
     node.items()
         .iter()
         .filter_map(|n| n.as_str().map(str::to_string))
@@ -788,19 +819,65 @@ spec:
 
     #[test]
     fn image_ref_parse_cases() {
-        // The `image_ref_parse` cases of the conformance table.
-        assert_eq!(
-            split_image("docker.io/jannfis/test-image:0.1").unwrap(),
-            ("docker.io/jannfis/test-image".into(), "0.1".into())
-        );
-        assert_eq!(
-            split_image("gcr.io/org/app:~1.26").unwrap(),
-            ("gcr.io/org/app".into(), "~1.26".into())
-        );
-        assert_eq!(
-            split_image("gcr.io/jannfis/test-image@sha256:abcde").unwrap(),
-            ("gcr.io/jannfis/test-image".into(), String::new())
-        );
+        let ran = crate::argocd::cases::for_each("image_ref_parse", |name, input, expected| {
+            let reference = input.str_at(&["ref"]).unwrap();
+            let (alias, image) = reference.split_once('=').unwrap_or(("", reference));
+            let (image_name, constraint) = split_image(image).unwrap();
+            assert_eq!(
+                alias,
+                expected.str_at(&["alias"]).unwrap_or_default(),
+                "{name}"
+            );
+            let registry = expected.str_at(&["registry"]).unwrap_or_default();
+            let want_name = expected.str_at(&["name"]).unwrap();
+            let want = if registry.is_empty() {
+                want_name.to_string()
+            } else {
+                format!("{registry}/{want_name}")
+            };
+            assert_eq!(image_name, want, "{name}");
+            assert_eq!(
+                constraint,
+                expected.str_at(&["tag"]).unwrap_or_default(),
+                "{name}"
+            );
+        });
+        assert!(ran >= 3, "only {ran} image_ref_parse cases");
         assert!(split_image(":1.0").is_err());
+    }
+
+    #[test]
+    fn credential_ref_cases() {
+        let ran = crate::argocd::cases::for_each("credential_ref", |name, input, expected| {
+            let parsed = PullSecret::parse(input.str_at(&["ref"]).unwrap());
+            if expected.str_at(&["error"]) == Some("true") {
+                assert!(parsed.is_err(), "{name}: {parsed:?}");
+                return;
+            }
+            match (expected.str_at(&["type"]).unwrap(), parsed.unwrap()) {
+                ("secret", PullSecret::Cluster(_)) => {}
+                ("env", PullSecret::Env(var)) => {
+                    let value = input.str_at(&["env", &var]).unwrap();
+                    let (user, password) = user_password(value).unwrap();
+                    assert_eq!(
+                        Some(user.as_str()),
+                        expected.str_at(&["username"]),
+                        "{name}"
+                    );
+                    assert_eq!(
+                        Some(password.as_str()),
+                        expected.str_at(&["password"]),
+                        "{name}"
+                    );
+                }
+                (kind, got) => panic!("{name}: expected {kind}, got {got:?}"),
+            }
+        });
+        assert!(ran >= 3, "only {ran} credential_ref cases");
+        assert!(matches!(
+            PullSecret::parse("ext:/bin/login"),
+            Ok(PullSecret::Ext(_))
+        ));
+        assert!(PullSecret::parse("secret:nonamespace").is_err());
     }
 }

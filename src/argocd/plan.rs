@@ -19,7 +19,7 @@ use crate::registry::{RegistryError, TagRef};
 use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
-use super::config::{self, Configured, ImageSpec};
+use super::config::{Configured, ImageSpec};
 use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
@@ -149,6 +149,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The `pullSecret` of each image that has one: repository, value, and
+    /// the application it belongs to.
+    pub fn pull_secrets(&self) -> Vec<(&Repository, &str, &Configured)> {
+        self.jobs
+            .iter()
+            .filter_map(|j| {
+                Some((
+                    j.repository.as_ref().ok()?,
+                    j.spec.settings.pull_secret.as_deref()?,
+                    &self.apps[j.app].0,
+                ))
+            })
+            .collect()
+    }
+
     /// Every repository an image reads.
     pub fn repositories(&self) -> impl Iterator<Item = &Repository> {
         self.jobs.iter().filter_map(|j| j.repository.as_ref().ok())
@@ -445,139 +460,88 @@ fn current_value(
     target: Option<&Target>,
     read: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Current> {
-    let parsed = |file: &str| -> Option<(String, Node)> {
-        let src = read(file)?;
-        let stream = yaml::parse(&src).ok()?;
-        let root = stream.documents.into_iter().next()?.root;
-        Some((file.to_string(), root))
+    let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
+    let overrides = parse(override_file);
+    let application = parse(&c.app.origin.file);
+    let source = application
+        .as_ref()
+        .and_then(|s| s.documents.get(c.app.document))
+        .and_then(|d| match c.source.index {
+            None => d.root.at(&["spec", "source"]),
+            Some(i) => d.root.at(&["spec", "sources"])?.items().get(i),
+        });
+    let found = |reference: Option<String>, from: &str| {
+        reference.map(|reference| Current {
+            reference,
+            from: from.to_string(),
+        })
     };
     match kind {
         Kind::Helm => {
             let (spec_param, name_param, tag_param) = helm_names(spec);
-            let from_params = |params: &BTreeMap<String, String>| -> Option<String> {
-                if let Some(p) = spec_param {
-                    return params.get(p).cloned();
+            let reference = |get: &dyn Fn(&str) -> Option<String>| match spec_param {
+                Some(p) => get(p),
+                None => {
+                    let tag = get(tag_param)?;
+                    let name = get(name_param).unwrap_or_else(|| spec.name.clone());
+                    Some(format!("{name}:{tag}"))
                 }
-                let tag = params.get(tag_param)?;
-                let name = params.get(name_param).map_or(spec.name.as_str(), |n| n);
-                Some(format!("{name}:{tag}"))
             };
-            if let Some((file, root)) = parsed(override_file)
-                && let Some(r) = from_params(&config::helm_parameters(root.get("helm")))
-            {
-                return Some(Current {
-                    reference: r,
-                    from: file,
-                });
-            }
-            if let Some(r) = from_params(&c.source.helm_parameters) {
-                return Some(Current {
-                    reference: r,
-                    from: c.app.origin.file.clone(),
-                });
-            }
             let values = match target {
                 Some(Target::HelmValues(f)) => f.clone(),
                 _ => join(&c.source.path, "values.yaml"),
             };
-            let (file, root) = parsed(&values)?;
-            let reference = match spec_param {
-                Some(p) => values_at(&root, p)?,
-                None => {
-                    let tag = values_at(&root, tag_param)?;
-                    let name = values_at(&root, name_param).unwrap_or_else(|| spec.name.clone());
-                    format!("{name}:{tag}")
-                }
-            };
-            Some(Current {
-                reference,
-                from: file,
-            })
+            let values_stream = parse(&values);
+            let in_file = |root: Option<&Node>| reference(&|p| write::helm_param(root?, p));
+            found(in_file(overrides.as_ref().and_then(first)), override_file)
+                .or_else(|| found(in_file(source), &c.app.origin.file))
+                .or_else(|| {
+                    let root = values_stream.as_ref().and_then(first)?;
+                    found(reference(&|p| write::values_at(root, p)), &values)
+                })
         }
         Kind::Kustomize => {
             let kname = kustomize_name(spec);
-            let from_images = |images: &[String]| -> Option<String> {
-                images.iter().find_map(|i| {
-                    let (orig, reference) = match i.split_once('=') {
-                        Some((orig, r)) => (orig, r),
-                        None => (argo::split_reference(i).0, i.as_str()),
-                    };
-                    same_image(orig, kname).then(|| reference.to_string())
-                })
+            // `orig=reference` entries are found by their original name,
+            // others by the name of the reference.
+            let in_file = |root: Option<&Node>| {
+                root?
+                    .at(&["kustomize", "images"])?
+                    .items()
+                    .iter()
+                    .find_map(|i| {
+                        let entry = i.as_str()?;
+                        let (orig, reference) = match entry.split_once('=') {
+                            Some((orig, reference)) => (orig, reference),
+                            None => (argo::split_reference(entry).0, entry),
+                        };
+                        same_image(orig, kname).then(|| reference.to_string())
+                    })
             };
-            if let Some((file, root)) = parsed(override_file)
-                && let Some(r) = from_images(
-                    &root
-                        .at(&["kustomize", "images"])
-                        .map(config::strings)
-                        .unwrap_or_default(),
-                )
-            {
-                return Some(Current {
-                    reference: r,
-                    from: file,
-                });
-            }
-            if let Some(r) = from_images(&c.source.kustomize_images) {
-                return Some(Current {
-                    reference: r,
-                    from: c.app.origin.file.clone(),
-                });
-            }
-            let kustomization = match target {
-                Some(Target::Kustomization(f)) => Some(f.clone()),
-                _ => kustomization_file(&c.source.path, read),
-            }?;
-            let (file, root) = parsed(&kustomization)?;
-            let entry = root
-                .get("images")?
-                .items()
-                .iter()
-                .find(|e| e.str_at(&["name"]).is_some_and(|n| same_image(n, kname)))?;
-            let name = entry.str_at(&["newName"]).unwrap_or(kname);
-            let mut reference = name.to_string();
-            if let Some(tag) = entry.str_at(&["newTag"]) {
-                reference = format!("{reference}:{tag}");
-            }
-            if let Some(digest) = entry.str_at(&["digest"]) {
-                reference = format!("{reference}@{digest}");
-            }
-            Some(Current {
-                reference,
-                from: file,
-            })
+            found(in_file(overrides.as_ref().and_then(first)), override_file)
+                .or_else(|| found(in_file(source), &c.app.origin.file))
+                .or_else(|| {
+                    let file = match target {
+                        Some(Target::Kustomization(f)) => Some(f.clone()),
+                        _ => kustomization_file(&c.source.path, read),
+                    }?;
+                    let stream = parse(&file)?;
+                    let entry = write::kustomization_image(first(&stream)?, kname)?;
+                    let mut reference = entry.new_name.unwrap_or_else(|| kname.to_string());
+                    if let Some(tag) = entry.new_tag {
+                        reference = format!("{reference}:{tag}");
+                    }
+                    if let Some(digest) = entry.digest {
+                        reference = format!("{reference}@{digest}");
+                    }
+                    found(Some(reference), &file)
+                })
         }
     }
 }
 
-/// A Helm values path (`image.tag`, `images[1].tag`): nested keys first,
-/// then the whole path as one literal key, as Helm's `--set` reads it.
-pub fn values_at(root: &Node, path: &str) -> Option<String> {
-    let mut node = root;
-    let mut nested = true;
-    for part in path.split('.') {
-        let (key, index) = match part.split_once('[') {
-            Some((key, rest)) => (
-                key,
-                rest.strip_suffix(']').and_then(|i| i.parse::<usize>().ok()),
-            ),
-            None => (part, None),
-        };
-        match node.get(key).and_then(|n| match index {
-            Some(i) => n.items().get(i),
-            None => Some(n),
-        }) {
-            Some(next) => node = next,
-            None => {
-                nested = false;
-                break;
-            }
-        }
-    }
-    if nested {
-        return node.as_str().map(str::to_string);
-    }
-    root.str_at(&[path]).map(str::to_string)
+fn first(stream: &yaml::Stream) -> Option<&Node> {
+    stream.documents.first().map(|d| &d.root)
 }
 
 fn current_tag(current: &Current) -> Option<&str> {
@@ -905,5 +869,55 @@ fn write_for(
             source: c.source.index,
             images: kustomize_images(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_path_cases() {
+        let ran = crate::argocd::cases::for_each("target_path", |name, input, expected| {
+            let got = target_path(
+                input.str_at(&["target"]),
+                input.str_at(&["app_path"]).unwrap(),
+                input.str_at(&["app_name"]).unwrap_or("app"),
+                input.str_at(&["app_namespace"]).unwrap_or("argocd"),
+                input.str_at(&["controller_namespace"]).unwrap_or("argocd"),
+            );
+            if expected.str_at(&["error"]) == Some("true") {
+                assert!(got.is_err(), "{name}: {got:?}");
+                return;
+            }
+            let got = got.unwrap();
+            match (
+                expected.str_at(&["kustomize_dir"]),
+                expected.str_at(&["file"]),
+            ) {
+                (Some(dir), _) => assert_eq!(got, Target::Kustomization(dir.into()), "{name}"),
+                (None, Some(file)) => assert_eq!(got.file(), file, "{name}"),
+                _ => panic!("{name}: nothing expected"),
+            }
+        });
+        assert!(ran >= 5, "only {ran} target_path cases");
+    }
+
+    #[test]
+    fn a_target_cannot_leave_the_repository() {
+        assert!(
+            target_path(
+                Some("helmvalues:../../x.yaml"),
+                "a",
+                "n",
+                "argocd",
+                "argocd"
+            )
+            .is_err()
+        );
+        assert_eq!(
+            target_path(Some("kustomization"), "a/b", "n", "argocd", "argocd"),
+            Ok(Target::Kustomization("a/b".into()))
+        );
     }
 }

@@ -1543,8 +1543,6 @@ mod tests {
 
     use super::*;
 
-    const CASES: &str = include_str!("../../testdata/conformance/argocd-cases.yaml");
-
     /// YAML data with positions and layout forgotten; a plain scalar that
     /// YAML reads as another type is kept apart from the string.
     #[derive(Debug, PartialEq)]
@@ -1558,10 +1556,7 @@ mod tests {
 
     fn data(node: &Node) -> Data {
         match node {
-            Node::Scalar(s) if node.is_null() => {
-                let _ = s;
-                Data::Null
-            }
+            Node::Scalar(_) if node.is_null() => Data::Null,
             Node::Scalar(s)
                 if s.style == ScalarStyle::Plain && !rewrite::is_safe_plain(&s.value) =>
             {
@@ -1583,22 +1578,7 @@ mod tests {
         data(&yaml::parse(src).unwrap().documents[0].root)
     }
 
-    fn for_each_case(kind: &str, mut check: impl FnMut(&str, &Node, &Node)) -> usize {
-        let stream = yaml::parse(CASES).unwrap();
-        let mut ran = 0;
-        for case in stream.documents[0].root.get("cases").unwrap().items() {
-            if case.str_at(&["kind"]) == Some(kind) {
-                let name = case.str_at(&["name"]).unwrap();
-                check(
-                    name,
-                    case.get("input").unwrap(),
-                    case.get("expected").unwrap(),
-                );
-                ran += 1;
-            }
-        }
-        ran
-    }
+    use crate::argocd::cases::for_each as for_each_case;
 
     fn strings(node: Option<&Node>) -> Vec<String> {
         let items = node.map(Node::items).unwrap_or_default();
@@ -1986,5 +1966,19 @@ spec:
         let writes = [("image.tag".to_string(), "v2".to_string())];
         let out = changed(helm_values(Some(src), &writes));
         assert_eq!(out, format!("{src}image:\n    tag: v2\n"));
+    }
+
+    #[test]
+    fn vacant_keys_and_missing_final_newline_are_filled_in_place() {
+        let src = "helm: {}
+other: 1";
+        let out = changed(override_helm(Some(src), &[param("a", "b")]));
+        assert_eq!(
+            out,
+            "helm:\n  parameters:\n  - name: a\n    value: b\n    forcestring: true\nother: 1"
+        );
+        let src = "kustomize:\n  images:\n  - a:1";
+        let out = changed(override_kustomize(Some(src), &["b:2".into()]));
+        assert_eq!(out, "kustomize:\n  images:\n  - a:1\n  - b:2\n");
     }
 }

@@ -492,9 +492,7 @@ mod tests {
     //!   digest is no update.
 
     use super::*;
-    use crate::yaml::{Node, parse};
-
-    const CASES: &str = include_str!("../../testdata/conformance/argocd-cases.yaml");
+    use crate::yaml::Node;
 
     fn strings(node: Option<&Node>) -> Vec<String> {
         node.map(Node::items)
@@ -516,25 +514,7 @@ mod tests {
         }
     }
 
-    /// Calls `check(name, input, expected)` for every case of `kind` and
-    /// returns how many there were.
-    fn for_each_case(kind: &str, mut check: impl FnMut(&str, &Node, &Node)) -> usize {
-        let stream = parse(CASES).unwrap();
-        let root = &stream.documents[0].root;
-        let mut ran = 0;
-        for case in root.get("cases").unwrap().items() {
-            if case.str_at(&["kind"]) == Some(kind) {
-                let name = case.str_at(&["name"]).unwrap();
-                check(
-                    name,
-                    case.get("input").unwrap(),
-                    case.get("expected").unwrap(),
-                );
-                ran += 1;
-            }
-        }
-        ran
-    }
+    use crate::argocd::cases::for_each as for_each_case;
 
     /// Runs one `tag_selection` input: `Ok(None)` when nothing is selected.
     fn run_selection(input: &Node) -> Result<Option<String>, String> {
@@ -740,5 +720,22 @@ mod tests {
             split_reference("reg:5000/app"),
             ("reg:5000/app", None, None)
         );
+    }
+
+    #[test]
+    fn platform_match_cases() {
+        let ran = for_each_case("platform_match", |name, input, expected| {
+            let requested: Vec<&str> = input
+                .get("requested")
+                .unwrap()
+                .items()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            let candidate = input.str_at(&["candidate"]).unwrap();
+            let want = expected.str_at(&["match"]) == Some("true");
+            assert_eq!(platform_matches(&requested, candidate), want, "case {name}");
+        });
+        assert!(ran >= 2, "only {ran} platform_match cases");
     }
 }

@@ -206,6 +206,9 @@ pub struct Store {
     /// hung helper costs one timeout, not one per repository. Shared by
     /// clones.
     answers: Arc<Mutex<BTreeMap<(String, String), HelperAnswer>>>,
+    /// Credentials given for one host by the run's own configuration (an
+    /// Argo CD `pullSecret` of the `env:` or `ext:` form); consulted first.
+    pinned: BTreeMap<String, Credential>,
 }
 
 type HelperAnswer = Result<Option<Secret>, CredentialError>;
@@ -318,7 +321,20 @@ impl Store {
             helper_env: HelperEnv(env.vars.clone()),
             helper_timeout: HELPER_TIMEOUT,
             answers: Arc::default(),
+            pinned: BTreeMap::new(),
         })
+    }
+
+    /// Uses `credential` for `host` before anything the config files say.
+    /// The first credential pinned for a host wins; `false` when the host
+    /// already had one.
+    pub fn pin(&mut self, host: &str, credential: Credential) -> bool {
+        let host = parse_key(host).host;
+        if self.pinned.contains_key(&host) {
+            return false;
+        }
+        self.pinned.insert(host, credential);
+        true
     }
 
     /// The same store with a different helper time limit (tests, or a CLI
@@ -344,6 +360,9 @@ impl Store {
         repository: &str,
     ) -> Result<Option<Credential>, CredentialError> {
         let host = parse_key(host).host;
+        if let Some(pinned) = self.pinned.get(&host) {
+            return Ok(Some(pinned.clone()));
+        }
         let repository = repository.trim_matches('/');
         for config in &self.configs {
             if let Some(found) = self.lookup_in(config, &host, repository)? {
@@ -362,7 +381,12 @@ impl Store {
     /// No helper is run.
     pub fn sources_for(&self, host: &str) -> Vec<String> {
         let host = parse_key(host).host;
-        let mut sources = Vec::new();
+        let mut sources: Vec<String> = self
+            .pinned
+            .get(&host)
+            .map(|c| c.source.clone())
+            .into_iter()
+            .collect();
         for config in &self.configs {
             if let Some(helper) = config.helpers.get(&host) {
                 // Authoritative for this config: nothing else in it is read.

@@ -904,6 +904,10 @@ impl Registry for Live {
         self.options.insecure.extend(hosts.iter().cloned());
     }
 
+    fn pin_credential(&mut self, host: &str, credential: super::credentials::Credential) -> bool {
+        self.credentials.pin(host, credential)
+    }
+
     fn notes(&self) -> Vec<String> {
         let mut notes = self.notes.lock().expect("not poisoned").clone();
         let hosts = self.hosts.lock().expect("not poisoned");

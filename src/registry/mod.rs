@@ -49,6 +49,13 @@ pub trait Registry {
     /// `ImageRepository.spec.insecure`), told before any question is asked.
     fn mark_insecure(&mut self, _hosts: &BTreeSet<String>) {}
 
+    /// Uses `credential` for `host` before anything the config files say
+    /// (told before any question is asked); `false` when the host already
+    /// has one pinned, which then stays. Sources without credentials ignore it.
+    fn pin_credential(&mut self, _host: &str, _credential: credentials::Credential) -> bool {
+        true
+    }
+
     /// Things worth reporting that are nobody's error (a low rate limit).
     fn notes(&self) -> Vec<String> {
         Vec::new()
