@@ -115,11 +115,44 @@ pub fn context(report: &Report, git: Option<&GitSettings>) -> Context {
                 },
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Argo CD write-backs, one change per image, in the Application.
+    let mut changes = changes;
+    let mut apps = Vec::new();
+    for app in &report.applications {
+        for i in &app.images {
+            let Some(new) = &i.new else { continue };
+            let old = i.current.clone().unwrap_or_default();
+            let tag = |r: &str| Reference::split(r).tag.unwrap_or_default().to_string();
+            let (namespace, name) = app.application.split_once('/').unwrap_or(("", ""));
+            if !apps.contains(&name) {
+                apps.push(name);
+            }
+            changes.push(Change {
+                file: app.target.clone(),
+                setter: format!("{}:{}", app.application, i.alias),
+                old_tag: tag(&old),
+                new_tag: tag(new),
+                old,
+                new: new.clone(),
+                image: i.image.clone(),
+                object: Object {
+                    api_version: "argoproj.io/v1alpha1".to_string(),
+                    kind: "Application".to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                },
+            });
+        }
+    }
     Context {
         automation: git.map(|g| g.automation.clone()),
         values: git.map(|g| g.message_values.clone()).unwrap_or_default(),
-        app_name: String::new(),
+        // `.AppName` of Argo CD's templates: the application, when one changed.
+        app_name: match apps.as_slice() {
+            [one] => one.to_string(),
+            _ => String::new(),
+        },
         changes,
     }
 }

@@ -523,3 +523,41 @@ fn after_a_rebuilt_push_a_branch_not_checked_out_follows_the_remote() {
         "a: 3\n"
     );
 }
+
+/// An Argo CD application of this repository (found through the `origin`
+/// remote): its new override file is committed and pushed, with the change
+/// in the default message, beside the Flux marker's change.
+#[test]
+fn argo_cd_write_backs_are_committed_with_the_markers() {
+    let f = fixture("");
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/force-update: \"true\"\nspec:\n  source:\n    repoURL: file://{}\n    path: apps\n",
+        f.remote.display()
+    );
+    std::fs::write(f.work.join("app.yaml"), app).unwrap();
+    std::fs::write(
+        f.work.join("apps/kustomization.yaml"),
+        "resources: [deploy.yaml]\n",
+    )
+    .unwrap();
+    git(&f.work, &["add", "."]);
+    git(&f.work, &["commit", "--quiet", "-m", "the app"]);
+
+    let (out, report) = run(&f, &f.work, &["--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["pushed"], true, "{report}");
+    let remote = |args: &[&str]| git(&f.remote, args);
+    assert_eq!(
+        remote(&["diff-tree", "--no-commit-id", "--name-only", "-r", "main"]),
+        "apps/.argocd-source-web.yaml\napps/deploy.yaml\n"
+    );
+    assert_eq!(
+        remote(&["show", "main:apps/.argocd-source-web.yaml"]),
+        "kustomize:\n  images:\n  - ghcr.io/acme/web:1.1.0\n"
+    );
+    let message = remote(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("- apps/.argocd-source-web.yaml:  -> ghcr.io/acme/web:1.1.0"),
+        "{message}"
+    );
+}
