@@ -26,8 +26,9 @@ fn selector_for(input: &Node) -> Result<Selector, RuleError> {
     Ok(selector)
 }
 
-#[test]
-fn flux_policy_conformance_cases() {
+/// Calls `check(name, input, tags, expected)` for every `kind: policy` case;
+/// returns how many there were.
+fn for_each_policy_case(mut check: impl FnMut(&str, &Node, &[&str], &Node)) -> usize {
     let stream = parse(CASES).unwrap();
     let cases = stream.documents[0].root.get("cases").unwrap().items();
     let mut ran = 0;
@@ -35,7 +36,6 @@ fn flux_policy_conformance_cases() {
         .iter()
         .filter(|c| c.str_at(&["kind"]) == Some("policy"))
     {
-        let name = case.str_at(&["name"]).unwrap();
         let input = case.get("input").unwrap();
         let tags: Vec<&str> = input
             .get("tags")
@@ -44,19 +44,31 @@ fn flux_policy_conformance_cases() {
             .iter()
             .map(|t| t.as_str().unwrap())
             .collect();
-        let expected = case.get("expected").unwrap();
+        check(
+            case.str_at(&["name"]).unwrap(),
+            input,
+            &tags,
+            case.get("expected").unwrap(),
+        );
+        ran += 1;
+    }
+    ran
+}
+
+#[test]
+fn flux_policy_conformance_cases() {
+    let ran = for_each_policy_case(|name, input, tags, expected| {
         let got = selector_for(input).map_err(|e| match e {
             RuleError::InvalidPolicy(_) => "invalid-policy",
             RuleError::InvalidFilter(_) => "invalid-filter",
         });
-        let got = got.and_then(|s| s.select(&tags).map_err(|e| e.class()));
+        let got = got.and_then(|s| s.select(tags).map_err(|e| e.class()));
         match (expected.str_at(&["latest"]), expected.str_at(&["error"])) {
             (Some(latest), _) => assert_eq!(got, Ok(latest.to_string()), "case {name}"),
             (None, Some(error)) => assert_eq!(got, Err(error), "case {name}"),
             _ => panic!("case {name} expects nothing"),
         }
-        ran += 1;
-    }
+    });
     assert!(ran >= 20, "only {ran} policy cases ran");
 }
 
@@ -172,38 +184,24 @@ fn numerical_ties_go_to_the_last_listed_tag_as_in_flux() {
 /// value in the file.
 #[test]
 fn the_chosen_tag_never_ranks_below_another_listed_tag() {
-    let stream = parse(CASES).unwrap();
-    let cases = stream.documents[0].root.get("cases").unwrap().items();
     let mut checked = 0;
-    for case in cases
-        .iter()
-        .filter(|c| c.str_at(&["kind"]) == Some("policy"))
-    {
-        let input = case.get("input").unwrap();
+    for_each_policy_case(|name, input, tags, _| {
         let Ok(selector) = selector_for(input) else {
-            continue;
+            return;
         };
-        let tags: Vec<&str> = input
-            .get("tags")
-            .unwrap()
-            .items()
-            .iter()
-            .map(|t| t.as_str().unwrap())
-            .collect();
-        let Ok(chosen) = selector.select(&tags) else {
-            continue;
+        let Ok(chosen) = selector.select(tags) else {
+            return;
         };
         // Only tags the rule admits compete; a value outside the range may
         // well rank higher, and moving off it is the refused downgrade.
         for tag in tags.iter().filter(|t| selector.select(&[**t]).is_ok()) {
             assert!(
                 !selector.ranks_below(&chosen, tag),
-                "case {}: {chosen} ranks below {tag}",
-                case.str_at(&["name"]).unwrap()
+                "case {name}: {chosen} ranks below {tag}"
             );
             checked += 1;
         }
-    }
+    });
     assert!(checked > 50, "only {checked} pairs checked");
 }
 
