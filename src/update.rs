@@ -211,6 +211,7 @@ fn read_tree(
         if let Some((rel, stream)) = reading.resources {
             for document in &stream.documents {
                 resources.read(&rel, &document.root);
+                crate::kubesphere::feed(&mut resources, &rel, &document.root);
             }
         }
         marked.extend(reading.marked);
@@ -236,7 +237,8 @@ fn read_file(entry: &scan::Entry) -> Reading {
     // parsed only when it may hold Flux resources.
     let has_marker =
         entry.editable && memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
-    let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some();
+    let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some()
+        || memchr::memmem::find(&bytes, crate::kubesphere::API_GROUP.as_bytes()).is_some();
     if !has_marker && !has_resource {
         return reading;
     }
