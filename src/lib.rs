@@ -15,6 +15,7 @@ pub mod flux;
 pub mod git;
 pub mod image;
 pub mod krm;
+pub mod manage;
 pub mod kubesphere;
 pub mod marker;
 pub mod plan;
