@@ -150,8 +150,8 @@ pub fn documents(src: &str) -> Vec<Range<usize>> {
     let mut offset = 0;
     for line in src.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\n', '\r']);
-        let separator = bare.starts_with("---")
-            && bare[3..].chars().next().is_none_or(char::is_whitespace);
+        let separator =
+            bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
         if separator {
             ranges.push(start..offset);
             start = offset + line.len();
@@ -244,7 +244,11 @@ impl Tree {
         let mut all = Vec::new();
         let mut problems = Vec::new();
         for (found, p) in readings {
-            all.extend(found.into_iter().filter(|f| kind.is_none_or(|k| f.kind == k)));
+            all.extend(
+                found
+                    .into_iter()
+                    .filter(|f| kind.is_none_or(|k| f.kind == k)),
+            );
             problems.extend(p);
         }
         (all, problems)
@@ -428,7 +432,19 @@ fn emit(value: &Value, indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
     match value {
         Value::Object(map) if !map.is_empty() => {
-            for (i, (k, v)) in map.iter().enumerate() {
+            // Kubernetes' usual order first, then the rest by name.
+            const FIRST: [&str; 7] = [
+                "apiVersion",
+                "kind",
+                "metadata",
+                "spec",
+                "name",
+                "namespace",
+                "images",
+            ];
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 || !out.ends_with("- ") {
                     out.push_str(&pad);
                 }
@@ -491,7 +507,10 @@ pub fn updater_from_json(
         Some(Value::String(v)) if v == kubesphere::API_VERSION => {}
         Some(other) => errors.push(err(
             "apiVersion",
-            format!("{other} is not allowed; allowed: {}", kubesphere::API_VERSION),
+            format!(
+                "{other} is not allowed; allowed: {}",
+                kubesphere::API_VERSION
+            ),
         )),
     }
     match object.get("kind") {
@@ -574,12 +593,8 @@ pub fn updater_from_json(
     resource.insert("metadata".into(), Value::Object(metadata));
     resource.insert("spec".into(), spec);
     let text = to_yaml(&Value::Object(resource));
-    let stream = yaml::parse(&text).map_err(|e| {
-        vec![err(
-            "",
-            format!("the body cannot be written as YAML: {e}"),
-        )]
-    })?;
+    let stream = yaml::parse(&text)
+        .map_err(|e| vec![err("", format!("the body cannot be written as YAML: {e}"))])?;
     let root = &stream.documents[0].root;
     match kubesphere::read_unified("", root) {
         Ok(Some(u)) => Ok((text, u)),
@@ -611,9 +626,18 @@ mod tests {
         let src = "# head\na: 1\n---\nb: 2 # keep\n---\nc: 3\n";
         let docs = documents(src);
         assert_eq!(docs.len(), 3);
-        assert_eq!(without_document(src, docs[1].clone()), "# head\na: 1\n---\nc: 3\n");
-        assert_eq!(without_document(src, docs[0].clone()), "b: 2 # keep\n---\nc: 3\n");
-        assert_eq!(without_document(src, docs[2].clone()), "# head\na: 1\n---\nb: 2 # keep\n");
+        assert_eq!(
+            without_document(src, docs[1].clone()),
+            "# head\na: 1\n---\nc: 3\n"
+        );
+        assert_eq!(
+            without_document(src, docs[0].clone()),
+            "b: 2 # keep\n---\nc: 3\n"
+        );
+        assert_eq!(
+            without_document(src, docs[2].clone()),
+            "# head\na: 1\n---\nb: 2 # keep\n"
+        );
         let lead = "---\na: 1\n---\nb: 2\n";
         let docs = documents(lead);
         assert_eq!(without_document(lead, docs[1].clone()), "---\nb: 2\n");
@@ -626,8 +650,12 @@ mod tests {
         assert_eq!(errors[0].field, "metadata.name");
         let (text, u) = updater_from_json(&body, "demo", None).unwrap();
         assert_eq!(u.name, "other");
-        assert!(text.starts_with("apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\n"), "{text}");
-        let errors = updater_from_json(&json!({"spec": {"kind": "x"}}), "demo", Some("a")).unwrap_err();
+        assert!(
+            text.starts_with("apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\n"),
+            "{text}"
+        );
+        let errors =
+            updater_from_json(&json!({"spec": {"kind": "x"}}), "demo", Some("a")).unwrap_err();
         assert!(errors.iter().any(|e| e.field == "spec.kind"), "{errors:?}");
     }
 }
