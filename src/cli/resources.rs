@@ -264,7 +264,9 @@ fn rule_json(
         }
         (None, None, None) => None,
         _ => {
-            return Err("give only one of --select-semver, --select-alpha, --select-numeric".into());
+            return Err(
+                "give only one of --select-semver, --select-alpha, --select-numeric".into(),
+            );
         }
     })
 }
