@@ -321,8 +321,8 @@ fn change_and_commit(
     state: &State,
     path: &std::path::Path,
     message: String,
-    change: impl FnOnce() -> Result<(), Reply>,
-) -> Result<(), Reply> {
+    change: impl FnOnce() -> Result<(), Box<Reply>>,
+) -> Result<(), Box<Reply>> {
     let before = std::fs::read(path).ok();
     change()?;
     if !state.options.commit {
@@ -339,7 +339,7 @@ fn change_and_commit(
             Ok(()) => "the file was restored",
             Err(_) => "the file could not be restored",
         };
-        return Err(internal(format!("cannot commit: {e}; {note}")));
+        return Err(Box::new(internal(format!("cannot commit: {e}; {note}"))));
     }
     Ok(())
 }
@@ -360,16 +360,18 @@ fn create(state: &State, ns: &str, body: Value) -> Reply {
         || {
             tree.create(Kind::ImageUpdater, ns, &unified.name, &text)
                 .map(drop)
-                .map_err(|e| match e {
-                    manage::ManageError::Exists { .. } | manage::ManageError::FileExists(_) => {
-                        status(StatusCode::CONFLICT, "AlreadyExists", &e.to_string(), &[])
-                    }
-                    e => internal(e.to_string()),
+                .map_err(|e| {
+                    Box::new(match e {
+                        manage::ManageError::Exists { .. } | manage::ManageError::FileExists(_) => {
+                            status(StatusCode::CONFLICT, "AlreadyExists", &e.to_string(), &[])
+                        }
+                        e => internal(e.to_string()),
+                    })
                 })
         },
     );
     if let Err(reply) = result {
-        return reply;
+        return *reply;
     }
     match tree.find(Kind::ImageUpdater, ns, &unified.name) {
         Some(found) => reply(StatusCode::CREATED, &found.to_json()),
@@ -412,11 +414,11 @@ fn replace(state: &State, ns: &str, name: &str, body: Value) -> Reply {
         format!("Update ImageUpdater {ns}/{name}"),
         || {
             tree.replace(&found, &text)
-                .map_err(|e| internal(e.to_string()))
+                .map_err(|e| Box::new(internal(e.to_string())))
         },
     );
     if let Err(reply) = result {
-        return reply;
+        return *reply;
     }
     match tree.find(Kind::ImageUpdater, ns, name) {
         Some(found) => reply(StatusCode::OK, &found.to_json()),
@@ -434,10 +436,13 @@ fn delete(state: &State, ns: &str, name: &str) -> Reply {
         state,
         &found.path,
         format!("Delete ImageUpdater {ns}/{name}"),
-        || tree.delete(&found).map_err(|e| internal(e.to_string())),
+        || {
+            tree.delete(&found)
+                .map_err(|e| Box::new(internal(e.to_string())))
+        },
     );
     if let Err(reply) = result {
-        return reply;
+        return *reply;
     }
     reply(
         StatusCode::OK,

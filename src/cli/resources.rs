@@ -77,6 +77,9 @@ pub struct CreateArgs {
     what: CreateWhat,
 }
 
+// Parsed once per process: the size of the variants does not matter, and
+// their names are the resource kinds.
+#[allow(clippy::large_enum_variant, clippy::enum_variant_names)]
 #[derive(Debug, Subcommand)]
 enum CreateWhat {
     /// A Flux ImageRepository.
