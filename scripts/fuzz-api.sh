@@ -47,8 +47,12 @@ base="$(sed -n 's/.*listening on //p' "$work/serve.log" | head -1)"
 [ -n "$base" ] || { cat "$work/serve.log"; exit 1; }
 echo "fuzzing $base"
 
+# positive_data_acceptance is left out: the schema cannot say everything the
+# validation knows (an image reference must parse, an alias must name an
+# image), so some schema-valid bodies are rightly refused with 422.
 "$st" run "$base/openapi.json" --url "$base" \
   --header "Authorization: Bearer $token" \
-  --checks all --max-examples "$examples" "$@"
+  --checks all --exclude-checks positive_data_acceptance \
+  --max-examples "$examples" "$@"
 echo "the tree after fuzzing: $(git -C "$work/tree" rev-list --count HEAD) commits, status:"
 git -C "$work/tree" status --porcelain

@@ -238,12 +238,22 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Reply {
         }
         (Method::PUT, Some(name)) => replace(&state, &ns, &name, body.expect("read above")),
         (Method::DELETE, Some(name)) => delete(&state, &ns, &name),
-        (method, _) => status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            &format!("{method} is not allowed on {path}"),
-            &[],
-        ),
+        (method, name) => {
+            let mut r = status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!("{method} is not allowed on {path}"),
+                &[],
+            );
+            let allow = if name.is_some() {
+                "GET, PUT, DELETE"
+            } else {
+                "GET, POST"
+            };
+            r.headers_mut()
+                .insert("allow", hyper::header::HeaderValue::from_static(allow));
+            r
+        }
     };
     // File and git work blocks; it runs off the connection tasks.
     tokio::task::spawn_blocking(work)
@@ -507,7 +517,7 @@ pub fn openapi() -> Value {
     let ns = json!({"name": "namespace", "in": "path", "required": true,
         "schema": {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}});
     let name_schema = json!({"type": "string", "maxLength": 253,
-        "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"});
+        "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"});
     let name = json!({"name": "name", "in": "path", "required": true, "schema": name_schema});
     let common = |mut responses: Value| {
         responses["401"] = error("missing or wrong bearer token");
