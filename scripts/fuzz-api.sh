@@ -19,7 +19,7 @@ else
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q schemathesis
   fi
-  st="$venv/bin/schemathesis"
+  st="$PWD/$venv/bin/schemathesis"
 fi
 
 cargo build -q
@@ -50,9 +50,10 @@ echo "fuzzing $base"
 # positive_data_acceptance is left out: the schema cannot say everything the
 # validation knows (an image reference must parse, an alias must name an
 # image), so some schema-valid bodies are rightly refused with 422.
-"$st" run "$base/openapi.json" --url "$base" \
+# Run from the temporary directory, where schemathesis keeps its cache.
+(cd "$work" && "$st" run "$base/openapi.json" --url "$base" \
   --header "Authorization: Bearer $token" \
   --checks all --exclude-checks positive_data_acceptance \
-  --max-examples "$examples" "$@"
+  --max-examples "$examples" "$@")
 echo "the tree after fuzzing: $(git -C "$work/tree" rev-list --count HEAD) commits, status:"
 git -C "$work/tree" status --porcelain
