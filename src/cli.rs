@@ -21,6 +21,9 @@ use crate::report::{Problem, Report, Severity};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
 
+mod resources;
+use resources::{CreateArgs, GetArgs, ListArgs, ServeArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "image-update",
@@ -44,6 +47,16 @@ enum Command {
     Fn(FnArgs),
     /// Run as a GitHub Action: inputs from `INPUT_*`, results to the workflow.
     Action,
+    /// Write a new resource (validated) into the tree, or print it with --export.
+    Create(CreateArgs),
+    /// Print one resource of the tree.
+    Get(GetArgs),
+    /// List the resources of the tree.
+    List(ListArgs),
+    /// Remove one resource from the tree (only its document's bytes).
+    Delete(GetArgs),
+    /// Serve a REST API over the tree's ImageUpdater resources.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -312,6 +325,11 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Command::Select(args) => select(args),
         Command::Fn(args) => krm_function(args),
         Command::Action => crate::action::main(),
+        Command::Create(args) => resources::create(args),
+        Command::Get(args) => resources::get(args),
+        Command::List(args) => resources::list(args),
+        Command::Delete(args) => resources::delete(args),
+        Command::Serve(args) => resources::serve(args),
     }
 }
 

@@ -317,6 +317,35 @@ impl Repo {
         Ok(())
     }
 
+    /// Commits exactly `paths` (absolute, inside the working tree) as they are
+    /// in the working tree, new and deleted files included, leaving the rest
+    /// of the index alone; returns the new commit. For resource management,
+    /// where the working tree already holds the change.
+    pub fn commit_paths(
+        &self,
+        paths: &[PathBuf],
+        message: &str,
+        author: &Signature,
+    ) -> Result<String, GitError> {
+        let paths: Vec<&str> = paths.iter().filter_map(|p| p.to_str()).collect();
+        let mut add = vec!["add", "-A", "--"];
+        add.extend(&paths);
+        self.git(&add, None)?;
+        let identity: Vec<(OsString, OsString)> = [
+            ("GIT_AUTHOR_NAME", &author.name),
+            ("GIT_AUTHOR_EMAIL", &author.email),
+            ("GIT_COMMITTER_NAME", &author.name),
+            ("GIT_COMMITTER_EMAIL", &author.email),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let mut commit = vec!["commit", "-q", "--no-verify", "-F", "-", "--only", "--"];
+        commit.extend(&paths);
+        self.run_with(&commit, Some(message.as_bytes()), &identity)?;
+        Ok(self.git(&["rev-parse", "HEAD"], None)?.trim().to_string())
+    }
+
     /// Moves a branch that is not checked out from `old` to `new`.
     pub fn move_branch(&self, branch: &str, old: &str, new: &str) -> Result<(), GitError> {
         self.git(

@@ -316,6 +316,10 @@ fn read_tree(
             for (i, document) in stream.documents.iter().enumerate() {
                 resources.read(&rel, &document.root);
                 argo.read(&rel, i, &document.root, controller_ns);
+                if let Some(unified) = crate::kubesphere::feed(&mut resources, &rel, &document.root)
+                {
+                    argo.add_unified(&unified);
+                }
             }
         }
         marked.extend(reading.marked);
@@ -368,7 +372,8 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let has_marker =
         entry.editable && memchr::memmem::find(&bytes, marker::TOKEN.as_bytes()).is_some();
     let has_resource = memchr::memmem::find(&bytes, flux::API_GROUP.as_bytes()).is_some()
-        || memchr::memmem::find(&bytes, argocd::config::SCREEN.as_bytes()).is_some();
+        || memchr::memmem::find(&bytes, argocd::config::SCREEN.as_bytes()).is_some()
+        || memchr::memmem::find(&bytes, crate::kubesphere::API_GROUP.as_bytes()).is_some();
     if !has_marker && !has_resource {
         return reading;
     }

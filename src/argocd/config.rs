@@ -235,8 +235,10 @@ impl AppRef {
 
 #[derive(Debug)]
 struct Updater {
+    /// The namespace whose applications it configures.
     namespace: String,
-    name: String,
+    /// How the report names it.
+    label: String,
     settings: Settings,
     write_back: WriteBack,
     refs: Vec<AppRef>,
@@ -295,8 +297,8 @@ impl Declarations {
                     .iter()
                     .map(read_ref)
                     .collect(),
+                label: format!("ImageUpdater {namespace}/{name}"),
                 namespace,
-                name,
             });
             return;
         }
@@ -339,6 +341,63 @@ impl Declarations {
             origin,
             document,
             sources,
+        });
+    }
+
+    /// A unified `ImageUpdater` of `kind: argocd` (`gitops.kubesphere.io`):
+    /// the same as an Argo CD ImageUpdater with one ref naming its one
+    /// application exactly, which makes it the most specific ref there is.
+    pub fn add_unified(&mut self, unified: &crate::kubesphere::ArgoUpdater) {
+        let images = unified
+            .images
+            .iter()
+            .map(|i| RefImage {
+                alias: i.alias.clone(),
+                image: match &i.constraint {
+                    Some(c) => format!("{}:{c}", i.image),
+                    None => i.image.clone(),
+                },
+                settings: Settings {
+                    strategy: i.strategy.clone(),
+                    allow_tags: i.allow_tags.clone(),
+                    ignore_tags: Some(i.ignore_tags.clone()).filter(|t| !t.is_empty()),
+                    platforms: Some(i.platforms.clone()).filter(|p| !p.is_empty()),
+                    // A Secret of the application's namespace.
+                    pull_secret: i
+                        .secret
+                        .as_ref()
+                        .map(|s| format!("pullsecret:{}/{s}", unified.app_namespace)),
+                    force_update: None,
+                },
+                targets: ManifestTargets::default(),
+            })
+            .collect();
+        self.updaters.push(Updater {
+            namespace: unified.app_namespace.clone(),
+            label: format!(
+                "ImageUpdater {}/{} (gitops.kubesphere.io)",
+                unified.id.0, unified.id.1
+            ),
+            settings: Settings::default(),
+            write_back: WriteBack {
+                method: Some(
+                    if unified.write_back_argocd {
+                        "argocd"
+                    } else {
+                        "git"
+                    }
+                    .into(),
+                ),
+                ..WriteBack::default()
+            },
+            refs: vec![AppRef {
+                name_pattern: unified.app_name.clone(),
+                labels: None,
+                use_annotations: false,
+                settings: Settings::default(),
+                write_back: WriteBack::default(),
+                images,
+            }],
         });
     }
 
@@ -444,11 +503,7 @@ impl Declarations {
                         })
                     })
                     .collect();
-                Some((
-                    images,
-                    write_back,
-                    format!("ImageUpdater {}/{}", u.namespace, u.name),
-                ))
+                Some((images, write_back, u.label.clone()))
             }
             Some((u, r)) => {
                 let settings = r.settings.clone().or(&u.settings);
@@ -456,7 +511,7 @@ impl Declarations {
                 Some((
                     images_from_annotations(&app.annotations, &settings),
                     write_back,
-                    format!("ImageUpdater {}/{} (annotations)", u.namespace, u.name),
+                    format!("{} (annotations)", u.label),
                 ))
             }
             None if app

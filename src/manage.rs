@@ -1,0 +1,661 @@
+//! Managing resources as files in a working tree: finding the
+//! `ImageUpdater`, `ImageRepository` and `ImagePolicy` resources wherever
+//! they are, writing new ones, and replacing or deleting existing ones.
+//!
+//! The `create`/`get`/`list`/`delete` commands and the REST API (`serve`)
+//! both act on a GitOps repository, whose files people also edit by hand.
+//! So a change touches only the bytes of the one document it concerns: a
+//! resource in a multi-document file is replaced or removed without
+//! reformatting its neighbours, every write is atomic and checks that the
+//! file still holds what was read, and a resource's version is a hash of its
+//! document's bytes, so any edit (ours, a person's, a `git pull`) changes it.
+
+use std::fs;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::flux;
+use crate::kubesphere::{self, FieldError};
+use crate::report::Problem;
+use crate::rewrite;
+use crate::scan::{self, Filter};
+use crate::yaml;
+
+/// The kinds of resource that can be managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    ImageUpdater,
+    ImageRepository,
+    ImagePolicy,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ImageUpdater => "ImageUpdater",
+            Kind::ImageRepository => "ImageRepository",
+            Kind::ImagePolicy => "ImagePolicy",
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Kind::ImageUpdater => kubesphere::API_GROUP,
+            _ => flux::API_GROUP,
+        }
+    }
+
+    /// The `apiVersion` new resources are written with.
+    pub fn api_version(self) -> String {
+        match self {
+            Kind::ImageUpdater => kubesphere::API_VERSION.to_string(),
+            _ => format!("{}/v1", flux::API_GROUP),
+        }
+    }
+
+    fn of(root: &yaml::Node) -> Option<Kind> {
+        let api = root.str_at(&["apiVersion"])?;
+        let kind = root.str_at(&["kind"])?;
+        [Kind::ImageUpdater, Kind::ImageRepository, Kind::ImagePolicy]
+            .into_iter()
+            .find(|k| k.name() == kind && api.starts_with(&format!("{}/", k.group())))
+    }
+}
+
+/// One resource found in the tree.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    /// The file, relative to the tree root.
+    pub rel: String,
+    pub path: PathBuf,
+    /// The document's bytes in the file (separator line excluded).
+    pub span: Range<usize>,
+    /// The document's first line in the file (1-based).
+    pub line: usize,
+    pub text: String,
+    /// A hash of the document's bytes.
+    pub version: String,
+}
+
+impl Found {
+    /// The resource as JSON, with `metadata.resourceVersion` and the file it
+    /// lives in (annotation `gitops.kubesphere.io/file`).
+    pub fn to_json(&self) -> Value {
+        let stream = yaml::parse(&self.text).ok();
+        let mut value = stream
+            .as_ref()
+            .and_then(|s| s.documents.first())
+            .map(|d| kubesphere::to_json(&d.root))
+            .unwrap_or(Value::Null);
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), self.namespace.clone().into());
+            meta.insert("resourceVersion".into(), self.version.clone().into());
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(FILE_ANNOTATION.into(), self.rel.clone().into());
+            }
+        }
+        value
+    }
+}
+
+/// Where a resource's file is, as reported by `get` and the REST API; never
+/// written to files.
+pub const FILE_ANNOTATION: &str = "gitops.kubesphere.io/file";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("{kind} {namespace}/{name} already exists in {rel}")]
+    Exists {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        rel: String,
+    },
+    #[error("{0} already exists and is not ours to overwrite")]
+    FileExists(String),
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+    #[error("{0} is outside the working tree")]
+    Outside(String),
+}
+
+/// A working tree and where new resources go.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    /// Relative to `root`: the directory new resources are written under.
+    pub dir: PathBuf,
+}
+
+/// The content hash a resource version is made of.
+pub fn version_of(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The byte ranges of a file's documents, between `---` lines.
+pub fn documents(src: &str) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let separator =
+            bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
+        if separator {
+            ranges.push(start..offset);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    ranges.push(start..src.len());
+    ranges
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The resources of one file.
+fn read_resources(rel: &str, path: &Path, src: &str, problems: &mut Vec<Problem>) -> Vec<Found> {
+    let mut found = Vec::new();
+    for span in documents(src) {
+        let text = &src[span.clone()];
+        if text.trim().is_empty() {
+            continue;
+        }
+        let stream = match yaml::parse(text) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(Problem::at(
+                    rel,
+                    line_of(src, span.start) + e.line - 1,
+                    Some(e.column),
+                    crate::report::Severity::Warning,
+                    format!("malformed YAML: {}", e.message),
+                ));
+                continue;
+            }
+        };
+        let Some(root) = stream.documents.first().map(|d| &d.root) else {
+            continue;
+        };
+        let Some(kind) = Kind::of(root) else {
+            continue;
+        };
+        found.push(Found {
+            kind,
+            namespace: root
+                .str_at(&["metadata", "namespace"])
+                .filter(|n| !n.is_empty())
+                .unwrap_or("default")
+                .to_string(),
+            name: root
+                .str_at(&["metadata", "name"])
+                .unwrap_or_default()
+                .to_string(),
+            rel: rel.to_string(),
+            path: path.to_path_buf(),
+            line: line_of(src, span.start) + root.position().line.max(1) - 1,
+            version: version_of(text),
+            text: text.to_string(),
+            span,
+        });
+    }
+    found
+}
+
+impl Tree {
+    /// Every managed resource in the tree (of `kind`, when given), in the
+    /// order of a sorted walk; problems are files that could not be read.
+    pub fn list(&self, kind: Option<Kind>) -> (Vec<Found>, Vec<Problem>) {
+        let readings = scan::walk_map(&self.root, &Filter::default(), |entry| {
+            let mut problems = Vec::new();
+            let entry = match entry {
+                Ok(e) => e,
+                Err(p) => return (Vec::new(), vec![p]),
+            };
+            if !scan::is_yaml_name(&entry.rel) {
+                return (Vec::new(), problems);
+            }
+            let Ok(bytes) = fs::read(&entry.path) else {
+                return (Vec::new(), problems);
+            };
+            let screen = |needle: &str| memchr::memmem::find(&bytes, needle.as_bytes()).is_some();
+            if !screen(kubesphere::API_GROUP) && !screen(flux::API_GROUP) {
+                return (Vec::new(), problems);
+            }
+            let Ok(src) = String::from_utf8(bytes) else {
+                return (Vec::new(), problems);
+            };
+            let found = read_resources(&entry.rel, &entry.path, &src, &mut problems);
+            (found, problems)
+        });
+        let mut all = Vec::new();
+        let mut problems = Vec::new();
+        for (found, p) in readings {
+            all.extend(
+                found
+                    .into_iter()
+                    .filter(|f| kind.is_none_or(|k| f.kind == k)),
+            );
+            problems.extend(p);
+        }
+        (all, problems)
+    }
+
+    /// The first resource of this kind, namespace and name.
+    pub fn find(&self, kind: Kind, namespace: &str, name: &str) -> Option<Found> {
+        self.list(Some(kind))
+            .0
+            .into_iter()
+            .find(|f| f.namespace == namespace && f.name == name)
+    }
+
+    /// Where a new resource is written: `<dir>/<namespace>/<kind>-<name>.yaml`.
+    pub fn new_path(&self, kind: Kind, namespace: &str, name: &str) -> (String, PathBuf) {
+        let rel = self
+            .dir
+            .join(namespace)
+            .join(format!("{}-{name}.yaml", kind.name().to_ascii_lowercase()));
+        let rel = rel
+            .to_string_lossy()
+            .replace('\\', "/")
+            .trim_start_matches("./")
+            .to_string();
+        (rel.clone(), self.root.join(rel))
+    }
+
+    /// Writes a new resource to its own new file; refuses a name that exists
+    /// anywhere in the tree and a file that exists.
+    pub fn create(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<PathBuf, ManageError> {
+        if let Some(f) = self.find(kind, namespace, name) {
+            return Err(ManageError::Exists {
+                kind: kind.name(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                rel: f.rel,
+            });
+        }
+        let (rel, path) = self.new_path(kind, namespace, name);
+        if rel.split('/').any(|p| p == "..") {
+            return Err(ManageError::Outside(rel));
+        }
+        create_file(&path, text.as_bytes()).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ManageError::FileExists(rel.clone()),
+            _ => ManageError::Write {
+                path: rel.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        Ok(path)
+    }
+
+    /// Replaces a resource's document with `text`; the rest of its file keeps
+    /// every byte. Fails, writing nothing, when the file changed since `found`
+    /// was read.
+    pub fn replace(&self, found: &Found, text: &str) -> Result<(), ManageError> {
+        let write_error = |e: std::io::Error| ManageError::Write {
+            path: found.rel.clone(),
+            reason: e.to_string(),
+        };
+        let old = fs::read_to_string(&found.path).map_err(write_error)?;
+        if old.get(found.span.clone()) != Some(found.text.as_str()) {
+            return Err(write_error(std::io::Error::other(
+                "the file changed while it was being edited",
+            )));
+        }
+        let mut new = String::with_capacity(old.len() + text.len());
+        new.push_str(&old[..found.span.start]);
+        new.push_str(text);
+        if found.span.end < old.len() && !text.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(&old[found.span.end..]);
+        scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+    }
+
+    /// Removes a resource: only its document (and one `---` line) from a file
+    /// that holds others, else the file.
+    pub fn delete(&self, found: &Found) -> Result<(), ManageError> {
+        let write_error = |e: std::io::Error| ManageError::Write {
+            path: found.rel.clone(),
+            reason: e.to_string(),
+        };
+        let old = fs::read_to_string(&found.path).map_err(write_error)?;
+        if old.get(found.span.clone()) != Some(found.text.as_str()) {
+            return Err(write_error(std::io::Error::other(
+                "the file changed while it was being edited",
+            )));
+        }
+        let new = without_document(&old, found.span.clone());
+        let others = documents(&new)
+            .into_iter()
+            .any(|r| !is_blank_document(&new[r]));
+        if others {
+            scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+        } else {
+            fs::remove_file(&found.path).map_err(write_error)
+        }
+    }
+}
+
+/// Whether a document holds nothing but blank lines and comments.
+fn is_blank_document(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "..."
+    })
+}
+
+/// `src` without the document at `span` and the separator line before it
+/// (or, for the first document, after it).
+fn without_document(src: &str, span: Range<usize>) -> String {
+    let before = &src[..span.start];
+    // The separator line that opens this document, if any.
+    let opener = before[..before.len().saturating_sub(1)]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let (cut_start, cut_end) = if span.start > 0 && src[opener..span.start].starts_with("---") {
+        (opener, span.end)
+    } else {
+        // The first document: take the separator line after it instead.
+        let end = src[span.end..]
+            .find('\n')
+            .map_or(src.len(), |i| span.end + i + 1);
+        (span.start, end.min(src.len()))
+    };
+    let mut out = String::with_capacity(src.len());
+    out.push_str(&src[..cut_start]);
+    out.push_str(&src[cut_end..]);
+    out
+}
+
+/// Creates `path` with `contents` atomically and without overwriting: a
+/// temporary file is written, synced, then hard-linked to the name, which
+/// fails when the name exists.
+pub fn create_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".image-update-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    fs::hard_link(temp.path(), path)
+}
+
+/// A JSON value as block YAML, keys in the value's order; strings that YAML
+/// would read as something else are double-quoted.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    emit(value, 0, &mut out);
+    out
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) if rewrite::is_safe_plain(s) => s.clone(),
+        Value::String(s) => rewrite::render(s, granit_parser::ScalarStyle::DoubleQuoted),
+        Value::Array(a) if a.is_empty() => "[]".to_string(),
+        Value::Object(o) if o.is_empty() => "{}".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn is_collection(value: &Value) -> bool {
+    match value {
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => false,
+    }
+}
+
+fn emit(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            // Kubernetes' usual order first, then the rest by name.
+            const FIRST: [&str; 7] = [
+                "apiVersion",
+                "kind",
+                "metadata",
+                "spec",
+                "name",
+                "namespace",
+                "images",
+            ];
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()));
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 || !out.ends_with("- ") {
+                    out.push_str(&pad);
+                }
+                out.push_str(&scalar(&Value::String(k.clone())));
+                out.push(':');
+                if is_collection(v) {
+                    out.push('\n');
+                    emit(v, indent + 2, out);
+                } else {
+                    out.push(' ');
+                    out.push_str(&scalar(v));
+                    out.push('\n');
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                out.push_str(&pad);
+                out.push_str("- ");
+                if is_collection(item) {
+                    match item {
+                        Value::Object(_) => emit(item, indent + 2, out),
+                        _ => {
+                            out.push('\n');
+                            emit(item, indent + 2, out);
+                        }
+                    }
+                } else {
+                    out.push_str(&scalar(item));
+                    out.push('\n');
+                }
+            }
+        }
+        other => {
+            out.push_str(&pad);
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+/// A request body (or flags) made into an `ImageUpdater`'s YAML text, after
+/// validation. `namespace` and `name` come from the URL when given there and
+/// must agree with the body's.
+pub fn updater_from_json(
+    body: &Value,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<(String, kubesphere::Unified), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let err = |f: &str, m: String| FieldError {
+        field: f.to_string(),
+        message: m,
+    };
+    let Some(object) = body.as_object() else {
+        return Err(vec![err("", "the body must be a JSON object".into())]);
+    };
+    match object.get("apiVersion") {
+        None => {}
+        Some(Value::String(v)) if v == kubesphere::API_VERSION => {}
+        Some(other) => errors.push(err(
+            "apiVersion",
+            format!(
+                "{other} is not allowed; allowed: {}",
+                kubesphere::API_VERSION
+            ),
+        )),
+    }
+    match object.get("kind") {
+        None => {}
+        Some(Value::String(v)) if v == kubesphere::KIND => {}
+        Some(other) => errors.push(err(
+            "kind",
+            format!("{other} is not allowed; allowed: {}", kubesphere::KIND),
+        )),
+    }
+    let empty = serde_json::Map::new();
+    let meta = match object.get("metadata") {
+        None => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            errors.push(err("metadata", "must be an object".into()));
+            &empty
+        }
+    };
+    let body_name = meta.get("name");
+    let name = match (body_name, name) {
+        (Some(Value::String(b)), Some(url)) if b != url => {
+            errors.push(err(
+                "metadata.name",
+                format!("{b:?} does not match the name in the URL ({url:?})"),
+            ));
+            url.to_string()
+        }
+        (Some(Value::String(b)), _) => b.clone(),
+        (Some(_), _) => {
+            errors.push(err("metadata.name", "must be a string".into()));
+            String::new()
+        }
+        (None, Some(url)) => url.to_string(),
+        (None, None) => String::new(),
+    };
+    match meta.get("namespace") {
+        None => {}
+        Some(Value::String(ns)) if ns == namespace => {}
+        Some(other) => errors.push(err(
+            "metadata.namespace",
+            format!("{other} does not match the namespace in the URL ({namespace:?})"),
+        )),
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), name.into());
+    metadata.insert("namespace".into(), namespace.into());
+    for key in ["labels", "annotations"] {
+        match meta.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                let mut kept = map.clone();
+                kept.remove(FILE_ANNOTATION);
+                if kept.values().any(|v| !v.is_string()) {
+                    errors.push(err(
+                        &format!("metadata.{key}"),
+                        "values must be strings".into(),
+                    ));
+                }
+                if !kept.is_empty() {
+                    metadata.insert(key.into(), Value::Object(kept));
+                }
+            }
+            Some(_) => errors.push(err(
+                &format!("metadata.{key}"),
+                "must be an object of strings".into(),
+            )),
+        }
+    }
+    let spec = object.get("spec").cloned().unwrap_or(Value::Null);
+    if !spec.is_object() {
+        errors.push(err("spec", "required: an object".into()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut resource = serde_json::Map::new();
+    resource.insert("apiVersion".into(), kubesphere::API_VERSION.into());
+    resource.insert("kind".into(), kubesphere::KIND.into());
+    resource.insert("metadata".into(), Value::Object(metadata));
+    resource.insert("spec".into(), spec);
+    let text = to_yaml(&Value::Object(resource));
+    let stream = yaml::parse(&text)
+        .map_err(|e| vec![err("", format!("the body cannot be written as YAML: {e}"))])?;
+    let root = &stream.documents[0].root;
+    match kubesphere::read_unified("", root) {
+        Ok(Some(u)) => Ok((text, u)),
+        Ok(None) => Err(vec![err("kind", "not an ImageUpdater".into())]),
+        Err(errors) => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_round_trips_through_our_reader() {
+        let value = json!({
+            "apiVersion": "gitops.kubesphere.io/v1alpha1",
+            "metadata": {"name": "demo", "labels": {}},
+            "spec": {"images": ["nginx:^0.1", "yes", "1.20"], "x": [{"a": "b", "c": ["d"]}, ["e"]],
+                     "t": "{{range .Updated.Images}}{{println .}}{{end}}", "n": null, "b": true}
+        });
+        let text = to_yaml(&value);
+        let back = kubesphere::to_json(&yaml::parse(&text).unwrap().documents[0].root);
+        assert_eq!(back, value, "{text}");
+    }
+
+    #[test]
+    fn deleting_a_document_keeps_the_others_bytes() {
+        let src = "# head\na: 1\n---\nb: 2 # keep\n---\nc: 3\n";
+        let docs = documents(src);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            without_document(src, docs[1].clone()),
+            "# head\na: 1\n---\nc: 3\n"
+        );
+        assert_eq!(
+            without_document(src, docs[0].clone()),
+            "b: 2 # keep\n---\nc: 3\n"
+        );
+        assert_eq!(
+            without_document(src, docs[2].clone()),
+            "# head\na: 1\n---\nb: 2 # keep\n"
+        );
+        let lead = "---\na: 1\n---\nb: 2\n";
+        let docs = documents(lead);
+        assert_eq!(without_document(lead, docs[1].clone()), "---\nb: 2\n");
+    }
+
+    #[test]
+    fn bodies_are_validated_and_checked_against_the_url() {
+        let body = json!({"metadata": {"name": "other"}, "spec": {"kind": "argocd", "images": ["nginx"], "argocd": {"app": {"name": "a"}}}});
+        let errors = updater_from_json(&body, "demo", Some("demo")).unwrap_err();
+        assert_eq!(errors[0].field, "metadata.name");
+        let (text, u) = updater_from_json(&body, "demo", None).unwrap();
+        assert_eq!(u.name, "other");
+        assert!(
+            text.starts_with("apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\n"),
+            "{text}"
+        );
+        let errors =
+            updater_from_json(&json!({"spec": {"kind": "x"}}), "demo", Some("a")).unwrap_err();
+        assert!(errors.iter().any(|e| e.field == "spec.kind"), "{errors:?}");
+    }
+}

@@ -1,0 +1,423 @@
+//! `image-update serve` over loopback: the real binary on a free port, a real
+//! HTTP client (reqwest), a real git repository for `--commit`.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "t0ken-for-tests";
+
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn start(tree: &Path, extra: &[&str]) -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token = tree.parent().unwrap().join("token");
+    fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("serve")
+        .arg(tree)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            "updaters",
+            "--token-file",
+        ])
+        .arg(&token)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("image-update serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        (status, value)
+    }
+}
+
+fn updater(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "gitops.kubesphere.io/v1alpha1",
+        "kind": "ImageUpdater",
+        "metadata": {"name": name},
+        "spec": {
+            "kind": "argocd",
+            "images": [image],
+            "argocd": {"app": {"name": "web", "namespace": "argocd"}, "write": "git",
+                       "update-strategy": {"nginx": "semver"}},
+        },
+    })
+}
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    git(&tree, &["init", "-q", "-b", "main"]);
+    git(&tree, &["commit", "-q", "--allow-empty", "-m", "init"]);
+    dir
+}
+
+#[tokio::test]
+async fn create_get_list_replace_delete_with_commits() {
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let mixed = "# keep\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\nmetadata: {name: hand, namespace: demo}\nspec: {kind: argocd, images: [nginx], argocd: {app: {name: web}}}\n";
+    fs::write(tree.join("mixed.yaml"), mixed).unwrap();
+    git(&tree, &["add", "mixed.yaml"]);
+    git(&tree, &["commit", "-q", "-m", "hand"]);
+    let server = start(
+        &tree,
+        &["--commit", "--author", "API <api@example.invalid>"],
+    );
+    use reqwest::Method;
+    let ns = "/namespaces/demo/imageupdaters";
+
+    let (code, created) = server
+        .call(Method::POST, ns, Some(&updater("web", "nginx:^1.0")))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["metadata"]["annotations"]["gitops.kubesphere.io/file"],
+        "updaters/demo/imageupdater-web.yaml"
+    );
+    assert!(tree.join("updaters/demo/imageupdater-web.yaml").is_file());
+    assert_eq!(
+        git(&tree, &["log", "-1", "--format=%an %s"]).trim(),
+        "API Create ImageUpdater demo/web"
+    );
+
+    let (code, again) = server
+        .call(Method::POST, ns, Some(&updater("web", "nginx")))
+        .await;
+    assert_eq!(
+        (code, again["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("AlreadyExists"))
+    );
+
+    let (code, got) = server.call(Method::GET, &format!("{ns}/web"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let version = got["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        version,
+        created["metadata"]["resourceVersion"].as_str().unwrap()
+    );
+
+    let (code, list) = server.call(Method::GET, ns, None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(list["kind"], "ImageUpdaterList");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hand", "web"]);
+
+    // Replace: a stale version is refused, the current one accepted.
+    let mut change = got.clone();
+    change["spec"]["images"] = json!(["nginx:^2.0"]);
+    change["metadata"]["resourceVersion"] = json!("0000000000000000");
+    let (code, stale) = server
+        .call(Method::PUT, &format!("{ns}/web"), Some(&change))
+        .await;
+    assert_eq!(
+        (code, stale["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("Conflict")),
+        "{stale}"
+    );
+    change["metadata"]["resourceVersion"] = json!(version);
+    let (code, replaced) = server
+        .call(Method::PUT, &format!("{ns}/web"), Some(&change))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{replaced}");
+    assert_ne!(replaced["metadata"]["resourceVersion"], json!(version));
+    assert!(
+        fs::read_to_string(tree.join("updaters/demo/imageupdater-web.yaml"))
+            .unwrap()
+            .contains("nginx:^2.0")
+    );
+
+    // An edit in git makes the version stale too.
+    let (_, hand) = server.call(Method::GET, &format!("{ns}/hand"), None).await;
+    fs::write(
+        tree.join("mixed.yaml"),
+        mixed.replace("images: [nginx]", "images: [nginx, redis]"),
+    )
+    .unwrap();
+    let (code, _) = server
+        .call(Method::PUT, &format!("{ns}/hand"), Some(&hand))
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    fs::write(tree.join("mixed.yaml"), mixed).unwrap();
+
+    // Delete from a multi-document file removes only that document.
+    let (code, status) = server
+        .call(Method::DELETE, &format!("{ns}/hand"), None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["status"], "Success");
+    assert_eq!(
+        fs::read_to_string(tree.join("mixed.yaml")).unwrap(),
+        "# keep\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    );
+    let (code, gone) = server.call(Method::GET, &format!("{ns}/hand"), None).await;
+    assert_eq!(
+        (code, gone["reason"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NotFound"))
+    );
+    let (code, _) = server
+        .call(Method::DELETE, &format!("{ns}/web"), None)
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(!tree.join("updaters/demo/imageupdater-web.yaml").exists());
+    assert_eq!(git(&tree, &["status", "--porcelain"]), "");
+    assert_eq!(git(&tree, &["rev-list", "--count", "HEAD"]).trim(), "6");
+}
+
+#[tokio::test]
+async fn auth_and_bad_requests() {
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let server = start(&tree, &["--max-body", "2000"]);
+    let url = format!("{}/namespaces/demo/imageupdaters", server.base);
+    use reqwest::Method;
+
+    for auth in [None, Some("Bearer wrong"), Some("Basic dDp0")] {
+        let mut request = server.client.get(&url);
+        if let Some(a) = auth {
+            request = request.header("authorization", a);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(
+            (body["kind"].as_str(), body["reason"].as_str()),
+            (Some("Status"), Some("Unauthorized"))
+        );
+    }
+    // The description is public.
+    let spec: Value = serde_json::from_slice(
+        &server
+            .client
+            .get(format!("{}/openapi.json", server.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(spec["paths"]["/namespaces/{namespace}/imageupdaters/{name}"]["put"].is_object());
+
+    let response = server
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let big = json!({"metadata": {"name": "x"}, "spec": {"images": ["a".repeat(3000)]}});
+    let (code, _) = server
+        .call(Method::POST, "/namespaces/demo/imageupdaters", Some(&big))
+        .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut bad = updater("web", "nginx");
+    bad["spec"]["argocd"]["update-strategy"] = json!({"nginx": "newest", "tomcat": "semver"});
+    bad["spec"]["fluxcd"] = json!({"interval": "1m"});
+    let (code, status) = server
+        .call(Method::POST, "/namespaces/demo/imageupdaters", Some(&bad))
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("Invalid"))
+    );
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.fluxcd",
+            "spec.argocd.update-strategy.tomcat",
+            "spec.argocd.update-strategy.nginx"
+        ],
+        "{status}"
+    );
+
+    let (code, status) = server
+        .call(
+            Method::POST,
+            "/namespaces/demo/imageupdaters",
+            Some(&json!({"spec": {"kind": "fluxcd", "images": ["nginx", 3]}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status["details"]["causes"][0]["field"], "spec.images[1]");
+
+    let (code, _) = server
+        .call(
+            Method::PUT,
+            "/namespaces/demo/imageupdaters/other",
+            Some(&updater("web", "nginx")),
+        )
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "name in the body differs from the URL"
+    );
+    let (code, _) = server
+        .call(
+            Method::PUT,
+            "/namespaces/demo/imageupdaters/web",
+            Some(&updater("web", "nginx")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = server
+        .call(Method::GET, "/namespaces/Bad_NS/imageupdaters", None)
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) = server
+        .call(Method::PATCH, "/namespaces/demo/imageupdaters/web", None)
+        .await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    let (code, _) = server.call(Method::GET, "/apis", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fs::read_dir(&tree).unwrap().count(),
+        1,
+        "only .git: nothing was written"
+    );
+}
+
+#[test]
+fn a_public_address_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without --token-file"));
+}
+
+#[tokio::test]
+async fn concurrent_writers_are_serialised() {
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let server = std::sync::Arc::new(start(&tree, &["--commit"]));
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            // Four writers race for each name.
+            let name = format!("app{}", i % 3);
+            server
+                .call(
+                    reqwest::Method::POST,
+                    "/namespaces/demo/imageupdaters",
+                    Some(&updater(&name, "nginx")),
+                )
+                .await
+                .0
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == StatusCode::CREATED).count(),
+        3,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == StatusCode::CONFLICT).count(),
+        9,
+        "{codes:?}"
+    );
+    assert_eq!(git(&tree, &["rev-list", "--count", "HEAD"]).trim(), "4");
+    assert_eq!(git(&tree, &["status", "--porcelain"]), "");
+}
