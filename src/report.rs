@@ -174,8 +174,15 @@ impl Report {
                         "{verb} {} -> {new}",
                         i.current.as_deref().unwrap_or("(none)")
                     ),
-                    (None, None, Some(note)) => note.clone(),
-                    // Errors are among the problems below.
+                    // Errors and refused downgrades are among the problems below.
+                    (None, None, Some(note))
+                        if !self
+                            .problems
+                            .iter()
+                            .any(|p| p.message.ends_with(note.as_str())) =>
+                    {
+                        note.clone()
+                    }
                     _ => continue,
                 };
                 let _ = writeln!(

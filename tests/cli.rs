@@ -608,3 +608,41 @@ fn select_with_an_argo_strategy_is_upstreams_test_command() {
         format!("stable@{digest}\n")
     );
 }
+
+/// `--allow-downgrade` writes what the rules select, as upstream does: the
+/// Flux marker pinned above the policy's choice and the Argo CD application
+/// pinned above its range both move down.
+#[test]
+fn allow_downgrade_restores_upstream_behaviour() {
+    let base = fixtures().join("argocd");
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&base.join("original"), work.path());
+    let snapshot = base.join("snapshot.json");
+    let args = [
+        "--repo-url",
+        "https://git.example.com/org/gitops",
+        "--output",
+        "json",
+    ];
+    let guarded = json(&run_in(
+        work.path(),
+        &snapshot,
+        &[&args[..], &["--dry-run"]].concat(),
+    ));
+    let problems = guarded["problems"].to_string();
+    assert_eq!(problems.matches("not downgraded").count(), 2, "{problems}");
+
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[&args[..], &["--allow-downgrade"]].concat(),
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let read = |rel: &str| fs::read_to_string(work.path().join(rel)).unwrap();
+    assert!(read("clusters/prod/web.yaml").contains("image: ghcr.io/org/web:2.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n      - name: canary\n        image: ghcr.io/org/web:2.0.0"));
+    assert!(
+        read("apps/pinned/kustomization.yaml").contains("newTag: 2.1.0"),
+        "{}",
+        read("apps/pinned/kustomization.yaml")
+    );
+}

@@ -606,19 +606,30 @@ pub fn finish(
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
-                let tag = argo::split_reference(&new)
-                    .1
-                    .unwrap_or_default()
-                    .to_string();
-                let digest = argo::split_reference(&new).2;
-                let tag = match digest {
-                    Some(d) => format!("{tag}@{d}"),
-                    None => tag,
+                let tag = match argo::split_reference(&new) {
+                    (_, tag, Some(digest)) => format!("{}@{digest}", tag.unwrap_or_default()),
+                    (_, tag, None) => tag.unwrap_or_default().to_string(),
                 };
                 updates[job.app].push((job.spec.clone(), new, tag));
             }
             Ok(Decision::Keep { selected, note }) => {
                 outcome.selected = selected;
+                outcome.note = Some(note);
+            }
+            Ok(Decision::Refused { selected, note }) => {
+                finished.problems.push(Problem::at(
+                    &c.app.origin.file,
+                    c.app.origin.line,
+                    None,
+                    Severity::Warning,
+                    format!(
+                        "Application {}/{} image {}: {note}",
+                        c.app.namespace,
+                        c.app.name,
+                        display_alias(&job.spec)
+                    ),
+                ));
+                outcome.selected = Some(selected);
                 outcome.note = Some(note);
             }
             Err(e) => {
@@ -662,6 +673,11 @@ enum Decision {
     },
     Keep {
         selected: Option<String>,
+        note: String,
+    },
+    /// A downgrade, not written: also a warning.
+    Refused {
+        selected: String,
         note: String,
     },
 }
@@ -733,8 +749,8 @@ fn decide_image(
         && let Some(current_tag) = job.current.as_ref().and_then(current_tag)
         && ranks_below(rule, &selected, &info(current_tag))
     {
-        return Ok(Decision::Keep {
-            selected: Some(selected.name.clone()),
+        return Ok(Decision::Refused {
+            selected: selected.name.clone(),
             note: format!(
                 "not downgraded from {current_tag} to {} ({} ranks it lower); pass --allow-downgrade to write it",
                 selected.name,
