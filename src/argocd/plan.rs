@@ -591,6 +591,20 @@ pub fn finish(
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
     for job in prepared.jobs {
         let (c, target, _) = &prepared.apps[job.app];
+        let problem = |severity, message: &str| {
+            Problem::at(
+                &c.app.origin.file,
+                c.app.origin.line,
+                None,
+                severity,
+                format!(
+                    "Application {}/{} image {}: {message}",
+                    c.app.namespace,
+                    c.app.name,
+                    display_alias(&job.spec)
+                ),
+            )
+        };
         let mut outcome = ImageOutcome {
             alias: job.spec.alias.clone(),
             image: job.spec.name.clone(),
@@ -617,34 +631,12 @@ pub fn finish(
                 outcome.note = Some(note);
             }
             Ok(Decision::Refused { selected, note }) => {
-                finished.problems.push(Problem::at(
-                    &c.app.origin.file,
-                    c.app.origin.line,
-                    None,
-                    Severity::Warning,
-                    format!(
-                        "Application {}/{} image {}: {note}",
-                        c.app.namespace,
-                        c.app.name,
-                        display_alias(&job.spec)
-                    ),
-                ));
+                finished.problems.push(problem(Severity::Warning, &note));
                 outcome.selected = Some(selected);
                 outcome.note = Some(note);
             }
             Err(e) => {
-                finished.problems.push(Problem::at(
-                    &c.app.origin.file,
-                    c.app.origin.line,
-                    None,
-                    Severity::Error,
-                    format!(
-                        "Application {}/{} image {}: {e}",
-                        c.app.namespace,
-                        c.app.name,
-                        display_alias(&job.spec)
-                    ),
-                ));
+                finished.problems.push(problem(Severity::Error, &e));
                 outcome.error = Some(e);
             }
         }

@@ -289,6 +289,22 @@ fn insert(map: &mut Map<String, Value>, path: &[&str], value: Option<Value>) {
 }
 
 /// The resource text, its kind, namespace and name.
+/// A Flux resource's YAML, with its kind, namespace and name.
+fn flux_resource(
+    kind: Kind,
+    name: &str,
+    ns: String,
+    spec: Map<String, Value>,
+) -> (String, Kind, String, String) {
+    let value = json!({
+        "apiVersion": kind.api_version(),
+        "kind": kind.name(),
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    });
+    (manage::to_yaml(&value), kind, ns, name.to_string())
+}
+
 fn build(what: &CreateWhat) -> Result<(String, Kind, String, String), String> {
     let flux_ns = |c: &Common| c.namespace.clone().unwrap_or_else(|| "flux-system".into());
     let check = |c: &Common, ns: &str| -> Result<(), String> {
@@ -319,17 +335,11 @@ fn build(what: &CreateWhat) -> Result<(String, Kind, String, String), String> {
             if a.insecure {
                 insert(&mut spec, &["insecure"], Some(Value::Bool(true)));
             }
-            let value = json!({
-                "apiVersion": Kind::ImageRepository.api_version(),
-                "kind": "ImageRepository",
-                "metadata": {"name": a.common.name, "namespace": ns},
-                "spec": spec,
-            });
-            Ok((
-                manage::to_yaml(&value),
+            Ok(flux_resource(
                 Kind::ImageRepository,
+                &a.common.name,
                 ns,
-                a.common.name.clone(),
+                spec,
             ))
         }
         CreateWhat::ImagePolicy(a) => {
@@ -378,18 +388,7 @@ fn build(what: &CreateWhat) -> Result<(String, Kind, String, String), String> {
                 kubesphere::check_duration(i).map_err(|e| format!("--interval: {e}"))?;
             }
             insert(&mut spec, &["interval"], s(&a.interval));
-            let value = json!({
-                "apiVersion": Kind::ImagePolicy.api_version(),
-                "kind": "ImagePolicy",
-                "metadata": {"name": a.common.name, "namespace": ns},
-                "spec": spec,
-            });
-            Ok((
-                manage::to_yaml(&value),
-                Kind::ImagePolicy,
-                ns,
-                a.common.name.clone(),
-            ))
+            Ok(flux_resource(Kind::ImagePolicy, &a.common.name, ns, spec))
         }
         CreateWhat::ImageUpdater(a) => {
             let ns = a
