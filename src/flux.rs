@@ -193,15 +193,8 @@ impl Resources {
             return;
         }
         let meta = Meta {
-            namespace: root
-                .str_at(&["metadata", "namespace"])
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or("default")
-                .to_string(),
-            name: root
-                .str_at(&["metadata", "name"])
-                .unwrap_or_default()
-                .to_string(),
+            namespace: root.namespace_or("default").to_string(),
+            name: root.object_name().to_string(),
             labels: root
                 .at(&["metadata", "labels"])
                 .map(string_map)

@@ -257,16 +257,7 @@ impl Repo {
         if sign {
             args.push("-S");
         }
-        let identity: Vec<(OsString, OsString)> = [
-            ("GIT_AUTHOR_NAME", &author.name),
-            ("GIT_AUTHOR_EMAIL", &author.email),
-            ("GIT_COMMITTER_NAME", &author.name),
-            ("GIT_COMMITTER_EMAIL", &author.email),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .collect();
-        let commit = self.run_with(&args, Some(message.as_bytes()), &identity)?;
+        let commit = self.run_with(&args, Some(message.as_bytes()), &identity(author))?;
         Ok(String::from_utf8_lossy(&commit).trim().to_string())
     }
 
@@ -331,18 +322,9 @@ impl Repo {
         let mut add = vec!["add", "-A", "--"];
         add.extend(&paths);
         self.git(&add, None)?;
-        let identity: Vec<(OsString, OsString)> = [
-            ("GIT_AUTHOR_NAME", &author.name),
-            ("GIT_AUTHOR_EMAIL", &author.email),
-            ("GIT_COMMITTER_NAME", &author.name),
-            ("GIT_COMMITTER_EMAIL", &author.email),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .collect();
         let mut commit = vec!["commit", "-q", "--no-verify", "-F", "-", "--only", "--"];
         commit.extend(&paths);
-        self.run_with(&commit, Some(message.as_bytes()), &identity)?;
+        self.run_with(&commit, Some(message.as_bytes()), &identity(author))?;
         Ok(self.git(&["rev-parse", "HEAD"], None)?.trim().to_string())
     }
 
@@ -493,6 +475,19 @@ impl Repo {
             })
         }
     }
+}
+
+/// `author` as both author and committer, for git's environment.
+fn identity(author: &Signature) -> Vec<(OsString, OsString)> {
+    [
+        ("GIT_AUTHOR_NAME", &author.name),
+        ("GIT_AUTHOR_EMAIL", &author.email),
+        ("GIT_COMMITTER_NAME", &author.name),
+        ("GIT_COMMITTER_EMAIL", &author.email),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect()
 }
 
 /// The `http.extraHeader` that authenticates HTTPS pushes with a token

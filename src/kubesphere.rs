@@ -157,14 +157,11 @@ pub fn read_unified(file: &str, root: &Node) -> Result<Option<Unified>, Vec<Fiel
             format!("unknown version {api_version:?}; allowed: {API_VERSION}"),
         ));
     }
-    let name = root.str_at(&["metadata", "name"]).unwrap_or_default();
+    let name = root.object_name();
     if let Err(e) = check_name(name) {
         errors.push(FieldError::new("metadata.name", e));
     }
-    let namespace = root
-        .str_at(&["metadata", "namespace"])
-        .filter(|n| !n.is_empty())
-        .unwrap_or("default");
+    let namespace = root.namespace_or("default");
     if let Err(e) = check_label(namespace) {
         errors.push(FieldError::new("metadata.namespace", e));
     }

@@ -143,6 +143,17 @@ pub fn version_of(text: &str) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The text of `found`'s file, when its document still reads as it did.
+fn unchanged(found: &Found) -> std::io::Result<String> {
+    let old = fs::read_to_string(&found.path)?;
+    if old.get(found.span.clone()) != Some(found.text.as_str()) {
+        return Err(std::io::Error::other(
+            "the file changed while it was being edited",
+        ));
+    }
+    Ok(old)
+}
+
 /// The byte ranges of a file's documents, between `---` lines.
 pub fn documents(src: &str) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
@@ -195,15 +206,8 @@ fn read_resources(rel: &str, path: &Path, src: &str, problems: &mut Vec<Problem>
         };
         found.push(Found {
             kind,
-            namespace: root
-                .str_at(&["metadata", "namespace"])
-                .filter(|n| !n.is_empty())
-                .unwrap_or("default")
-                .to_string(),
-            name: root
-                .str_at(&["metadata", "name"])
-                .unwrap_or_default()
-                .to_string(),
+            namespace: root.namespace_or("default").to_string(),
+            name: root.object_name().to_string(),
             rel: rel.to_string(),
             path: path.to_path_buf(),
             line: line_of(src, span.start) + root.position().line.max(1) - 1,
@@ -315,12 +319,7 @@ impl Tree {
             path: found.rel.clone(),
             reason: e.to_string(),
         };
-        let old = fs::read_to_string(&found.path).map_err(write_error)?;
-        if old.get(found.span.clone()) != Some(found.text.as_str()) {
-            return Err(write_error(std::io::Error::other(
-                "the file changed while it was being edited",
-            )));
-        }
+        let old = unchanged(found).map_err(write_error)?;
         let mut new = String::with_capacity(old.len() + text.len());
         new.push_str(&old[..found.span.start]);
         new.push_str(text);
@@ -338,12 +337,7 @@ impl Tree {
             path: found.rel.clone(),
             reason: e.to_string(),
         };
-        let old = fs::read_to_string(&found.path).map_err(write_error)?;
-        if old.get(found.span.clone()) != Some(found.text.as_str()) {
-            return Err(write_error(std::io::Error::other(
-                "the file changed while it was being edited",
-            )));
-        }
+        let old = unchanged(found).map_err(write_error)?;
         let new = without_document(&old, found.span.clone());
         let others = documents(&new)
             .into_iter()

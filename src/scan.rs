@@ -243,6 +243,19 @@ mod tests {
     }
 
     #[test]
+    fn a_created_file_never_replaces_one_that_appeared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/a.yaml");
+        create_file(&path, b"a: 1\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
+        let err = create_file(&path, b"a: 2\n").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn a_file_changed_behind_our_back_is_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.yaml");

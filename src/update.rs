@@ -116,7 +116,16 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     report.problems.append(&mut resources.problems);
     let configured = argo.configure(options.repo_url.as_deref());
     report.problems.append(&mut argo.problems);
-    let read = |rel: &str| read_in_tree(&options.root, rel);
+    // Applications share files (one file of many Applications, say): each
+    // is read once.
+    let cache = std::cell::RefCell::new(std::collections::HashMap::new());
+    let read = |rel: &str| {
+        cache
+            .borrow_mut()
+            .entry(rel.to_string())
+            .or_insert_with(|| read_in_tree(&options.root, rel))
+            .clone()
+    };
     let prepared = argocd::plan::prepare(configured, &read, controller_ns);
 
     let pinned = pinned_references(&marked);
@@ -734,6 +743,41 @@ fn resolve_listed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a push that lost a race replays on the new tip: the Argo CD
+    /// writes of the file, on top of its marker edits, and nothing for a
+    /// file the run did not touch.
+    #[test]
+    fn replay_redoes_argo_cd_writes_after_the_markers() {
+        let resolved = Resolved::new("ghcr.io/acme/web", "1.1.0", None).unwrap();
+        let replay = Replay {
+            targets: BTreeMap::from([(
+                PolicyId::new("apps", "web"),
+                Target {
+                    scope: flux::Scope::Everywhere,
+                    latest: Ok(resolved),
+                    guard: None,
+                },
+            )]),
+            argo: BTreeMap::from([(
+                "app/.argocd-source-app.yaml".to_string(),
+                vec![Write::OverrideKustomize(vec![
+                    "ghcr.io/acme/api:2.1.0".into(),
+                ])],
+            )]),
+        };
+        let src = "# other edits on the new tip\nimage: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\nkustomize:\n  images:\n  - ghcr.io/acme/api:2.0.0\n";
+        assert_eq!(
+            replay
+                .apply("app/.argocd-source-app.yaml", src)
+                .unwrap()
+                .unwrap(),
+            "# other edits on the new tip\nimage: ghcr.io/acme/web:1.1.0 # {\"$imagepolicy\": \"apps:web\"}\nkustomize:\n  images:\n  - ghcr.io/acme/api:2.1.0\n"
+        );
+        let marked_only = replay.apply("other.yaml", src).unwrap().unwrap();
+        assert!(marked_only.contains("web:1.1.0") && marked_only.contains("api:2.0.0"));
+        assert_eq!(replay.apply("other.yaml", "a: 1\n").unwrap(), None);
+    }
 
     #[test]
     fn if_not_present_reuses_only_a_digest_pinned_for_the_same_image_and_tag() {

@@ -214,6 +214,22 @@ fn every_strategy_against_a_real_registry_with_flux_markers_in_the_same_tree() {
         );
     }
 
+    // Manifests are read only where a strategy needs them: none for semver
+    // and alphabetical (and the Flux policy reflects no digest), and for
+    // `digest` only the tag it follows.
+    let manifests = |repo: &str| {
+        let prefix = format!("/v2/acme/{repo}/manifests/");
+        proxy.count("GET", &prefix) + proxy.count("HEAD", &prefix)
+    };
+    assert_eq!((manifests("web"), manifests("tools")), (0, 0));
+    assert!(manifests("edge") > 0);
+    assert_eq!(
+        proxy.count("GET", "/v2/acme/edge/manifests/canary")
+            + proxy.count("HEAD", "/v2/acme/edge/manifests/canary"),
+        0
+    );
+    assert!(manifests("worker") > 0);
+
     // A second run finds everything up to date and writes nothing.
     let (out, again) = run(d, &["--insecure-registry", &host]);
     assert_eq!(out.status.code(), Some(0), "{again}");

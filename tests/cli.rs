@@ -646,3 +646,42 @@ fn allow_downgrade_restores_upstream_behaviour() {
         read("apps/pinned/kustomization.yaml")
     );
 }
+
+/// `--include` / `--exclude` limit Argo CD write-backs as they limit markers.
+#[test]
+fn excluded_files_get_no_argo_cd_write_back() {
+    let base = fixtures().join("argocd");
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&base.join("original"), work.path());
+    let output = run_in(
+        work.path(),
+        &base.join("snapshot.json"),
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--exclude",
+            "apps/**",
+            "--output",
+            "json",
+        ],
+    );
+    let report = json(&output);
+    assert!(
+        !work
+            .path()
+            .join("apps/web/.argocd-source-web.yaml")
+            .exists()
+    );
+    assert_eq!(
+        fs::read(work.path().join("apps/api/base/kustomization.yaml")).unwrap(),
+        fs::read(base.join("original/apps/api/base/kustomization.yaml")).unwrap()
+    );
+    let files = report["files"].to_string();
+    assert!(!files.contains("apps/"), "{files}");
+    assert!(files.contains("argocd/applications.yaml"), "{files}");
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("outside --include/--exclude"),
+        "{problems}"
+    );
+}

@@ -261,15 +261,8 @@ impl Declarations {
             file: file.to_string(),
             line: root.position().line,
         };
-        let namespace = root
-            .str_at(&["metadata", "namespace"])
-            .filter(|ns| !ns.is_empty())
-            .unwrap_or(controller_ns)
-            .to_string();
-        let name = root
-            .str_at(&["metadata", "name"])
-            .unwrap_or_default()
-            .to_string();
+        let namespace = root.namespace_or(controller_ns).to_string();
+        let name = root.object_name().to_string();
         let is_app = api.starts_with(APPLICATION_API) && kind == "Application";
         let is_updater = api.starts_with(UPDATER_API) && kind == "ImageUpdater";
         if !is_app && !is_updater {

@@ -246,12 +246,14 @@ pub fn prepare(
         .ok()
         .map(|t| t.file().to_string())
         .unwrap_or_default();
+        let files = kind
+            .as_ref()
+            .ok()
+            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read));
         for spec in &c.images {
-            let current = match &kind {
-                Ok(kind) => {
-                    current_value(&c, spec, *kind, &override_file, target.as_ref().ok(), read)
-                }
-                Err(_) => None,
+            let current = match (&kind, &files) {
+                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files),
+                _ => None,
             };
             let rule = kind
                 .clone()
@@ -449,27 +451,57 @@ fn same_image(a: &str, b: &str) -> bool {
     a == b || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
 }
 
+/// The files an application's current values are read from, each read
+/// and parsed once for all its images.
+struct Files {
+    /// The override file: its path, and its text when it exists and parses.
+    overrides: (String, Option<yaml::Stream>),
+    /// The file holding the Application.
+    application: Option<yaml::Stream>,
+    /// The Helm values file or kustomization, with its path.
+    manifest: Option<(String, yaml::Stream)>,
+}
+
+impl Files {
+    fn read(
+        c: &Configured,
+        kind: Kind,
+        override_file: String,
+        target: Option<&Target>,
+        read: &dyn Fn(&str) -> Option<String>,
+    ) -> Files {
+        let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
+        let manifest = match (kind, target) {
+            (Kind::Helm, Some(Target::HelmValues(f))) => Some(f.clone()),
+            (Kind::Helm, _) => Some(join(&c.source.path, "values.yaml")),
+            (Kind::Kustomize, Some(Target::Kustomization(f))) => Some(f.clone()),
+            (Kind::Kustomize, _) => kustomization_file(&c.source.path, read),
+        };
+        Files {
+            overrides: (override_file.clone(), parse(&override_file)),
+            application: parse(&c.app.origin.file),
+            manifest: manifest.and_then(|f| Some((f.clone(), parse(&f)?))),
+        }
+    }
+}
+
 /// The value in effect: the override file, else the Application's own
 /// parameters, else the values file or kustomization under the app's path
 /// (or the configured target).
-fn current_value(
-    c: &Configured,
-    spec: &ImageSpec,
-    kind: Kind,
-    override_file: &str,
-    target: Option<&Target>,
-    read: &dyn Fn(&str) -> Option<String>,
-) -> Option<Current> {
-    let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
-    let overrides = parse(override_file);
-    let application = parse(&c.app.origin.file);
-    let source = application
+fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) -> Option<Current> {
+    let (override_file, overrides) = &files.overrides;
+    let source = files
+        .application
         .as_ref()
         .and_then(|s| s.documents.get(c.app.document))
         .and_then(|d| match c.source.index {
             None => d.root.at(&["spec", "source"]),
             Some(i) => d.root.at(&["spec", "sources"])?.items().get(i),
         });
+    let manifest = files
+        .manifest
+        .as_ref()
+        .and_then(|(file, stream)| Some((file.as_str(), first(stream)?)));
     let found = |reference: Option<String>, from: &str| {
         reference.map(|reference| Current {
             reference,
@@ -487,17 +519,12 @@ fn current_value(
                     Some(format!("{name}:{tag}"))
                 }
             };
-            let values = match target {
-                Some(Target::HelmValues(f)) => f.clone(),
-                _ => join(&c.source.path, "values.yaml"),
-            };
-            let values_stream = parse(&values);
             let in_file = |root: Option<&Node>| reference(&|p| write::helm_param(root?, p));
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
                 .or_else(|| {
-                    let root = values_stream.as_ref().and_then(first)?;
-                    found(reference(&|p| write::values_at(root, p)), &values)
+                    let (file, root) = manifest?;
+                    found(reference(&|p| write::values_at(root, p)), file)
                 })
         }
         Kind::Kustomize => {
@@ -521,12 +548,8 @@ fn current_value(
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
                 .or_else(|| {
-                    let file = match target {
-                        Some(Target::Kustomization(f)) => Some(f.clone()),
-                        _ => kustomization_file(&c.source.path, read),
-                    }?;
-                    let stream = parse(&file)?;
-                    let entry = write::kustomization_image(first(&stream)?, kname)?;
+                    let (file, root) = manifest?;
+                    let entry = write::kustomization_image(root, kname)?;
                     let mut reference = entry.new_name.unwrap_or_else(|| kname.to_string());
                     if let Some(tag) = entry.new_tag {
                         reference = format!("{reference}:{tag}");
@@ -534,7 +557,7 @@ fn current_value(
                     if let Some(digest) = entry.digest {
                         reference = format!("{reference}@{digest}");
                     }
-                    found(Some(reference), &file)
+                    found(Some(reference), file)
                 })
         }
     }

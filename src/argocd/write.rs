@@ -25,7 +25,9 @@
 //!   `argocd` done in git, on an `Application` in a (multi-document) file.
 //!
 //! Next to each writer sits a reader of the current value ([`helm_param`],
-//! [`kustomize_image`], [`kustomization_image`], [`values_at`]).
+//! [`kustomization_image`], [`values_at`]; the override file's Kustomize
+//! images are read by the tests only, the planner matching them by the
+//! original name).
 //!
 //! Each edit is applied on its own and the text re-parsed before the next, so
 //! later edits always see the positions of earlier ones; after the last one
@@ -112,7 +114,8 @@ pub fn helm_param(root: &Node, name: &str) -> Option<String> {
 
 /// The override string under `root.kustomize.images` for the image named
 /// like `image` (tag and digest ignored), using upstream's matching.
-pub fn kustomize_image(root: &Node, image: &str) -> Option<String> {
+#[cfg(test)]
+fn kustomize_image(root: &Node, image: &str) -> Option<String> {
     let wanted = ArgoImage::parse(image);
     root.at(&KUSTOMIZE_IMAGES)?
         .items()

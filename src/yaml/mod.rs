@@ -109,6 +109,19 @@ impl Node {
         self.at(path).and_then(Node::as_str)
     }
 
+    /// A Kubernetes object's `metadata.namespace`, `default` when it is
+    /// unset or empty.
+    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.str_at(&["metadata", "namespace"])
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(default)
+    }
+
+    /// A Kubernetes object's `metadata.name`, `""` when unset.
+    pub fn object_name(&self) -> &str {
+        self.str_at(&["metadata", "name"]).unwrap_or_default()
+    }
+
     pub fn entries(&self) -> &[(Node, Node)] {
         match self {
             Node::Mapping(entries, _) => entries,
