@@ -139,6 +139,17 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
     if let Some(file) = trimmed(env, "docker-config") {
         args.push(format!("--docker-config={}", resolve(file).display()));
     }
+    // Registry facts are cached for as long as the runner keeps its temporary
+    // directory (the job; longer on a self-hosted runner).
+    if let Some(temp) = env
+        .get("RUNNER_TEMP")
+        .filter(|t| !t.is_empty() && Path::new(t).is_absolute())
+    {
+        args.push(format!(
+            "--cache-dir={}",
+            Path::new(temp).join("image-update-cache").display()
+        ));
+    }
 
     let mut run_env = Vec::new();
     let mut secrets = Vec::new();

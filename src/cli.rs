@@ -16,7 +16,7 @@ use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
 use crate::registry::TagRef;
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
-use crate::registry::{Registry, credentials};
+use crate::registry::{Registry, cache, credentials};
 use crate::report::{Problem, Report, Severity};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
@@ -214,6 +214,13 @@ struct RegistryArgs {
     /// The longest Retry-After honoured, in seconds; longer fails the repository.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     max_retry_after: u64,
+    /// Keep what digests say (build date, platforms, index children) here
+    /// between runs [default: $XDG_CACHE_HOME/image-update, else ~/.cache/image-update].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Neither read nor write the registry cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 impl RegistryArgs {
@@ -238,7 +245,14 @@ impl RegistryArgs {
             max_retry_after: Duration::from_secs(self.max_retry_after),
             ..live::Options::default()
         };
-        Live::new(options, store).map_err(|e| e.to_string())
+        let cache = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => cache::default_dir(|name| std::env::var(name).ok()),
+        };
+        Live::new(options, store)
+            .map(|live| live.with_cache(cache.as_deref().map(cache::Cache::new)))
+            .map_err(|e| e.to_string())
     }
 }
 
