@@ -90,6 +90,8 @@ fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_j
         .args(["--output", "json", "--repo-url", REPO_URL])
         .args(args)
         .env("HOME", dir)
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
