@@ -198,10 +198,13 @@ impl Prepared {
                     }
                 }
                 Strategy::NewestBuild => {
+                    // The filters that need no metadata: fetching dates only
+                    // for tags that pass them asks no more than upstream does.
+                    let passes = rule.tag_filter();
                     let mut names: Vec<&str> = tags
                         .iter()
                         .map(String::as_str)
-                        .filter(|t| prefilter(rule, t))
+                        .filter(|t| passes(t))
                         .collect();
                     if let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
                         && tags.iter().any(|t| t == current)
@@ -310,15 +313,6 @@ fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
     rule.ignore = spec.settings.ignore_tags.clone().unwrap_or_default();
     rule.platforms = spec.settings.platforms.clone().unwrap_or_default();
     Ok(rule)
-}
-
-/// The filters that need no metadata; fetching dates only for tags that pass
-/// them asks the registry no more than upstream does.
-fn prefilter(rule: &ArgoRule, tag: &str) -> bool {
-    let mut only = rule.clone();
-    only.strategy = Strategy::Alphabetical;
-    only.select(&[TagInfo::named(tag)])
-        .is_ok_and(|t| t.is_some())
 }
 
 /// The write-back target, resolved against the app's path.
@@ -712,12 +706,18 @@ fn decide_image(
         .ok_or("the repository was not listed")?
         .as_ref()
         .map_err(ToString::to_string)?;
+    // Only these strategies read build dates, platforms or digests: the
+    // others need no look-up per tag.
     let info = |name: &str| {
-        metadata
-            .get(&TagRef {
-                repository: repository.clone(),
-                tag: name.to_string(),
+        rule.strategy
+            .needs_metadata()
+            .then(|| {
+                metadata.get(&TagRef {
+                    repository: repository.clone(),
+                    tag: name.to_string(),
+                })
             })
+            .flatten()
             .cloned()
             .unwrap_or_else(|| TagInfo::named(name))
     };
