@@ -8,7 +8,9 @@
 //! Files are read through a closure, so the decisions can be tested with
 //! strings.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -236,6 +238,14 @@ pub fn prepare(
         jobs: Vec::new(),
         problems: Vec::new(),
     };
+    let streams = RefCell::new(HashMap::new());
+    let parsed = |file: &str| -> Option<Rc<yaml::Stream>> {
+        streams
+            .borrow_mut()
+            .entry(file.to_string())
+            .or_insert_with(|| read(file).and_then(|src| yaml::parse(&src).ok().map(Rc::new)))
+            .clone()
+    };
     for c in configured {
         let target = target_of(&c, controller_ns, read);
         let kind = app_kind(&c, read);
@@ -252,7 +262,7 @@ pub fn prepare(
         let files = kind
             .as_ref()
             .ok()
-            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read));
+            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read, &parsed));
         for spec in &c.images {
             let current = match (&kind, &files) {
                 (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files),
@@ -450,8 +460,9 @@ fn same_image(a: &str, b: &str) -> bool {
 struct Files {
     /// The override file: its path, and its text when it exists and parses.
     overrides: (String, Option<yaml::Stream>),
-    /// The file holding the Application.
-    application: Option<yaml::Stream>,
+    /// The file holding the Application, parsed once for all the
+    /// applications it holds.
+    application: Option<Rc<yaml::Stream>>,
     /// The Helm values file or kustomization, with its path.
     manifest: Option<(String, yaml::Stream)>,
 }
@@ -463,6 +474,7 @@ impl Files {
         override_file: String,
         target: Option<&Target>,
         read: &dyn Fn(&str) -> Option<String>,
+        parsed: &dyn Fn(&str) -> Option<Rc<yaml::Stream>>,
     ) -> Files {
         let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
         let manifest = match (kind, target) {
@@ -473,7 +485,7 @@ impl Files {
         };
         Files {
             overrides: (override_file.clone(), parse(&override_file)),
-            application: parse(&c.app.origin.file),
+            application: parsed(&c.app.origin.file),
             manifest: manifest.and_then(|f| Some((f.clone(), parse(&f)?))),
         }
     }
