@@ -718,20 +718,25 @@ fn decide_image(
         .ok_or("the repository was not listed")?
         .as_ref()
         .map_err(ToString::to_string)?;
-    // Only these strategies read build dates, platforms or digests: the
-    // others need no look-up per tag.
+    // Only these strategies read build dates, platforms or digests; what is
+    // known of this repository's tags is gathered once, not looked up per tag.
+    let known: HashMap<&str, &TagInfo> = if rule.strategy.needs_metadata() {
+        let first = TagRef {
+            repository: repository.clone(),
+            tag: String::new(),
+        };
+        metadata
+            .range(first..)
+            .take_while(|(r, _)| &r.repository == repository)
+            .map(|(r, info)| (r.tag.as_str(), info))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let info = |name: &str| {
-        rule.strategy
-            .needs_metadata()
-            .then(|| {
-                metadata.get(&TagRef {
-                    repository: repository.clone(),
-                    tag: name.to_string(),
-                })
-            })
-            .flatten()
-            .cloned()
-            .unwrap_or_else(|| TagInfo::named(name))
+        known
+            .get(name)
+            .map_or_else(|| TagInfo::named(name), |i| (*i).clone())
     };
     let tags: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
     let Some(selected) = rule.select(&tags)? else {
