@@ -410,13 +410,9 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let stream = match yaml::parse(&src) {
         Ok(stream) => stream,
         Err(e) => {
-            reading.problems.push(Problem::at(
-                rel,
-                e.line,
-                Some(e.column),
-                Severity::Error,
-                format!("malformed YAML: {}; file left untouched", e.message),
-            ));
+            reading
+                .problems
+                .extend(unparsable(rel, &src, has_marker, entry.editable, &e));
             return reading;
         }
     };
@@ -444,6 +440,55 @@ fn read_file(entry: &scan::Entry) -> Reading {
         reading.resources = Some((rel.to_string(), stream));
     }
     reading
+}
+
+/// What to say about a file that is not YAML. Only a file we need is an
+/// error: one with markers to update, or one that declares resources of
+/// ours (an `apiVersion:` line of their groups). A Helm template that
+/// merely mentions a group (an `argocd.argoproj.io/hook` annotation, say)
+/// is passed over in silence, as Flux passes over files it cannot parse;
+/// one that declares resources gets a note, since templates are not read;
+/// a file excluded from editing is never reported.
+fn unparsable(
+    rel: &str,
+    src: &str,
+    has_marker: bool,
+    editable: bool,
+    e: &yaml::SyntaxError,
+) -> Option<Problem> {
+    if !editable {
+        return None;
+    }
+    let template = src.contains("{{");
+    let declares = src.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("- ");
+        line.strip_prefix("apiVersion:").is_some_and(|v| {
+            let group = v.trim().trim_matches(['"', '\'']);
+            [
+                flux::API_GROUP,
+                argocd::config::SCREEN,
+                "argocd-image-updater.argoproj.io/",
+                crate::kubesphere::API_GROUP,
+            ]
+            .iter()
+            .any(|g| group.starts_with(g))
+        })
+    });
+    let (severity, message) = match (has_marker, declares, template) {
+        (true, _, _) | (false, true, false) => (
+            Severity::Error,
+            format!("malformed YAML: {}; file left untouched", e.message),
+        ),
+        (false, true, true) => (
+            Severity::Info,
+            format!(
+                "a template ({{{{ }}}}), not YAML ({}): the resources it declares are not read; render it to update them",
+                e.message
+            ),
+        ),
+        (false, false, _) => return None,
+    };
+    Some(Problem::at(rel, e.line, Some(e.column), severity, message))
 }
 
 /// A reference a full marker already pins: `name:tag@digest`.

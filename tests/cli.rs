@@ -173,6 +173,113 @@ fn fixture_errors_are_reported_and_the_rest_is_applied() {
     fixture("errors", 1);
 }
 
+/// Issue 17: the `clusters/production` + `clusters/staging` layout. Each
+/// cluster declares the same automation, repository and policy names; each
+/// cluster's automation updates its own files with its own policy (staging
+/// takes prereleases, production does not), byte-identical copies work, and
+/// a marker outside every `update.path` is named with both automations.
+#[test]
+fn fixture_clusters_declare_the_same_names_per_cluster() {
+    fixture("clusters", 0);
+}
+
+/// Issue 17: Helm chart templates that mention `argocd.argoproj.io/hook` or
+/// `image.toolkit.fluxcd.io` are not YAML and hold nothing to read: no
+/// error, and the run succeeds. A template declaring Argo CD Applications
+/// gets a note.
+#[test]
+fn fixture_helm_templates_in_the_tree_are_not_errors() {
+    fixture("templates", 0);
+}
+
+/// Issue 17: `--exclude` silences every file it excludes, even `'**'`, and
+/// an unparsable file that declares a Flux resource is still an error when
+/// it is not excluded.
+#[test]
+fn exclude_silences_unparsable_files() {
+    let work = tempfile::tempdir().unwrap();
+    let base = fixtures().join("templates");
+    copy_tree(&base.join("original"), work.path());
+    let broken = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: x\n";
+    fs::write(work.path().join("clusters/prod/broken.yaml"), broken).unwrap();
+    let snapshot = base.join("snapshot.json");
+    let output = run_in(work.path(), &snapshot, &["--dry-run", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let problems = json(&output)["problems"].clone();
+    let errors: Vec<&str> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "error")
+        .map(|p| p["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors, ["clusters/prod/broken.yaml"], "{problems}");
+    for exclude in ["**", "clusters/prod/broken.yaml"] {
+        let output = run_in(
+            work.path(),
+            &snapshot,
+            &[
+                "--dry-run",
+                "--output",
+                "json",
+                "--exclude",
+                exclude,
+                "--exclude",
+                "charts/**",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "--exclude {exclude}");
+        assert_eq!(
+            json(&output)["problems"],
+            serde_json::json!([]),
+            "--exclude {exclude}"
+        );
+    }
+}
+
+/// Issue 17: two clusters whose automations both reach the whole tree
+/// (`update.path: ./`) and declare the same policy name with different
+/// ranges really compete for a marker outside both: an error, nothing
+/// written; a policy both declare alike is applied.
+#[test]
+fn two_declarations_reaching_the_same_file_and_disagreeing_are_a_conflict() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let declarations = |range: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec: {{update: {{path: ./}}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: '{range}'}}}}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: same, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: 1.x}}}}}}\n"
+        )
+    };
+    for (cluster, range) in [("a", "1.0.x"), ("b", "1.x")] {
+        fs::create_dir_all(work.path().join("clusters").join(cluster)).unwrap();
+        fs::write(
+            work.path().join("clusters").join(cluster).join("flux.yaml"),
+            declarations(range),
+        )
+        .unwrap();
+    }
+    fs::create_dir_all(work.path().join("apps")).unwrap();
+    let app = "a: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\nb: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:same\"}\n";
+    fs::write(work.path().join("apps/d.yaml"), app).unwrap();
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(
+        report["problems"][0]["message"],
+        "marker apps:web: policy apps:web is declared at clusters/a/flux.yaml:11 and at clusters/b/flux.yaml:11, both reach this file and they disagree (ghcr.io/acme/web:1.0.0 against ghcr.io/acme/web:1.1.0); left unchanged",
+        "{report}"
+    );
+    assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        fs::read_to_string(work.path().join("apps/d.yaml")).unwrap(),
+        app.replace(
+            "1.0.0 # {\"$imagepolicy\": \"apps:same",
+            "1.1.0 # {\"$imagepolicy\": \"apps:same"
+        )
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing_and_diff_shows_the_change() {
     let base = fixtures().join("formatting");
