@@ -91,6 +91,9 @@ pub struct WriteBack {
     pub branch: Option<String>,
     /// `kustomization[:dir]`, `helmvalues[:file]`; `None` = the override file.
     pub target: Option<String>,
+    /// `gitConfig.repository` / `git-repository`: the repository written
+    /// to, when it is not the source's (a chart from a Helm repository).
+    pub repository: Option<String>,
 }
 
 impl WriteBack {
@@ -99,6 +102,7 @@ impl WriteBack {
             method: self.method.or_else(|| parent.method.clone()),
             branch: self.branch.or_else(|| parent.branch.clone()),
             target: self.target.or_else(|| parent.target.clone()),
+            repository: self.repository.or_else(|| parent.repository.clone()),
         }
     }
 
@@ -112,6 +116,11 @@ impl WriteBack {
             target: node
                 .str_at(&["gitConfig", "writeBackTarget"])
                 .map(str::to_string),
+            repository: node
+                .str_at(&["gitConfig", "repository"])
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
         }
     }
 
@@ -121,6 +130,9 @@ impl WriteBack {
             method: get("write-back-method"),
             branch: get("git-branch"),
             target: get("write-back-target"),
+            repository: get("git-repository")
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty()),
         }
     }
 
@@ -130,6 +142,35 @@ impl WriteBack {
             .as_deref()
             .is_some_and(|m| m == "git" || m.starts_with("git:"))
     }
+
+    /// The kind of source the git write-back target makes the application,
+    /// whatever its sources say, as upstream's `getApplicationSourceType`
+    /// reads it (pkg/argocd/argocd.go:1299-1312): `kustomization[:dir]` is
+    /// Kustomize, and any target ending in `.yaml` / `.yml` (`helmvalues`,
+    /// `helmvalues:<file>`, a bare values file) but the override file
+    /// `.argocd-source-*` is Helm.
+    pub fn target_kind(&self) -> Option<SourceKind> {
+        let target = self.target.as_deref().filter(|_| self.is_git())?;
+        if target.starts_with("kustomization") {
+            return Some(SourceKind::Kustomize);
+        }
+        let file = match target.strip_prefix("helmvalues") {
+            Some("") => "values.yaml",
+            Some(rest) => rest.strip_prefix(':').unwrap_or(rest),
+            None => target,
+        };
+        let base = file.rsplit('/').next().unwrap_or(file);
+        ((file.ends_with(".yaml") || file.ends_with(".yml"))
+            && !base.starts_with(".argocd-source-"))
+        .then_some(SourceKind::Helm)
+    }
+}
+
+/// Helm or Kustomize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Helm,
+    Kustomize,
 }
 
 /// The Helm parameter names and Kustomize image name an image is written to.
@@ -163,6 +204,8 @@ pub struct Source {
     pub target_revision: String,
     /// `chart` or a `helm` block: a Helm source.
     pub helm: bool,
+    /// A `helm` block, which upstream looks for in multi-source apps.
+    pub helm_block: bool,
     /// A `kustomize` block: a Kustomize source.
     pub kustomize: bool,
 }
@@ -183,8 +226,14 @@ pub struct Application {
 #[derive(Debug, Clone)]
 pub struct Configured {
     pub app: Application,
-    /// The source that is this repository.
+    /// The source that is this repository (or, for a multi-source app
+    /// whose write-back target asks for Helm or Kustomize, the source of
+    /// that kind, as upstream picks it).
     pub source: Source,
+    /// The directory a relative write-back target and the override file
+    /// are resolved against: the source's path, or upstream's primary
+    /// source's in a multi-source app with such a target.
+    pub base: String,
     pub images: Vec<ImageSpec>,
     pub write_back: WriteBack,
     /// What configured it: `ImageUpdater ns/name` or `annotations`.
@@ -425,26 +474,27 @@ impl Declarations {
                 ));
                 continue;
             };
-            let Some(source) = app
-                .sources
-                .iter()
-                .find(|s| repo_url::same(&s.repo_url, repo_url))
-            else {
-                let urls: Vec<&str> = app.sources.iter().map(|s| s.repo_url.as_str()).collect();
-                self.problems.push(problem(
-                    Severity::Info,
-                    format!(
-                        "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
-                        app.namespace,
-                        app.name,
-                        urls.join(", ")
-                    ),
-                ));
-                continue;
+            let (source, base) = match our_source(app, &write_back, repo_url) {
+                Some(found) => found,
+                None => {
+                    let urls: Vec<&str> =
+                        app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                    self.problems.push(problem(
+                        Severity::Info,
+                        format!(
+                            "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
+                            app.namespace,
+                            app.name,
+                            urls.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
             };
             configured.push(Configured {
                 app: app.clone(),
-                source: source.clone(),
+                source,
+                base,
                 images,
                 write_back,
                 by,
@@ -560,6 +610,62 @@ fn read_ref(node: &Node) -> AppRef {
     }
 }
 
+/// The source an application's images are written for, and the directory
+/// its targets are relative to; `None` when it is not this repository's.
+///
+/// A source whose `repoURL` is this repository is used, as before. A
+/// multi-source application whose git write-back target asks for Helm or
+/// Kustomize uses the source of that kind, as upstream's
+/// `getApplicationSource` does (pkg/argocd/argocd.go:1346-1390): the first
+/// with a `helm` (or `kustomize`) block, else the first with either: that
+/// is the chart of a chart + `ref: values` pair. It is this repository's
+/// when `gitConfig.repository` / `git-repository` names this repository
+/// (upstream's documented set-up for charts from a Helm repository, which
+/// also makes a single chart source this repository's), or its own
+/// `repoURL` does, or another source's does (the `ref:` source holding the
+/// values). Relative targets are then resolved against
+/// upstream's primary source (`getApplicationSource` without a write-back
+/// config, pkg/argocd/argocd.go:581-585): the first source with a `chart`,
+/// `helm` or `kustomize`, else the first.
+fn our_source(app: &Application, write_back: &WriteBack, repo_url: &str) -> Option<(Source, String)> {
+    let ours = |url: &str| repo_url::same(url, repo_url);
+    let first_ours = app.sources.iter().find(|s| ours(&s.repo_url));
+    let named = write_back.is_git() && write_back.repository.as_deref().is_some_and(ours);
+    let kind = write_back.target_kind().filter(|_| app.sources.len() > 1);
+    let Some(kind) = kind else {
+        return first_ours
+            .or_else(|| app.sources.first().filter(|_| named))
+            .map(|s| (s.clone(), s.path.clone()));
+    };
+    let of_kind = |s: &&Source| match kind {
+        SourceKind::Helm => s.helm_block,
+        SourceKind::Kustomize => s.kustomize,
+    };
+    // Then the source Argo CD detects as that kind (upstream aligns
+    // `status.sourceTypes`, which a repository does not hold: a `chart`
+    // is what makes Argo CD say Helm).
+    let detected = |s: &&Source| match kind {
+        SourceKind::Helm => s.helm,
+        SourceKind::Kustomize => s.kustomize,
+    };
+    let chosen = app
+        .sources
+        .iter()
+        .find(of_kind)
+        .or_else(|| app.sources.iter().find(detected))
+        .or_else(|| app.sources.iter().find(|s| s.helm_block || s.kustomize))
+        .unwrap_or(&app.sources[0]);
+    if !named && first_ours.is_none() {
+        return None;
+    }
+    let primary = app
+        .sources
+        .iter()
+        .find(|s| s.helm || s.kustomize)
+        .unwrap_or(&app.sources[0]);
+    Some((chosen.clone(), primary.path.clone()))
+}
+
 fn read_source(node: &Node, index: Option<usize>) -> Source {
     let present = |key| node.get(key).is_some_and(|n| !n.is_null());
     Source {
@@ -572,6 +678,7 @@ fn read_source(node: &Node, index: Option<usize>) -> Source {
             .to_string(),
         target_revision: text(node, "targetRevision").unwrap_or_default(),
         helm: present("chart") || present("helm"),
+        helm_block: present("helm"),
         kustomize: present("kustomize"),
     }
 }
@@ -835,8 +942,11 @@ spec:
             .iter()
             .find(|c| c.app.name == "web-prod")
             .unwrap();
-        assert_eq!(prod.source.index, Some(1));
-        assert_eq!(prod.source.path, "prod");
+        // A Helm values target: the chart's source, as upstream picks it
+        // (issue 17), resolved against the repository root (the chart's
+        // path).
+        assert_eq!(prod.source.index, Some(0));
+        assert_eq!((prod.source.path.as_str(), prod.base.as_str()), ("", ""));
         assert_eq!(
             prod.write_back.target.as_deref(),
             Some("helmvalues:values-prod.yaml")

@@ -19,7 +19,7 @@ use crate::registry::{RegistryError, TagRef};
 use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
-use super::config::{Configured, ImageSpec};
+use super::config::{Configured, ImageSpec, SourceKind};
 use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
@@ -238,7 +238,7 @@ pub fn prepare(
         let kind = app_kind(&c, read);
         let override_file = target_path(
             None,
-            &c.source.path,
+            &c.base,
             &c.app.name,
             &c.app.namespace,
             controller_ns,
@@ -282,6 +282,11 @@ enum Kind {
 }
 
 fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kind, String> {
+    match c.write_back.target_kind() {
+        Some(SourceKind::Helm) => return Ok(Kind::Helm),
+        Some(SourceKind::Kustomize) => return Ok(Kind::Kustomize),
+        None => {}
+    }
     if c.source.helm {
         return Ok(Kind::Helm);
     }
@@ -294,8 +299,12 @@ fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kin
     if kustomization_file(&c.source.path, read).is_some() {
         return Ok(Kind::Kustomize);
     }
+    let path = match c.source.index {
+        None => "spec.source.path".to_string(),
+        Some(i) => format!("spec.sources[{i}].path"),
+    };
     Err(format!(
-        "{} is neither a Helm chart nor a Kustomize directory; upstream updates only those",
+        "{path} {:?}: no Chart.yaml and no kustomization file there, so it is neither a Helm chart nor a Kustomize directory (upstream updates only those); check that {path} names a directory of this repository, relative to its root, or set a write-back target (helmvalues:<file>, kustomization:<dir>)",
         display_dir(&c.source.path)
     ))
 }
@@ -342,7 +351,7 @@ fn target_of(
     }
     target_path(
         c.write_back.target.as_deref(),
-        &c.source.path,
+        &c.base,
         &c.app.name,
         &c.app.namespace,
         controller_ns,
@@ -384,10 +393,37 @@ pub fn target_path(
     match kind {
         "kustomization" => resolve(arg, ".").map(Target::Kustomization),
         "helmvalues" => resolve(arg, "values.yaml").map(Target::HelmValues),
-        _ => Err(format!(
-            "write-back target {target:?} is not \"kustomization[:dir]\" or \"helmvalues[:file]\""
-        )),
+        _ => bare_target(target),
     }
+}
+
+/// A target without a `kind:` prefix is a file relative to the repository
+/// root, as upstream takes it (pkg/argocd/argocd.go:615-629, written at
+/// that path by pkg/argocd/git.go:348): a `.yaml` / `.yml` file other than
+/// an `.argocd-source-*` one is a Helm values file; a kustomization file is
+/// refused (upstream: overrides would replace its content); anything else
+/// receives the override file's content.
+fn bare_target(target: &str) -> Result<Target, String> {
+    let base = target.rsplit('/').next().unwrap_or(target);
+    if matches!(
+        base,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return Err(format!(
+            "write-back target {target:?} is a kustomization file, which the override file would replace; use \"kustomization:<dir>\" to update its images"
+        ));
+    }
+    let file = normalize(target.trim_start_matches('/'))?;
+    if file.is_empty() {
+        return Err(format!("write-back target {target:?} names no file"));
+    }
+    let values = (base.ends_with(".yaml") || base.ends_with(".yml"))
+        && !base.starts_with(".argocd-source-");
+    Ok(if values {
+        Target::HelmValues(file)
+    } else {
+        Target::Override(file)
+    })
 }
 
 /// `a/./b/../c` → `a/c`; an error when `..` leaves the repository.
