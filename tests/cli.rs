@@ -280,6 +280,51 @@ fn two_declarations_reaching_the_same_file_and_disagreeing_are_a_conflict() {
     );
 }
 
+/// Issue 17, Argo CD shapes of real repositories: a chart from a Helm
+/// repository with a `ref: values` source and a `helmvalues:` target
+/// (annotations), a single chart source with `gitConfig.repository`
+/// naming this repository (ImageUpdater, upstream's documented set-up), a
+/// Kustomize source listed before the Helm source with a values target
+/// (upstream's test 1-003), a bare `.yaml` target, and a Kustomize app whose
+/// image is only in the manifests its kustomization reaches (the override
+/// file is created); an image found nowhere is a warning, not a silent skip.
+#[test]
+fn fixture_argocd_sources_of_real_repositories() {
+    fixture("argocd-sources", 0);
+}
+
+/// A source path with neither a chart nor a kustomization is named, with
+/// what to check.
+#[test]
+fn a_missing_application_path_is_named_with_what_to_do() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::write(
+        work.path().join("app.yaml"),
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/webb\n",
+    )
+    .unwrap();
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let message = report["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "spec.source.path \"apps/webb\": no Chart.yaml and no kustomization file there"
+        ) && message.contains("check that spec.source.path names a directory of this repository"),
+        "{report}"
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing_and_diff_shows_the_change() {
     let base = fixtures().join("formatting");

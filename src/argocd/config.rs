@@ -477,8 +477,7 @@ impl Declarations {
             let (source, base) = match our_source(app, &write_back, repo_url) {
                 Some(found) => found,
                 None => {
-                    let urls: Vec<&str> =
-                        app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                    let urls: Vec<&str> = app.sources.iter().map(|s| s.repo_url.as_str()).collect();
                     self.problems.push(problem(
                         Severity::Info,
                         format!(
@@ -627,7 +626,11 @@ fn read_ref(node: &Node) -> AppRef {
 /// upstream's primary source (`getApplicationSource` without a write-back
 /// config, pkg/argocd/argocd.go:581-585): the first source with a `chart`,
 /// `helm` or `kustomize`, else the first.
-fn our_source(app: &Application, write_back: &WriteBack, repo_url: &str) -> Option<(Source, String)> {
+fn our_source(
+    app: &Application,
+    write_back: &WriteBack,
+    repo_url: &str,
+) -> Option<(Source, String)> {
     let ours = |url: &str| repo_url::same(url, repo_url);
     let first_ours = app.sources.iter().find(|s| ours(&s.repo_url));
     let named = write_back.is_git() && write_back.repository.as_deref().is_some_and(ours);

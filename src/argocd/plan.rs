@@ -236,23 +236,19 @@ pub fn prepare(
     for c in configured {
         let target = target_of(&c, controller_ns, read);
         let kind = app_kind(&c, read);
-        let override_file = target_path(
-            None,
-            &c.base,
-            &c.app.name,
-            &c.app.namespace,
-            controller_ns,
-        )
-        .ok()
-        .map(|t| t.file().to_string())
-        .unwrap_or_default();
+        let override_file =
+            target_path(None, &c.base, &c.app.name, &c.app.namespace, controller_ns)
+                .ok()
+                .map(|t| t.file().to_string())
+                .unwrap_or_default();
         let files = kind
             .as_ref()
             .ok()
             .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read));
         for spec in &c.images {
             let current = match (&kind, &files) {
-                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files),
+                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
+                    .or_else(|| running(&c, spec, *kind, target.as_ref().ok(), read)),
                 _ => None,
             };
             let rule = kind
@@ -417,8 +413,8 @@ fn bare_target(target: &str) -> Result<Target, String> {
     if file.is_empty() {
         return Err(format!("write-back target {target:?} names no file"));
     }
-    let values = (base.ends_with(".yaml") || base.ends_with(".yml"))
-        && !base.starts_with(".argocd-source-");
+    let values =
+        (base.ends_with(".yaml") || base.ends_with(".yml")) && !base.starts_with(".argocd-source-");
     Ok(if values {
         Target::HelmValues(file)
     } else {
@@ -546,15 +542,7 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
     };
     match kind {
         Kind::Helm => {
-            let (spec_param, name_param, tag_param) = helm_names(spec);
-            let reference = |get: &dyn Fn(&str) -> Option<String>| match spec_param {
-                Some(p) => get(p),
-                None => {
-                    let tag = get(tag_param)?;
-                    let name = get(name_param).unwrap_or_else(|| spec.name.clone());
-                    Some(format!("{name}:{tag}"))
-                }
-            };
+            let reference = |get: &dyn Fn(&str) -> Option<String>| helm_reference(spec, get);
             let in_file = |root: Option<&Node>| reference(&|p| write::helm_param(root?, p));
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
@@ -595,6 +583,119 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
                     }
                     found(Some(reference), file)
                 })
+        }
+    }
+}
+
+/// The image as the application's manifests run it, when no override,
+/// parameter, values entry or kustomization image names it. Upstream takes
+/// the current tag from the live application's `status.summary.images`
+/// (pkg/argocd/argocd.go:1168-1192), which Argo CD fills from the rendered
+/// manifests; a repository holds those manifests: for a Kustomize app the
+/// files its kustomization reaches (`resources`, `bases`, `components`,
+/// recursively), for a Helm app its values files. A reference to the same
+/// repository with a tag or digest (`image: ghcr.io/acme/web:1.2.0`), or a
+/// `repository` + `tag` pair, is the current value.
+fn running(
+    c: &Configured,
+    spec: &ImageSpec,
+    kind: Kind,
+    target: Option<&Target>,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Option<Current> {
+    let kname = kustomize_name(spec);
+    let wanted = |name: &str| same_image(name, &spec.name) || name == kname;
+    let mut files: Vec<String> = Vec::new();
+    match kind {
+        Kind::Helm => {
+            files.push(join(&c.source.path, "values.yaml"));
+            if let Some(Target::HelmValues(f)) = target {
+                files.push(f.clone());
+            }
+        }
+        Kind::Kustomize => {
+            let mut dirs = vec![c.source.path.clone()];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(dir) = dirs.pop() {
+                if !seen.insert(dir.clone()) || seen.len() > 100 {
+                    continue;
+                }
+                let Some(file) = kustomization_file(&dir, read) else {
+                    continue;
+                };
+                let Some(root) = read(&file).and_then(|src| yaml::parse(&src).ok()) else {
+                    continue;
+                };
+                let Some(root) = first(&root) else { continue };
+                for key in ["resources", "bases", "components"] {
+                    for entry in root.get(key).map(Node::items).unwrap_or_default() {
+                        let Some(entry) = entry.as_str().filter(|e| !e.contains("://")) else {
+                            continue;
+                        };
+                        let Ok(path) = normalize(&join(&dir, entry)) else {
+                            continue;
+                        };
+                        if kustomization_file(&path, read).is_some() {
+                            dirs.push(path);
+                        } else {
+                            files.push(path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    files.iter().find_map(|file| {
+        let stream = yaml::parse(&read(file)?).ok()?;
+        let at_parameters = || match kind {
+            Kind::Helm => helm_reference(spec, &|p| write::values_at(first(&stream)?, p)),
+            Kind::Kustomize => None,
+        };
+        let reference = at_parameters().or_else(|| {
+            stream
+                .documents
+                .iter()
+                .find_map(|d| reference_in(&d.root, &wanted))
+        })?;
+        Some(Current {
+            reference,
+            from: file.clone(),
+        })
+    })
+}
+
+/// The first reference to a wanted image with a tag or digest in a tree.
+fn reference_in(node: &Node, wanted: &dyn Fn(&str) -> bool) -> Option<String> {
+    match node {
+        Node::Scalar(_) => {
+            let value = node.as_str()?;
+            let (name, tag, digest) = argo::split_reference(value);
+            (wanted(name) && (tag.is_some() || digest.is_some())).then(|| value.to_string())
+        }
+        Node::Mapping(entries, _) => {
+            if let (Some(repository), Some(tag)) =
+                (node.str_at(&["repository"]), node.str_at(&["tag"]))
+                && wanted(repository)
+                && !tag.is_empty()
+            {
+                return Some(format!("{repository}:{tag}"));
+            }
+            entries.iter().find_map(|(_, v)| reference_in(v, wanted))
+        }
+        Node::Sequence(items, _) => items.iter().find_map(|i| reference_in(i, wanted)),
+        Node::Alias(_) | Node::Empty => None,
+    }
+}
+
+/// The reference an image's Helm parameters hold, read through `get`.
+fn helm_reference(spec: &ImageSpec, get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let (spec_param, name_param, tag_param) = helm_names(spec);
+    match spec_param {
+        Some(p) => get(p),
+        None => {
+            let tag = get(tag_param)?;
+            let name = get(name_param).unwrap_or_else(|| spec.name.clone());
+            Some(format!("{name}:{tag}"))
         }
     }
 }
@@ -726,7 +827,8 @@ enum Decision {
         selected: Option<String>,
         note: String,
     },
-    /// A downgrade, not written: also a warning.
+    /// Not written (a downgrade, an image the application does not run):
+    /// also a warning.
     Refused {
         selected: String,
         note: String,
@@ -783,9 +885,9 @@ fn decide_image(
         (Some(c), _) => c.reference.clone(),
         (None, true) => String::new(),
         (None, false) => {
-            return Ok(Decision::Keep {
-                selected: Some(selected.name),
-                note: "no current value found (override file, Application, values or kustomization); upstream skips an image the application does not use unless force-update is set".to_string(),
+            return Ok(Decision::Refused {
+                selected: selected.name,
+                note: "not written: no current value found (override file, Application parameters, values file, kustomization, or the manifests it reaches), so the application does not seem to run this image; upstream updates only images an application runs; set force-update to write it anyway".to_string(),
             });
         }
     };
