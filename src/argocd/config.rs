@@ -963,6 +963,113 @@ spec:
         assert!(configured.iter().all(|c| c.app.name != "web-other"));
     }
 
+    /// Which kind a git write-back target asks for: upstream's
+    /// `getApplicationSourceType` (pkg/argocd/argocd.go:1299-1312) and its
+    /// cases in pkg/argocd/argocd_test.go:865-1075 (`.yaml` and `.yml`
+    /// targets are Helm, a kustomization base is Kustomize, the default
+    /// override file is neither).
+    #[test]
+    fn a_write_back_target_decides_the_kind() {
+        let kind = |method: Option<&str>, target: &str| {
+            WriteBack {
+                method: method.map(str::to_string),
+                target: Some(target.to_string()),
+                ..WriteBack::default()
+            }
+            .target_kind()
+        };
+        for (target, want) in [
+            ("charts/myapp/values.yaml", Some(SourceKind::Helm)),
+            ("charts/myapp/values.yml", Some(SourceKind::Helm)),
+            ("helmvalues", Some(SourceKind::Helm)),
+            (
+                "helmvalues:/helm/config/values.yaml",
+                Some(SourceKind::Helm),
+            ),
+            ("kustomization", Some(SourceKind::Kustomize)),
+            (
+                "kustomization:/overlays/production",
+                Some(SourceKind::Kustomize),
+            ),
+            (".argocd-source-multi-source-app.yaml", None),
+            ("apps/.argocd-source-app.yaml", None),
+            ("overrides.json", None),
+        ] {
+            assert_eq!(kind(Some("git"), target), want, "{target}");
+            assert_eq!(
+                kind(Some("git:secret:argocd/creds"), target),
+                want,
+                "{target}"
+            );
+        }
+        // The argocd method has no target.
+        assert_eq!(kind(None, "values.yaml"), None);
+        assert_eq!(kind(Some("argocd"), "values.yaml"), None);
+    }
+
+    /// The source a multi-source application's values target updates, as
+    /// upstream's `getApplicationSource` picks it (pkg/argocd/argocd.go:
+    /// 1346-1390; pkg/argocd/argocd_test.go:866-935 for the Kustomize
+    /// source listed first), and whether the application is this
+    /// repository's (`gitConfig.repository`, pkg/argocd/update.go:1189-1193).
+    #[test]
+    fn a_values_target_picks_upstreams_source() {
+        let app = |annotations: &str, sources: &str| {
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: app\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/org/app\n    argocd-image-updater.argoproj.io/write-back-method: git\n{annotations}spec:\n  sources:\n{sources}"
+            )
+        };
+        let target =
+            |t: &str| format!("    argocd-image-updater.argoproj.io/write-back-target: {t}\n");
+        let chart_and_ref = "  - {repoURL: 'https://charts.example.com', chart: app, helm: {valueFiles: [$values/envs/prod.yaml]}}\n  - {repoURL: 'https://github.com/org/gitops', ref: values}\n";
+        let kustomize_first = "  - {repoURL: 'https://github.com/org/gitops', path: overlays/production, kustomize: {}}\n  - {repoURL: 'https://github.com/org/gitops', path: charts/myapp, helm: {}}\n";
+        let pick = |src: &str| {
+            let mut d = declarations(src);
+            d.configure(Some(REPO))
+                .first()
+                .map(|c| (c.source.index, c.source.path.clone(), c.base.clone()))
+        };
+        // Chart + ref: the chart's source; relative targets from the root.
+        assert_eq!(
+            pick(&app(&target("helmvalues:/envs/prod.yaml"), chart_and_ref)),
+            Some((Some(0), String::new(), String::new()))
+        );
+        // Kustomize listed first: the Helm source; relative targets from
+        // upstream's primary source (the first with helm or kustomize).
+        assert_eq!(
+            pick(&app(&target("helmvalues"), kustomize_first)),
+            Some((Some(1), "charts/myapp".into(), "overlays/production".into()))
+        );
+        assert_eq!(
+            pick(&app(&target("kustomization"), kustomize_first)),
+            Some((
+                Some(0),
+                "overlays/production".into(),
+                "overlays/production".into()
+            ))
+        );
+        // Without such a target, the first source of this repository.
+        assert_eq!(
+            pick(&app("", kustomize_first)),
+            Some((
+                Some(0),
+                "overlays/production".into(),
+                "overlays/production".into()
+            ))
+        );
+        // A chart alone is this repository's only when gitConfig names it.
+        let chart_only = "  - {repoURL: 'https://charts.example.com', chart: app, helm: {}}\n";
+        assert_eq!(pick(&app(&target("helmvalues:/v.yaml"), chart_only)), None);
+        let named = format!(
+            "{}    argocd-image-updater.argoproj.io/git-repository: git@github.com:org/gitops.git\n",
+            target("helmvalues:/v.yaml")
+        );
+        assert_eq!(
+            pick(&app(&named, chart_only)),
+            Some((Some(0), String::new(), String::new()))
+        );
+    }
+
     #[test]
     fn applications_of_other_repositories_are_reported_and_skipped() {
         let mut d = declarations(UPDATER);

@@ -1072,6 +1072,28 @@ mod tests {
         assert!(ran >= 5, "only {ran} target_path cases");
     }
 
+    /// A target without `kind:` is a file from the repository root
+    /// (pkg/argocd/argocd.go:615-629, pkg/argocd/git.go:348): a values
+    /// file, or the override file's content at another path.
+    #[test]
+    fn bare_targets_are_files_from_the_repository_root() {
+        let target = |t: &str| target_path(Some(t), "apps/web", "web", "argocd", "argocd");
+        assert_eq!(
+            target("envs/dev/values.yaml"),
+            Ok(Target::HelmValues("envs/dev/values.yaml".into()))
+        );
+        assert_eq!(
+            target("/envs/dev/values.yml"),
+            Ok(Target::HelmValues("envs/dev/values.yml".into()))
+        );
+        assert_eq!(
+            target("apps/web/.argocd-source-web.yaml"),
+            Ok(Target::Override("apps/web/.argocd-source-web.yaml".into()))
+        );
+        assert!(target("apps/web/kustomization.yml").is_err());
+        assert!(target("../x.yaml").is_err());
+    }
+
     #[test]
     fn a_target_cannot_leave_the_repository() {
         assert!(
