@@ -325,6 +325,55 @@ fn a_missing_application_path_is_named_with_what_to_do() {
     );
 }
 
+/// Issue 17: two copies of one Argo CD Application that update the same
+/// path and disagree compete for its override file: an error, nothing
+/// written.
+#[test]
+fn two_application_copies_writing_one_file_and_disagreeing_are_a_conflict() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let app = |constraint: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:{constraint}\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n"
+        )
+    };
+    for (cluster, constraint) in [("a", "1.0.x"), ("b", "1.x")] {
+        fs::create_dir_all(work.path().join(cluster)).unwrap();
+        fs::write(work.path().join(cluster).join("app.yaml"), app(constraint)).unwrap();
+    }
+    fs::create_dir_all(work.path().join("apps/web")).unwrap();
+    fs::write(
+        work.path().join("apps/web/kustomization.yaml"),
+        "images:\n- name: ghcr.io/acme/web\n  newTag: 0.9.0\n",
+    )
+    .unwrap();
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(
+        report["problems"][0]["message"],
+        "Application argocd/web is declared at a/app.yaml:1 and at b/app.yaml:1, both write apps/web/.argocd-source-web.yaml and they disagree; apps/web/.argocd-source-web.yaml is left unchanged",
+        "{report}"
+    );
+    assert_eq!(report["files"], serde_json::json!([]));
+    assert!(
+        !work
+            .path()
+            .join("apps/web/.argocd-source-web.yaml")
+            .exists()
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing_and_diff_shows_the_change() {
     let base = fixtures().join("formatting");

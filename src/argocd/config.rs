@@ -286,6 +286,8 @@ impl AppRef {
 struct Updater {
     /// The namespace whose applications it configures.
     namespace: String,
+    /// The file it is declared in.
+    file: String,
     /// How the report names it.
     label: String,
     settings: Settings,
@@ -341,24 +343,8 @@ impl Declarations {
                     .collect(),
                 label: format!("ImageUpdater {namespace}/{name}"),
                 namespace,
+                file: file.to_string(),
             });
-            return;
-        }
-        if let Some(first) = self
-            .apps
-            .iter()
-            .find(|a| a.namespace == namespace && a.name == name)
-        {
-            self.problems.push(Problem::at(
-                file,
-                origin.line,
-                None,
-                Severity::Error,
-                format!(
-                    "Application {namespace}/{name} is declared twice (first at {}:{}); this one is ignored",
-                    first.origin.file, first.origin.line
-                ),
-            ));
             return;
         }
         let mut sources = Vec::new();
@@ -416,6 +402,7 @@ impl Declarations {
             .collect();
         self.updaters.push(Updater {
             namespace: unified.app_namespace.clone(),
+            file: unified.origin.0.clone(),
             label: format!(
                 "ImageUpdater {}/{} (gitops.kubesphere.io)",
                 unified.id.0, unified.id.1
@@ -510,10 +497,23 @@ impl Declarations {
         &self,
         app: &Application,
     ) -> Option<(Result<Vec<ImageSpec>, String>, WriteBack, String)> {
+        // An ImageUpdater declared once per cluster directory configures
+        // the applications of its own directory: of several copies, the
+        // nearest to the application is used.
+        let nearest_copy = |u: &&Updater| {
+            let copies = self
+                .updaters
+                .iter()
+                .filter(|v| v.label == u.label && v.namespace == u.namespace);
+            crate::flux::nearest(&app.origin.file, copies, |v| &v.file)
+                .iter()
+                .any(|v| std::ptr::eq(*v, *u))
+        };
         let best = self
             .updaters
             .iter()
             .filter(|u| u.namespace == app.namespace)
+            .filter(nearest_copy)
             .flat_map(|u| u.refs.iter().map(move |r| (u, r)))
             .filter(|(_, r)| r.matches(app))
             .fold(

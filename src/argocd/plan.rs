@@ -802,17 +802,49 @@ pub fn finish(
         }
         outcomes[job.app].images.push(outcome);
     }
+    // Copies of one Application (one per cluster directory) write their
+    // own files; two that write the same file compete for it, and when
+    // they disagree neither is written.
+    let mut owned: Vec<(String, (&str, &str), &Configured, Write)> = Vec::new();
     for ((c, target, kind), images) in prepared.apps.iter().zip(updates) {
         if images.is_empty() {
             continue;
         }
         let Ok(target) = target else { continue };
         let write = write_for(c, target, *kind, &images);
-        finished
-            .writes
-            .entry(target.file().to_string())
-            .or_default()
-            .push(write);
+        let id = (c.app.namespace.as_str(), c.app.name.as_str());
+        let file = target.file().to_string();
+        if owned
+            .iter()
+            .any(|(f, i, _, w)| (f, *i, w) == (&file, id, &write))
+        {
+            continue;
+        }
+        owned.push((file, id, c, write));
+    }
+    let mut conflicted = std::collections::BTreeSet::new();
+    for (i, (file, id, c, _)) in owned.iter().enumerate() {
+        if let Some((_, _, other, _)) = owned[..i]
+            .iter()
+            .find(|(f, o, _, _)| (f, *o) == (file, *id))
+        {
+            finished.problems.push(Problem::at(
+                &c.app.origin.file,
+                c.app.origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {}/{} is declared at {}:{} and at {}:{}, both write {file} and they disagree; {file} is left unchanged",
+                    id.0, id.1, other.app.origin.file, other.app.origin.line, c.app.origin.file, c.app.origin.line
+                ),
+            ));
+            conflicted.insert((file.clone(), *id));
+        }
+    }
+    for (file, id, _, write) in owned {
+        if !conflicted.contains(&(file.clone(), id)) {
+            finished.writes.entry(file).or_default().push(write);
+        }
     }
     finished.apps = outcomes;
     finished
