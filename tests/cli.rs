@@ -177,7 +177,10 @@ fn fixture_errors_are_reported_and_the_rest_is_applied() {
 /// cluster declares the same automation, repository and policy names; each
 /// cluster's automation updates its own files with its own policy (staging
 /// takes prereleases, production does not), byte-identical copies work, and
-/// a marker outside every `update.path` is named with both automations.
+/// a marker outside every `update.path` is named with both automations. The
+/// same for Argo CD: an Application and an ImageUpdater per cluster, each
+/// copy updating its own path with its own cluster's constraint, and
+/// byte-identical Application copies writing one override file once.
 #[test]
 fn fixture_clusters_declare_the_same_names_per_cluster() {
     fixture("clusters", 0);
