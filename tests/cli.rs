@@ -255,16 +255,14 @@ fn two_declarations_reaching_the_same_file_and_disagreeing_are_a_conflict() {
         )
     };
     for (cluster, range) in [("a", "1.0.x"), ("b", "1.x")] {
-        fs::create_dir_all(work.path().join("clusters").join(cluster)).unwrap();
-        fs::write(
-            work.path().join("clusters").join(cluster).join("flux.yaml"),
-            declarations(range),
-        )
-        .unwrap();
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/flux.yaml"),
+            &declarations(range),
+        );
     }
-    fs::create_dir_all(work.path().join("apps")).unwrap();
     let app = "a: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\nb: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:same\"}\n";
-    fs::write(work.path().join("apps/d.yaml"), app).unwrap();
+    put(work.path(), "apps/d.yaml", app);
     let output = run_in(work.path(), &snapshot, &["--output", "json"]);
     assert_eq!(output.status.code(), Some(1));
     let report = json(&output);
@@ -342,15 +340,17 @@ fn two_application_copies_writing_one_file_and_disagreeing_are_a_conflict() {
         )
     };
     for (cluster, constraint) in [("a", "1.0.x"), ("b", "1.x")] {
-        fs::create_dir_all(work.path().join(cluster)).unwrap();
-        fs::write(work.path().join(cluster).join("app.yaml"), app(constraint)).unwrap();
+        put(
+            work.path(),
+            &format!("{cluster}/app.yaml"),
+            &app(constraint),
+        );
     }
-    fs::create_dir_all(work.path().join("apps/web")).unwrap();
-    fs::write(
-        work.path().join("apps/web/kustomization.yaml"),
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
         "images:\n- name: ghcr.io/acme/web\n  newTag: 0.9.0\n",
-    )
-    .unwrap();
+    );
     let output = run_in(
         work.path(),
         &snapshot,
@@ -398,6 +398,13 @@ fn dry_run_writes_nothing_and_diff_shows_the_change() {
     assert!(stdout.contains("-  newTag: v2.6.1 # {\"$imagepolicy\": \"apps:api:tag\"}\n+  newTag: v2.7.0 # {\"$imagepolicy\": \"apps:api:tag\"}\n"), "{stdout}");
     assert!(stdout.contains("would change"), "{stdout}");
     assert!(stdout.contains("(dry run: nothing written)"), "{stdout}");
+}
+
+/// Writes `text` at `rel` under `dir`, creating its directories.
+fn put(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
 }
 
 fn small_tree(dir: &Path) -> PathBuf {
