@@ -464,7 +464,15 @@ impl Declarations {
             let (source, base) = match our_source(app, &write_back, repo_url) {
                 Some(found) => found,
                 None => {
-                    let urls: Vec<&str> = app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                    let mut urls: Vec<&str> =
+                        app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                    if let Some(r) = write_back
+                        .repository
+                        .as_deref()
+                        .filter(|_| write_back.is_git())
+                    {
+                        urls = vec![r];
+                    }
                     self.problems.push(problem(
                         Severity::Info,
                         format!(
@@ -620,7 +628,8 @@ fn read_ref(node: &Node) -> AppRef {
 /// is the chart of a chart + `ref: values` pair. It is this repository's
 /// when `gitConfig.repository` / `git-repository` names this repository
 /// (upstream's documented set-up for charts from a Helm repository, which
-/// also makes a single chart source this repository's), or its own
+/// also makes a single chart source this repository's; naming another
+/// repository makes the application another repository's), or its own
 /// `repoURL` does, or another source's does (the `ref:` source holding the
 /// values). Relative targets are then resolved against
 /// upstream's primary source (`getApplicationSource` without a write-back
@@ -633,7 +642,15 @@ fn our_source(
 ) -> Option<(Source, String)> {
     let ours = |url: &str| repo_url::same(url, repo_url);
     let first_ours = app.sources.iter().find(|s| ours(&s.repo_url));
-    let named = write_back.is_git() && write_back.repository.as_deref().is_some_and(ours);
+    let repository = write_back
+        .repository
+        .as_deref()
+        .filter(|_| write_back.is_git());
+    if repository.is_some_and(|r| !ours(r)) {
+        // Upstream writes to the repository named there, not to this one.
+        return None;
+    }
+    let named = repository.is_some();
     let kind = write_back.target_kind().filter(|_| app.sources.len() > 1);
     let Some(kind) = kind else {
         return first_ours
@@ -1068,6 +1085,12 @@ spec:
             pick(&app(&named, chart_only)),
             Some((Some(0), String::new(), String::new()))
         );
+        // Naming another repository makes it that repository's.
+        let elsewhere = format!(
+            "{}    argocd-image-updater.argoproj.io/git-repository: https://github.com/org/other\n",
+            target("helmvalues:/v.yaml")
+        );
+        assert_eq!(pick(&app(&elsewhere, kustomize_first)), None);
     }
 
     #[test]
