@@ -278,6 +278,16 @@ fn two_declarations_reaching_the_same_file_and_disagreeing_are_a_conflict() {
             "1.0.0 # {\"$imagepolicy\": \"apps:same",
             "1.1.0 # {\"$imagepolicy\": \"apps:same"
         )
+    ); // The text report says which declaration each result is.
+    let text = run_in(work.path(), &snapshot, &["--dry-run"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(
+            "policy apps:web: ghcr.io/acme/web:1.0.0 (semver 1.0.x, clusters/a/flux.yaml:11)\n"
+        ) && text.contains(
+            "policy apps:web: ghcr.io/acme/web:1.1.0 (semver 1.x, clusters/b/flux.yaml:11)\n"
+        ),
+        "{text}"
     );
 }
 
