@@ -299,9 +299,12 @@ fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kin
         None => "spec.source.path".to_string(),
         Some(i) => format!("spec.sources[{i}].path"),
     };
+    let shown = match c.source.path.as_str() {
+        "" => "\"\" (the repository root)".to_string(),
+        dir => format!("{dir:?}"),
+    };
     Err(format!(
-        "{path} {:?}: no Chart.yaml and no kustomization file there, so it is neither a Helm chart nor a Kustomize directory (upstream updates only those); check that {path} names a directory of this repository, relative to its root, or set a write-back target (helmvalues:<file>, kustomization:<dir>)",
-        display_dir(&c.source.path)
+        "{path} {shown}: no Chart.yaml and no kustomization file there, so it is neither a Helm chart nor a Kustomize directory (upstream updates only those); check that {path} names a directory of this repository, relative to its root, or set a write-back target (helmvalues:<file>, kustomization:<dir>)"
     ))
 }
 
@@ -444,14 +447,6 @@ fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{}/{name}", dir.trim_end_matches('/'))
-    }
-}
-
-fn display_dir(dir: &str) -> String {
-    if dir.is_empty() {
-        "the repository root".to_string()
-    } else {
-        dir.to_string()
     }
 }
 
