@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod live;
 pub mod protocol;
 pub mod snapshot;
+pub mod wire;
 
 use std::collections::BTreeSet;
 
