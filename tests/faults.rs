@@ -814,7 +814,7 @@ fn https_registries_may_not_send_tag_reads_to_plain_http() {
         let error = failure(&report, policy);
         assert!(
             error.contains("refusing an HTTPS to HTTP downgrade")
-                && error.contains(&format!("--insecure-registry if")),
+                && error.contains("--insecure-registry if"),
             "{error}"
         );
     }
