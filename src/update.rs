@@ -415,7 +415,11 @@ fn read_file(entry: &scan::Entry) -> Reading {
                 e.line,
                 Some(e.column),
                 Severity::Error,
-                format!("malformed YAML: {}; file left untouched", e.message),
+                format!(
+                    "malformed YAML: {}; file left untouched{}",
+                    e.message,
+                    template_hint(&src, rel)
+                ),
             ));
             return reading;
         }
@@ -738,6 +742,24 @@ fn resolve_listed(
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
     (outcomes, targets)
+}
+
+/// For a file that does not parse because it is a template (Helm's
+/// `templates/`, or any `{{ }}`), how to stop reading it.
+fn template_hint(src: &str, rel: &str) -> String {
+    if src.contains("{{") {
+        let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let glob = if dir.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{dir}/**")
+        };
+        format!(
+            " (it looks like a template, e.g. a Helm chart's: leave it out with --exclude '{glob}')"
+        )
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]

@@ -685,3 +685,53 @@ fn excluded_files_get_no_argo_cd_write_back() {
         "{problems}"
     );
 }
+
+/// Issue 18.3: kubectl, kustomize and Flux refuse a mapping that repeats a
+/// key; such a file is reported with its line and left alone.
+#[test]
+fn a_file_with_a_duplicate_key_is_reported_and_left_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    let text = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n  replicas: 1\n  image: other:1\n";
+    fs::write(work.path().join("deploy.yaml"), text).unwrap();
+    let good = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(work.path().join("good.yaml"), good).unwrap();
+    let out = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"] == "deploy.yaml")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(problem["line"], 6, "{report}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"image\""),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("deploy.yaml")).unwrap(),
+        text
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("good.yaml")).unwrap(),
+        good.replace("1.0.0", "1.1.0")
+    );
+}
+
+#[test]
+fn a_helm_template_that_does_not_parse_suggests_exclude() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::create_dir_all(work.path().join("charts/x/templates")).unwrap();
+    let template = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n{{- if .Values.x }}\nx: [\n{{- end }}\n";
+    fs::write(work.path().join("charts/x/templates/dep.yaml"), template).unwrap();
+    let out = run_in(work.path(), &snapshot, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--exclude 'charts/x/templates/**'"), "{text}");
+}

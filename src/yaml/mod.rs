@@ -155,11 +155,53 @@ fn is_null(value: &str) -> bool {
 /// Most GitOps manifests use a small part of YAML (block mappings and
 /// sequences of one-line scalars); [`block`] reads that part several times
 /// faster and declines anything else, which then goes to the full parser.
+///
+/// A mapping that repeats a key is refused (kubectl, kustomize and Flux
+/// refuse such a document, so editing it could only hide the mistake); the
+/// check runs on the tree of whichever reader read the file.
 pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
-    match block::parse(src) {
-        Some(stream) => Ok(stream),
-        None => parse_full(src),
+    let stream = match block::parse(src) {
+        Some(stream) => stream,
+        None => parse_full(src)?,
+    };
+    refuse_duplicate_keys(&stream)?;
+    Ok(stream)
+}
+
+/// The first key a mapping of `stream` repeats, as an error at the repeat.
+/// Keys are compared as YAML resolves them: `a`, `'a'` and `"a"` are one key,
+/// and so are the plain nulls (`~`, `null`, empty). Collection and alias keys
+/// are not compared. Iterative, so nesting depth costs no stack.
+fn refuse_duplicate_keys(stream: &Stream) -> Result<(), SyntaxError> {
+    let mut pending: Vec<&Node> = stream.documents.iter().map(|d| &d.root).collect();
+    while let Some(node) = pending.pop() {
+        match node {
+            Node::Mapping(entries, _) => {
+                let mut seen: std::collections::HashMap<Option<&str>, usize> =
+                    std::collections::HashMap::new();
+                for (key, value) in entries {
+                    if let Node::Scalar(s) = key {
+                        let resolved = (!key.is_null()).then_some(s.value.as_str());
+                        if let Some(first) = seen.insert(resolved, s.start.line) {
+                            return Err(SyntaxError {
+                                line: s.start.line,
+                                column: s.start.column,
+                                message: format!(
+                                    "duplicate key {:?} in a mapping (first at line {first}); kubectl, kustomize and Flux reject such a document",
+                                    s.value
+                                ),
+                            });
+                        }
+                    }
+                    pending.push(key);
+                    pending.push(value);
+                }
+            }
+            Node::Sequence(items, _) => pending.extend(items),
+            Node::Scalar(_) | Node::Alias(_) | Node::Empty => {}
+        }
     }
+    Ok(())
 }
 
 /// The full YAML 1.2 parser (`granit-parser`), for every input.
@@ -292,5 +334,47 @@ mod tests {
         assert_eq!(root.str_at(&["a"]), None);
         assert_eq!(root.str_at(&["b"]), Some("null"));
         assert!(root.get("c").unwrap().is_null());
+    }
+
+    /// Issue 18.3: both readers' trees are refused alike, with the line of
+    /// the repeat; different spellings of one key are one key.
+    #[test]
+    fn duplicate_keys_are_refused_with_their_line() {
+        let cases = [
+            ("a: 1\nb: 2\na: 3\n", 3, "\"a\"", "first at line 1"),
+            (
+                "spec:\n  image: x\n  'image': y\n",
+                3,
+                "\"image\"",
+                "first at line 2",
+            ),
+            ("x:\n- k: 1\n  k: 2\n", 3, "\"k\"", "first at line 2"),
+            (
+                "---\nok: 1\n---\nm: {a: 1, \"a\": 2}\n",
+                4,
+                "\"a\"",
+                "first at line 4",
+            ),
+            ("~: 1\nnull: 2\n", 2, "\"null\"", "first at line 1"),
+        ];
+        for (src, line, key, first) in cases {
+            let err = parse(src).expect_err(src);
+            assert_eq!(err.line, line, "{src:?}: {err}");
+            assert!(
+                err.message.contains(key) && err.message.contains(first),
+                "{src:?}: {err}"
+            );
+            let full = refuse_duplicate_keys(&parse_full(src).unwrap()).unwrap_err();
+            assert_eq!(full, err, "{src:?}");
+            if let Some(fast) = block::parse(src) {
+                assert_eq!(refuse_duplicate_keys(&fast).unwrap_err(), err, "{src:?}");
+            }
+        }
+        assert!(
+            block::parse(cases[0].0).is_some(),
+            "the fast reader reads the first case"
+        );
+        // The same key in different mappings, or as a value, is no repeat.
+        assert!(parse("a: {k: 1}\nb: {k: 1}\nc: a\nl:\n- k: 1\n- k: 2\n").is_ok());
     }
 }
