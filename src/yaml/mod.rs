@@ -160,9 +160,21 @@ fn is_null(value: &str) -> bool {
 /// refuse such a document, so editing it could only hide the mistake); the
 /// check runs on the tree of whichever reader read the file.
 pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
+    parse_nested(src, 0)
+}
+
+/// The most levels of collections a document may nest, in a file or as an
+/// item of a KRM `ResourceList` alike (the full parser's stack bound; the
+/// block reader has none).
+pub const MAX_NESTING: usize = 255;
+
+/// [`parse`] for documents that sit `wrapper` levels deep inside the text
+/// (the items of a `ResourceList` are 2 deeper than in a file), so that they
+/// may nest as deep as they could in a file of their own.
+pub fn parse_nested(src: &str, wrapper: usize) -> Result<Stream, SyntaxError> {
     let stream = match block::parse(src) {
         Some(stream) => stream,
-        None => parse_full(src)?,
+        None => parse_full_within(src, MAX_NESTING + wrapper)?,
     };
     refuse_duplicate_keys(&stream)?;
     Ok(stream)
@@ -206,13 +218,26 @@ fn refuse_duplicate_keys(stream: &Stream) -> Result<(), SyntaxError> {
 
 /// The full YAML 1.2 parser (`granit-parser`), for every input.
 pub fn parse_full(src: &str) -> Result<Stream, SyntaxError> {
+    parse_full_within(src, MAX_NESTING)
+}
+
+fn parse_full_within(src: &str, nesting: usize) -> Result<Stream, SyntaxError> {
     let mut stream = Stream::default();
     let mut stack: Vec<Frame> = Vec::new();
-    for event in Parser::new_from_str(src) {
+    let options = granit_parser::options! {
+        flow_nesting_limit: nesting,
+        block_nesting_limit: nesting,
+    };
+    for event in Parser::new_from_str_with_options(src, options) {
         let (event, span) = event.map_err(|e| SyntaxError {
             line: e.marker().line(),
             column: e.marker().col() + 1,
-            message: e.info().to_string(),
+            message: match e.kind() {
+                granit_parser::ErrorKind::RecursionLimitExceeded => format!(
+                    "collections nested more than {MAX_NESTING} levels deep; image-update reads no deeper"
+                ),
+                _ => e.info().to_string(),
+            },
         })?;
         let range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
         let position = Position {
@@ -376,5 +401,43 @@ mod tests {
         );
         // The same key in different mappings, or as a value, is no repeat.
         assert!(parse("a: {k: 1}\nb: {k: 1}\nc: a\nl:\n- k: 1\n- k: 2\n").is_ok());
+    }
+
+    /// Issue 18.6: the nesting limit is stated, and a document may nest as
+    /// deep inside a `ResourceList` as in a file of its own.
+    #[test]
+    fn the_nesting_limit_is_stated_and_the_same_for_files_and_lists() {
+        let flow = |depth: usize| format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(&flow(MAX_NESTING - 1)).is_ok());
+        let err = parse(&flow(MAX_NESTING + 10)).unwrap_err();
+        assert!(
+            err.message.contains("nested more than 255 levels deep"),
+            "{err}"
+        );
+        // Block sequences, each on its own line under the one before.
+        let block = |depth: usize, indent: usize| {
+            let mut text = String::new();
+            for level in 0..depth {
+                text.push_str(&" ".repeat(indent + 2 * level));
+                text.push_str("-\n");
+            }
+            text + &" ".repeat(indent + 2 * depth) + "x\n"
+        };
+        let deepest = (MAX_NESTING - 5..MAX_NESTING + 5)
+            .take_while(|d| parse(&format!("a:\n{}", block(*d, 2))).is_ok())
+            .last()
+            .unwrap();
+        let listed = |depth: usize| {
+            format!(
+                "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- a:\n{}",
+                block(depth, 4)
+            )
+        };
+        assert!(parse_nested(&listed(deepest), 2).is_ok());
+        let err = parse_nested(&listed(deepest + 1), 2).unwrap_err();
+        assert!(
+            err.message.contains("nested more than 255 levels deep"),
+            "{err}"
+        );
     }
 }
