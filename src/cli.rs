@@ -589,11 +589,15 @@ fn image_tags(image: &str, rule: &ArgoRule, args: &SelectArgs) -> Result<Vec<Tag
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
         None => Box::new(args.registry.live()?),
     };
-    let names = registry
+    let listed = registry
         .tags(std::slice::from_ref(&repository))
         .pop()
         .expect("one answer per repository")
         .map_err(|e| e.to_string())?;
+    let (names, skipped) = crate::registry::screen_tags(&repository, listed);
+    if let Some(note) = skipped {
+        eprintln!("image-update: warning: {note}");
+    }
     let mut tags: Vec<TagInfo> = names.iter().map(|n| TagInfo::named(n)).collect();
     if !rule.strategy.needs_metadata() {
         return Ok(tags);

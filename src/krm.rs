@@ -617,7 +617,12 @@ fn update_items(
     }
 
     let pinned = update::pinned_by(found.markers.iter());
-    let (outcomes, targets) = update::resolve(&declared, registry, &pinned);
+    let (outcomes, targets, warnings) = update::resolve(&declared, registry, &pinned);
+    results.extend(
+        warnings
+            .into_iter()
+            .map(|w| (None, FnResult::general(Severity::Warning, w.message))),
+    );
     for outcome in outcomes {
         let Some(error) = outcome.error else {
             continue;
