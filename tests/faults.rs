@@ -846,3 +846,29 @@ fn https_to_a_plain_http_registry_suggests_insecure_registry() {
         "{error}"
     );
 }
+
+#[test]
+fn a_malformed_docker_config_entry_for_another_registry_is_a_warning() {
+    let (registry, _) = registry(RegistryOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &registry.host(), &["web"], false);
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"auths": {"unrelated.example": {"auth": "not base64!"}}}"#,
+    )
+    .unwrap();
+    let (out, report) = run(dir.path(), &["--docker-config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(outcome(&report, "apps:web")["tag"], "1.6", "{report}");
+    assert!(
+        report["problems"].as_array().unwrap().iter().any(|p| {
+            p["severity"] == "warning"
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("auths[\"unrelated.example\"].auth is not valid base64")
+        }),
+        "{report}"
+    );
+}

@@ -178,10 +178,10 @@ impl Live {
         Ok(Live {
             runtime,
             http,
+            notes: Mutex::new(credentials.warnings()),
             credentials,
             options,
             hosts: Mutex::new(HashMap::new()),
-            notes: Mutex::new(Vec::new()),
         })
     }
 
