@@ -784,7 +784,7 @@ fn an_invalid_tag_is_skipped_under_every_strategy() {
         .unwrap()
         .iter()
         .filter_map(|p| p["message"].as_str())
-        .filter(|m| m.contains("not valid OCI tag"))
+        .filter(|m| m.contains("valid OCI tag"))
         .collect();
     assert_eq!(warnings.len(), 3, "{report}");
     assert!(

@@ -78,13 +78,16 @@ pub fn screen_tags(repository: &Repository, tags: Vec<String>) -> (Vec<String>, 
         .take(3)
         .map(|t| format!("{:?}", t.chars().take(64).collect::<String>()))
         .collect();
-    let (n, plural) = (invalid.len(), invalid.len() != 1);
+    let n = invalid.len();
+    let what = if n == 1 {
+        "tag that is not a valid OCI tag"
+    } else {
+        "tags that are not valid OCI tags"
+    };
+    let more = if n > 3 { ", ..." } else { "" };
     let note = format!(
-        "{repository}: skipped {n} listed tag{} that {} not valid OCI tags ({}{})",
-        if plural { "s" } else { "" },
-        if plural { "are" } else { "is" },
-        examples.join(", "),
-        if n > 3 { ", ..." } else { "" }
+        "{repository}: skipped {n} listed {what} ({}{more})",
+        examples.join(", ")
     );
     (valid, Some(note))
 }
