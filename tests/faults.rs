@@ -311,17 +311,15 @@ fn credentials_are_not_sent_to_a_host_named_by_a_link_header() {
     );
 }
 
-#[test]
-fn a_token_service_error_is_retried() {
+/// A token-authenticated registry whose token service sits behind a proxy
+/// with `rule`, and a proxy in front of the registry that challenges every
+/// request without credentials with that token service.
+fn behind_a_token_service(
+    rule: impl Fn(&support::proxy::Seen, usize) -> Action + Send + Sync + 'static,
+) -> (Registry, Proxy, Proxy) {
     let (registry, _) = registry(RegistryOptions::new().token(TokenOptions::new()));
     let issuer = registry.token_issuer().unwrap();
-    let tokens = Proxy::start(&format!("http://{}", issuer.host()), |_, before| {
-        if before == 0 {
-            Action::Respond(Reply::json(503, "{}"))
-        } else {
-            Action::Forward
-        }
-    });
+    let tokens = Proxy::start(&format!("http://{}", issuer.host()), rule);
     let challenge = format!(
         "Bearer realm=\"{}/token\",service=\"{}\"",
         tokens.base_url(),
@@ -332,6 +330,18 @@ fn a_token_service_error_is_retried() {
             Action::Forward
         } else {
             Action::Respond(Reply::json(401, "{}").header("WWW-Authenticate", &challenge))
+        }
+    });
+    (registry, tokens, proxy)
+}
+
+#[test]
+fn a_token_service_error_is_retried() {
+    let (_registry, tokens, proxy) = behind_a_token_service(|_, before| {
+        if before == 0 {
+            Action::Respond(Reply::json(503, "{}"))
+        } else {
+            Action::Forward
         }
     });
     let dir = tempfile::tempdir().unwrap();
@@ -535,24 +545,9 @@ fn a_huge_body_fails_only_its_repository() {
 
 #[test]
 fn a_huge_token_answer_fails_only_its_host() {
-    let (registry, _) = registry(RegistryOptions::new().token(TokenOptions::new()));
-    let issuer = registry.token_issuer().unwrap();
     let huge = format!(r#"{{"token":"{}"}}"#, "x".repeat(2 << 20));
-    let tokens = Proxy::start(&format!("http://{}", issuer.host()), move |_, _| {
-        Action::Respond(Reply::json(200, &huge))
-    });
-    let challenge = format!(
-        "Bearer realm=\"{}/token\",service=\"{}\"",
-        tokens.base_url(),
-        issuer.service()
-    );
-    let proxy = Proxy::start(&registry.base_url(), move |seen, _| {
-        if seen.authorized {
-            Action::Forward
-        } else {
-            Action::Respond(Reply::json(401, "{}").header("WWW-Authenticate", &challenge))
-        }
-    });
+    let (_registry, _tokens, proxy) =
+        behind_a_token_service(move |_, _| Action::Respond(Reply::json(200, &huge)));
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), &proxy.host(), &["web"], false);
     let (out, report) = run(dir.path(), &[]);
@@ -566,23 +561,8 @@ fn a_huge_token_answer_fails_only_its_host() {
 
 #[test]
 fn a_token_that_cannot_be_a_header_is_named_not_reported_as_401() {
-    let (registry, _) = registry(RegistryOptions::new().token(TokenOptions::new()));
-    let issuer = registry.token_issuer().unwrap();
-    let tokens = Proxy::start(&format!("http://{}", issuer.host()), |_, _| {
-        Action::Respond(Reply::json(200, r#"{"token":"abc\ndef"}"#))
-    });
-    let challenge = format!(
-        "Bearer realm=\"{}/token\",service=\"{}\"",
-        tokens.base_url(),
-        issuer.service()
-    );
-    let proxy = Proxy::start(&registry.base_url(), move |seen, _| {
-        if seen.authorized {
-            Action::Forward
-        } else {
-            Action::Respond(Reply::json(401, "{}").header("WWW-Authenticate", &challenge))
-        }
-    });
+    let (_registry, _tokens, proxy) =
+        behind_a_token_service(|_, _| Action::Respond(Reply::json(200, r#"{"token":"abc\ndef"}"#)));
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), &proxy.host(), &["web"], false);
     let (out, report) = run(dir.path(), &[]);
