@@ -9,7 +9,10 @@
 //! timeouts are retried with jittered backoff, and a failure fails only the
 //! repository it belongs to. Credentials go only to the host they belong to:
 //! redirects are followed by hand, and `Authorization` is dropped when one
-//! leaves the host (blob storage, CDNs).
+//! leaves the host (blob storage, CDNs); an HTTPS registry may not send a
+//! request on to plain HTTP. Nothing a registry sends is unbounded: bodies
+//! (see [`wire`]), tags per repository, pages, and the run's time as a whole
+//! (`--deadline`) all have limits, and passing one fails only the repository.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
