@@ -730,20 +730,21 @@ fn a_presigned_url_never_appears_when_a_redirected_body_fails() {
 }
 
 /// A tree like [`tree`], but with registries reached over HTTPS.
-fn secure_tree(dir: &Path, host: &str, name: &str) {
-    tree(dir, host, &[name], false);
+fn secure_tree(dir: &Path, host: &str, name: &str, digest: bool) {
+    tree(dir, host, &[name], digest);
     let path = dir.join("policies.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace(", insecure: true", "")).unwrap();
 }
 
+/// Tag reads, `Link` pages and manifests (blobs take the same path).
 #[test]
-fn https_registries_may_not_send_tag_reads_to_plain_http() {
-    let (registry, _) = registry(RegistryOptions::new());
+fn https_registries_may_not_send_requests_on_to_plain_http() {
+    let (registry, seeded) = registry(RegistryOptions::new());
     let elsewhere = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
     let (plain, link) = (elsewhere.base_url(), elsewhere.base_url());
     let proxy = Proxy::start(&registry.base_url(), move |seen, _| {
-        if is_tags(&seen.target, "web") {
+        if is_tags(&seen.target, "web") || seen.target.starts_with("/v2/acme/cut/manifests/") {
             Action::Redirect(plain.clone())
         } else if is_tags(&seen.target, "api") {
             Action::Respond(Reply::json(200, r#"{"tags":["9.9"]}"#).header(
@@ -756,14 +757,16 @@ fn https_registries_may_not_send_tag_reads_to_plain_http() {
     });
     let front = TlsFront::start(&proxy.host());
     let dir = tempfile::tempdir().unwrap();
-    secure_tree(dir.path(), &front.host(), "web");
-    let api = dir.path().join("api");
-    std::fs::create_dir(&api).unwrap();
-    secure_tree(&api, &front.host(), "api");
+    secure_tree(dir.path(), &front.host(), "web", false);
+    for (name, digest) in [("api", false), ("cut", true)] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        secure_tree(&sub, &front.host(), name, digest);
+    }
     let ca = front.ca_file();
     let (out, report) = run(dir.path(), &["--ca-file", ca.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    for policy in ["apps:web", "apps:api"] {
+    for policy in ["apps:web", "apps:api", "apps:cut"] {
         let error = failure(&report, policy);
         assert!(
             error.contains("refusing an HTTPS to HTTP downgrade")
@@ -784,13 +787,18 @@ fn https_registries_may_not_send_tag_reads_to_plain_http() {
     );
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_eq!(outcome(&report, "apps:web")["tag"], "1.6", "{report}");
+    assert_eq!(
+        outcome(&report, "apps:cut")["digest"],
+        seeded.digest("acme/cut", "1.6"),
+        "{report}"
+    );
 }
 
 #[test]
 fn https_to_a_plain_http_registry_suggests_insecure_registry() {
     let (registry, _) = registry(RegistryOptions::new());
     let dir = tempfile::tempdir().unwrap();
-    secure_tree(dir.path(), &registry.host(), "web");
+    secure_tree(dir.path(), &registry.host(), "web", false);
     let (out, report) = run(dir.path(), &["--retries", "0"]);
     assert_eq!(out.status.code(), Some(1), "{report}");
     let error = failure(&report, "apps:web");
