@@ -794,3 +794,30 @@ fn an_invalid_tag_is_skipped_under_every_strategy() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn select_with_an_image_skips_an_invalid_listed_tag() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1", "2", "zz top"]}}}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = select(
+        &[
+            "--strategy",
+            "alphabetical",
+            "--image",
+            "ghcr.io/acme/web",
+            "--registry-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!((code, stdout.as_str()), (Some(0), "2\n"), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 listed tag that is not a valid OCI tag (\"zz top\")"),
+        "{stderr}"
+    );
+}
