@@ -131,10 +131,11 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
     pin_pull_secrets(&prepared, registry, &mut report.problems);
-    let listed = list(
+    let (listed, skipped) = list(
         registry,
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
+    report.problems.extend(skipped);
     let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
@@ -477,7 +478,11 @@ fn unparsable(
     let (severity, message) = match (has_marker, declares, template) {
         (true, _, _) | (false, true, false) => (
             Severity::Error,
-            format!("malformed YAML: {}; file left untouched", e.message),
+            format!(
+                "malformed YAML: {}; file left untouched{}",
+                e.message,
+                template_hint(src, rel)
+            ),
         ),
         (false, true, true) => (
             Severity::Info,
@@ -633,14 +638,29 @@ fn repositories_of(declared: &[Declared]) -> impl Iterator<Item = Repository> + 
         .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
 }
 
-/// Lists each repository once, in one batch.
-fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>) -> Listed {
+/// Lists each repository once, in one batch. A tag that is not a valid OCI
+/// tag is dropped here, before any strategy sees it (so none can choose it
+/// and fail the policy), and counted in a warning per repository.
+fn list(
+    registry: &dyn Registry,
+    repositories: impl Iterator<Item = Repository>,
+) -> (Listed, Vec<Problem>) {
     let repositories: Vec<_> = repositories.collect::<BTreeSet<_>>().into_iter().collect();
-    repositories
+    let mut warnings = Vec::new();
+    let listed = repositories
         .iter()
         .cloned()
         .zip(registry.tags(&repositories))
-        .collect()
+        .map(|(repository, tags)| {
+            let tags = tags.map(|tags| {
+                let (valid, skipped) = crate::registry::screen_tags(&repository, tags);
+                warnings.extend(skipped.map(|note| Problem::general(Severity::Warning, note)));
+                valid
+            });
+            (repository, tags)
+        })
+        .collect();
+    (listed, warnings)
 }
 
 /// Build dates, platforms and digests of the tags Argo CD strategies need,
@@ -699,11 +719,12 @@ pub fn resolve(
     declared: &[Declared],
     registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
-) -> (Vec<PolicyOutcome>, Targets) {
+) -> (Vec<PolicyOutcome>, Targets, Vec<Problem>) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
-    let listed = list(registry, repositories_of(declared));
-    resolve_listed(declared, registry, pinned, &listed)
+    let (listed, warnings) = list(registry, repositories_of(declared));
+    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed);
+    (outcomes, targets, warnings)
 }
 
 /// [`resolve`] over tags already listed.
@@ -781,6 +802,24 @@ fn resolve_listed(
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
     (outcomes, targets)
+}
+
+/// For a file that does not parse because it is a template (Helm's
+/// `templates/`, or any `{{ }}`), how to stop reading it.
+fn template_hint(src: &str, rel: &str) -> String {
+    if src.contains("{{") {
+        let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let glob = if dir.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{dir}/**")
+        };
+        format!(
+            " (it looks like a template, e.g. a Helm chart's: leave it out with --exclude '{glob}')"
+        )
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]

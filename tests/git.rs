@@ -332,6 +332,32 @@ fn a_template_error_commits_nothing() {
     );
 }
 
+/// Issues 15.7 and 18.4: a template asking for more output than memory
+/// holds panicked (exit 101) or aborted (134) with no report.
+#[test]
+fn a_template_asking_for_unbounded_output_commits_nothing() {
+    for template in [
+        r#"{{ repeat 9223372036854775807 "ab" }}"#,
+        r#"{{ indent 9223372036854775807 "a" }}"#,
+    ] {
+        let f = fixture("");
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        let (out, report) = run(&f, &f.work, &["--commit", "--message-template", template]);
+        assert_eq!(out.status.code(), Some(1), "{template}: {report}");
+        assert!(report.get("commit").is_none());
+        assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+        assert!(
+            report["problems"].as_array().unwrap().iter().any(|p| {
+                p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limit of a template's output")
+            }),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn a_push_token_comes_from_the_environment_and_is_never_shown() {
     let f = fixture("");
