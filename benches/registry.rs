@@ -66,7 +66,13 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_image-update");
     let cache_args = ["--cache-dir", cache.to_str().unwrap()];
     let first = measure(&registry, "first run (cold cache)", bin, &tree, &cache_args);
-    let second = measure(&registry, "second run (warm cache)", bin, &tree, &cache_args);
+    let second = measure(
+        &registry,
+        "second run (warm cache)",
+        bin,
+        &tree,
+        &cache_args,
+    );
     for (name, requests) in [("first", first), ("second", second)] {
         let took = replay(&host, &requests);
         println!(
@@ -87,10 +93,13 @@ fn fill(registry: &Registry, listed: &BTreeMap<String, Vec<String>>) {
         let digest = registry.push_image(repo, "base", "2024-01-01T00:00:00Z", "linux/amd64");
         let hex = digest.trim_start_matches("sha256:");
         for tag in tags {
-            let base = registry
-                .storage_dir()
-                .join(format!("docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}"));
-            for dir in [base.join("current"), base.join(format!("index/sha256/{hex}"))] {
+            let base = registry.storage_dir().join(format!(
+                "docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}"
+            ));
+            for dir in [
+                base.join("current"),
+                base.join(format!("index/sha256/{hex}")),
+            ] {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(dir.join("link"), &digest).unwrap();
             }
@@ -135,15 +144,18 @@ fn measure(
             .unwrap_or_else(|| "?".to_string())
     };
     let log = registry.log();
-    let requests: Vec<(String, String)> = log
-        .lines()
-        .skip(before)
-        .filter_map(request_of)
-        .collect();
-    let apps = report["applications"].as_array().map_or(&[][..], Vec::as_slice);
-    let images = apps.iter().flat_map(|a| a["images"].as_array().unwrap().iter());
+    let requests: Vec<(String, String)> = log.lines().skip(before).filter_map(request_of).collect();
+    let apps = report["applications"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let images = apps
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap().iter());
     let (changed, failed) = images.fold((0, 0), |(c, f), i| {
-        (c + usize::from(!i["new"].is_null()), f + usize::from(!i["error"].is_null()))
+        (
+            c + usize::from(!i["new"].is_null()),
+            f + usize::from(!i["error"].is_null()),
+        )
     });
     println!("== {name}");
     println!(
@@ -165,7 +177,11 @@ fn measure(
         *counts.entry(kind(method, path)).or_default() += 1;
     }
     let seen: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!("registry saw: {} requests: {}", requests.len(), seen.join(", "));
+    println!(
+        "registry saw: {} requests: {}",
+        requests.len(),
+        seen.join(", ")
+    );
     if let Some(reported) = report["requests"].as_array() {
         let cached: Vec<String> = reported
             .iter()

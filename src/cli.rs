@@ -214,6 +214,13 @@ struct RegistryArgs {
     /// The longest Retry-After honoured, in seconds; longer fails the repository.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     max_retry_after: u64,
+    /// The most tags read for one repository; a registry listing more fails it.
+    #[arg(long, value_name = "N", default_value_t = live::MAX_TAGS)]
+    max_tags: usize,
+    /// Seconds the run may spend asking registries (0: no limit); repositories
+    /// not answered by then fail, the rest is applied.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DEADLINE)]
+    deadline: u64,
     /// Keep what digests say (build date, platforms, index children) here
     /// between runs [default: $XDG_CACHE_HOME/image-update, else ~/.cache/image-update].
     #[arg(long, value_name = "DIR")]
@@ -222,6 +229,9 @@ struct RegistryArgs {
     #[arg(long)]
     no_cache: bool,
 }
+
+/// Ten minutes: far beyond a healthy run, well inside any CI job's limit.
+const DEFAULT_DEADLINE: u64 = 600;
 
 impl RegistryArgs {
     /// The live client, configured from flags and the process environment.
@@ -243,6 +253,14 @@ impl RegistryArgs {
             timeout: Duration::from_secs(self.timeout.max(1)),
             retries: self.retries,
             max_retry_after: Duration::from_secs(self.max_retry_after),
+            max_tags: self.max_tags.max(1),
+            deadline: (self.deadline > 0).then(|| {
+                let after = Duration::from_secs(self.deadline);
+                live::Deadline {
+                    at: std::time::Instant::now() + after,
+                    after,
+                }
+            }),
             ..live::Options::default()
         };
         let cache = match (&self.cache_dir, self.no_cache) {
@@ -585,11 +603,15 @@ fn image_tags(image: &str, rule: &ArgoRule, args: &SelectArgs) -> Result<Vec<Tag
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
         None => Box::new(args.registry.live()?),
     };
-    let names = registry
+    let listed = registry
         .tags(std::slice::from_ref(&repository))
         .pop()
         .expect("one answer per repository")
         .map_err(|e| e.to_string())?;
+    let (names, skipped) = crate::registry::screen_tags(&repository, listed);
+    if let Some(note) = skipped {
+        eprintln!("image-update: warning: {note}");
+    }
     let mut tags: Vec<TagInfo> = names.iter().map(|n| TagInfo::named(n)).collect();
     if !rule.strategy.needs_metadata() {
         return Ok(tags);

@@ -494,7 +494,10 @@ pub fn change_message(change: &Change) -> String {
 /// ResourceList this function can answer (the caller exits 2); everything
 /// else, configuration errors included, is reported in the results.
 pub fn process(input: &str, flags: &Settings, connect: Connect) -> Result<Processed, String> {
-    let stream = yaml::parse(input).map_err(|e| format!("the input is not valid YAML: {e}"))?;
+    // The items sit two levels deep (`items:` and its sequence); they may
+    // nest as deep as in a file of their own.
+    let stream =
+        yaml::parse_nested(input, 2).map_err(|e| format!("the input is not valid YAML: {e}"))?;
     let root = match stream.documents.as_slice() {
         [document] => &document.root,
         [] => return Err("the input is empty; expected a ResourceList".to_string()),
@@ -614,7 +617,12 @@ fn update_items(
     }
 
     let pinned = update::pinned_by(found.markers.iter());
-    let (outcomes, targets) = update::resolve(&declared, registry, &pinned);
+    let (outcomes, targets, warnings) = update::resolve(&declared, registry, &pinned);
+    results.extend(
+        warnings
+            .into_iter()
+            .map(|w| (None, FnResult::general(Severity::Warning, w.message))),
+    );
     for outcome in outcomes {
         let Some(error) = outcome.error else {
             continue;

@@ -56,7 +56,7 @@ fn fixture() -> Fixture {
     }
     std::fs::write(tree.path().join("apps.yaml"), apps.join("---\n")).unwrap();
     Fixture {
-        registry: registry,
+        registry,
         proxy,
         tree,
         home: tempfile::tempdir().unwrap(),
@@ -71,12 +71,8 @@ impl Fixture {
             .args(["--output", "json"])
             .output()
             .unwrap();
-        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
         (out, report)
     }
 
@@ -128,7 +124,10 @@ fn selected(report: &serde_json::Value) -> Vec<(String, String)> {
         .map(|a| {
             (
                 a["application"].as_str().unwrap().to_string(),
-                a["images"][0]["selected"].as_str().unwrap_or("").to_string(),
+                a["images"][0]["selected"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             )
         })
         .collect()
@@ -142,7 +141,10 @@ fn reported(report: &serde_json::Value, kind: &str) -> (u64, u64) {
         .iter()
         .filter(|r| r["kind"] == kind)
         .fold((0, 0), |(s, c), r| {
-            (s + r["sent"].as_u64().unwrap(), c + r["cached"].as_u64().unwrap())
+            (
+                s + r["sent"].as_u64().unwrap(),
+                c + r["cached"].as_u64().unwrap(),
+            )
         })
 }
 
@@ -191,10 +193,7 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
     assert_eq!(reported(&warm, "blob GET"), (0, 5));
 
     // The text summary says the same in one line.
-    let out = f
-        .command(&["--output", "text"])
-        .output()
-        .unwrap();
+    let out = f.command(&["--output", "text"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

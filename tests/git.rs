@@ -332,6 +332,32 @@ fn a_template_error_commits_nothing() {
     );
 }
 
+/// Issues 15.7 and 18.4: a template asking for more output than memory
+/// holds panicked (exit 101) or aborted (134) with no report.
+#[test]
+fn a_template_asking_for_unbounded_output_commits_nothing() {
+    for template in [
+        r#"{{ repeat 9223372036854775807 "ab" }}"#,
+        r#"{{ indent 9223372036854775807 "a" }}"#,
+    ] {
+        let f = fixture("");
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        let (out, report) = run(&f, &f.work, &["--commit", "--message-template", template]);
+        assert_eq!(out.status.code(), Some(1), "{template}: {report}");
+        assert!(report.get("commit").is_none());
+        assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+        assert!(
+            report["problems"].as_array().unwrap().iter().any(|p| {
+                p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limit of a template's output")
+            }),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn a_push_token_comes_from_the_environment_and_is_never_shown() {
     let f = fixture("");
@@ -539,9 +565,13 @@ fn argo_cd_write_backs_are_committed_with_the_markers() {
         remote(&["show", "main:apps/.argocd-source-web.yaml"]),
         "kustomize:\n  images:\n  - ghcr.io/acme/web:1.1.0\n"
     );
+    // The current value is the one the kustomization's Deployment runs
+    // (issue 17: read where upstream reads the live image).
     let message = remote(&["log", "-1", "--format=%B", "main"]);
     assert!(
-        message.contains("- apps/.argocd-source-web.yaml:  -> ghcr.io/acme/web:1.1.0"),
+        message.contains(
+            "- apps/.argocd-source-web.yaml: ghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0"
+        ),
         "{message}"
     );
 }

@@ -471,6 +471,46 @@ fn input_that_is_no_resource_list_exits_2() {
     }
 }
 
+/// Issue 18.6: `fn` refused documents nested deeper than about 128 levels
+/// that `run` reads from a file. A document `run` accepts is accepted as an
+/// item too, and one nested deeper is refused with the limit named.
+#[test]
+fn fn_reads_documents_as_deep_as_the_file_reader() {
+    // Block sequences under `data.x`, one per line (the full parser's path).
+    let nested = |depth: usize, indent: usize| {
+        let mut text = format!(
+            "{0}apiVersion: v1\n{0}kind: ConfigMap\n{0}metadata: {{name: deep}}\n{0}data:\n{0}  x:\n",
+            " ".repeat(indent)
+        );
+        for level in 0..depth {
+            text.push_str(&" ".repeat(indent + 4 + 2 * level));
+            text.push_str("-\n");
+        }
+        text + &" ".repeat(indent + 4 + 2 * depth) + "leaf\n"
+    };
+    let deepest = (1..400)
+        .take_while(|d| image_update::yaml::parse(&nested(*d, 0)).is_ok())
+        .last()
+        .unwrap();
+    assert!(deepest > 200, "{deepest}");
+    let item = |depth: usize| {
+        let text = nested(depth, 2);
+        format!("- {}", &text[2..])
+    };
+    let out = run_fn(&testdata(), &[], &resource_list(&item(deepest), ""));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run_fn(&testdata(), &[], &resource_list(&item(deepest + 1), ""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "nested more than {} levels deep",
+            image_update::yaml::MAX_NESTING
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 // ---- real orchestrators -------------------------------------------------
 
 /// The path of a tool the test drives (overridable with the environment
