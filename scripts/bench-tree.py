@@ -406,6 +406,7 @@ for chunk in range(0, len(argo_apps), 10):
 updaters = []
 for k in range(max(1, a.units // 100)):
     r = (k * 13 + 5) % R
+    r = r if kind(r) in ("semver", "filtered") else r - r % 4
     apps = []
     for j in range(3):
         name = f"iu-{k}-{j}"
@@ -444,7 +445,7 @@ spec:
   - namePattern: "iu-{k}-*"
     images:
     - alias: svc
-      imageName: {image(r) if kind(r) in ("semver", "filtered") else image(r - r % 4)}:1.x
+      imageName: {image(r)}:1.x
 """
     )
 write("clusters/prod/argocd/image-updaters.yaml", "".join(updaters))
