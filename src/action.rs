@@ -797,6 +797,40 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_cache_lives_in_the_runners_temp_and_extra_args_can_turn_it_off() {
+        let e = env(&[
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("RUNNER_TEMP", "/home/runner/work/_temp"),
+            ("INPUT_EXTRA-ARGS", "--no-cache"),
+        ]);
+        let args = plan(&e, &no_dirs).unwrap().args;
+        assert_eq!(
+            args[1..],
+            [
+                "--cache-dir=/home/runner/work/_temp/image-update-cache",
+                "--no-cache"
+            ]
+        );
+        // The two may be given together (and then `--no-cache` wins).
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(
+            ["image-update", "run"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str)),
+        );
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        // Without a runner directory, the default applies.
+        let e = env(&[("GITHUB_WORKSPACE", "/w"), ("RUNNER_TEMP", "relative")]);
+        assert!(
+            !plan(&e, &no_dirs)
+                .unwrap()
+                .args
+                .iter()
+                .any(|a| a.starts_with("--cache-dir"))
+        );
+    }
+
+    #[test]
     fn a_bad_boolean_is_refused() {
         let e = env(&[("INPUT_DRY-RUN", "yes")]);
         assert!(plan(&e, &no_dirs).unwrap_err().contains("dry-run"));
