@@ -11,7 +11,6 @@
 //! document's bytes, so any edit (ours, a person's, a `git pull`) changes it.
 
 use std::fs;
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +22,7 @@ use crate::kubesphere::{self, FieldError};
 use crate::report::Problem;
 use crate::rewrite;
 use crate::scan::{self, Filter};
+use crate::tree_write;
 use crate::yaml;
 
 /// The kinds of resource that can be managed.
@@ -125,7 +125,7 @@ pub enum ManageError {
     FileExists(String),
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
-    #[error("{0} is outside the working tree")]
+    #[error("{0}")]
     Outside(String),
 }
 
@@ -299,10 +299,11 @@ impl Tree {
         }
         let (rel, path) = self.new_path(kind, namespace, name);
         if rel.split('/').any(|p| p == "..") {
-            return Err(ManageError::Outside(rel));
+            return Err(ManageError::Outside(format!("{rel} is outside the working tree")));
         }
-        create_file(&path, text.as_bytes()).map_err(|e| match e.kind() {
+        tree_write::create_file(&self.root, &rel, text.as_bytes()).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ManageError::FileExists(rel.clone()),
+            _ if tree_write::refusal(&e).is_some() => ManageError::Outside(e.to_string()),
             _ => ManageError::Write {
                 path: rel.clone(),
                 reason: e.to_string(),
@@ -327,7 +328,7 @@ impl Tree {
             new.push('\n');
         }
         new.push_str(&old[found.span.end..]);
-        scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+        tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes()).map_err(write_error)
     }
 
     /// Removes a resource: only its document (and one `---` line) from a file
@@ -343,7 +344,7 @@ impl Tree {
             .into_iter()
             .any(|r| !is_blank_document(&new[r]));
         if others {
-            scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+            tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes()).map_err(write_error)
         } else {
             fs::remove_file(&found.path).map_err(write_error)
         }
@@ -379,21 +380,6 @@ fn without_document(src: &str, span: Range<usize>) -> String {
     out.push_str(&src[..cut_start]);
     out.push_str(&src[cut_end..]);
     out
-}
-
-/// Creates `path` with `contents` atomically and without overwriting: a
-/// temporary file is written, synced, then hard-linked to the name, which
-/// fails when the name exists.
-pub fn create_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".image-update-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    fs::hard_link(temp.path(), path)
 }
 
 /// A JSON value as block YAML, keys in the value's order; strings that YAML

@@ -1,4 +1,5 @@
-//! The filesystem edge: walking the tree, and writing files back atomically.
+//! The filesystem edge: walking the tree (writing goes through
+//! [`crate::tree_write`]).
 //!
 //! Every file is visited, hidden ones included (`.github/`,
 //! `.argocd-source-*.yaml`), except `.git/`. Symbolic links are never followed:
@@ -6,14 +7,14 @@
 //! one that points outside it must not be written through.
 
 use std::fs;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
 
 use globset::{GlobSet, GlobSetBuilder};
 
 use crate::report::{Problem, Severity};
+use crate::tree_write;
 
 /// A file found by the walk.
 #[derive(Debug, Clone)]
@@ -117,6 +118,19 @@ pub fn walk_map<R: Send>(
                             );
                             (rel.clone(), Err(problem))
                         })
+                    } else if item.file_type().is_some_and(|t| t.is_file())
+                        && tree_write::is_temp_name(&item.file_name().to_string_lossy())
+                    {
+                        // Our own temporary file: an old one is what a killed
+                        // run left; a young one may be a run in progress.
+                        tree_write::remove_if_stale(item.path(), SystemTime::now()).then(|| {
+                            let problem = Problem::file(
+                                &rel,
+                                Severity::Info,
+                                "removed a stale temporary file an interrupted run left behind",
+                            );
+                            (rel.clone(), Err(problem))
+                        })
                     } else if item.file_type().is_some_and(|t| t.is_file()) {
                         Some((
                             rel.clone(),
@@ -162,66 +176,6 @@ fn leads_inside(root: &Path, link: &Path) -> bool {
     }
 }
 
-static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// Replaces a file's contents atomically: a temporary file in the same
-/// directory, the original's permissions (and owner, where allowed), fsync,
-/// then rename over it. A crash leaves either the old file or the new one,
-/// never half of either. When the file no longer holds `expected` (someone
-/// changed it while we worked), nothing is written.
-pub fn replace_file(path: &Path, expected: &[u8], contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.image-update-{}-{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let metadata = fs::metadata(path)?;
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.set_permissions(metadata.permissions())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            // Only root may give a file away; for others this is a no-op or
-            // fails harmlessly, and the file is theirs anyway.
-            let _ = std::os::unix::fs::fchown(&file, Some(metadata.uid()), Some(metadata.gid()));
-        }
-        file.sync_all()?;
-        if fs::read(path)? != expected {
-            return Err(io::Error::other(
-                "the file changed while image-update ran; not written",
-            ));
-        }
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-/// Creates `path` with `contents` atomically (complete or absent), creating
-/// its directory when needed; refuses to replace a file that appeared
-/// meanwhile.
-pub fn create_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    temp.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,36 +194,6 @@ mod tests {
         for no in ["a.json", "kustomization", "a.yaml.tpl", "yaml"] {
             assert!(!is_yaml_name(no), "{no}");
         }
-    }
-
-    #[test]
-    fn a_created_file_never_replaces_one_that_appeared() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new/dir/a.yaml");
-        create_file(&path, b"a: 1\n").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
-        let err = create_file(&path, b"a: 2\n").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn a_file_changed_behind_our_back_is_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.yaml");
-        fs::write(&path, "a: 2\n").unwrap();
-        let err = replace_file(&path, b"a: 1\n", b"a: 3\n").unwrap_err();
-        assert!(err.to_string().contains("changed while"), "{err}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 2\n");
-        replace_file(&path, b"a: 2\n", b"a: 3\n").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 3\n");
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "a temporary file was left behind"
-        );
     }
 
     #[test]

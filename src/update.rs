@@ -19,6 +19,7 @@ use crate::policy::{DigestReflection, Policy, PolicyId};
 use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
+use crate::tree_write;
 use crate::scan::{self, Filter};
 use crate::yaml;
 
@@ -40,7 +41,6 @@ pub struct RunOptions {
 /// A file that carries markers.
 struct MarkedFile {
     rel: String,
-    path: PathBuf,
     src: String,
     markers: Vec<Marker>,
 }
@@ -168,7 +168,8 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             }
         };
         if !options.dry_run
-            && let Err(e) = scan::replace_file(&file.path, file.src.as_bytes(), new.as_bytes())
+            && let Err(e) =
+                tree_write::replace_file(&options.root, &file.rel, file.src.as_bytes(), new.as_bytes())
         {
             report.problems.push(Problem::file(
                 &file.rel,
@@ -202,11 +203,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             ));
             continue;
         }
-        let path = options.root.join(rel);
         if !options.dry_run {
             let written = match &existing {
-                Some(old) => scan::replace_file(&path, old.as_bytes(), new.as_bytes()),
-                None => scan::create_file(&path, new.as_bytes()),
+                Some(old) => {
+                    tree_write::replace_file(&options.root, rel, old.as_bytes(), new.as_bytes())
+                }
+                None => tree_write::create_file(&options.root, rel, new.as_bytes()),
             };
             if let Err(e) = written {
                 report.problems.push(problem(format!("cannot write: {e}")));
@@ -434,7 +436,6 @@ fn read_file(entry: &scan::Entry) -> Reading {
         if !found.markers.is_empty() {
             reading.marked = Some(MarkedFile {
                 rel: rel.to_string(),
-                path: entry.path.clone(),
                 src,
                 markers: found.markers,
             });
