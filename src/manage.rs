@@ -299,7 +299,9 @@ impl Tree {
         }
         let (rel, path) = self.new_path(kind, namespace, name);
         if rel.split('/').any(|p| p == "..") {
-            return Err(ManageError::Outside(format!("{rel} is outside the working tree")));
+            return Err(ManageError::Outside(format!(
+                "{rel} is outside the working tree"
+            )));
         }
         tree_write::create_file(&self.root, &rel, text.as_bytes()).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ManageError::FileExists(rel.clone()),
@@ -328,7 +330,8 @@ impl Tree {
             new.push('\n');
         }
         new.push_str(&old[found.span.end..]);
-        tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes()).map_err(write_error)
+        tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes())
+            .map_err(write_error)
     }
 
     /// Removes a resource: only its document (and one `---` line) from a file
@@ -344,7 +347,8 @@ impl Tree {
             .into_iter()
             .any(|r| !is_blank_document(&new[r]));
         if others {
-            tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes()).map_err(write_error)
+            tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes())
+                .map_err(write_error)
         } else {
             fs::remove_file(&found.path).map_err(write_error)
         }

@@ -260,7 +260,10 @@ pub fn is_temp_name(file_name: &str) -> bool {
         return false;
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    !name.is_empty() && numbers.split_once('-').is_some_and(|(p, n)| digits(p) && digits(n))
+    !name.is_empty()
+        && numbers
+            .split_once('-')
+            .is_some_and(|(p, n)| digits(p) && digits(n))
 }
 
 /// Removes `path` when it is a temporary file of ours (by name) that is a
@@ -445,7 +448,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for rel in ["../x.yaml", "a/../../x.yaml", "/etc/x.yaml", ""] {
             let err = create_file(dir.path(), rel, b"x").unwrap_err();
-            assert!(err.to_string().contains("refusing to write"), "{rel}: {err}");
+            assert!(
+                err.to_string().contains("refusing to write"),
+                "{rel}: {err}"
+            );
         }
         assert!(!dir.path().parent().unwrap().join("x.yaml").exists());
     }
@@ -460,15 +466,15 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("a.yaml"), dir.path().join("b.yaml"))
             .unwrap();
         let err = create_file(dir.path(), "apps/web/new.yaml", b"x").unwrap_err();
-        assert!(
-            err.to_string().contains("apps is a symbolic link"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("apps is a symbolic link"), "{err}");
         let err = replace_file(dir.path(), "apps/a.yaml", b"a: 1\n", b"a: 2\n").unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         let err = replace_file(dir.path(), "b.yaml", b"a: 1\n", b"a: 2\n").unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert_eq!(fs::read_to_string(outside.path().join("a.yaml")).unwrap(), "a: 1\n");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("a.yaml")).unwrap(),
+            "a: 1\n"
+        );
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
@@ -480,7 +486,11 @@ mod tests {
         let umask = current_umask();
         create_file(dir.path(), "d/new.yaml", b"x").unwrap();
         let mode = |p: &str| {
-            fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o7777
+            fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
         };
         assert_eq!(mode("d/new.yaml"), 0o666 & !umask);
         assert_eq!(mode("d"), 0o777 & !umask);

@@ -19,8 +19,8 @@ use crate::policy::{DigestReflection, Policy, PolicyId};
 use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
-use crate::tree_write;
 use crate::scan::{self, Filter};
+use crate::tree_write;
 use crate::yaml;
 
 #[derive(Debug, Clone, Default)]
@@ -168,8 +168,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             }
         };
         if !options.dry_run
-            && let Err(e) =
-                tree_write::replace_file(&options.root, &file.rel, file.src.as_bytes(), new.as_bytes())
+            && let Err(e) = tree_write::replace_file(
+                &options.root,
+                &file.rel,
+                file.src.as_bytes(),
+                new.as_bytes(),
+            )
         {
             report.problems.push(Problem::file(
                 &file.rel,

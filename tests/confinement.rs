@@ -1,0 +1,193 @@
+//! The attacks of the hardening issues (15.1, 15.8, 18.1, 18.2) through the
+//! real binary: hostile trees whose symbolic links try to lead writes out of
+//! the tree, and the temporary files an interrupted run leaves behind.
+#![cfg(unix)]
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_image-update"))
+}
+
+const REPO_URL: &str = "https://git.example.com/org/gitops.git";
+
+fn snapshot(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("snapshot.json");
+    fs::write(
+        &path,
+        r#"{"version": 1, "repositories": {"nginx": {"tags": ["1.0.0", "1.2.0"]}}}"#,
+    )
+    .unwrap();
+    path
+}
+
+fn run(tree: &Path, snapshot: &Path) -> (Output, serde_json::Value) {
+    let out = bin()
+        .arg("run")
+        .arg(tree)
+        .args(["--output", "json", "--repo-url", REPO_URL])
+        .arg("--registry-snapshot")
+        .arg(snapshot)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out, report)
+}
+
+fn application(annotations: &str, path: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=nginx:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/web.force-update: \"true\"\n{annotations}spec:\n  source:\n    repoURL: {REPO_URL}\n    path: {path}\n"
+    )
+}
+
+fn problems(report: &serde_json::Value) -> String {
+    report["problems"].to_string()
+}
+
+/// Every file below `dir`, links not followed.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut all: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn an_argo_override_file_is_not_written_through_a_linked_app_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, elsewhere) = (work.path().join("tree"), work.path().join("elsewhere"));
+    fs::create_dir_all(elsewhere.join("web")).unwrap();
+    fs::write(elsewhere.join("web/kustomization.yaml"), "resources: []\n").unwrap();
+    fs::create_dir_all(&tree).unwrap();
+    symlink("../elsewhere", tree.join("apps")).unwrap();
+    let kustomize = "    argocd-image-updater.argoproj.io/web.kustomize.image-name: nginx\n";
+    let app =
+        application(kustomize, "apps/web").replace("    path:", "    kustomize: {}\n    path:");
+    fs::write(tree.join("app.yaml"), app).unwrap();
+    let (out, report) = run(&tree, &snapshot(work.path()));
+    assert_eq!(
+        listing(&elsewhere),
+        ["", "web", "web/kustomization.yaml"],
+        "a file was written outside the tree"
+    );
+    assert!(
+        problems(&report).contains("apps is a symbolic link"),
+        "{}",
+        problems(&report)
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_helm_values_target_through_a_linked_directory_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, x) = (work.path().join("tree"), work.path().join("x"));
+    fs::create_dir_all(&x).unwrap();
+    fs::create_dir_all(tree.join("chart")).unwrap();
+    fs::write(tree.join("chart/Chart.yaml"), "name: web\n").unwrap();
+    symlink("../x", tree.join("escape")).unwrap();
+    let annotations = "    argocd-image-updater.argoproj.io/web.helm.image-name: image.repository\n    argocd-image-updater.argoproj.io/web.helm.image-tag: image.tag\n    argocd-image-updater.argoproj.io/write-back-target: helmvalues:/escape/.bashrc\n";
+    fs::write(tree.join("app.yaml"), application(annotations, "chart")).unwrap();
+    let (out, report) = run(&tree, &snapshot(work.path()));
+    assert_eq!(listing(&x), [""], "a file was written outside the tree");
+    assert!(
+        problems(&report).contains("escape is a symbolic link"),
+        "{}",
+        problems(&report)
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn create_refuses_a_namespace_directory_that_is_a_link() {
+    let work = tempfile::tempdir().unwrap();
+    let (tree, x) = (work.path().join("tree"), work.path().join("x"));
+    fs::create_dir_all(&x).unwrap();
+    fs::create_dir_all(&tree).unwrap();
+    symlink("../x", tree.join("escape")).unwrap();
+    let out = bin()
+        .args([
+            "create",
+            "imagerepository",
+            "web",
+            "--image",
+            "nginx",
+            "-n",
+            "escape",
+            "--tree",
+        ])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("escape is a symbolic link"), "{stderr}");
+    assert_eq!(listing(&x), [""], "a file was written outside the tree");
+}
+
+#[test]
+fn a_new_override_file_gets_touch_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(tree.join("apps/web")).unwrap();
+    fs::write(tree.join("apps/web/kustomization.yaml"), "resources: []\n").unwrap();
+    fs::write(tree.join("app.yaml"), application("", "apps/web")).unwrap();
+    let (out, report) = run(&tree, &snapshot(work.path()));
+    assert!(out.status.success(), "{report}");
+    let created = tree.join("apps/web/.argocd-source-web.yaml");
+    let mode = fs::metadata(&created).unwrap().permissions().mode() & 0o777;
+    let umask = {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    };
+    assert_eq!(mode, 0o666 & !umask, "{mode:o}");
+}
+
+#[test]
+fn stale_temporary_files_are_removed_and_fresh_ones_left_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    let marked = "image: nginx:1.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n";
+    let stale = tree.join(".a.yaml.image-update-4242-0.tmp");
+    let fresh = tree.join(".a.yaml.image-update-4242-1.tmp");
+    for t in [&stale, &fresh] {
+        fs::write(t, marked).unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let (_, report) = run(&tree, &snapshot(work.path()));
+    assert!(!stale.exists(), "the stale temporary file is still there");
+    assert!(fresh.exists(), "a young temporary file may be in use");
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("removed a stale temporary file"),
+        "{problems:?}"
+    );
+}
