@@ -545,3 +545,56 @@ fn argo_cd_write_backs_are_committed_with_the_markers() {
         "{message}"
     );
 }
+
+/// Hardening 15.3: a `kill -9` at the moment the branch moves must never
+/// leave the index holding the old blobs under the new commit (the next
+/// ordinary commit would revert the update). Git's `reference-transaction`
+/// hook kills the tool just before the ref update is applied (and aborts
+/// it) or just after it was applied.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kill_while_the_branch_moves_never_stages_a_revert() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    for moment in ["committed", "prepared"] {
+        let f = fixture("");
+        let before = git(&f.work, &["rev-parse", "HEAD"]);
+        let hook = f.work.join(".git/hooks/reference-transaction");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\n[ \"$1\" = \"$KILL_AT\" ] || exit 0\nread -r _ _ _ tool _ < /proc/$PPID/stat\nkill -9 \"$tool\"\n[ \"$1\" = prepared ] && exit 1\nexit 0\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+            .arg("run")
+            .arg(&f.work)
+            .arg("--registry-snapshot")
+            .arg(&f.snapshot)
+            .arg("--commit")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("KILL_AT", moment)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(9), "{moment}: not killed");
+        std::fs::remove_file(&hook).unwrap();
+        // The index holds what the working tree holds: nothing to revert.
+        assert_eq!(git(&f.work, &["diff", "--name-only"]), "", "{moment}");
+        assert!(git(&f.work, &["show", ":apps/deploy.yaml"]).contains("web:1.1.0"));
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        if moment == "prepared" {
+            assert_eq!(
+                head, before,
+                "the branch moved although the update was aborted"
+            );
+        } else {
+            assert_ne!(head, before);
+            assert_eq!(
+                git(&f.work, &["diff", "--cached", "--name-only"]),
+                "",
+                "the index differs from the new commit"
+            );
+        }
+    }
+}
