@@ -373,9 +373,14 @@ fn replayed(
     paths: &[(String, String)],
     worktree: Option<&Path>,
 ) -> Result<Vec<NewFile>, String> {
+    let names: Vec<&str> = paths.iter().map(|(_, in_repo)| in_repo.as_str()).collect();
+    let contents = match commit {
+        Some(c) => repo.files_at(c, &names).map_err(|e| e.to_string())?,
+        None => vec![None; paths.len()],
+    };
     let mut files = Vec::new();
-    for (rel, in_repo) in paths {
-        match commit.and_then(|c| repo.file_at(c, in_repo)) {
+    for ((rel, in_repo), content) in paths.iter().zip(contents) {
+        match content {
             Some(content) => {
                 let src = String::from_utf8(content)
                     .map_err(|_| format!("{in_repo} is not UTF-8 in the parent commit"))?;

@@ -187,6 +187,55 @@ impl Repo {
         Some(out)
     }
 
+    /// The contents of `paths` (relative to the root) at `commit`, `None`
+    /// where one does not exist there, read by one `git cat-file --batch`.
+    pub fn files_at(&self, commit: &str, paths: &[&str]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
+        // The batch protocol is line-based: a name with a line break is
+        // asked for on its own.
+        let (batched, single): (Vec<usize>, Vec<usize>) =
+            (0..paths.len()).partition(|&i| !paths[i].contains(['\n', '\r']));
+        let mut found = vec![None; paths.len()];
+        for i in single {
+            found[i] = self.file_at(commit, paths[i]);
+        }
+        if batched.is_empty() {
+            return Ok(found);
+        }
+        let mut input = Vec::new();
+        for &i in &batched {
+            input.extend_from_slice(format!("{commit}:{}\n", paths[i]).as_bytes());
+        }
+        let out = self.run(&["cat-file", "--batch"], Some(&input))?;
+        let mut rest = out.as_slice();
+        let malformed = || GitError::Failed {
+            command: "cat-file".into(),
+            message: "unexpected --batch output".into(),
+        };
+        for i in batched {
+            let end = rest
+                .iter()
+                .position(|b| *b == b'\n')
+                .ok_or_else(malformed)?;
+            let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = &rest[end + 1..];
+            let mut fields = header.split(' ');
+            let (Some(_), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next())
+            else {
+                // `<name> missing` (or ambiguous): not there.
+                continue;
+            };
+            let size: usize = size.parse().map_err(|_| malformed())?;
+            if rest.len() < size + 1 {
+                return Err(malformed());
+            }
+            if kind == "blob" {
+                found[i] = Some(rest[..size].to_vec());
+            }
+            rest = &rest[size + 1..];
+        }
+        Ok(found)
+    }
+
     /// A commit whose tree is `parent`'s with `files` (path relative to the
     /// root, new content) replaced. The caller's index is not touched.
     pub fn build_commit(
