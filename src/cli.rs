@@ -423,6 +423,9 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if git.is_some() && args.dry_run {
         return Err("--commit and --push cannot be combined with --dry-run".to_string());
     }
+    if let Some(settings) = &git {
+        commit::check(settings, &args.dir).map_err(|e| e.to_string())?;
+    }
     let options = RunOptions {
         dry_run: args.dry_run,
         diff: args.diff,
@@ -447,6 +450,16 @@ fn execute(args: RunArgs) -> Result<Report, String> {
                 Severity::Info,
                 "nothing changed; no commit",
             )),
+            Err(commit::CommitError::NotPushed { committed, source }) => {
+                report.problems.push(Problem::general(
+                    Severity::Error,
+                    format!(
+                        "the commit {} was made locally but not pushed: {source}; a later run with --push pushes it",
+                        committed.sha
+                    ),
+                ));
+                report.commit = Some(committed);
+            }
             Err(e) => report
                 .problems
                 .push(Problem::general(Severity::Error, e.to_string())),

@@ -499,6 +499,25 @@ impl Repo {
         }
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        match self.git(&["merge-base", "--is-ancestor", ancestor, descendant], None) {
+            Ok(_) => Ok(true),
+            Err(GitError::Failed { message, .. }) if message.is_empty() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How many commits `to` has that `from` lacks (all of them without `from`).
+    pub fn count_between(&self, from: Option<&str>, to: &str) -> Result<usize, GitError> {
+        let range = match from {
+            Some(from) => format!("{from}..{to}"),
+            None => to.to_string(),
+        };
+        let out = self.git(&["rev-list", "--count", &range], None)?;
+        Ok(out.trim().parse().unwrap_or(0))
+    }
+
     /// Fetches `branch` from `remote`; its tip, or `None` when it does not exist there.
     pub fn fetch(&self, remote: &str, branch: &str) -> Result<Option<String>, GitError> {
         match self.git(

@@ -598,3 +598,79 @@ fn a_kill_while_the_branch_moves_never_stages_a_revert() {
         }
     }
 }
+
+/// Hardening 15.4: a push the remote refuses leaves a local commit that the
+/// report names, and the next `--push` delivers it although nothing changed.
+#[test]
+fn a_failed_push_is_reported_with_its_commit_and_delivered_by_the_next_push() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture("");
+    let gate = f.remote.join("closed");
+    std::fs::write(&gate, "").unwrap();
+    let hook = f.remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ -e '{}' ] && {{ echo closed for maintenance >&2; exit 1; }}\nexit 0\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let sha = report["commit"]["sha"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(report["commit"]["pushed"], false);
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD"]).trim(), sha);
+    assert!(
+        report["problems"].to_string().contains("not pushed"),
+        "{report}"
+    );
+
+    std::fs::remove_file(&gate).unwrap();
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["sha"], sha);
+    assert_eq!(report["commit"]["pushed"], true);
+    assert_eq!(git(&f.remote, &["rev-parse", "main"]).trim(), sha);
+
+    // And once delivered, nothing more is pushed.
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.get("commit").is_none(), "{report}");
+}
+
+/// Hardening 15.4: a bad `--author` or `--branch` is a usage error before
+/// any file is rewritten.
+#[test]
+fn a_bad_author_or_branch_is_refused_before_any_file_is_written() {
+    let f = fixture("");
+    for bad in [
+        ["--author", "no email here"],
+        ["--branch", "bad..name"],
+        ["--branch", "image-update/{{ .Broken"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+            .arg("run")
+            .arg(&f.work)
+            .arg("--registry-snapshot")
+            .arg(&f.snapshot)
+            .arg("--commit")
+            .args(bad)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(bad[1]), "{bad:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(f.work.join("apps/deploy.yaml")).unwrap(),
+            DEPLOY,
+            "{bad:?}: a file was rewritten"
+        );
+    }
+}
