@@ -88,12 +88,7 @@ impl Found {
     /// The resource as JSON, with `metadata.resourceVersion` and the file it
     /// lives in (annotation `gitops.kubesphere.io/file`).
     pub fn to_json(&self) -> Value {
-        let stream = yaml::parse(&self.text).ok();
-        let mut value = stream
-            .as_ref()
-            .and_then(|s| s.documents.first())
-            .map(|d| kubesphere::to_json(&d.root))
-            .unwrap_or(Value::Null);
+        let mut value = document_json(&self.text).unwrap_or(Value::Null);
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("namespace".into(), self.namespace.clone().into());
             meta.insert("resourceVersion".into(), self.version.clone().into());
@@ -106,6 +101,70 @@ impl Found {
         }
         value
     }
+}
+
+/// The first YAML document of `src` as JSON, the way
+/// [`kubesphere::to_json`] reads a node (plain `true`/`false` are booleans,
+/// plain null-like scalars null, everything else a string), with aliases
+/// (`*name`) resolved to the node they name, as kubectl shows them. (The
+/// file reader keeps aliases as they are, since it never edits around them.)
+fn document_json(src: &str) -> Option<Value> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    enum Frame {
+        Sequence(Vec<Value>, usize),
+        Mapping(serde_json::Map<String, Value>, Option<String>, usize),
+    }
+    let mut anchors: std::collections::HashMap<usize, Value> = Default::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    for event in Parser::new_from_str(src) {
+        let (event, _) = event.ok()?;
+        let (value, anchor) = match event {
+            Event::SequenceStart(_, anchor, _) => {
+                stack.push(Frame::Sequence(Vec::new(), anchor));
+                continue;
+            }
+            Event::MappingStart(_, anchor, _) => {
+                stack.push(Frame::Mapping(Default::default(), None, anchor));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop()? {
+                Frame::Sequence(items, anchor) => (Value::Array(items), anchor),
+                Frame::Mapping(entries, _, anchor) => (Value::Object(entries), anchor),
+            },
+            Event::Scalar(text, style, anchor, _) => {
+                let plain = style == ScalarStyle::Plain;
+                let value = match text.as_ref() {
+                    "" | "~" | "null" | "Null" | "NULL" if plain => Value::Null,
+                    "true" | "false" if plain => Value::Bool(text == "true"),
+                    _ => Value::String(text.into_owned()),
+                };
+                (value, anchor)
+            }
+            Event::Alias(id) => (anchors.get(&id).cloned().unwrap_or(Value::Null), 0),
+            Event::DocumentEnd if stack.is_empty() => return None,
+            _ => continue,
+        };
+        if anchor != 0 {
+            anchors.insert(anchor, value.clone());
+        }
+        match stack.last_mut() {
+            None => return Some(value),
+            Some(Frame::Sequence(items, _)) => items.push(value),
+            Some(Frame::Mapping(entries, key, _)) => match key.take() {
+                Some(k) => {
+                    entries.insert(k, value);
+                }
+                None => {
+                    *key = Some(match value {
+                        Value::String(k) => k,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                }
+            },
+        }
+    }
+    None
 }
 
 /// Where a resource's file is, as reported by `get` and the REST API; never
@@ -591,6 +650,24 @@ pub fn updater_from_json(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Hardening 15.10: `get -o json` and `serve` showed aliases as null.
+    #[test]
+    fn aliases_are_resolved_in_json() {
+        let text = "metadata: {name: a}\nspec:\n  images: &imgs [nginx, 'redis']\n  copy: *imgs\n  kind: &k argocd\n  again: *k\n  n: ~\n  t: true\n  q: 'true'\n";
+        assert_eq!(
+            document_json(text).unwrap(),
+            json!({"metadata": {"name": "a"}, "spec": {
+                "images": ["nginx", "redis"], "copy": ["nginx", "redis"],
+                "kind": "argocd", "again": "argocd", "n": null, "t": true, "q": "true"}})
+        );
+        // Without aliases, exactly what the file reader's conversion gives.
+        let plain = "a: 1\nb: [x, {c: ~}]\nd: 'yes'\n";
+        assert_eq!(
+            document_json(plain).unwrap(),
+            kubesphere::to_json(&yaml::parse(plain).unwrap().documents[0].root)
+        );
+    }
 
     #[test]
     fn yaml_round_trips_through_our_reader() {
