@@ -545,6 +545,45 @@ mod tests {
         u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
     }
 
+    /// Hardening 15.8: SIGTERM while a temporary file exists removes it and
+    /// still ends the process by that signal. Runs [`interrupted_child`] in
+    /// a child process of this test binary.
+    #[cfg(unix)]
+    #[test]
+    fn sigterm_removes_the_temporary_file_in_flight() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join(".a.yaml.image-update-1-0.tmp");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "tree_write::tests::interrupted_child",
+                "--test-threads=1",
+            ])
+            .env("IMAGE_UPDATE_TEST_TEMP", &temp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert!(dir.path().join("created").exists(), "the child did not run");
+        assert!(!temp.exists(), "the temporary file survived SIGTERM");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    #[ignore = "run by sigterm_removes_the_temporary_file_in_flight"]
+    fn interrupted_child() {
+        let temp = PathBuf::from(std::env::var_os("IMAGE_UPDATE_TEST_TEMP").unwrap());
+        fs::write(&temp, "half").unwrap();
+        fs::write(temp.parent().unwrap().join("created"), "").unwrap();
+        let _guard = interrupt::Registered::new(&temp);
+        // SAFETY: raising a signal in this process.
+        unsafe { libc::raise(libc::SIGTERM) };
+        unreachable!("SIGTERM ends the process");
+    }
+
     #[test]
     fn only_our_exact_temporary_names_count() {
         for yes in [
