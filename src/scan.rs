@@ -94,28 +94,14 @@ pub fn walk_map<R: Send>(
         Box::new(move |item| {
             let found = match item {
                 Err(e) => {
-                    let path = match &e {
-                        ignore::Error::WithPath { path, .. } => relative(root, path),
-                        _ => String::new(),
-                    };
-                    Some((
-                        path.clone(),
-                        Err(Problem::file(
-                            &path,
-                            Severity::Error,
-                            format!("cannot read: {e}"),
-                        )),
-                    ))
+                    let problem = walk_problem(root, &e);
+                    Some((problem.file.clone().unwrap_or_default(), Err(problem)))
                 }
                 Ok(item) => {
                     let rel = relative(root, item.path());
                     if item.path_is_symlink() {
-                        (!leads_inside(root, item.path())).then(|| {
-                            let problem = Problem::file(
-                                &rel,
-                                Severity::Info,
-                                "symbolic link leads outside the tree; not followed",
-                            );
+                        link_problem(root, item.path()).map(|why| {
+                            let problem = Problem::file(&rel, Severity::Info, why);
                             (rel.clone(), Err(problem))
                         })
                     } else if item.file_type().is_some_and(|t| t.is_file())
@@ -161,6 +147,26 @@ pub fn walk_map<R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// A walk error (an unreadable directory, say), its path relative to the
+/// tree as every other path, and not repeated inside the message.
+fn walk_problem(root: &Path, e: &ignore::Error) -> Problem {
+    let (path, cause) = unwrap_walk_error(e);
+    let path = path.map(|p| relative(root, p)).unwrap_or_default();
+    Problem::file(&path, Severity::Error, format!("cannot read: {cause}"))
+}
+
+/// The path a walk error is about and the error itself, without the
+/// depth and path wrappers.
+fn unwrap_walk_error(e: &ignore::Error) -> (Option<&Path>, &ignore::Error) {
+    match e {
+        ignore::Error::WithPath { path, err } => (Some(path), unwrap_walk_error(err).1),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            unwrap_walk_error(err)
+        }
+        other => (None, other),
+    }
+}
+
 fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.components()
@@ -169,10 +175,17 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-fn leads_inside(root: &Path, link: &Path) -> bool {
-    match (fs::canonicalize(root), fs::canonicalize(link)) {
-        (Ok(root), Ok(target)) => target.starts_with(root),
-        _ => false,
+/// What to report about a symbolic link the walk does not follow: nothing
+/// when it leads inside the tree (its target is visited anyway).
+fn link_problem(root: &Path, link: &Path) -> Option<&'static str> {
+    match fs::canonicalize(link) {
+        Ok(target) => (!fs::canonicalize(root).is_ok_and(|root| target.starts_with(root)))
+            .then_some("symbolic link leads outside the tree; not followed"),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Some("symbolic link loop; not followed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("dangling symbolic link (its target does not exist); not followed")
+        }
+        Err(_) => Some("symbolic link whose target cannot be resolved; not followed"),
     }
 }
 
@@ -194,6 +207,52 @@ mod tests {
         for no in ["a.json", "kustomization", "a.yaml.tpl", "yaml"] {
             assert!(!is_yaml_name(no), "{no}");
         }
+    }
+
+    /// Hardening 15 (messages): an unreadable directory is named by its
+    /// path in the tree, not by an absolute path inside the message.
+    #[test]
+    fn unreadable_directories_are_named_relative_to_the_tree() {
+        let root = Path::new("/work/tree");
+        let e = ignore::Error::WithDepth {
+            depth: 2,
+            err: Box::new(ignore::Error::WithPath {
+                path: root.join("apps/secret"),
+                err: Box::new(ignore::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::PermissionDenied,
+                ))),
+            }),
+        };
+        let problem = walk_problem(root, &e);
+        assert_eq!(problem.file.as_deref(), Some("apps/secret"));
+        assert_eq!(problem.message, "cannot read: permission denied");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dangling_links_and_loops_are_called_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::os::unix::fs::symlink("missing.yaml", root.join("dangling.yaml")).unwrap();
+        std::os::unix::fs::symlink("loop-b", root.join("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", root.join("loop-b")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("out")).unwrap();
+        fs::write(root.join("in.yaml"), "").unwrap();
+        std::os::unix::fs::symlink("in.yaml", root.join("in-link.yaml")).unwrap();
+        let found = walk_map(root, &Filter::default(), |e| match e {
+            Ok(e) => format!("{}: file", e.rel),
+            Err(p) => format!("{}: {}", p.file.unwrap(), p.message),
+        });
+        assert_eq!(
+            found,
+            [
+                "dangling.yaml: dangling symbolic link (its target does not exist); not followed",
+                "in.yaml: file",
+                "loop-a: symbolic link loop; not followed",
+                "loop-b: symbolic link loop; not followed",
+                "out: symbolic link leads outside the tree; not followed",
+            ]
+        );
     }
 
     #[test]

@@ -368,6 +368,41 @@ fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(full).ok()
 }
 
+/// A UTF-16 file (by its byte-order mark) that would hold markers or
+/// resources if it were read as text: reported, since the byte screen for
+/// UTF-8 tokens would pass over it in silence.
+fn utf16_with_declarations(rel: &str, bytes: &[u8]) -> Option<Problem> {
+    let (order, little) = match bytes {
+        [0xFF, 0xFE, ..] => ("FF FE", true),
+        [0xFE, 0xFF, ..] => ("FE FF", false),
+        _ => return None,
+    };
+    let units = bytes[2..].chunks_exact(2).map(|p| match little {
+        true => u16::from_le_bytes([p[0], p[1]]),
+        false => u16::from_be_bytes([p[0], p[1]]),
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    [
+        marker::TOKEN,
+        flux::API_GROUP,
+        argocd::config::SCREEN,
+        crate::kubesphere::API_GROUP,
+    ]
+    .iter()
+    .any(|token| text.contains(token))
+    .then(|| {
+        Problem::file(
+            rel,
+            Severity::Error,
+            format!(
+                "UTF-16 text (byte-order mark {order}) with image-update declarations; only UTF-8 is read: convert it to UTF-8; left untouched"
+            ),
+        )
+    })
+}
+
 fn read_file(entry: &scan::Entry) -> Reading {
     let mut reading = Reading::default();
     let rel = entry.rel.as_str();
@@ -382,6 +417,10 @@ fn read_file(entry: &scan::Entry) -> Reading {
             return reading;
         }
     };
+    if let Some(problem) = utf16_with_declarations(rel, &bytes) {
+        reading.problems.push(problem);
+        return reading;
+    }
     // Markers in files we may not edit are not our business: such a file is
     // parsed only when it may hold Flux resources.
     let has_marker =
@@ -405,10 +444,15 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let src = match String::from_utf8(bytes) {
         Ok(src) => src,
         Err(e) => {
-            reading.problems.push(Problem::file(
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + memchr::memchr_iter(b'\n', valid).count();
+            let column = 1 + valid.len() - memchr::memrchr(b'\n', valid).map_or(0, |i| i + 1);
+            reading.problems.push(Problem::at(
                 rel,
+                line,
+                Some(column),
                 Severity::Error,
-                format!("not UTF-8 text ({e}); left untouched"),
+                format!("not UTF-8 text ({}); left untouched", e.utf8_error()),
             ));
             return reading;
         }

@@ -1,6 +1,8 @@
-//! The attacks of the hardening issues (15.1, 15.8, 18.1, 18.2) through the
-//! real binary: hostile trees whose symbolic links try to lead writes out of
-//! the tree, and the temporary files an interrupted run leaves behind.
+//! The attacks and faults of the hardening issues (15, 18) on the file
+//! system, through the real binary: hostile trees whose symbolic links try to
+//! lead writes out of the tree, the temporary files an interrupted run
+//! leaves behind, the modes of new files, and the messages about files that
+//! cannot be read or written as they are.
 #![cfg(unix)]
 
 mod support;
@@ -189,5 +191,98 @@ fn stale_temporary_files_are_removed_and_fresh_ones_left_alone() {
             .unwrap()
             .contains("removed a stale temporary file"),
         "{problems:?}"
+    );
+}
+
+fn text_run(tree: &Path, snapshot: &Path, extra: &[&str]) -> (Output, String) {
+    let out = bin()
+        .arg("run")
+        .arg(tree)
+        .arg("--registry-snapshot")
+        .arg(snapshot)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, text)
+}
+
+const FLUX: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: flux-system}\nspec: {image: nginx}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: flux-system}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
+const MARKED: &str = "image: nginx:1.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n";
+
+#[test]
+fn a_file_that_is_not_utf8_is_reported_with_its_line() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("policy.yaml"), FLUX).unwrap();
+    let mut bytes = b"a: 1\nb: ab\xff\n".to_vec();
+    bytes.extend_from_slice(MARKED.as_bytes());
+    fs::write(tree.join("a.yaml"), &bytes).unwrap();
+    let (_, text) = text_run(&tree, &snapshot(work.path()), &[]);
+    assert!(text.contains("a.yaml:2:6: error: not UTF-8 text"), "{text}");
+}
+
+#[test]
+fn a_utf16_file_with_markers_is_reported_not_skipped() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("policy.yaml"), FLUX).unwrap();
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(MARKED.encode_utf16().flat_map(u16::to_le_bytes));
+    fs::write(tree.join("a.yaml"), &bytes).unwrap();
+    let (out, text) = text_run(&tree, &snapshot(work.path()), &[]);
+    assert!(
+        text.contains("a.yaml: error: UTF-16 text (byte-order mark FF FE)"),
+        "{text}"
+    );
+    assert!(!out.status.success());
+    assert_eq!(fs::read(tree.join("a.yaml")).unwrap(), bytes);
+}
+
+#[test]
+fn a_read_only_file_is_reported_not_rewritten() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("policy.yaml"), FLUX).unwrap();
+    let file = tree.join("a.yaml");
+    fs::write(&file, MARKED).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o444)).unwrap();
+    let (out, text) = text_run(&tree, &snapshot(work.path()), &[]);
+    assert!(
+        text.contains(
+            "a.yaml: error: cannot write: refusing to write a.yaml: the file is read-only"
+        ),
+        "{text}"
+    );
+    assert!(!out.status.success());
+    assert_eq!(fs::read_to_string(&file).unwrap(), MARKED);
+}
+
+#[test]
+fn file_names_with_line_breaks_and_escapes_are_escaped_in_text_and_diff() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("policy.yaml"), FLUX).unwrap();
+    let name = "x\nerror: forged\u{1b}[31m.yaml";
+    fs::write(tree.join(name), MARKED).unwrap();
+    let (out, text) = text_run(&tree, &snapshot(work.path()), &["--dry-run", "--diff"]);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("error: forged")),
+        "{text}"
+    );
+    assert!(
+        text.contains("x\\nerror: forged\\u{1b}[31m.yaml:1: would change"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- \"a/x\\nerror: forged\\033[31m.yaml\""),
+        "{text}"
     );
 }
