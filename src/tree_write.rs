@@ -504,6 +504,28 @@ mod tests {
         assert_eq!(mode("private.yaml"), 0o600);
     }
 
+    /// Hardening 18.2: as root (the GitHub Action's container) a new file
+    /// and a new directory belong to the owner of the directory they are
+    /// made in, not to root. Needs root to give files away; otherwise there
+    /// is nothing to check.
+    #[cfg(unix)]
+    #[test]
+    fn new_files_take_the_owner_of_their_directory() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: a plain query.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: giving files away needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(4321), Some(4322)).unwrap();
+        create_file(dir.path(), "apps/.argocd-source-web.yaml", b"x").unwrap();
+        for made in ["apps", "apps/.argocd-source-web.yaml"] {
+            let m = fs::metadata(dir.path().join(made)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4321, 4322), "{made}");
+        }
+    }
+
     /// The temporary copy of a private file is never readable by others,
     /// even before its content is complete: its mode is set before writing.
     #[cfg(unix)]
