@@ -219,6 +219,9 @@ pub fn commit(
     git: Option<&GitSettings>,
     settings: &Settings,
 ) -> Result<Option<Committed>, CommitError> {
+    if report.files.is_empty() && !settings.push {
+        return Ok(None);
+    }
     let mut repo = Repo::open(dir)?;
     // The token goes only to the HTTPS URL the remote pushes to, not to
     // every host git might talk to.
@@ -233,10 +236,7 @@ pub fn commit(
         )]);
     }
     if report.files.is_empty() {
-        return match settings.push {
-            true => push_unpushed(&repo, git, settings),
-            false => Ok(None),
-        };
+        return push_unpushed(&repo, git, settings);
     }
     // Decide everything that can fail before anything is committed.
     let context = context(report, git);

@@ -70,19 +70,24 @@ fn fixture(sub: &str) -> Fixture {
     }
 }
 
-fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+/// `image-update run DIR` on the fixture's snapshot, away from the user's
+/// git configuration.
+fn command(f: &Fixture, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+    command
         .arg("run")
         .arg(dir)
-        .args([
-            "--registry-snapshot",
-            f.snapshot.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .args(args)
+        .arg("--registry-snapshot")
+        .arg(&f.snapshot)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    command
+}
+
+fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = command(f, dir)
+        .args(["--output", "json"])
+        .args(args)
         .output()
         .unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -566,14 +571,8 @@ fn a_kill_while_the_branch_moves_never_stages_a_revert() {
         )
         .unwrap();
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
-            .arg("run")
-            .arg(&f.work)
-            .arg("--registry-snapshot")
-            .arg(&f.snapshot)
+        let out = command(&f, &f.work)
             .arg("--commit")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("KILL_AT", moment)
             .output()
             .unwrap();
@@ -653,15 +652,9 @@ fn a_bad_author_or_branch_is_refused_before_any_file_is_written() {
         ["--branch", "bad..name"],
         ["--branch", "image-update/{{ .Broken"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
-            .arg("run")
-            .arg(&f.work)
-            .arg("--registry-snapshot")
-            .arg(&f.snapshot)
+        let out = command(&f, &f.work)
             .arg("--commit")
             .args(bad)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
