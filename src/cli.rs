@@ -450,19 +450,15 @@ fn execute(args: RunArgs) -> Result<Report, String> {
                 Severity::Info,
                 "nothing changed; no commit",
             )),
-            Err(commit::CommitError::NotPushed { committed, source }) => {
-                report.problems.push(Problem::general(
-                    Severity::Error,
-                    format!(
-                        "the commit {} was made locally but not pushed: {source}; a later run with --push pushes it",
-                        committed.sha
-                    ),
-                ));
-                report.commit = Some(committed);
+            Err(e) => {
+                // A commit that was made but not pushed is still reported.
+                if let commit::CommitError::NotPushed { committed, .. } = &e {
+                    report.commit = Some(committed.clone());
+                }
+                report
+                    .problems
+                    .push(Problem::general(Severity::Error, e.to_string()));
             }
-            Err(e) => report
-                .problems
-                .push(Problem::general(Severity::Error, e.to_string())),
         }
     }
     Ok(report)

@@ -82,7 +82,10 @@ pub enum CommitError {
     Diverged { branch: String, remote: String },
     /// The commit exists locally; pushing it failed. The commit is still
     /// reported, and a later `--push` delivers it.
-    #[error("the commit {} was made locally but not pushed: {source}", committed.sha)]
+    #[error(
+        "the commit {} was made locally but not pushed: {source}; a later run with --push pushes it",
+        committed.sha
+    )]
     NotPushed {
         committed: Committed,
         source: Box<CommitError>,
