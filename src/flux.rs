@@ -214,19 +214,6 @@ impl Resources {
             ));
             return;
         }
-        if let Some(first) = self.declared_at(kind, &meta) {
-            self.problems.push(Problem::at(
-                file,
-                line,
-                None,
-                Severity::Error,
-                format!(
-                    "{kind} {}/{} is declared twice (first at {}:{}); this one is ignored",
-                    meta.namespace, meta.name, first.file, first.line
-                ),
-            ));
-            return;
-        }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
         match kind {
             "ImageRepository" => self.repositories.push(ImageRepository {
@@ -311,11 +298,10 @@ impl Resources {
             .iter()
             .map(|p| {
                 let id = PolicyId::new(&p.meta.namespace, &p.meta.name);
-                let repo = self.repositories.iter().find(|r| {
-                    (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1)
-                });
+                let repo = self.repository_of(p);
                 Declared {
                     image: repo
+                        .0
                         .and_then(|r| r.image.as_deref())
                         .map(|i| redact_credentials(i).into_owned())
                         .unwrap_or_default(),
@@ -337,11 +323,14 @@ impl Resources {
         &self,
         id: &PolicyId,
         p: &ImagePolicy,
-        repo: Option<&ImageRepository>,
+        (repo, conflict): (Option<&ImageRepository>, Option<String>),
     ) -> Result<Policy, String> {
         let (ns, name) = &p.repository;
         if name.is_empty() {
             return Err("spec.imageRepositoryRef.name is missing".to_string());
+        }
+        if let Some(conflict) = conflict {
+            return Err(conflict);
         }
         let Some(repo) = repo else {
             return Err(format!("ImageRepository {ns}/{name} is not in the tree"));
@@ -383,18 +372,63 @@ impl Resources {
         })
     }
 
+    /// The repository a policy uses. The same repository may be declared
+    /// in several places (one copy per cluster directory): the copy nearest
+    /// to the policy's file is the one of its cluster. Equally near copies
+    /// that say different things are a conflict, returned beside the first.
+    fn repository_of(&self, p: &ImagePolicy) -> (Option<&ImageRepository>, Option<String>) {
+        let copies = self
+            .repositories
+            .iter()
+            .filter(|r| (&r.meta.namespace, &r.meta.name) == (&p.repository.0, &p.repository.1));
+        let nearest = nearest(&p.meta.origin.file, copies, |r| &r.meta.origin.file);
+        let Some(first) = nearest.first().copied() else {
+            return (None, None);
+        };
+        fn says(r: &ImageRepository) -> (&Option<String>, &Vec<String>, bool, bool) {
+            (&r.image, &r.exclusions, r.access_from, r.insecure)
+        }
+        let conflict = nearest.iter().find(|r| says(r) != says(first)).map(|other| {
+            format!(
+                    "ImageRepository {}/{} is declared differently at {}:{} and {}:{}, both as near to this policy",
+                    p.repository.0,
+                    p.repository.1,
+                    first.meta.origin.file,
+                    first.meta.origin.line,
+                    other.meta.origin.file,
+                other.meta.origin.line
+            )
+        });
+        (Some(first), conflict)
+    }
+
+    /// The automations that use this declaration of a policy: those of its
+    /// namespace whose selector matches it and for which it is the nearest
+    /// declaration of its name (a `clusters/staging` automation uses the
+    /// `clusters/staging` copy of a policy, not the `clusters/production`
+    /// one).
     fn scope(&self, p: &ImagePolicy) -> Scope {
         if self.automations.is_empty() {
             return Scope::Everywhere;
         }
+        let selects = |a: &Automation, q: &ImagePolicy| match &a.selector {
+            None => true,
+            Some(Ok(selector)) => selector.matches(&q.meta.labels),
+            Some(Err(_)) => false,
+        };
         Scope::Paths(
             self.automations
                 .iter()
                 .filter(|a| a.meta.namespace == p.meta.namespace && !a.suspended)
-                .filter(|a| match &a.selector {
-                    None => true,
-                    Some(Ok(selector)) => selector.matches(&p.meta.labels),
-                    Some(Err(_)) => false,
+                .filter(|a| selects(a, p))
+                .filter(|a| {
+                    let copies = self.policies.iter().filter(|q| {
+                        (&q.meta.namespace, &q.meta.name) == (&p.meta.namespace, &p.meta.name)
+                            && selects(a, q)
+                    });
+                    nearest(&a.meta.origin.file, copies, |q| &q.meta.origin.file)
+                        .iter()
+                        .any(|q| std::ptr::eq(*q, p))
                 })
                 .filter_map(|a| {
                     Some(ScopedPath {
@@ -419,17 +453,37 @@ impl Resources {
             .max_by_key(|a| files.clone().filter(|f| within(f, &a.git.path)).count())
             .map(|a| a.git.clone())
     }
+}
 
-    /// Where a resource of this kind and name was first declared.
-    fn declared_at(&self, kind: &str, meta: &Meta) -> Option<&Origin> {
-        let same = |m: &&Meta| m.namespace == meta.namespace && m.name == meta.name;
-        match kind {
-            "ImageRepository" => self.repositories.iter().map(|r| &r.meta).find(same),
-            "ImagePolicy" => self.policies.iter().map(|p| &p.meta).find(same),
-            _ => self.automations.iter().map(|a| &a.meta).find(same),
+/// The items declared nearest to `file`: those whose file shares the most
+/// leading directories with it.
+pub fn nearest<'a, T>(
+    file: &str,
+    items: impl Iterator<Item = &'a T>,
+    file_of: impl Fn(&T) -> &str,
+) -> Vec<&'a T> {
+    let mut best = Vec::new();
+    let mut best_shared = 0;
+    for item in items {
+        let shared = shared_dirs(file, file_of(item));
+        if best.is_empty() || shared > best_shared {
+            best = vec![item];
+            best_shared = shared;
+        } else if shared == best_shared {
+            best.push(item);
         }
-        .map(|m| &m.origin)
     }
+    best
+}
+
+/// How many leading directories two files (relative, `/`-separated) share.
+pub fn shared_dirs(a: &str, b: &str) -> usize {
+    let dirs = |f: &str| f.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+    let (a, b) = (dirs(a), dirs(b));
+    a.split('/')
+        .zip(b.split('/'))
+        .take_while(|(x, y)| !x.is_empty() && x == y)
+        .count()
 }
 
 fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
@@ -732,26 +786,92 @@ mod tests {
         );
     }
 
+    /// The `clusters/production` + `clusters/staging` layout: every
+    /// resource is declared once per cluster, and each cluster's automation
+    /// uses its own cluster's copies (issue 17).
     #[test]
-    fn the_first_of_two_declarations_wins() {
+    fn each_cluster_directory_has_its_own_declarations() {
         let policy = |range: &str| {
             format!(
                 "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: '{range}'}}}}}}\n"
             )
         };
+        let auto = |path: &str| {
+            format!(
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec: {{update: {{path: {path}}}}}\n"
+            )
+        };
         let (declared, problems) = declare(&[
-            ("a.yaml", &policy(">=1.0.0")),
-            ("b.yaml", &policy("1.0.x")),
-            ("r.yaml", REPO),
+            (
+                "clusters/production/auto.yaml",
+                &auto("./clusters/production"),
+            ),
+            ("clusters/production/policy.yaml", &policy("1.0.x")),
+            ("clusters/production/repo.yaml", REPO),
+            ("clusters/staging/auto.yaml", &auto("./clusters/staging")),
+            ("clusters/staging/policy.yaml", &policy(">=1.0.0")),
+            (
+                "clusters/staging/repo.yaml",
+                &REPO.replace("acme/web", "acme/web-rc"),
+            ),
         ]);
-        assert_eq!(declared.len(), 1);
-        assert_eq!(declared[0].rule, "semver >=1.0.0");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(declared.len(), 2);
+        let (production, staging) = (&declared[0], &declared[1]);
+        assert_eq!(production.rule, "semver 1.0.x");
+        assert_eq!(production.image, "ghcr.io/acme/web");
+        assert_eq!(staging.image, "ghcr.io/acme/web-rc");
+        let id = &production.id;
         assert!(
-            problems[0]
-                .message
-                .contains("declared twice (first at a.yaml:1); this one is ignored"),
-            "{problems:?}"
+            production
+                .scope
+                .admits("clusters/production/d.yaml", id)
+                .is_ok()
         );
+        assert!(
+            production
+                .scope
+                .admits("clusters/staging/d.yaml", id)
+                .is_err()
+        );
+        assert!(staging.scope.admits("clusters/staging/d.yaml", id).is_ok());
+        assert!(
+            staging
+                .scope
+                .admits("clusters/production/d.yaml", id)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn equally_near_repositories_that_differ_fail_the_policy() {
+        let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {alphabetical: {}}}\n";
+        let other = REPO.replace("acme/web", "acme/other");
+        let (declared, _) = declare(&[
+            ("base/a.yaml", REPO),
+            ("base/b.yaml", &other),
+            ("base/p.yaml", policy),
+        ]);
+        let err = declared[0].policy.as_ref().unwrap_err();
+        assert!(
+            err.contains("declared differently at base/a.yaml:1 and base/b.yaml:1"),
+            "{err}"
+        );
+        // Identical copies are one repository.
+        let (declared, _) = declare(&[
+            ("base/a.yaml", REPO),
+            ("base/b.yaml", REPO),
+            ("base/p.yaml", policy),
+        ]);
+        assert!(declared[0].policy.is_ok());
+    }
+
+    #[test]
+    fn nearness_counts_shared_directories() {
+        assert_eq!(shared_dirs("a/b/c.yaml", "a/b/d.yaml"), 2);
+        assert_eq!(shared_dirs("a/b/c.yaml", "a/bb/d.yaml"), 1);
+        assert_eq!(shared_dirs("c.yaml", "d.yaml"), 0);
+        assert_eq!(shared_dirs("a/c.yaml", "d.yaml"), 0);
     }
 
     #[test]
@@ -801,15 +921,10 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_and_unknown_version_resources_are_reported() {
+    fn unknown_version_resources_are_reported_and_copies_are_not() {
         let v9 = REPO.replace("/v1\n", "/v9\n");
         let (_, problems) = declare(&[("a.yaml", REPO), ("b.yaml", REPO), ("c.yaml", &v9)]);
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.message.contains("declared twice"))
-        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems
                 .iter()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::flux::Scope;
+use crate::flux::{Origin, Scope, nearest};
 use crate::image::Reference;
 use crate::image::{is_valid_digest, is_valid_tag};
 use crate::marker::{Field, Marker};
@@ -57,9 +57,11 @@ impl Resolved {
     }
 }
 
-/// What the planner knows of each policy.
+/// What the planner knows of each declaration of a policy.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Where the policy is declared.
+    pub origin: Origin,
     pub scope: Scope,
     /// The result, or `Err` when the policy failed (already reported).
     pub latest: Result<Resolved, ()>,
@@ -67,6 +69,10 @@ pub struct Target {
     /// file must not be written (`None`: `--allow-downgrade`, as upstream).
     pub guard: Option<Selector>,
 }
+
+/// Every declaration of each policy: the same policy may be declared once
+/// per cluster directory.
+pub type Targets = BTreeMap<PolicyId, Vec<Target>>;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FilePlan {
@@ -76,12 +82,7 @@ pub struct FilePlan {
 }
 
 /// Plans the edits for one file's markers.
-pub fn plan_file(
-    file: &str,
-    src: &str,
-    markers: &[Marker],
-    targets: &BTreeMap<PolicyId, Target>,
-) -> FilePlan {
+pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &Targets) -> FilePlan {
     let mut plan = FilePlan::default();
     for marker in markers {
         let line = marker.scalar.start.line;
@@ -89,7 +90,7 @@ pub fn plan_file(
         let id = &marker.setter.policy;
         let problem =
             |severity, message: String| Problem::at(file, line, column, severity, message);
-        let Some(target) = targets.get(id) else {
+        let Some(copies) = targets.get(id) else {
             let elsewhere: Vec<String> = targets
                 .keys()
                 .filter(|k| k.name == id.name)
@@ -109,10 +110,19 @@ pub fn plan_file(
             ));
             continue;
         };
-        if let Err(why) = target.scope.admits(file, id) {
+        let competing = reaching(file, id, copies);
+        let Some(target) = competing.first().copied() else {
+            let why = outside(file, id, copies);
             plan.problems.push(problem(
                 Severity::Warning,
                 format!("marker {} not applied: {why}", marker.setter),
+            ));
+            continue;
+        };
+        if let Some(conflict) = conflict(&competing, id, marker.setter.field) {
+            plan.problems.push(problem(
+                Severity::Error,
+                format!("marker {}: {conflict}; left unchanged", marker.setter),
             ));
             continue;
         }
@@ -167,6 +177,52 @@ pub fn plan_file(
     plan
 }
 
+/// The declarations of a policy that apply in `file`. A declaration
+/// reaches the files of the automations that use it; with no automation in
+/// the tree, the declarations nearest to the file (those of its cluster
+/// directory) are the ones that apply.
+fn reaching<'a>(file: &str, id: &PolicyId, copies: &'a [Target]) -> Vec<&'a Target> {
+    let admitted = copies.iter().filter(|t| t.scope.admits(file, id).is_ok());
+    if copies.iter().all(|t| t.scope == Scope::Everywhere) {
+        nearest(file, admitted, |t| &t.origin.file)
+    } else {
+        admitted.collect()
+    }
+}
+
+/// Why no declaration of a policy reaches `file`, naming every automation
+/// that uses one.
+fn outside(file: &str, id: &PolicyId, copies: &[Target]) -> String {
+    let mut paths = Vec::new();
+    for copy in copies {
+        if let Scope::Paths(p) = &copy.scope {
+            paths.extend(p.iter().cloned());
+        }
+    }
+    Scope::Paths(paths)
+        .admits(file, id)
+        .err()
+        .unwrap_or_default()
+}
+
+/// Declarations of a policy that reach the same file and give its marker
+/// different values compete for it: neither wins.
+fn conflict(competing: &[&Target], id: &PolicyId, field: Field) -> Option<String> {
+    let value = |t: &Target| t.latest.as_ref().ok().and_then(|r| r.value(field));
+    let (first, rest) = competing.split_first()?;
+    let other = rest.iter().find(|t| value(t) != value(first))?;
+    let show = |t: &Target| value(t).unwrap_or_else(|| "no value".to_string());
+    Some(format!(
+        "policy {id} is declared at {}:{} and at {}:{}, both reach this file and they disagree ({} against {})",
+        first.origin.file,
+        first.origin.line,
+        other.origin.file,
+        other.origin.line,
+        show(first),
+        show(other)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,18 +230,26 @@ mod tests {
     use crate::marker;
     use crate::yaml::parse;
 
-    fn targets(scope: Scope, latest: Result<Resolved, ()>) -> BTreeMap<PolicyId, Target> {
+    fn target(file: &str, scope: Scope, latest: Result<Resolved, ()>) -> Target {
+        Target {
+            origin: Origin {
+                file: file.to_string(),
+                line: 1,
+            },
+            scope,
+            latest,
+            guard: None,
+        }
+    }
+
+    fn targets(scope: Scope, latest: Result<Resolved, ()>) -> Targets {
         BTreeMap::from([(
             PolicyId::new("apps", "web"),
-            Target {
-                scope,
-                latest,
-                guard: None,
-            },
+            vec![target("p.yaml", scope, latest)],
         )])
     }
 
-    fn run(src: &str, targets: &BTreeMap<PolicyId, Target>) -> (String, FilePlan) {
+    fn run(src: &str, targets: &Targets) -> (String, FilePlan) {
         let stream = parse(src).unwrap();
         let found = marker::find(src, &stream);
         let plan = plan_file("f.yaml", src, &found.markers, targets);
@@ -229,6 +293,65 @@ mod tests {
             "{:?}",
             plan.problems
         );
+    }
+
+    /// Two declarations of one policy: the one of the marker's cluster
+    /// applies; two that both reach the file and disagree are a conflict,
+    /// two that agree are not (issue 17).
+    #[test]
+    fn copies_of_a_policy_apply_in_their_own_files_and_compete_only_when_they_disagree() {
+        let resolved = |tag: &str| Ok(Resolved::new("ghcr.io/acme/web", tag, None).unwrap());
+        let paths = |path: &str| {
+            Scope::Paths(vec![ScopedPath {
+                path: path.into(),
+                automation: format!("apps/{path}"),
+            }])
+        };
+        let plan_in = |file: &str, copies: Vec<Target>| {
+            let stream = parse(SRC).unwrap();
+            let found = marker::find(SRC, &stream);
+            let targets = BTreeMap::from([(PolicyId::new("apps", "web"), copies)]);
+            plan_file(file, SRC, &found.markers, &targets)
+        };
+        let tags = |plan: &FilePlan| -> Vec<String> {
+            plan.changes
+                .iter()
+                .filter(|c| c.setter == "tag")
+                .map(|c| c.new.clone())
+                .collect()
+        };
+        // Each automation reaches only its cluster's files.
+        let copies = || {
+            vec![
+                target("prod/p.yaml", paths("prod"), resolved("1.1")),
+                target("staging/p.yaml", paths("staging"), resolved("2.0")),
+            ]
+        };
+        assert_eq!(tags(&plan_in("staging/d.yaml", copies())), ["2.0"]);
+        assert_eq!(tags(&plan_in("prod/d.yaml", copies())), ["1.1"]);
+        // No automation: the nearest declaration applies.
+        let copies = vec![
+            target("prod/p.yaml", Scope::Everywhere, resolved("1.1")),
+            target("staging/p.yaml", Scope::Everywhere, resolved("2.0")),
+        ];
+        assert_eq!(tags(&plan_in("staging/app/d.yaml", copies)), ["2.0"]);
+        // Both reach the root: they compete, and disagree.
+        let copies = vec![
+            target("prod/p.yaml", paths(""), resolved("1.1")),
+            target("staging/p.yaml", paths(""), resolved("2.0")),
+        ];
+        let plan = plan_in("d.yaml", copies);
+        assert!(plan.edits.is_empty());
+        assert_eq!(plan.problems.len(), 2, "{:?}", plan.problems);
+        assert!(plan.problems[1].message.contains("policy apps:web is declared at prod/p.yaml:1 and at staging/p.yaml:1, both reach this file and they disagree (1.1 against 2.0)"), "{:?}", plan.problems);
+        // ... or agree.
+        let copies = vec![
+            target("prod/p.yaml", paths(""), resolved("2.0")),
+            target("staging/p.yaml", paths(""), resolved("2.0")),
+        ];
+        let plan = plan_in("d.yaml", copies);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        assert_eq!(tags(&plan), ["2.0"]);
     }
 
     #[test]

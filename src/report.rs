@@ -139,9 +139,17 @@ impl Report {
                         .as_deref()
                         .map(|d| format!("@{d}"))
                         .unwrap_or_default();
+                    // A policy declared in several places (one per
+                    // cluster directory) says which declaration this is.
+                    let copies = self.policies.iter().filter(|q| q.policy == p.policy);
+                    let at = if copies.count() > 1 {
+                        format!(", {}:{}", p.file, p.line)
+                    } else {
+                        String::new()
+                    };
                     let _ = writeln!(
                         out,
-                        "policy {}: {}:{tag}{digest} ({})",
+                        "policy {}: {}:{tag}{digest} ({}{at})",
                         p.policy, p.image, p.rule
                     );
                 }

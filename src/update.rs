@@ -13,7 +13,7 @@ use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
 use crate::marker::{self, Field, Marker};
-use crate::plan::{self, Resolved, Target};
+use crate::plan::{self, Resolved, Target, Targets};
 use crate::policy::argo::TagInfo;
 use crate::policy::{DigestReflection, Policy, PolicyId};
 use crate::registry::{Registry, TagRef};
@@ -56,7 +56,7 @@ pub struct Outcome {
 /// The resolved policies of a run, able to update any version of a file the
 /// same way: a push that lost a race redoes its work on the new tip with it.
 pub struct Replay {
-    targets: BTreeMap<PolicyId, Target>,
+    targets: Targets,
     /// Argo CD write-backs, by file.
     argo: BTreeMap<String, Vec<Write>>,
 }
@@ -139,7 +139,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
     if options.allow_downgrade {
-        targets.values_mut().for_each(|t| t.guard = None);
+        targets.values_mut().flatten().for_each(|t| t.guard = None);
     }
     report.policies = outcomes;
     report.problems.extend(
@@ -460,13 +460,9 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let stream = match yaml::parse(&src) {
         Ok(stream) => stream,
         Err(e) => {
-            reading.problems.push(Problem::at(
-                rel,
-                e.line,
-                Some(e.column),
-                Severity::Error,
-                format!("malformed YAML: {}; file left untouched", e.message),
-            ));
+            reading
+                .problems
+                .extend(unparsable(rel, &src, has_marker, entry.editable, &e));
             return reading;
         }
     };
@@ -493,6 +489,55 @@ fn read_file(entry: &scan::Entry) -> Reading {
         reading.resources = Some((rel.to_string(), stream));
     }
     reading
+}
+
+/// What to say about a file that is not YAML. Only a file we need is an
+/// error: one with markers to update, or one that declares resources of
+/// ours (an `apiVersion:` line of their groups). A Helm template that
+/// merely mentions a group (an `argocd.argoproj.io/hook` annotation, say)
+/// is passed over in silence, as Flux passes over files it cannot parse;
+/// one that declares resources gets a note, since templates are not read;
+/// a file excluded from editing is never reported.
+fn unparsable(
+    rel: &str,
+    src: &str,
+    has_marker: bool,
+    editable: bool,
+    e: &yaml::SyntaxError,
+) -> Option<Problem> {
+    if !editable {
+        return None;
+    }
+    let template = src.contains("{{");
+    let declares = src.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("- ");
+        line.strip_prefix("apiVersion:").is_some_and(|v| {
+            let group = v.trim().trim_matches(['"', '\'']);
+            [
+                flux::API_GROUP,
+                argocd::config::SCREEN,
+                "argocd-image-updater.argoproj.io/",
+                crate::kubesphere::API_GROUP,
+            ]
+            .iter()
+            .any(|g| group.starts_with(g))
+        })
+    });
+    let (severity, message) = match (has_marker, declares, template) {
+        (true, _, _) | (false, true, false) => (
+            Severity::Error,
+            format!("malformed YAML: {}; file left untouched", e.message),
+        ),
+        (false, true, true) => (
+            Severity::Info,
+            format!(
+                "a template ({{{{ }}}}), not YAML ({}): the resources it declares are not read; render it to update them",
+                e.message
+            ),
+        ),
+        (false, false, _) => return None,
+    };
+    Some(Problem::at(rel, e.line, Some(e.column), severity, message))
 }
 
 /// A reference a full marker already pins: `name:tag@digest`.
@@ -703,7 +748,7 @@ pub fn resolve(
     declared: &[Declared],
     registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
-) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
+) -> (Vec<PolicyOutcome>, Targets) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
     let listed = list(registry, repositories_of(declared));
@@ -716,7 +761,7 @@ fn resolve_listed(
     registry: &dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
-) -> (Vec<PolicyOutcome>, BTreeMap<PolicyId, Target>) {
+) -> (Vec<PolicyOutcome>, Targets) {
     let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
         let p = d.policy.as_ref().map_err(Clone::clone)?;
         let tags = listed[&p.repository]
@@ -746,7 +791,7 @@ fn resolve_listed(
         .collect();
 
     let mut outcomes = Vec::new();
-    let mut targets = BTreeMap::new();
+    let mut targets = Targets::new();
     for (d, chosen) in declared.iter().zip(chosen) {
         let latest = chosen.and_then(|(p, tag)| {
             let digest = match p.digest {
@@ -776,14 +821,12 @@ fn resolve_listed(
             file: d.origin.file.clone(),
             line: d.origin.line,
         });
-        targets.insert(
-            d.id.clone(),
-            Target {
-                scope: d.scope.clone(),
-                latest: latest.map_err(|_| ()),
-                guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
-            },
-        );
+        targets.entry(d.id.clone()).or_default().push(Target {
+            origin: d.origin.clone(),
+            scope: d.scope.clone(),
+            latest: latest.map_err(|_| ()),
+            guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
+        });
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
     (outcomes, targets)
@@ -802,11 +845,15 @@ mod tests {
         let replay = Replay {
             targets: BTreeMap::from([(
                 PolicyId::new("apps", "web"),
-                Target {
+                vec![Target {
+                    origin: flux::Origin {
+                        file: "p.yaml".into(),
+                        line: 1,
+                    },
                     scope: flux::Scope::Everywhere,
                     latest: Ok(resolved),
                     guard: None,
-                },
+                }],
             )]),
             argo: BTreeMap::from([(
                 "app/.argocd-source-app.yaml".to_string(),

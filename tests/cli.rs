@@ -173,6 +173,220 @@ fn fixture_errors_are_reported_and_the_rest_is_applied() {
     fixture("errors", 1);
 }
 
+/// Issue 17: the `clusters/production` + `clusters/staging` layout. Each
+/// cluster declares the same automation, repository and policy names; each
+/// cluster's automation updates its own files with its own policy (staging
+/// takes prereleases, production does not), byte-identical copies work, and
+/// a marker outside every `update.path` is named with both automations. The
+/// same for Argo CD: an Application and an ImageUpdater per cluster, each
+/// copy updating its own path with its own cluster's constraint, and
+/// byte-identical Application copies writing one override file once.
+#[test]
+fn fixture_clusters_declare_the_same_names_per_cluster() {
+    fixture("clusters", 0);
+}
+
+/// Issue 17: Helm chart templates that mention `argocd.argoproj.io/hook` or
+/// `image.toolkit.fluxcd.io` are not YAML and hold nothing to read: no
+/// error, and the run succeeds. A template declaring Argo CD Applications
+/// gets a note.
+#[test]
+fn fixture_helm_templates_in_the_tree_are_not_errors() {
+    fixture("templates", 0);
+}
+
+/// Issue 17: `--exclude` silences every file it excludes, even `'**'`, and
+/// an unparsable file that declares a Flux resource is still an error when
+/// it is not excluded.
+#[test]
+fn exclude_silences_unparsable_files() {
+    let work = tempfile::tempdir().unwrap();
+    let base = fixtures().join("templates");
+    copy_tree(&base.join("original"), work.path());
+    let broken = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: x\n";
+    fs::write(work.path().join("clusters/prod/broken.yaml"), broken).unwrap();
+    let snapshot = base.join("snapshot.json");
+    let output = run_in(work.path(), &snapshot, &["--dry-run", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let problems = json(&output)["problems"].clone();
+    let errors: Vec<&str> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "error")
+        .map(|p| p["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors, ["clusters/prod/broken.yaml"], "{problems}");
+    for exclude in ["**", "clusters/prod/broken.yaml"] {
+        let output = run_in(
+            work.path(),
+            &snapshot,
+            &[
+                "--dry-run",
+                "--output",
+                "json",
+                "--exclude",
+                exclude,
+                "--exclude",
+                "charts/**",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "--exclude {exclude}");
+        assert_eq!(
+            json(&output)["problems"],
+            serde_json::json!([]),
+            "--exclude {exclude}"
+        );
+    }
+}
+
+/// Issue 17: two clusters whose automations both reach the whole tree
+/// (`update.path: ./`) and declare the same policy name with different
+/// ranges really compete for a marker outside both: an error, nothing
+/// written; a policy both declare alike is applied.
+#[test]
+fn two_declarations_reaching_the_same_file_and_disagreeing_are_a_conflict() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let declarations = |range: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec: {{update: {{path: ./}}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: '{range}'}}}}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: same, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: 1.x}}}}}}\n"
+        )
+    };
+    for (cluster, range) in [("a", "1.0.x"), ("b", "1.x")] {
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/flux.yaml"),
+            &declarations(range),
+        );
+    }
+    let app = "a: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\nb: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:same\"}\n";
+    put(work.path(), "apps/d.yaml", app);
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(
+        report["problems"][0]["message"],
+        "marker apps:web: policy apps:web is declared at clusters/a/flux.yaml:11 and at clusters/b/flux.yaml:11, both reach this file and they disagree (ghcr.io/acme/web:1.0.0 against ghcr.io/acme/web:1.1.0); left unchanged",
+        "{report}"
+    );
+    assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        fs::read_to_string(work.path().join("apps/d.yaml")).unwrap(),
+        app.replace(
+            "1.0.0 # {\"$imagepolicy\": \"apps:same",
+            "1.1.0 # {\"$imagepolicy\": \"apps:same"
+        )
+    ); // The text report says which declaration each result is.
+    let text = run_in(work.path(), &snapshot, &["--dry-run"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(
+            "policy apps:web: ghcr.io/acme/web:1.0.0 (semver 1.0.x, clusters/a/flux.yaml:11)\n"
+        ) && text.contains(
+            "policy apps:web: ghcr.io/acme/web:1.1.0 (semver 1.x, clusters/b/flux.yaml:11)\n"
+        ),
+        "{text}"
+    );
+}
+
+/// Issue 17, Argo CD shapes of real repositories: a chart from a Helm
+/// repository with a `ref: values` source and a `helmvalues:` target
+/// (annotations), a single chart source with `gitConfig.repository`
+/// naming this repository (ImageUpdater, upstream's documented set-up), a
+/// Kustomize source listed before the Helm source with a values target
+/// (upstream's test 1-003), a bare `.yaml` target, and a Kustomize app whose
+/// image is only in the manifests its kustomization reaches (the override
+/// file is created); an image found nowhere is a warning, not a silent skip.
+#[test]
+fn fixture_argocd_sources_of_real_repositories() {
+    fixture("argocd-sources", 0);
+}
+
+/// A source path with neither a chart nor a kustomization is named, with
+/// what to check.
+#[test]
+fn a_missing_application_path_is_named_with_what_to_do() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::write(
+        work.path().join("app.yaml"),
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/webb\n",
+    )
+    .unwrap();
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let message = report["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "spec.source.path \"apps/webb\": no Chart.yaml and no kustomization file there"
+        ) && message.contains("check that spec.source.path names a directory of this repository"),
+        "{report}"
+    );
+}
+
+/// Issue 17: two copies of one Argo CD Application that update the same
+/// path and disagree compete for its override file: an error, nothing
+/// written.
+#[test]
+fn two_application_copies_writing_one_file_and_disagreeing_are_a_conflict() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let app = |constraint: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:{constraint}\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n"
+        )
+    };
+    for (cluster, constraint) in [("a", "1.0.x"), ("b", "1.x")] {
+        put(
+            work.path(),
+            &format!("{cluster}/app.yaml"),
+            &app(constraint),
+        );
+    }
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
+        "images:\n- name: ghcr.io/acme/web\n  newTag: 0.9.0\n",
+    );
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(
+        report["problems"][0]["message"],
+        "Application argocd/web is declared at a/app.yaml:1 and at b/app.yaml:1, both write apps/web/.argocd-source-web.yaml and they disagree; apps/web/.argocd-source-web.yaml is left unchanged",
+        "{report}"
+    );
+    assert_eq!(report["files"], serde_json::json!([]));
+    assert!(
+        !work
+            .path()
+            .join("apps/web/.argocd-source-web.yaml")
+            .exists()
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing_and_diff_shows_the_change() {
     let base = fixtures().join("formatting");
@@ -194,6 +408,13 @@ fn dry_run_writes_nothing_and_diff_shows_the_change() {
     assert!(stdout.contains("-  newTag: v2.6.1 # {\"$imagepolicy\": \"apps:api:tag\"}\n+  newTag: v2.7.0 # {\"$imagepolicy\": \"apps:api:tag\"}\n"), "{stdout}");
     assert!(stdout.contains("would change"), "{stdout}");
     assert!(stdout.contains("(dry run: nothing written)"), "{stdout}");
+}
+
+/// Writes `text` at `rel` under `dir`, creating its directories.
+fn put(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
 }
 
 fn small_tree(dir: &Path) -> PathBuf {

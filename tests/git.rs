@@ -544,9 +544,13 @@ fn argo_cd_write_backs_are_committed_with_the_markers() {
         remote(&["show", "main:apps/.argocd-source-web.yaml"]),
         "kustomize:\n  images:\n  - ghcr.io/acme/web:1.1.0\n"
     );
+    // The current value is the one the kustomization's Deployment runs
+    // (issue 17: read where upstream reads the live image).
     let message = remote(&["log", "-1", "--format=%B", "main"]);
     assert!(
-        message.contains("- apps/.argocd-source-web.yaml:  -> ghcr.io/acme/web:1.1.0"),
+        message.contains(
+            "- apps/.argocd-source-web.yaml: ghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0"
+        ),
         "{message}"
     );
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use image_update::flux::Scope;
+use image_update::flux::{Origin, Scope};
 use image_update::marker;
 use image_update::plan::{self, Resolved, Target};
 use image_update::policy::PolicyId;
@@ -192,7 +192,7 @@ proptest! {
         let found = marker::find(&src, &stream);
         let targets = BTreeMap::from([(
             PolicyId::new("ns", "p"),
-            Target { scope: Scope::Everywhere, latest: Ok(Resolved::new("ghcr.io/new/img", NEW_TAGS[tag], None).unwrap()), guard: None },
+            vec![Target { origin: Origin { file: "p.yaml".into(), line: 1 }, scope: Scope::Everywhere, latest: Ok(Resolved::new("ghcr.io/new/img", NEW_TAGS[tag], None).unwrap()), guard: None }],
         )]);
         let planned = plan::plan_file("f.yaml", &src, &found.markers, &targets);
         let out = rewrite::apply(&src, &planned.edits).unwrap();

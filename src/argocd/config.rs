@@ -91,6 +91,9 @@ pub struct WriteBack {
     pub branch: Option<String>,
     /// `kustomization[:dir]`, `helmvalues[:file]`; `None` = the override file.
     pub target: Option<String>,
+    /// `gitConfig.repository` / `git-repository`: the repository written
+    /// to, when it is not the source's (a chart from a Helm repository).
+    pub repository: Option<String>,
 }
 
 impl WriteBack {
@@ -99,6 +102,7 @@ impl WriteBack {
             method: self.method.or_else(|| parent.method.clone()),
             branch: self.branch.or_else(|| parent.branch.clone()),
             target: self.target.or_else(|| parent.target.clone()),
+            repository: self.repository.or_else(|| parent.repository.clone()),
         }
     }
 
@@ -112,6 +116,11 @@ impl WriteBack {
             target: node
                 .str_at(&["gitConfig", "writeBackTarget"])
                 .map(str::to_string),
+            repository: node
+                .str_at(&["gitConfig", "repository"])
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
         }
     }
 
@@ -121,6 +130,9 @@ impl WriteBack {
             method: get("write-back-method"),
             branch: get("git-branch"),
             target: get("write-back-target"),
+            repository: get("git-repository")
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty()),
         }
     }
 
@@ -130,6 +142,35 @@ impl WriteBack {
             .as_deref()
             .is_some_and(|m| m == "git" || m.starts_with("git:"))
     }
+
+    /// The kind of source the git write-back target makes the application,
+    /// whatever its sources say, as upstream's `getApplicationSourceType`
+    /// reads it (pkg/argocd/argocd.go:1299-1312): `kustomization[:dir]` is
+    /// Kustomize, and any target ending in `.yaml` / `.yml` (`helmvalues`,
+    /// `helmvalues:<file>`, a bare values file) but the override file
+    /// `.argocd-source-*` is Helm.
+    pub fn target_kind(&self) -> Option<SourceKind> {
+        let target = self.target.as_deref().filter(|_| self.is_git())?;
+        if target.starts_with("kustomization") {
+            return Some(SourceKind::Kustomize);
+        }
+        let file = match target.strip_prefix("helmvalues") {
+            Some("") => "values.yaml",
+            Some(rest) => rest.strip_prefix(':').unwrap_or(rest),
+            None => target,
+        };
+        let base = file.rsplit('/').next().unwrap_or(file);
+        ((file.ends_with(".yaml") || file.ends_with(".yml"))
+            && !base.starts_with(".argocd-source-"))
+        .then_some(SourceKind::Helm)
+    }
+}
+
+/// Helm or Kustomize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Helm,
+    Kustomize,
 }
 
 /// The Helm parameter names and Kustomize image name an image is written to.
@@ -163,6 +204,8 @@ pub struct Source {
     pub target_revision: String,
     /// `chart` or a `helm` block: a Helm source.
     pub helm: bool,
+    /// A `helm` block, which upstream looks for in multi-source apps.
+    pub helm_block: bool,
     /// A `kustomize` block: a Kustomize source.
     pub kustomize: bool,
 }
@@ -183,8 +226,14 @@ pub struct Application {
 #[derive(Debug, Clone)]
 pub struct Configured {
     pub app: Application,
-    /// The source that is this repository.
+    /// The source that is this repository (or, for a multi-source app
+    /// whose write-back target asks for Helm or Kustomize, the source of
+    /// that kind, as upstream picks it).
     pub source: Source,
+    /// The directory a relative write-back target and the override file
+    /// are resolved against: the source's path, or upstream's primary
+    /// source's in a multi-source app with such a target.
+    pub base: String,
     pub images: Vec<ImageSpec>,
     pub write_back: WriteBack,
     /// What configured it: `ImageUpdater ns/name` or `annotations`.
@@ -237,6 +286,8 @@ impl AppRef {
 struct Updater {
     /// The namespace whose applications it configures.
     namespace: String,
+    /// The file it is declared in.
+    file: String,
     /// How the report names it.
     label: String,
     settings: Settings,
@@ -292,24 +343,8 @@ impl Declarations {
                     .collect(),
                 label: format!("ImageUpdater {namespace}/{name}"),
                 namespace,
+                file: file.to_string(),
             });
-            return;
-        }
-        if let Some(first) = self
-            .apps
-            .iter()
-            .find(|a| a.namespace == namespace && a.name == name)
-        {
-            self.problems.push(Problem::at(
-                file,
-                origin.line,
-                None,
-                Severity::Error,
-                format!(
-                    "Application {namespace}/{name} is declared twice (first at {}:{}); this one is ignored",
-                    first.origin.file, first.origin.line
-                ),
-            ));
             return;
         }
         let mut sources = Vec::new();
@@ -367,6 +402,7 @@ impl Declarations {
             .collect();
         self.updaters.push(Updater {
             namespace: unified.app_namespace.clone(),
+            file: unified.origin.0.clone(),
             label: format!(
                 "ImageUpdater {}/{} (gitops.kubesphere.io)",
                 unified.id.0, unified.id.1
@@ -425,26 +461,34 @@ impl Declarations {
                 ));
                 continue;
             };
-            let Some(source) = app
-                .sources
-                .iter()
-                .find(|s| repo_url::same(&s.repo_url, repo_url))
-            else {
-                let urls: Vec<&str> = app.sources.iter().map(|s| s.repo_url.as_str()).collect();
-                self.problems.push(problem(
-                    Severity::Info,
-                    format!(
-                        "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
-                        app.namespace,
-                        app.name,
-                        urls.join(", ")
-                    ),
-                ));
-                continue;
+            let (source, base) = match our_source(app, &write_back, repo_url) {
+                Some(found) => found,
+                None => {
+                    let mut urls: Vec<&str> =
+                        app.sources.iter().map(|s| s.repo_url.as_str()).collect();
+                    if let Some(r) = write_back
+                        .repository
+                        .as_deref()
+                        .filter(|_| write_back.is_git())
+                    {
+                        urls = vec![r];
+                    }
+                    self.problems.push(problem(
+                        Severity::Info,
+                        format!(
+                            "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
+                            app.namespace,
+                            app.name,
+                            urls.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
             };
             configured.push(Configured {
                 app: app.clone(),
-                source: source.clone(),
+                source,
+                base,
                 images,
                 write_back,
                 by,
@@ -461,10 +505,23 @@ impl Declarations {
         &self,
         app: &Application,
     ) -> Option<(Result<Vec<ImageSpec>, String>, WriteBack, String)> {
+        // An ImageUpdater declared once per cluster directory configures
+        // the applications of its own directory: of several copies, the
+        // nearest to the application is used.
+        let nearest_copy = |u: &&Updater| {
+            let copies = self
+                .updaters
+                .iter()
+                .filter(|v| v.label == u.label && v.namespace == u.namespace);
+            crate::flux::nearest(&app.origin.file, copies, |v| &v.file)
+                .iter()
+                .any(|v| std::ptr::eq(*v, *u))
+        };
         let best = self
             .updaters
             .iter()
             .filter(|u| u.namespace == app.namespace)
+            .filter(nearest_copy)
             .flat_map(|u| u.refs.iter().map(move |r| (u, r)))
             .filter(|(_, r)| r.matches(app))
             .fold(
@@ -560,6 +617,75 @@ fn read_ref(node: &Node) -> AppRef {
     }
 }
 
+/// The source an application's images are written for, and the directory
+/// its targets are relative to; `None` when it is not this repository's.
+///
+/// A source whose `repoURL` is this repository is used, as before. A
+/// multi-source application whose git write-back target asks for Helm or
+/// Kustomize uses the source of that kind, as upstream's
+/// `getApplicationSource` does (pkg/argocd/argocd.go:1346-1390): the first
+/// with a `helm` (or `kustomize`) block, else the first with either: that
+/// is the chart of a chart + `ref: values` pair. It is this repository's
+/// when `gitConfig.repository` / `git-repository` names this repository
+/// (upstream's documented set-up for charts from a Helm repository, which
+/// also makes a single chart source this repository's; naming another
+/// repository makes the application another repository's), or its own
+/// `repoURL` does, or another source's does (the `ref:` source holding the
+/// values). Relative targets are then resolved against
+/// upstream's primary source (`getApplicationSource` without a write-back
+/// config, pkg/argocd/argocd.go:581-585): the first source with a `chart`,
+/// `helm` or `kustomize`, else the first.
+fn our_source(
+    app: &Application,
+    write_back: &WriteBack,
+    repo_url: &str,
+) -> Option<(Source, String)> {
+    let ours = |url: &str| repo_url::same(url, repo_url);
+    let first_ours = app.sources.iter().find(|s| ours(&s.repo_url));
+    let repository = write_back
+        .repository
+        .as_deref()
+        .filter(|_| write_back.is_git());
+    if repository.is_some_and(|r| !ours(r)) {
+        // Upstream writes to the repository named there, not to this one.
+        return None;
+    }
+    let named = repository.is_some();
+    let kind = write_back.target_kind().filter(|_| app.sources.len() > 1);
+    let Some(kind) = kind else {
+        return first_ours
+            .or_else(|| app.sources.first().filter(|_| named))
+            .map(|s| (s.clone(), s.path.clone()));
+    };
+    let of_kind = |s: &&Source| match kind {
+        SourceKind::Helm => s.helm_block,
+        SourceKind::Kustomize => s.kustomize,
+    };
+    // Then the source Argo CD detects as that kind (upstream aligns
+    // `status.sourceTypes`, which a repository does not hold: a `chart`
+    // is what makes Argo CD say Helm).
+    let detected = |s: &&Source| match kind {
+        SourceKind::Helm => s.helm,
+        SourceKind::Kustomize => s.kustomize,
+    };
+    let chosen = app
+        .sources
+        .iter()
+        .find(of_kind)
+        .or_else(|| app.sources.iter().find(detected))
+        .or_else(|| app.sources.iter().find(|s| s.helm_block || s.kustomize))
+        .unwrap_or(&app.sources[0]);
+    if !named && first_ours.is_none() {
+        return None;
+    }
+    let primary = app
+        .sources
+        .iter()
+        .find(|s| s.helm || s.kustomize)
+        .unwrap_or(&app.sources[0]);
+    Some((chosen.clone(), primary.path.clone()))
+}
+
 fn read_source(node: &Node, index: Option<usize>) -> Source {
     let present = |key| node.get(key).is_some_and(|n| !n.is_null());
     Source {
@@ -572,6 +698,7 @@ fn read_source(node: &Node, index: Option<usize>) -> Source {
             .to_string(),
         target_revision: text(node, "targetRevision").unwrap_or_default(),
         helm: present("chart") || present("helm"),
+        helm_block: present("helm"),
         kustomize: present("kustomize"),
     }
 }
@@ -835,8 +962,11 @@ spec:
             .iter()
             .find(|c| c.app.name == "web-prod")
             .unwrap();
-        assert_eq!(prod.source.index, Some(1));
-        assert_eq!(prod.source.path, "prod");
+        // A Helm values target: the chart's source, as upstream picks it
+        // (issue 17), resolved against the repository root (the chart's
+        // path).
+        assert_eq!(prod.source.index, Some(0));
+        assert_eq!((prod.source.path.as_str(), prod.base.as_str()), ("", ""));
         assert_eq!(
             prod.write_back.target.as_deref(),
             Some("helmvalues:values-prod.yaml")
@@ -848,6 +978,119 @@ spec:
         );
         // An ImageUpdater only configures applications of its namespace.
         assert!(configured.iter().all(|c| c.app.name != "web-other"));
+    }
+
+    /// Which kind a git write-back target asks for: upstream's
+    /// `getApplicationSourceType` (pkg/argocd/argocd.go:1299-1312) and its
+    /// cases in pkg/argocd/argocd_test.go:865-1075 (`.yaml` and `.yml`
+    /// targets are Helm, a kustomization base is Kustomize, the default
+    /// override file is neither).
+    #[test]
+    fn a_write_back_target_decides_the_kind() {
+        let kind = |method: Option<&str>, target: &str| {
+            WriteBack {
+                method: method.map(str::to_string),
+                target: Some(target.to_string()),
+                ..WriteBack::default()
+            }
+            .target_kind()
+        };
+        for (target, want) in [
+            ("charts/myapp/values.yaml", Some(SourceKind::Helm)),
+            ("charts/myapp/values.yml", Some(SourceKind::Helm)),
+            ("helmvalues", Some(SourceKind::Helm)),
+            (
+                "helmvalues:/helm/config/values.yaml",
+                Some(SourceKind::Helm),
+            ),
+            ("kustomization", Some(SourceKind::Kustomize)),
+            (
+                "kustomization:/overlays/production",
+                Some(SourceKind::Kustomize),
+            ),
+            (".argocd-source-multi-source-app.yaml", None),
+            ("apps/.argocd-source-app.yaml", None),
+            ("overrides.json", None),
+        ] {
+            assert_eq!(kind(Some("git"), target), want, "{target}");
+            assert_eq!(
+                kind(Some("git:secret:argocd/creds"), target),
+                want,
+                "{target}"
+            );
+        }
+        // The argocd method has no target.
+        assert_eq!(kind(None, "values.yaml"), None);
+        assert_eq!(kind(Some("argocd"), "values.yaml"), None);
+    }
+
+    /// The source a multi-source application's values target updates, as
+    /// upstream's `getApplicationSource` picks it (pkg/argocd/argocd.go:
+    /// 1346-1390; pkg/argocd/argocd_test.go:866-935 for the Kustomize
+    /// source listed first), and whether the application is this
+    /// repository's (`gitConfig.repository`, pkg/argocd/update.go:1189-1193).
+    #[test]
+    fn a_values_target_picks_upstreams_source() {
+        let app = |annotations: &str, sources: &str| {
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: app\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/org/app\n    argocd-image-updater.argoproj.io/write-back-method: git\n{annotations}spec:\n  sources:\n{sources}"
+            )
+        };
+        let target =
+            |t: &str| format!("    argocd-image-updater.argoproj.io/write-back-target: {t}\n");
+        let chart_and_ref = "  - {repoURL: 'https://charts.example.com', chart: app, helm: {valueFiles: [$values/envs/prod.yaml]}}\n  - {repoURL: 'https://github.com/org/gitops', ref: values}\n";
+        let kustomize_first = "  - {repoURL: 'https://github.com/org/gitops', path: overlays/production, kustomize: {}}\n  - {repoURL: 'https://github.com/org/gitops', path: charts/myapp, helm: {}}\n";
+        let pick = |src: &str| {
+            let mut d = declarations(src);
+            d.configure(Some(REPO))
+                .first()
+                .map(|c| (c.source.index, c.source.path.clone(), c.base.clone()))
+        };
+        // Chart + ref: the chart's source; relative targets from the root.
+        assert_eq!(
+            pick(&app(&target("helmvalues:/envs/prod.yaml"), chart_and_ref)),
+            Some((Some(0), String::new(), String::new()))
+        );
+        // Kustomize listed first: the Helm source; relative targets from
+        // upstream's primary source (the first with helm or kustomize).
+        assert_eq!(
+            pick(&app(&target("helmvalues"), kustomize_first)),
+            Some((Some(1), "charts/myapp".into(), "overlays/production".into()))
+        );
+        assert_eq!(
+            pick(&app(&target("kustomization"), kustomize_first)),
+            Some((
+                Some(0),
+                "overlays/production".into(),
+                "overlays/production".into()
+            ))
+        );
+        // Without such a target, the first source of this repository.
+        assert_eq!(
+            pick(&app("", kustomize_first)),
+            Some((
+                Some(0),
+                "overlays/production".into(),
+                "overlays/production".into()
+            ))
+        );
+        // A chart alone is this repository's only when gitConfig names it.
+        let chart_only = "  - {repoURL: 'https://charts.example.com', chart: app, helm: {}}\n";
+        assert_eq!(pick(&app(&target("helmvalues:/v.yaml"), chart_only)), None);
+        let named = format!(
+            "{}    argocd-image-updater.argoproj.io/git-repository: git@github.com:org/gitops.git\n",
+            target("helmvalues:/v.yaml")
+        );
+        assert_eq!(
+            pick(&app(&named, chart_only)),
+            Some((Some(0), String::new(), String::new()))
+        );
+        // Naming another repository makes it that repository's.
+        let elsewhere = format!(
+            "{}    argocd-image-updater.argoproj.io/git-repository: https://github.com/org/other\n",
+            target("helmvalues:/v.yaml")
+        );
+        assert_eq!(pick(&app(&elsewhere, kustomize_first)), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::registry::{RegistryError, TagRef};
 use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
-use super::config::{Configured, ImageSpec};
+use super::config::{Configured, ImageSpec, SourceKind};
 use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
@@ -236,23 +236,19 @@ pub fn prepare(
     for c in configured {
         let target = target_of(&c, controller_ns, read);
         let kind = app_kind(&c, read);
-        let override_file = target_path(
-            None,
-            &c.source.path,
-            &c.app.name,
-            &c.app.namespace,
-            controller_ns,
-        )
-        .ok()
-        .map(|t| t.file().to_string())
-        .unwrap_or_default();
+        let override_file =
+            target_path(None, &c.base, &c.app.name, &c.app.namespace, controller_ns)
+                .ok()
+                .map(|t| t.file().to_string())
+                .unwrap_or_default();
         let files = kind
             .as_ref()
             .ok()
             .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read));
         for spec in &c.images {
             let current = match (&kind, &files) {
-                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files),
+                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
+                    .or_else(|| running(&c, spec, *kind, target.as_ref().ok(), read)),
                 _ => None,
             };
             let rule = kind
@@ -282,6 +278,11 @@ enum Kind {
 }
 
 fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kind, String> {
+    match c.write_back.target_kind() {
+        Some(SourceKind::Helm) => return Ok(Kind::Helm),
+        Some(SourceKind::Kustomize) => return Ok(Kind::Kustomize),
+        None => {}
+    }
     if c.source.helm {
         return Ok(Kind::Helm);
     }
@@ -294,9 +295,16 @@ fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kin
     if kustomization_file(&c.source.path, read).is_some() {
         return Ok(Kind::Kustomize);
     }
+    let path = match c.source.index {
+        None => "spec.source.path".to_string(),
+        Some(i) => format!("spec.sources[{i}].path"),
+    };
+    let shown = match c.source.path.as_str() {
+        "" => "\"\" (the repository root)".to_string(),
+        dir => format!("{dir:?}"),
+    };
     Err(format!(
-        "{} is neither a Helm chart nor a Kustomize directory; upstream updates only those",
-        display_dir(&c.source.path)
+        "{path} {shown}: no Chart.yaml and no kustomization file there, so it is neither a Helm chart nor a Kustomize directory (upstream updates only those); check that {path} names a directory of this repository, relative to its root, or set a write-back target (helmvalues:<file>, kustomization:<dir>)"
     ))
 }
 
@@ -342,7 +350,7 @@ fn target_of(
     }
     target_path(
         c.write_back.target.as_deref(),
-        &c.source.path,
+        &c.base,
         &c.app.name,
         &c.app.namespace,
         controller_ns,
@@ -384,10 +392,37 @@ pub fn target_path(
     match kind {
         "kustomization" => resolve(arg, ".").map(Target::Kustomization),
         "helmvalues" => resolve(arg, "values.yaml").map(Target::HelmValues),
-        _ => Err(format!(
-            "write-back target {target:?} is not \"kustomization[:dir]\" or \"helmvalues[:file]\""
-        )),
+        _ => bare_target(target),
     }
+}
+
+/// A target without a `kind:` prefix is a file relative to the repository
+/// root, as upstream takes it (pkg/argocd/argocd.go:615-629, written at
+/// that path by pkg/argocd/git.go:348): a `.yaml` / `.yml` file other than
+/// an `.argocd-source-*` one is a Helm values file; a kustomization file is
+/// refused (upstream: overrides would replace its content); anything else
+/// receives the override file's content.
+fn bare_target(target: &str) -> Result<Target, String> {
+    let base = target.rsplit('/').next().unwrap_or(target);
+    if matches!(
+        base,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return Err(format!(
+            "write-back target {target:?} is a kustomization file, which the override file would replace; use \"kustomization:<dir>\" to update its images"
+        ));
+    }
+    let file = normalize(target.trim_start_matches('/'))?;
+    if file.is_empty() {
+        return Err(format!("write-back target {target:?} names no file"));
+    }
+    let values =
+        (base.ends_with(".yaml") || base.ends_with(".yml")) && !base.starts_with(".argocd-source-");
+    Ok(if values {
+        Target::HelmValues(file)
+    } else {
+        Target::Override(file)
+    })
 }
 
 /// `a/./b/../c` → `a/c`; an error when `..` leaves the repository.
@@ -412,14 +447,6 @@ fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{}/{name}", dir.trim_end_matches('/'))
-    }
-}
-
-fn display_dir(dir: &str) -> String {
-    if dir.is_empty() {
-        "the repository root".to_string()
-    } else {
-        dir.to_string()
     }
 }
 
@@ -510,15 +537,7 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
     };
     match kind {
         Kind::Helm => {
-            let (spec_param, name_param, tag_param) = helm_names(spec);
-            let reference = |get: &dyn Fn(&str) -> Option<String>| match spec_param {
-                Some(p) => get(p),
-                None => {
-                    let tag = get(tag_param)?;
-                    let name = get(name_param).unwrap_or_else(|| spec.name.clone());
-                    Some(format!("{name}:{tag}"))
-                }
-            };
+            let reference = |get: &dyn Fn(&str) -> Option<String>| helm_reference(spec, get);
             let in_file = |root: Option<&Node>| reference(&|p| write::helm_param(root?, p));
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
@@ -559,6 +578,119 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
                     }
                     found(Some(reference), file)
                 })
+        }
+    }
+}
+
+/// The image as the application's manifests run it, when no override,
+/// parameter, values entry or kustomization image names it. Upstream takes
+/// the current tag from the live application's `status.summary.images`
+/// (pkg/argocd/argocd.go:1168-1192), which Argo CD fills from the rendered
+/// manifests; a repository holds those manifests: for a Kustomize app the
+/// files its kustomization reaches (`resources`, `bases`, `components`,
+/// recursively), for a Helm app its values files. A reference to the same
+/// repository with a tag or digest (`image: ghcr.io/acme/web:1.2.0`), or a
+/// `repository` + `tag` pair, is the current value.
+fn running(
+    c: &Configured,
+    spec: &ImageSpec,
+    kind: Kind,
+    target: Option<&Target>,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Option<Current> {
+    let kname = kustomize_name(spec);
+    let wanted = |name: &str| same_image(name, &spec.name) || name == kname;
+    let mut files: Vec<String> = Vec::new();
+    match kind {
+        Kind::Helm => {
+            files.push(join(&c.source.path, "values.yaml"));
+            if let Some(Target::HelmValues(f)) = target {
+                files.push(f.clone());
+            }
+        }
+        Kind::Kustomize => {
+            let mut dirs = vec![c.source.path.clone()];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(dir) = dirs.pop() {
+                if !seen.insert(dir.clone()) || seen.len() > 100 {
+                    continue;
+                }
+                let Some(file) = kustomization_file(&dir, read) else {
+                    continue;
+                };
+                let Some(root) = read(&file).and_then(|src| yaml::parse(&src).ok()) else {
+                    continue;
+                };
+                let Some(root) = first(&root) else { continue };
+                for key in ["resources", "bases", "components"] {
+                    for entry in root.get(key).map(Node::items).unwrap_or_default() {
+                        let Some(entry) = entry.as_str().filter(|e| !e.contains("://")) else {
+                            continue;
+                        };
+                        let Ok(path) = normalize(&join(&dir, entry)) else {
+                            continue;
+                        };
+                        if kustomization_file(&path, read).is_some() {
+                            dirs.push(path);
+                        } else {
+                            files.push(path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    files.iter().find_map(|file| {
+        let stream = yaml::parse(&read(file)?).ok()?;
+        let at_parameters = || match kind {
+            Kind::Helm => helm_reference(spec, &|p| write::values_at(first(&stream)?, p)),
+            Kind::Kustomize => None,
+        };
+        let reference = at_parameters().or_else(|| {
+            stream
+                .documents
+                .iter()
+                .find_map(|d| reference_in(&d.root, &wanted))
+        })?;
+        Some(Current {
+            reference,
+            from: file.clone(),
+        })
+    })
+}
+
+/// The first reference to a wanted image with a tag or digest in a tree.
+fn reference_in(node: &Node, wanted: &dyn Fn(&str) -> bool) -> Option<String> {
+    match node {
+        Node::Scalar(_) => {
+            let value = node.as_str()?;
+            let (name, tag, digest) = argo::split_reference(value);
+            (wanted(name) && (tag.is_some() || digest.is_some())).then(|| value.to_string())
+        }
+        Node::Mapping(entries, _) => {
+            if let (Some(repository), Some(tag)) =
+                (node.str_at(&["repository"]), node.str_at(&["tag"]))
+                && wanted(repository)
+                && !tag.is_empty()
+            {
+                return Some(format!("{repository}:{tag}"));
+            }
+            entries.iter().find_map(|(_, v)| reference_in(v, wanted))
+        }
+        Node::Sequence(items, _) => items.iter().find_map(|i| reference_in(i, wanted)),
+        Node::Alias(_) | Node::Empty => None,
+    }
+}
+
+/// The reference an image's Helm parameters hold, read through `get`.
+fn helm_reference(spec: &ImageSpec, get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let (spec_param, name_param, tag_param) = helm_names(spec);
+    match spec_param {
+        Some(p) => get(p),
+        None => {
+            let tag = get(tag_param)?;
+            let name = get(name_param).unwrap_or_else(|| spec.name.clone());
+            Some(format!("{name}:{tag}"))
         }
     }
 }
@@ -665,17 +797,49 @@ pub fn finish(
         }
         outcomes[job.app].images.push(outcome);
     }
+    // Copies of one Application (one per cluster directory) write their
+    // own files; two that write the same file compete for it, and when
+    // they disagree neither is written.
+    let mut owned: Vec<(String, (&str, &str), &Configured, Write)> = Vec::new();
     for ((c, target, kind), images) in prepared.apps.iter().zip(updates) {
         if images.is_empty() {
             continue;
         }
         let Ok(target) = target else { continue };
         let write = write_for(c, target, *kind, &images);
-        finished
-            .writes
-            .entry(target.file().to_string())
-            .or_default()
-            .push(write);
+        let id = (c.app.namespace.as_str(), c.app.name.as_str());
+        let file = target.file().to_string();
+        if owned
+            .iter()
+            .any(|(f, i, _, w)| (f, *i, w) == (&file, id, &write))
+        {
+            continue;
+        }
+        owned.push((file, id, c, write));
+    }
+    let mut conflicted = std::collections::BTreeSet::new();
+    for (i, (file, id, c, _)) in owned.iter().enumerate() {
+        if let Some((_, _, other, _)) = owned[..i]
+            .iter()
+            .find(|(f, o, _, _)| (f, *o) == (file, *id))
+        {
+            finished.problems.push(Problem::at(
+                &c.app.origin.file,
+                c.app.origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {}/{} is declared at {}:{} and at {}:{}, both write {file} and they disagree; {file} is left unchanged",
+                    id.0, id.1, other.app.origin.file, other.app.origin.line, c.app.origin.file, c.app.origin.line
+                ),
+            ));
+            conflicted.insert((file.clone(), *id));
+        }
+    }
+    for (file, id, _, write) in owned {
+        if !conflicted.contains(&(file.clone(), id)) {
+            finished.writes.entry(file).or_default().push(write);
+        }
     }
     finished.apps = outcomes;
     finished
@@ -690,7 +854,8 @@ enum Decision {
         selected: Option<String>,
         note: String,
     },
-    /// A downgrade, not written: also a warning.
+    /// Not written (a downgrade, an image the application does not run):
+    /// also a warning.
     Refused {
         selected: String,
         note: String,
@@ -747,9 +912,9 @@ fn decide_image(
         (Some(c), _) => c.reference.clone(),
         (None, true) => String::new(),
         (None, false) => {
-            return Ok(Decision::Keep {
-                selected: Some(selected.name),
-                note: "no current value found (override file, Application, values or kustomization); upstream skips an image the application does not use unless force-update is set".to_string(),
+            return Ok(Decision::Refused {
+                selected: selected.name,
+                note: "not written: no current value found (override file, Application parameters, values file, kustomization, or the manifests it reaches), so the application does not seem to run this image; upstream updates only images an application runs; set force-update to write it anyway".to_string(),
             });
         }
     };
@@ -932,6 +1097,28 @@ mod tests {
             }
         });
         assert!(ran >= 5, "only {ran} target_path cases");
+    }
+
+    /// A target without `kind:` is a file from the repository root
+    /// (pkg/argocd/argocd.go:615-629, pkg/argocd/git.go:348): a values
+    /// file, or the override file's content at another path.
+    #[test]
+    fn bare_targets_are_files_from_the_repository_root() {
+        let target = |t: &str| target_path(Some(t), "apps/web", "web", "argocd", "argocd");
+        assert_eq!(
+            target("envs/dev/values.yaml"),
+            Ok(Target::HelmValues("envs/dev/values.yaml".into()))
+        );
+        assert_eq!(
+            target("/envs/dev/values.yml"),
+            Ok(Target::HelmValues("envs/dev/values.yml".into()))
+        );
+        assert_eq!(
+            target("apps/web/.argocd-source-web.yaml"),
+            Ok(Target::Override("apps/web/.argocd-source-web.yaml".into()))
+        );
+        assert!(target("apps/web/kustomization.yml").is_err());
+        assert!(target("../x.yaml").is_err());
     }
 
     #[test]
