@@ -225,7 +225,11 @@ pub fn commit(
     if report.files.is_empty() && !settings.push {
         return Ok(None);
     }
-    let mut repo = Repo::open(dir)?;
+    let mut repo = match Repo::open(dir) {
+        // Nothing changed outside a repository: nothing to push either.
+        Err(GitError::NotARepository { .. }) if report.files.is_empty() => return Ok(None),
+        opened => opened?,
+    };
     // The token goes only to the HTTPS URL the remote pushes to, not to
     // every host git might talk to.
     if let Some(token) = &settings.token
