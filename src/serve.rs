@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::git::{self, Repo, Signature};
 use crate::kubesphere::{self, FieldError};
 use crate::manage::{self, Found, Kind, Tree};
+use crate::tree_write;
 
 /// Settings of the server, resolved by the CLI.
 #[derive(Debug, Clone)]
@@ -374,9 +375,16 @@ fn change_and_commit(
     let committed = Repo::open(&state.options.tree.root)
         .and_then(|repo| repo.commit_paths(&[path.to_path_buf()], &message, &state.author));
     if let Err(e) = committed {
-        let restored = match &before {
-            Some(bytes) => std::fs::write(path, bytes),
-            None => std::fs::remove_file(path),
+        // Put back through the same confined, atomic writer.
+        let root = &state.options.tree.root;
+        let rel = path
+            .strip_prefix(root)
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let restored = match (&before, std::fs::read(path).ok()) {
+            (Some(bytes), Some(now)) => tree_write::replace_file(root, &rel, &now, bytes),
+            (Some(bytes), None) => tree_write::create_file(root, &rel, bytes),
+            (None, _) => std::fs::remove_file(path),
         };
         let note = match restored {
             Ok(()) => "the file was restored",

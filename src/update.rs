@@ -417,7 +417,10 @@ fn read_file(entry: &scan::Entry) -> Reading {
             return reading;
         }
     };
-    if let Some(problem) = utf16_with_declarations(rel, &bytes) {
+    if let Some(problem) = scan::is_yaml_name(rel)
+        .then(|| utf16_with_declarations(rel, &bytes))
+        .flatten()
+    {
         reading.problems.push(problem);
         return reading;
     }
