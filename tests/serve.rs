@@ -584,3 +584,50 @@ async fn the_accept_loop_does_not_spin_at_the_descriptor_limit() {
     // Clock ticks (100 a second): a spinning loop uses about 200 here.
     assert!(used < 40, "the server used {used} ticks in 2 s while idle");
 }
+
+/// A commit that fails (the index is locked) puts the file back as it was.
+#[tokio::test]
+async fn a_failed_commit_puts_the_file_back() {
+    use reqwest::Method;
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let server = start(
+        &tree,
+        &["--commit", "--author", "API <api@example.invalid>"],
+    );
+    let ns = "/namespaces/demo/imageupdaters";
+    let (code, created) = server
+        .call(Method::POST, ns, Some(&updater("web", "nginx:^1.0")))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let file = tree.join("updaters/demo/imageupdater-web.yaml");
+    let before = fs::read(&file).unwrap();
+    fs::write(tree.join(".git/index.lock"), "").unwrap();
+
+    let mut changed = created.clone();
+    changed["spec"]["images"] = json!(["nginx:^2.0"]);
+    let (code, status) = server
+        .call(Method::PUT, &format!("{ns}/web"), Some(&changed))
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("the file was restored"),
+        "{status}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), before);
+
+    let (code, status) = server
+        .call(Method::POST, ns, Some(&updater("api", "nginx")))
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert!(!tree.join("updaters/demo/imageupdater-api.yaml").exists());
+
+    let (code, status) = server
+        .call(Method::DELETE, &format!("{ns}/web"), None)
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert_eq!(fs::read(&file).unwrap(), before);
+}
