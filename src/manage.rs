@@ -21,7 +21,7 @@ use crate::flux;
 use crate::kubesphere::{self, FieldError};
 use crate::report::Problem;
 use crate::rewrite;
-use crate::scan::{self, Filter};
+use crate::scan::{self, Filter, Leftovers};
 use crate::tree_write;
 use crate::yaml;
 
@@ -282,7 +282,7 @@ impl Tree {
     /// Every managed resource in the tree (of `kind`, when given), in the
     /// order of a sorted walk; problems are files that could not be read.
     pub fn list(&self, kind: Option<Kind>) -> (Vec<Found>, Vec<Problem>) {
-        let readings = scan::walk_map(&self.root, &Filter::default(), |entry| {
+        let readings = scan::walk_map(&self.root, &Filter::default(), Leftovers::Skip, |entry| {
             let mut problems = Vec::new();
             let entry = match entry {
                 Ok(e) => e,

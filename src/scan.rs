@@ -67,6 +67,16 @@ pub fn is_yaml_name(rel: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
+/// What the walk does with the temporary files of interrupted runs
+/// ([`tree_write::is_temp_name`]); they are never visited as files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers {
+    /// Remove the stale ones, with a note (a run that writes).
+    Remove,
+    /// Leave them (a dry run, a read-only command).
+    Skip,
+}
+
 /// Walks the tree on every core and calls `f` for each regular file (or for
 /// something to report: an unreadable directory, a link that leads out of
 /// the tree) as soon as it is found, so files are read while the walk goes
@@ -75,6 +85,7 @@ pub fn is_yaml_name(rel: &str) -> bool {
 pub fn walk_map<R: Send>(
     root: &Path,
     filter: &Filter,
+    leftovers: Leftovers,
     f: impl Fn(Result<Entry, Problem>) -> R + Sync,
 ) -> Vec<R> {
     let results: Mutex<Vec<(Vec<String>, R)>> = Mutex::new(Vec::new());
@@ -109,7 +120,9 @@ pub fn walk_map<R: Send>(
                     {
                         // Our own temporary file: an old one is what a killed
                         // run left; a young one may be a run in progress.
-                        tree_write::remove_if_stale(item.path(), SystemTime::now()).then(|| {
+                        (leftovers == Leftovers::Remove
+                            && tree_write::remove_if_stale(item.path(), SystemTime::now()))
+                        .then(|| {
                             let problem = Problem::file(
                                 &rel,
                                 Severity::Info,
@@ -239,7 +252,7 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("out")).unwrap();
         fs::write(root.join("in.yaml"), "").unwrap();
         std::os::unix::fs::symlink("in.yaml", root.join("in-link.yaml")).unwrap();
-        let found = walk_map(root, &Filter::default(), |e| match e {
+        let found = walk_map(root, &Filter::default(), Leftovers::Skip, |e| match e {
             Ok(e) => format!("{}: file", e.rel),
             Err(p) => format!("{}: {}", p.file.unwrap(), p.message),
         });

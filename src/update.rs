@@ -106,9 +106,15 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         "" => argocd::config::DEFAULT_NAMESPACE,
         ns => ns,
     };
+    // A dry run leaves even the leftovers of killed runs where they are.
+    let leftovers = match options.dry_run {
+        true => scan::Leftovers::Skip,
+        false => scan::Leftovers::Remove,
+    };
     let (marked, mut resources, mut argo) = read_tree(
         &options.root,
         &options.filter,
+        leftovers,
         controller_ns,
         &mut report.problems,
     );
@@ -308,6 +314,7 @@ struct Reading {
 fn read_tree(
     root: &Path,
     filter: &Filter,
+    leftovers: scan::Leftovers,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
 ) -> (
@@ -315,7 +322,7 @@ fn read_tree(
     flux::Resources,
     argocd::config::Declarations,
 ) {
-    let readings = scan::walk_map(root, filter, |entry| match entry {
+    let readings = scan::walk_map(root, filter, leftovers, |entry| match entry {
         Ok(entry) => read_file(&entry),
         Err(problem) => Reading {
             problems: vec![problem],

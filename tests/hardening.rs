@@ -180,6 +180,17 @@ fn stale_temporary_files_are_removed_and_fresh_ones_left_alone() {
         .unwrap()
         .set_modified(long_ago)
         .unwrap();
+    // A dry run writes nothing, and removes nothing either.
+    let out = bin()
+        .arg("run")
+        .arg(&tree)
+        .arg("--dry-run")
+        .arg("--registry-snapshot")
+        .arg(snapshot(work.path()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stale.exists(), "a dry run removed a file");
     let (_, report) = run(&tree, &snapshot(work.path()));
     assert!(!stale.exists(), "the stale temporary file is still there");
     assert!(fresh.exists(), "a young temporary file may be in use");
