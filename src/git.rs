@@ -361,16 +361,10 @@ impl Repo {
         let zero = "0".repeat(40);
         let old = old.unwrap_or(&zero);
         let checked_out = branch.is_none() || self.head()?.branch.as_deref() == branch;
-        let mut pathspec = vec!["--"];
-        pathspec.extend(paths.iter().map(String::as_str));
-        let literal = [("GIT_LITERAL_PATHSPECS".into(), "1".into())];
         let before = if checked_out {
-            let mut args = vec!["ls-files", "--stage", "-z"];
-            args.extend(&pathspec);
-            let before = index_entries(&self.run_with(&args, None, &literal)?);
-            let mut args = vec!["ls-tree", "-z", new];
-            args.extend(&pathspec);
-            let after = index_entries(&self.run_with(&args, None, &literal)?);
+            // Whole listings rather than thousands of paths on a command line.
+            let before = index_entries(&self.run(&["ls-files", "--stage", "-z"], None)?);
+            let after = index_entries(&self.run(&["ls-tree", "-r", "-z", new], None)?);
             self.set_index_entries(paths, &after)?;
             Some(before)
         } else {
