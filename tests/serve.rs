@@ -406,23 +406,34 @@ async fn concurrent_writers_are_serialised() {
     assert_eq!(git(&tree, &["status", "--porcelain"]), "");
 }
 
+/// A server with `--commit` on a new repository, and the object of the
+/// `ImageUpdater` `demo/web` it created.
+async fn committing_server_with_web() -> (tempfile::TempDir, Server, Value) {
+    let dir = repo();
+    let server = start(
+        &dir.path().join("tree"),
+        &["--commit", "--author", "API <api@example.invalid>"],
+    );
+    let (code, created) = server
+        .call(
+            reqwest::Method::POST,
+            "/namespaces/demo/imageupdaters",
+            Some(&updater("web", "nginx:^1.0")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    (dir, server, created)
+}
+
 /// Hardening 15.10: a `PUT` of an unchanged object under `--commit` is a
 /// 200 and no commit (it was a 500); bodies need `application/json`; the
 /// path has no doubled or trailing `/`.
 #[tokio::test]
 async fn unchanged_puts_content_types_and_strict_paths() {
     use reqwest::Method;
-    let dir = repo();
+    let (dir, server, created) = committing_server_with_web().await;
     let tree = dir.path().join("tree");
-    let server = start(
-        &tree,
-        &["--commit", "--author", "API <api@example.invalid>"],
-    );
     let ns = "/namespaces/demo/imageupdaters";
-    let (code, created) = server
-        .call(Method::POST, ns, Some(&updater("web", "nginx:^1.0")))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{created}");
     let head = git(&tree, &["rev-parse", "HEAD"]);
     let (code, same) = server
         .call(Method::PUT, &format!("{ns}/web"), Some(&created))
@@ -589,17 +600,9 @@ async fn the_accept_loop_does_not_spin_at_the_descriptor_limit() {
 #[tokio::test]
 async fn a_failed_commit_puts_the_file_back() {
     use reqwest::Method;
-    let dir = repo();
+    let (dir, server, created) = committing_server_with_web().await;
     let tree = dir.path().join("tree");
-    let server = start(
-        &tree,
-        &["--commit", "--author", "API <api@example.invalid>"],
-    );
     let ns = "/namespaces/demo/imageupdaters";
-    let (code, created) = server
-        .call(Method::POST, ns, Some(&updater("web", "nginx:^1.0")))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{created}");
     let file = tree.join("updaters/demo/imageupdater-web.yaml");
     let before = fs::read(&file).unwrap();
     fs::write(tree.join(".git/index.lock"), "").unwrap();
