@@ -20,6 +20,7 @@ use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
 use super::config::{Configured, ImageSpec};
+use super::kustomize;
 use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
@@ -143,7 +144,9 @@ pub struct Job {
 /// The applications, their jobs, and where each writes.
 #[derive(Debug)]
 pub struct Prepared {
-    apps: Vec<(Configured, Result<Target, String>, Kind)>,
+    /// Each application, its target, its kind, and the `kustomize.images`
+    /// of its source as the Application holds them.
+    apps: Vec<(Configured, Result<Target, String>, Kind, Vec<String>)>,
     jobs: Vec<Job>,
     pub problems: Vec<Problem>,
 }
@@ -267,9 +270,14 @@ pub fn prepare(
                 current,
             });
         }
+        let spec_images = files
+            .as_ref()
+            .and_then(|f| f.source(&c))
+            .map(kustomize_images_of)
+            .unwrap_or_default();
         prepared
             .apps
-            .push((c, target, kind.unwrap_or(Kind::Kustomize)));
+            .push((c, target, kind.unwrap_or(Kind::Kustomize), spec_images));
     }
     prepared
 }
@@ -446,11 +454,6 @@ fn kustomize_name(spec: &ImageSpec) -> &str {
     spec.targets.kustomize_name.as_deref().unwrap_or(&spec.name)
 }
 
-/// Whether two image names are the same repository (`docker.io/x` = `x`).
-fn same_image(a: &str, b: &str) -> bool {
-    a == b || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
-}
-
 /// The files an application's current values are read from, each read
 /// and parsed once for all its images.
 struct Files {
@@ -483,6 +486,15 @@ impl Files {
             manifest: manifest.and_then(|f| Some((f.clone(), parse(&f)?))),
         }
     }
+
+    /// The Application's source that is this repository.
+    fn source(&self, c: &Configured) -> Option<&Node> {
+        let document = self.application.as_ref()?.documents.get(c.app.document)?;
+        match c.source.index {
+            None => document.root.at(&["spec", "source"]),
+            Some(i) => document.root.at(&["spec", "sources"])?.items().get(i),
+        }
+    }
 }
 
 /// The value in effect: the override file, else the Application's own
@@ -490,14 +502,7 @@ impl Files {
 /// (or the configured target).
 fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) -> Option<Current> {
     let (override_file, overrides) = &files.overrides;
-    let source = files
-        .application
-        .as_ref()
-        .and_then(|s| s.documents.get(c.app.document))
-        .and_then(|d| match c.source.index {
-            None => d.root.at(&["spec", "source"]),
-            Some(i) => d.root.at(&["spec", "sources"])?.items().get(i),
-        });
+    let source = files.source(c);
     let manifest = files
         .manifest
         .as_ref()
@@ -529,21 +534,16 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
         }
         Kind::Kustomize => {
             let kname = kustomize_name(spec);
-            // `orig=reference` entries are found by their original name,
-            // others by the name of the reference.
+            // Upstream's `GetKustomizeImage` rule, so that reading and
+            // writing find the same entry.
             let in_file = |root: Option<&Node>| {
-                root?
-                    .at(&["kustomize", "images"])?
-                    .items()
-                    .iter()
-                    .find_map(|i| {
-                        let entry = i.as_str()?;
-                        let (orig, reference) = match entry.split_once('=') {
-                            Some((orig, reference)) => (orig, reference),
-                            None => (argo::split_reference(entry).0, entry),
-                        };
-                        same_image(orig, kname).then(|| reference.to_string())
-                    })
+                let images = kustomize_images_of(root?);
+                let entry = kustomize::current(
+                    &images,
+                    &spec.name,
+                    spec.targets.kustomize_name.as_deref(),
+                )?;
+                Some(entry.split_once('=').map_or(entry.as_str(), |(_, r)| r).to_string())
             };
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
@@ -561,6 +561,17 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
                 })
         }
     }
+}
+
+/// The string entries of `kustomize.images` under `root` (an override
+/// file's root or an Application source).
+fn kustomize_images_of(root: &Node) -> Vec<String> {
+    root.at(&["kustomize", "images"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
 }
 
 fn first(stream: &yaml::Stream) -> Option<&Node> {
@@ -598,7 +609,7 @@ pub fn finish(
     let mut outcomes: Vec<AppOutcome> = prepared
         .apps
         .iter()
-        .map(|(c, target, _)| AppOutcome {
+        .map(|(c, target, ..)| AppOutcome {
             application: format!("{}/{}", c.app.namespace, c.app.name),
             file: c.app.origin.file.clone(),
             line: c.app.origin.line,
@@ -611,9 +622,21 @@ pub fn finish(
             images: Vec::new(),
         })
         .collect();
+    // Per application: the images to write, `(spec, reference, tag)`, and
+    // whether any of them changes. Upstream sets the up-to-date images of a
+    // Kustomize application too (at their current version), so they are in
+    // what it writes whenever something else changes.
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
+    let mut changed = vec![false; prepared.apps.len()];
     for job in prepared.jobs {
-        let (c, target, _) = &prepared.apps[job.app];
+        let (c, target, kind, _) = &prepared.apps[job.app];
+        let keep_current = |updates: &mut Vec<Vec<_>>| {
+            if let (Kind::Kustomize, Some(current)) = (kind, &job.current) {
+                let reference = at_version(&job.spec.name, &current.reference);
+                let tag = version_of(&reference);
+                updates[job.app].push((job.spec.clone(), reference, tag));
+            }
+        };
         let problem = |severity, message: &str| {
             Problem::at(
                 &c.app.origin.file,
@@ -639,21 +662,23 @@ pub fn finish(
             error: None,
             note: None,
         };
-        match decide_image(&job, target, listed, metadata, allow_downgrade) {
+        match decide_image(&job, target, *kind, listed, metadata, allow_downgrade) {
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
-                let tag = match argo::split_reference(&new) {
-                    (_, tag, Some(digest)) => format!("{}@{digest}", tag.unwrap_or_default()),
-                    (_, tag, None) => tag.unwrap_or_default().to_string(),
-                };
+                let tag = version_of(&new);
                 updates[job.app].push((job.spec.clone(), new, tag));
+                changed[job.app] = true;
             }
             Ok(Decision::Keep { selected, note }) => {
+                if note == UP_TO_DATE {
+                    keep_current(&mut updates);
+                }
                 outcome.selected = selected;
                 outcome.note = Some(note);
             }
             Ok(Decision::Refused { selected, note }) => {
+                keep_current(&mut updates);
                 finished.problems.push(problem(Severity::Warning, &note));
                 outcome.selected = Some(selected);
                 outcome.note = Some(note);
@@ -665,12 +690,14 @@ pub fn finish(
         }
         outcomes[job.app].images.push(outcome);
     }
-    for ((c, target, kind), images) in prepared.apps.iter().zip(updates) {
-        if images.is_empty() {
+    for (((c, target, kind, spec_images), images), changed) in
+        prepared.apps.iter().zip(updates).zip(changed)
+    {
+        if !changed {
             continue;
         }
         let Ok(target) = target else { continue };
-        let write = write_for(c, target, *kind, &images);
+        let write = write_for(c, target, *kind, spec_images, &images);
         finished
             .writes
             .entry(target.file().to_string())
@@ -700,6 +727,7 @@ enum Decision {
 fn decide_image(
     job: &Job,
     target: &Result<Target, String>,
+    kind: Kind,
     listed: &Listed,
     metadata: &BTreeMap<TagRef, TagInfo>,
     allow_downgrade: bool,
@@ -753,11 +781,22 @@ fn decide_image(
             });
         }
     };
-    let (update, new) = argo::decide(rule.strategy, &current, &selected, &job.spec.name);
+    let (mut update, mut new) = argo::decide(rule.strategy, &current, &selected, &job.spec.name);
+    if !update && kind == Kind::Kustomize && job.spec.targets.kustomize_name.is_some() {
+        // Upstream: "image registry changed". The same tag of another
+        // registry or repository under this Kustomize name is an update.
+        let written = current.split_once('=').map_or(current.as_str(), |(_, r)| r);
+        if kustomize::ContainerImage::parse(&job.spec.name)
+            .differs_from(&kustomize::ContainerImage::parse(written))
+        {
+            update = true;
+            new = at_version(&job.spec.name, written);
+        }
+    }
     if !update {
         return Ok(Decision::Keep {
             selected: Some(selected.name),
-            note: "up to date".to_string(),
+            note: UP_TO_DATE.to_string(),
         });
     }
     if !allow_downgrade
@@ -777,6 +816,29 @@ fn decide_image(
         selected: selected.name,
         new,
     })
+}
+
+const UP_TO_DATE: &str = "up to date";
+
+/// `image` at the tag and digest of the reference `written`.
+fn at_version(image: &str, written: &str) -> String {
+    let (_, tag, digest) = argo::split_reference(written);
+    let mut reference = image.to_string();
+    if let Some(tag) = tag {
+        reference = format!("{reference}:{tag}");
+    }
+    if let Some(digest) = digest {
+        reference = format!("{reference}@{digest}");
+    }
+    reference
+}
+
+/// `tag[@digest]` of a reference.
+fn version_of(reference: &str) -> String {
+    match argo::split_reference(reference) {
+        (_, tag, Some(digest)) => format!("{}@{digest}", tag.unwrap_or_default()),
+        (_, tag, None) => tag.unwrap_or_default().to_string(),
+    }
 }
 
 /// Whether `selected` ranks below `current` under the strategy's ordering.
@@ -841,6 +903,7 @@ fn write_for(
     c: &Configured,
     target: &Target,
     kind: Kind,
+    spec_images: &[String],
     images: &[(ImageSpec, String, String)],
 ) -> Write {
     let params = || -> Vec<HelmParam> {
@@ -869,18 +932,24 @@ fn write_for(
         }
         params
     };
-    let kustomize_images = || -> Vec<String> {
+    // `[kustomize-name=]reference`, as upstream's `SetKustomizeImage`.
+    let kustomize_params = || -> Vec<String> {
         images
             .iter()
-            .map(|(spec, new, _)| {
-                let kname = kustomize_name(spec);
-                if kname == spec.name {
-                    new.clone()
-                } else {
-                    format!("{kname}={new}")
-                }
+            .map(|(spec, new, _)| match &spec.targets.kustomize_name {
+                Some(kname) => format!("{kname}={new}"),
+                None => new.clone(),
             })
             .collect()
+    };
+    // The Application's images once each is set: what upstream writes to
+    // the override file or the kustomization.
+    let kustomize_images = || -> Vec<String> {
+        let mut list = spec_images.to_vec();
+        for param in kustomize_params() {
+            kustomize::set(&mut list, &param);
+        }
+        list
     };
     let is_helm = kind == Kind::Helm;
     match target {
@@ -898,7 +967,7 @@ fn write_for(
         Target::Application { document, .. } => Write::ApplicationKustomize {
             document: *document,
             source: c.source.index,
-            images: kustomize_images(),
+            images: kustomize_params(),
         },
     }
 }
