@@ -174,16 +174,41 @@ fn same_entry(entry: &ContainerImage, image_name: &str, kustomize_name: Option<&
 }
 
 /// The entry of `images` that holds the current value of the image
-/// `image` (as configured) written under `kustomize_name`.
+/// `image` (as configured) written under `kustomize_name`. Upstream looks
+/// up the running image by the Kustomize name first (`ContainsImage` with
+/// the `KustomizeImage`), then by the image; here the entries stand for the
+/// running images, and the second look-up is `GetKustomizeImage`'s rule.
 pub fn current<'a>(
     images: &'a [String],
     image: &str,
     kustomize_name: Option<&str>,
 ) -> Option<&'a String> {
+    let parsed: Vec<ContainerImage> = images.iter().map(|e| ContainerImage::parse(e)).collect();
+    let by_kustomize_name = kustomize_name.and_then(|k| {
+        let k = ContainerImage::parse(k);
+        parsed
+            .iter()
+            .position(|e| e.alias.is_empty() && e.name == k.name && e.registry == k.registry)
+    });
     let name = ContainerImage::parse(image).name;
-    images
-        .iter()
-        .find(|e| same_entry(&ContainerImage::parse(e), &name, kustomize_name))
+    by_kustomize_name
+        .or_else(|| {
+            parsed
+                .iter()
+                .position(|e| same_entry(e, &name, kustomize_name))
+        })
+        .map(|i| &images[i])
+}
+
+/// Argo CD's `KustomizeImages.Find`: the first entry that matches `image`
+/// by [`delimiter_match`].
+pub fn find(images: &[String], image: &str) -> Option<usize> {
+    images.iter().position(|e| delimiter_match(e, image))
+}
+
+/// Argo CD's `KustomizeImage.Match`, `existing.Match(new)`.
+pub fn matches(existing: &str, new: &str) -> bool {
+    delimiter_match(existing, new)
 }
 
 /// `SetKustomizeImage`: sets `param`, `[kustomize-name=]reference` (the
@@ -197,7 +222,7 @@ pub fn set(images: &mut Vec<String>, param: &str) {
             *entry = wanted.render();
         }
     }
-    match images.iter().position(|e| delimiter_match(e, param)) {
+    match find(images, param) {
         Some(i) => images[i] = param.to_string(),
         None => images.push(param.to_string()),
     }

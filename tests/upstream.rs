@@ -1,0 +1,346 @@
+//! The upstream projects' own test cases, ported as data into
+//! `testdata/upstream/` (one file per suite, each case citing the upstream
+//! file and line it comes from), run here: the pure matching rules through
+//! the library, tag selection and whole runs through the binary.
+//!
+//! A case agrees when we produce what upstream's test expects. A case with
+//! `differs` is a difference on purpose (README, "Differences from upstream,
+//! on purpose"): its `expected` is what we do and must hold, and it must
+//! really differ from `upstream_result`. Each suite prints its tally, so the
+//! numbers in the README and the closing notes can be checked.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use image_update::argocd::kustomize;
+use image_update::yaml::{self, Node};
+use serde_json::{Value, json};
+
+const REPO_URL: &str = "https://git.example.com/org/gitops.git";
+const ANNOTATION: &str = "argocd-image-updater.argoproj.io/";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_image-update"))
+}
+
+/// What one suite's run came to.
+#[derive(Default)]
+struct Tally {
+    ported: usize,
+    agree: usize,
+    on_purpose: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, case: &Node, outcome: Result<(), String>) {
+        self.ported += 1;
+        let at = case.str_at(&["upstream"]).unwrap_or("?");
+        let kind = case.str_at(&["kind"]).unwrap_or("?");
+        match (outcome, case.get("differs").is_some()) {
+            (Ok(()), false) => self.agree += 1,
+            (Ok(()), true) => self.on_purpose += 1,
+            (Err(e), _) => self.failures.push(format!("{at} ({kind}): {e}")),
+        }
+    }
+
+    fn finish(self, suite: &str) {
+        eprintln!(
+            "upstream suite {suite}: {} cases ported, {} agree, {} differ on purpose, {} fail",
+            self.ported,
+            self.agree,
+            self.on_purpose,
+            self.failures.len()
+        );
+        assert!(self.ported > 0, "{suite}: no cases");
+        assert!(
+            self.failures.is_empty(),
+            "{suite}: {} of {} cases fail:\n{}",
+            self.failures.len(),
+            self.ported,
+            self.failures.join("\n")
+        );
+    }
+}
+
+fn load(file: &str) -> yaml::Stream {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/upstream")
+        .join(file);
+    let src = fs::read_to_string(&path).unwrap();
+    yaml::parse(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn cases(stream: &yaml::Stream) -> &[Node] {
+    stream.documents[0].root.get("cases").unwrap().items()
+}
+
+fn strings(node: Option<&Node>) -> Vec<String> {
+    node.map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, expected {want:?}"))
+    }
+}
+
+/// For a difference on purpose: our result must differ from upstream's.
+fn really_differs(case: &Node, ours: &[String]) -> Result<(), String> {
+    match case.get("upstream_result") {
+        Some(theirs) if strings(Some(theirs)) == ours => Err(format!(
+            "marked as a difference on purpose, but upstream's result is ours: {ours:?}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[test]
+fn argocd_image_updater_cases() {
+    let stream = load("argocd-image-updater.yaml");
+    let mut tally = Tally::default();
+    for case in cases(&stream) {
+        let outcome = match case.str_at(&["kind"]).unwrap() {
+            "kustomize_match" => same(
+                "match",
+                kustomize::matches(
+                    case.str_at(&["existing"]).unwrap(),
+                    case.str_at(&["new"]).unwrap(),
+                ),
+                case.str_at(&["match"]) == Some("true"),
+            ),
+            "kustomize_find" => {
+                let images = strings(case.get("images"));
+                let found: Vec<String> = strings(case.get("found"))
+                    .into_iter()
+                    .filter(|i| kustomize::find(&images, i).is_none())
+                    .collect();
+                let not_found: Vec<String> = strings(case.get("not_found"))
+                    .into_iter()
+                    .filter(|i| kustomize::find(&images, i).is_some())
+                    .collect();
+                same("not found / wrongly found", (found, not_found), (vec![], vec![]))
+            }
+            "kustomize_set" => {
+                let mut images = strings(case.get("images"));
+                for param in strings(case.get("sets")) {
+                    kustomize::set(&mut images, &param);
+                }
+                same("images", images, strings(case.get("expected")))
+            }
+            "kustomize_get" => {
+                let images = strings(case.get("images"));
+                same(
+                    "entry",
+                    kustomize::current(
+                        &images,
+                        case.str_at(&["image"]).unwrap(),
+                        case.str_at(&["kustomize_name"]),
+                    )
+                    .map(String::as_str),
+                    case.str_at(&["expected"]),
+                )
+            }
+            "merge_override" => {
+                let mut got = kustomize::merge_override(
+                    &strings(case.get("existing")),
+                    &strings(case.get("new")),
+                );
+                let mut want = strings(case.get("expected"));
+                if case.str_at(&["unordered"]) == Some("true") {
+                    got.sort();
+                    want.sort();
+                }
+                really_differs(case, &got).and_then(|()| same("images", got, want))
+            }
+            "tag_selection" => argo_select(case),
+            "app" => argo_app(case),
+            other => Err(format!("unknown kind {other}")),
+        };
+        tally.record(case, outcome);
+    }
+    tally.finish("argoproj-labs/argocd-image-updater");
+}
+
+/// A registry snapshot of tag lists, `name` or `{name, created, digest,
+/// platforms}` each.
+fn snapshot<'a>(repos: impl IntoIterator<Item = (&'a str, &'a Node)>) -> Value {
+    let mut repositories = serde_json::Map::new();
+    for (repo, list) in repos {
+        let (mut names, mut digests, mut created, mut platforms) = (
+            Vec::new(),
+            serde_json::Map::new(),
+            serde_json::Map::new(),
+            serde_json::Map::new(),
+        );
+        for tag in list.items() {
+            let name = tag.as_str().or(tag.str_at(&["name"])).unwrap().to_string();
+            if let Some(d) = tag.str_at(&["digest"]) {
+                digests.insert(name.clone(), json!(d));
+            }
+            if let Some(c) = tag.str_at(&["created"]) {
+                created.insert(name.clone(), json!(c));
+            }
+            if let Some(p) = tag.get("platforms") {
+                platforms.insert(name.clone(), json!(strings(Some(p))));
+            }
+            names.push(name);
+        }
+        repositories.insert(
+            repo.to_string(),
+            json!({"tags": names, "digests": digests, "created": created, "platforms": platforms}),
+        );
+    }
+    json!({"version": 1, "repositories": repositories})
+}
+
+/// `select --strategy`, over the listed names, or over a snapshot when the
+/// tags carry build dates or digests.
+fn argo_select(case: &Node) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.args(["select", "--strategy", case.str_at(&["strategy"]).unwrap()]);
+    if let Some(c) = case.str_at(&["constraint"]).filter(|c| !c.is_empty()) {
+        cmd.args(["--constraint", c]);
+    }
+    let tags = case.get("tags").unwrap();
+    if tags.items().iter().any(|t| t.as_str().is_none()) {
+        let snap = dir.path().join("snapshot.json");
+        fs::write(&snap, snapshot([("acme/test", tags)]).to_string()).unwrap();
+        cmd.args(["--image", "acme/test", "--registry-snapshot"])
+            .arg(&snap);
+    } else {
+        cmd.args(strings(Some(tags)));
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let code = out.status.code();
+    match case.get("expected") {
+        Some(e) if e.is_null() => same("exit status (no tag)", code, Some(1)),
+        Some(e) if e.as_str() == Some("error") => same("exit status (error)", code, Some(2)),
+        Some(e) => same(
+            "selected",
+            (code, stdout.as_str()),
+            (Some(0), e.as_str().unwrap()),
+        ),
+        None => Err("no expectation".into()),
+    }
+}
+
+fn yaml_list(items: &[String], indent: &str) -> String {
+    if items.is_empty() {
+        return " []\n".to_string();
+    }
+    let mut out = "\n".to_string();
+    for i in items {
+        out.push_str(&format!("{indent}- {}\n", json!(i)));
+    }
+    out
+}
+
+/// `run` on a tree holding one Kustomize Application (`argocd/guestbook`)
+/// with the case's annotations, `kustomize.images` and override file.
+fn argo_app(case: &Node) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let app_dir = root.join("apps/guestbook");
+    fs::create_dir_all(&app_dir).unwrap();
+    fs::write(app_dir.join("kustomization.yaml"), "resources: []\n").unwrap();
+    let mut annotations = String::new();
+    for (k, v) in case.get("annotations").unwrap().entries() {
+        annotations.push_str(&format!(
+            "    {ANNOTATION}{}: {}\n",
+            k.as_str().unwrap(),
+            json!(v.as_str().unwrap_or_default())
+        ));
+    }
+    if case.str_at(&["write_back"]) == Some("git") {
+        annotations.push_str(&format!("    {ANNOTATION}write-back-method: git\n"));
+    }
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook\n  namespace: argocd\n  annotations:\n{annotations}spec:\n  source:\n    repoURL: {REPO_URL}\n    path: apps/guestbook\n    kustomize:\n      images:{}",
+        yaml_list(&strings(case.get("kustomize_images")), "      ")
+    );
+    fs::write(root.join("app.yaml"), &app).unwrap();
+    let override_path = app_dir.join(".argocd-source-guestbook.yaml");
+    let override_before = case.get("override").map(|o| {
+        let text = format!("kustomize:\n  images:{}", yaml_list(&strings(Some(o)), "  "));
+        fs::write(&override_path, &text).unwrap();
+        text
+    });
+    let snap = dir.path().join("snapshot.json");
+    let tags = case.get("tags").unwrap().entries();
+    let repos = tags.iter().map(|(k, v)| (k.as_str().unwrap(), v));
+    fs::write(&snap, snapshot(repos).to_string()).unwrap();
+
+    let out = bin()
+        .arg("run")
+        .arg(root)
+        .args(["--repo-url", REPO_URL, "--output", "json", "--registry-snapshot"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("report: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let expected = case.get("expected").unwrap();
+    let updated = report["applications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["images"].as_array().cloned().unwrap_or_default())
+        .filter(|i| !i["new"].is_null())
+        .count();
+    if let Some(n) = expected.str_at(&["updated"]) {
+        same("images updated", updated.to_string().as_str(), n)?;
+    }
+    let read_list = |path: &Path, at: &[&str]| -> Vec<String> {
+        let src = fs::read_to_string(path).unwrap_or_default();
+        let stream = yaml::parse(&src).unwrap();
+        strings(stream.documents[0].root.at(at))
+    };
+    if let Some(want) = expected.get("kustomize_images") {
+        same(
+            "Application kustomize.images",
+            read_list(&root.join("app.yaml"), &["spec", "source", "kustomize", "images"]),
+            strings(Some(want)),
+        )?;
+    }
+    if let Some(want) = expected.get("override") {
+        same(
+            "override file images",
+            read_list(&override_path, &["kustomize", "images"]),
+            strings(Some(want)),
+        )?;
+    }
+    if let Some(needle) = expected.str_at(&["app_error"]) {
+        let errors: Vec<&str> = report["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["severity"] == "error")
+            .filter_map(|p| p["message"].as_str())
+            .collect();
+        if !errors.iter().any(|m| m.contains(needle)) {
+            return Err(format!("no error naming {needle:?}: {errors:?}"));
+        }
+        same("exit status", out.status.code(), Some(1))?;
+        same(
+            "Application file",
+            fs::read_to_string(root.join("app.yaml")).unwrap(),
+            app,
+        )?;
+        same(
+            "override file",
+            fs::read_to_string(&override_path).ok(),
+            override_before,
+        )?;
+    }
+    Ok(())
+}
