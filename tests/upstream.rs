@@ -344,3 +344,74 @@ fn argo_app(case: &Node) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `select` with the rule of a Flux case (`semver`, `alphabetical` or
+/// `numerical`, the order empty for the default).
+fn flux_select(case: &Node) -> Command {
+    let mut cmd = bin();
+    cmd.args(["select", "--flavor", "flux"]);
+    if let Some(range) = case.get("semver") {
+        cmd.args(["--semver", range.as_str().unwrap_or_default()]);
+    }
+    for rule in ["alphabetical", "numerical"] {
+        match case.get(rule).map(|o| o.as_str().unwrap_or_default()) {
+            Some("") => {
+                cmd.arg(format!("--{rule}"));
+            }
+            Some(order) => {
+                cmd.arg(format!("--{rule}={order}"));
+            }
+            None => {}
+        }
+    }
+    cmd
+}
+
+#[test]
+fn image_reflector_controller_cases() {
+    let stream = load("image-reflector-controller.yaml");
+    let mut tally = Tally::default();
+    for case in cases(&stream) {
+        let outcome = match case.str_at(&["kind"]).unwrap() {
+            "policy_new" => {
+                let out = flux_select(case).arg("1.0.0").output().unwrap();
+                let valid = case.str_at(&["valid"]) == Some("true");
+                same("rule accepted", out.status.code() != Some(2), valid)
+            }
+            "latest" => {
+                let out = flux_select(case)
+                    .arg("--")
+                    .args(strings(case.get("versions")))
+                    .output()
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                match case.str_at(&["expected"]).unwrap() {
+                    "error" => same("exit status (no tag)", out.status.code(), Some(1)),
+                    tag => same("selected", (out.status.code(), stdout.as_str()), (Some(0), tag)),
+                }
+            }
+            "filter" => {
+                let mut cmd = bin();
+                cmd.args(["select", "--alphabetical", "--explain"]);
+                if let Some(p) = case.str_at(&["pattern"]).filter(|p| !p.is_empty()) {
+                    cmd.args(["--filter-pattern", p]);
+                }
+                if let Some(e) = case.str_at(&["extract"]) {
+                    cmd.args(["--filter-extract", e]);
+                }
+                let out = cmd.args(strings(case.get("tags"))).output().unwrap();
+                let explained = String::from_utf8_lossy(&out.stderr).to_string();
+                let passes: Vec<String> = explained
+                    .lines()
+                    .filter(|l| l.starts_with("  ") || l.starts_with("* "))
+                    .filter(|l| !l.contains("does not match"))
+                    .filter_map(|l| l[2..].split_whitespace().next().map(str::to_string))
+                    .collect();
+                same("tags that pass", passes, strings(case.get("passes")))
+            }
+            other => Err(format!("unknown kind {other}")),
+        };
+        tally.record(case, outcome);
+    }
+    tally.finish("fluxcd/image-reflector-controller");
+}
