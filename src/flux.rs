@@ -83,6 +83,9 @@ pub struct GitSettings {
     pub push_options: Vec<String>,
     /// `update.path`, normalised; empty for the root.
     pub path: String,
+    /// An `image.toolkit.fluxcd.io/v1` automation, whose templates no
+    /// longer see `.Updated` and `.Changed.ImageResult`.
+    pub v1: bool,
 }
 
 /// All Flux resources found in the tree, in the order they were read.
@@ -258,7 +261,7 @@ impl Resources {
                 meta,
             }),
             _ => self.automations.push(Automation {
-                git: git_settings(spec, &meta),
+                git: git_settings(spec, &meta, version == "v1"),
                 suspended: spec.str_at(&["suspend"]) == Some("true"),
                 path: update_path(spec),
                 selector: spec
@@ -493,7 +496,7 @@ fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
     })
 }
 
-fn git_settings(spec: &Node, meta: &Meta) -> GitSettings {
+fn git_settings(spec: &Node, meta: &Meta, v1: bool) -> GitSettings {
     let text = |path: &[&str]| {
         spec.str_at(path)
             .filter(|s| !s.is_empty())
@@ -526,6 +529,7 @@ fn git_settings(spec: &Node, meta: &Meta) -> GitSettings {
             })
             .unwrap_or_default(),
         path: update_path(spec).unwrap_or_default(),
+        v1,
     }
 }
 
