@@ -479,6 +479,17 @@ fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
     } else {
         spec.str_at(&["digestReflectionPolicy"])
     };
+    // The v1 CRD's validation rules: the API server refuses such a policy.
+    if version == "v1" {
+        let interval = spec.get("interval").is_some_and(|n| !n.is_null());
+        let always = reflection == Some("Always");
+        if interval && !always {
+            return Err("spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always' (the API server refuses this ImagePolicy)".to_string());
+        }
+        if always && !interval {
+            return Err("spec.interval must be set when spec.digestReflectionPolicy is set to 'Always' (the API server refuses this ImagePolicy)".to_string());
+        }
+    }
     let digest = match reflection.unwrap_or("Never") {
         "Never" => DigestReflection::Never,
         "IfNotPresent" => DigestReflection::IfNotPresent,
@@ -685,6 +696,20 @@ mod tests {
             (
                 "policy: {alphabetical: {}}\n  digestReflectionPolicy: Sometimes",
                 "digestReflectionPolicy",
+            ),
+            // image-reflector-controller api/v1/imagepolicy_types.go:30-31,
+            // the CRD's validation rules.
+            (
+                "policy: {alphabetical: {}}\n  interval: 5m",
+                "spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always'",
+            ),
+            (
+                "policy: {alphabetical: {}}\n  interval: 5m\n  digestReflectionPolicy: IfNotPresent",
+                "spec.interval is only accepted",
+            ),
+            (
+                "policy: {alphabetical: {}}\n  digestReflectionPolicy: Always",
+                "spec.interval must be set when spec.digestReflectionPolicy is set to 'Always'",
             ),
             (
                 "imageRepositoryRef: {name: nope}\n  policy: {alphabetical: {}}",

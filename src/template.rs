@@ -115,7 +115,9 @@ pub enum TemplateError {
 fn removed_field_advice(field: &str) -> String {
     let instead = match field {
         ".Updated" => " Please use '.Changed' instead.",
-        ".Changed.ImageResult" => " Please use '.Changed.FileChanges' or '.Changed.Objects' instead.",
+        ".Changed.ImageResult" => {
+            " Please use '.Changed.FileChanges' or '.Changed.Objects' instead."
+        }
         _ => "",
     };
     format!(
@@ -159,7 +161,10 @@ pub fn render_message(template: &str, context: &Context) -> Result<String, Templ
         let text = e.to_string();
         // Flux's own test for a removed field is this text of Go's error.
         let removed = [
-            (".Updated", "can't evaluate field Updated in type source.TemplateData"),
+            (
+                ".Updated",
+                "can't evaluate field Updated in type source.TemplateData",
+            ),
             (
                 ".Changed.ImageResult",
                 "can't evaluate field ImageResult in type update.Result",

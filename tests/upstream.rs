@@ -126,7 +126,11 @@ fn argocd_image_updater_cases() {
                     .into_iter()
                     .filter(|i| kustomize::find(&images, i).is_some())
                     .collect();
-                same("not found / wrongly found", (found, not_found), (vec![], vec![]))
+                same(
+                    "not found / wrongly found",
+                    (found, not_found),
+                    (vec![], vec![]),
+                )
             }
             "kustomize_set" => {
                 let mut images = strings(case.get("images"));
@@ -271,7 +275,10 @@ fn argo_app(case: &Node) -> Result<(), String> {
     fs::write(root.join("app.yaml"), &app).unwrap();
     let override_path = app_dir.join(".argocd-source-guestbook.yaml");
     let override_before = case.get("override").map(|o| {
-        let text = format!("kustomize:\n  images:{}", yaml_list(&strings(Some(o)), "  "));
+        let text = format!(
+            "kustomize:\n  images:{}",
+            yaml_list(&strings(Some(o)), "  ")
+        );
         fs::write(&override_path, &text).unwrap();
         text
     });
@@ -283,7 +290,13 @@ fn argo_app(case: &Node) -> Result<(), String> {
     let out = bin()
         .arg("run")
         .arg(root)
-        .args(["--repo-url", REPO_URL, "--output", "json", "--registry-snapshot"])
+        .args([
+            "--repo-url",
+            REPO_URL,
+            "--output",
+            "json",
+            "--registry-snapshot",
+        ])
         .arg(&snap)
         .output()
         .unwrap();
@@ -308,7 +321,10 @@ fn argo_app(case: &Node) -> Result<(), String> {
     if let Some(want) = expected.get("kustomize_images") {
         same(
             "Application kustomize.images",
-            read_list(&root.join("app.yaml"), &["spec", "source", "kustomize", "images"]),
+            read_list(
+                &root.join("app.yaml"),
+                &["spec", "source", "kustomize", "images"],
+            ),
             strings(Some(want)),
         )?;
     }
@@ -387,7 +403,11 @@ fn image_reflector_controller_cases() {
                 let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
                 match case.str_at(&["expected"]).unwrap() {
                     "error" => same("exit status (no tag)", out.status.code(), Some(1)),
-                    tag => same("selected", (out.status.code(), stdout.as_str()), (Some(0), tag)),
+                    tag => same(
+                        "selected",
+                        (out.status.code(), stdout.as_str()),
+                        (Some(0), tag),
+                    ),
                 }
             }
             "filter" => {
@@ -409,9 +429,98 @@ fn image_reflector_controller_cases() {
                     .collect();
                 same("tags that pass", passes, strings(case.get("passes")))
             }
+            "crd_rule" => crd_rule(case),
             other => Err(format!("unknown kind {other}")),
         };
         tally.record(case, outcome);
     }
     tally.finish("fluxcd/image-reflector-controller");
+}
+
+/// An `image.toolkit.fluxcd.io/v1` ImagePolicy with the case's `interval`
+/// and `digestReflectionPolicy`, through `run` and `create imagepolicy`.
+fn crd_rule(case: &Node) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let interval = case.str_at(&["interval"]);
+    let reflect = case.str_at(&["reflect"]);
+    let mut spec =
+        String::from("  imageRepositoryRef: {name: web}\n  policy: {semver: {range: 1.x}}\n");
+    if let Some(i) = interval {
+        spec.push_str(&format!("  interval: {i}\n"));
+    }
+    if let Some(r) = reflect {
+        spec.push_str(&format!("  digestReflectionPolicy: {r}\n"));
+    }
+    fs::write(
+        root.join("flux.yaml"),
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n{spec}"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        root.join("app.yaml"),
+        "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n",
+    )
+    .unwrap();
+    let list = yaml::parse("- {name: 1.0.0, digest: 'sha256:1111111111111111111111111111111111111111111111111111111111111111'}\n- {name: 1.1.0, digest: 'sha256:2222222222222222222222222222222222222222222222222222222222222222'}\n").unwrap();
+    let snap = root.join("snapshot.json");
+    fs::write(
+        &snap,
+        snapshot([("ghcr.io/acme/web", &list.documents[0].root)]).to_string(),
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(root)
+        .args(["--output", "json", "--registry-snapshot"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let policy = &report["policies"][0];
+    let mut create = bin();
+    create.args([
+        "create",
+        "imagepolicy",
+        "web",
+        "--image-ref",
+        "web",
+        "--select-semver",
+        "1.x",
+        "--export",
+    ]);
+    if let Some(i) = interval {
+        create.args(["--interval", i]);
+    }
+    if let Some(r) = reflect {
+        create.args(["--reflect-digest", r]);
+    }
+    let created = create.output().unwrap().status.code();
+    match case.str_at(&["error"]) {
+        Some(message) => {
+            let error = policy["error"].as_str().unwrap_or_default();
+            if !error.contains(message) {
+                return Err(format!("policy error {error:?} does not say {message:?}"));
+            }
+            same(
+                "policy file and line",
+                (&policy["file"], &policy["line"]),
+                (&json!("flux.yaml"), &json!(6)),
+            )?;
+            same(
+                "app.yaml untouched",
+                report["files"].as_array().map(Vec::len),
+                Some(0),
+            )?;
+            same("exit status", out.status.code(), Some(1))?;
+            same("create refuses", created, Some(2))
+        }
+        None => {
+            same("policy error", &policy["error"], &Value::Null)?;
+            same("exit status", out.status.code(), Some(0))?;
+            same("create accepts", created, Some(0))
+        }
+    }
 }

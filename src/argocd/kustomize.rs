@@ -145,9 +145,8 @@ fn normalizable(path: &str, tag: Option<&str>) -> bool {
     let components_ok = path.split('/').enumerate().all(|(i, c)| {
         !c.is_empty()
             && (i == 0 && (c.contains('.') || c.contains(':'))
-                || c.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                }))
+                || c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)))
     });
     components_ok && tag.is_none_or(crate::image::is_valid_tag)
 }
@@ -271,7 +270,10 @@ mod tests {
     #[test]
     fn parse_normalises_as_upstream() {
         let p = ContainerImage::parse("docker.io/library/nginx:1.0");
-        assert_eq!((p.registry.as_str(), p.name.as_str()), ("docker.io", "nginx"));
+        assert_eq!(
+            (p.registry.as_str(), p.name.as_str()),
+            ("docker.io", "nginx")
+        );
         let p = ContainerImage::parse("nginx");
         assert_eq!((p.registry.as_str(), p.name.as_str()), ("", "nginx"));
         let p = ContainerImage::parse("library/nginx");
@@ -280,6 +282,9 @@ mod tests {
         assert_eq!(p.alias, "foo");
         assert_eq!(p.render(), "foo=gcr.io/a/b:1@sha256:x");
         let p = ContainerImage::parse("localhost:5000/a:1");
-        assert_eq!((p.registry.as_str(), p.name.as_str()), ("localhost:5000", "a"));
+        assert_eq!(
+            (p.registry.as_str(), p.name.as_str()),
+            ("localhost:5000", "a")
+        );
     }
 }

@@ -543,7 +543,12 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
                     &spec.name,
                     spec.targets.kustomize_name.as_deref(),
                 )?;
-                Some(entry.split_once('=').map_or(entry.as_str(), |(_, r)| r).to_string())
+                Some(
+                    entry
+                        .split_once('=')
+                        .map_or(entry.as_str(), |(_, r)| r)
+                        .to_string(),
+                )
             };
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
