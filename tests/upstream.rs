@@ -524,3 +524,131 @@ fn crd_rule(case: &Node) -> Result<(), String> {
         }
     }
 }
+
+#[test]
+fn image_automation_controller_cases() {
+    let stream = load("image-automation-controller.yaml");
+    let mut tally = Tally::default();
+    for case in cases(&stream) {
+        let outcome = match case.str_at(&["kind"]).unwrap() {
+            "setters" => setters(case),
+            "template" => template(case),
+            other => Err(format!("unknown kind {other}")),
+        };
+        tally.record(case, outcome);
+    }
+    tally.finish("fluxcd/image-automation-controller");
+}
+
+/// `run` over the case's files with its policies resolved from a snapshot.
+fn setters(case: &Node) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut resources = String::new();
+    let mut repos = String::new();
+    for p in case.get("policies").unwrap().items() {
+        let field = |k: &str| p.str_at(&[k]).unwrap();
+        let (ns, name, image, tag) = (
+            field("namespace"),
+            field("name"),
+            field("image"),
+            field("tag"),
+        );
+        let digest = p.str_at(&["digest"]);
+        let reflect = if digest.is_some() {
+            "\n  digestReflectionPolicy: Always\n  interval: 5m"
+        } else {
+            ""
+        };
+        resources.push_str(&format!(
+            "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{image: {image}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  imageRepositoryRef: {{name: {name}}}\n  policy: {{semver: {{range: '>=0.0.0'}}}}{reflect}\n"
+        ));
+        repos.push_str(&format!("{image}: [{{name: {tag}"));
+        if let Some(d) = digest {
+            repos.push_str(&format!(", digest: '{d}'"));
+        }
+        repos.push_str("}]\n");
+    }
+    let repos = yaml::parse(&repos).unwrap();
+    let list: Vec<(&str, &Node)> = repos.documents[0]
+        .root
+        .entries()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap(), v))
+        .collect();
+    let snap = root.join("snapshot.json");
+    fs::write(&snap, snapshot(list).to_string()).unwrap();
+    let tree = root.join("tree");
+    fs::create_dir_all(tree.join("flux")).unwrap();
+    fs::write(tree.join("flux/policies.yaml"), resources).unwrap();
+    for (file, text) in case.get("files").unwrap().entries() {
+        fs::write(tree.join(file.as_str().unwrap()), text.as_str().unwrap()).unwrap();
+    }
+    let out = bin()
+        .arg("run")
+        .arg(&tree)
+        .args(["--output", "json", "--registry-snapshot"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    same("exit status", out.status.code(), Some(0))?;
+    let expected = case.get("expected").unwrap();
+    for (file, text) in case.get("files").unwrap().entries() {
+        let file = file.as_str().unwrap();
+        let want = expected.str_at(&[file]).or(text.as_str()).unwrap();
+        same(
+            file,
+            fs::read_to_string(tree.join(file)).unwrap().as_str(),
+            want,
+        )?;
+    }
+    let warnings: Vec<&str> = report["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["severity"] == "warning")
+        .filter_map(|p| p["message"].as_str())
+        .collect();
+    for want in strings(case.get("warnings")) {
+        if !warnings.iter().any(|w| w.contains(&want)) {
+            return Err(format!("no warning {want:?} in {warnings:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// A message template for an automation of the case's `api_version`.
+fn template(case: &Node) -> Result<(), String> {
+    use image_update::template::{Change, Context, Object, render_message};
+    let context = Context {
+        automation: Some(("default".into(), "auto".into())),
+        flux_v1: case.str_at(&["api_version"]) == Some("image.toolkit.fluxcd.io/v1"),
+        changes: vec![Change {
+            file: "deploy.yaml".into(),
+            setter: "default:policy".into(),
+            old: "helloworld:1.0.0".into(),
+            new: "helloworld:1.0.1".into(),
+            image: "helloworld".into(),
+            old_tag: "1.0.0".into(),
+            new_tag: "1.0.1".into(),
+            object: Object {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: "default".into(),
+                name: "test".into(),
+            },
+        }],
+        ..Context::default()
+    };
+    let got = render_message(case.str_at(&["template"]).unwrap(), &context);
+    match (case.str_at(&["error"]), got) {
+        (Some(want), Err(e)) if e.to_string().contains(want) => Ok(()),
+        (Some(want), got) => Err(format!("expected an error {want:?}, got {got:?}")),
+        (None, got) => same(
+            "message",
+            got.map_err(|e| e.to_string()),
+            Ok(case.str_at(&["expected"]).unwrap().to_string()),
+        ),
+    }
+}
