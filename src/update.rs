@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub repo_url: Option<String>,
     /// The namespace Argo CD runs in; empty = `argocd`.
     pub argocd_namespace: String,
+    /// More directories to read resources from (`--policies`); never edited.
+    pub policies: Vec<PathBuf>,
 }
 
 /// A file that carries markers.
@@ -112,10 +114,37 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         controller_ns,
         &mut report.problems,
     );
+    let external = read_policies(
+        &options.root,
+        &options.policies,
+        &mut resources,
+        &mut argo,
+        controller_ns,
+        &mut report.problems,
+    );
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
-    let configured = argo.configure(options.repo_url.as_deref());
+    let mut configured = argo.configure(options.repo_url.as_deref());
     report.problems.append(&mut argo.problems);
+    // An Application in a `--policies` directory is never edited, so the
+    // write-back method `argocd` (which edits it) cannot be done.
+    configured.retain(|c| {
+        let file = &c.app.origin.file;
+        let outside = external.iter().any(|p| file.starts_with(&format!("{p}/")));
+        if outside && !c.write_back.is_git() {
+            report.problems.push(Problem::at(
+                file,
+                c.app.origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {}/{}: it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
+                    c.app.namespace, c.app.name
+                ),
+            ));
+        }
+        !outside || c.write_back.is_git()
+    });
     // Applications share files (one file of many Applications, say): each
     // is read once.
     let cache = std::cell::RefCell::new(std::collections::HashMap::new());
@@ -322,18 +351,82 @@ fn read_tree(
     for reading in readings {
         problems.extend(reading.problems);
         if let Some((rel, stream)) = reading.resources {
-            for (i, document) in stream.documents.iter().enumerate() {
-                resources.read(&rel, &document.root);
-                argo.read(&rel, i, &document.root, controller_ns);
-                if let Some(unified) = crate::kubesphere::feed(&mut resources, &rel, &document.root)
-                {
-                    argo.add_unified(&unified);
-                }
-            }
+            declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
+}
+
+/// Every resource of one parsed file, to the readers of each dialect.
+fn declare(
+    rel: &str,
+    stream: &yaml::Stream,
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+) {
+    for (i, document) in stream.documents.iter().enumerate() {
+        resources.read(rel, &document.root);
+        argo.read(rel, i, &document.root, controller_ns);
+        if let Some(unified) = crate::kubesphere::feed(resources, rel, &document.root) {
+            argo.add_unified(&unified);
+        }
+    }
+}
+
+/// The `--policies` directories: their resources are read as the tree's
+/// are, their markers never, and nothing in them is edited. Their files are
+/// named `<PATH>/<file>` (PATH as given), which no tree file can be, so an
+/// Application read there is never written either. Returns those prefixes.
+fn read_policies(
+    root: &Path,
+    dirs: &[PathBuf],
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let tree = root.canonicalize().ok();
+    let mut prefixes = Vec::new();
+    for dir in dirs {
+        let prefix = dir
+            .to_string_lossy()
+            .replace('\\', "/")
+            .trim_end_matches('/')
+            .to_string();
+        if let (Some(tree), Ok(d)) = (&tree, dir.canonicalize())
+            && d.starts_with(tree)
+        {
+            problems.push(Problem::general(
+                Severity::Warning,
+                format!("--policies {prefix} is inside the tree, which is read anyway; ignored"),
+            ));
+            continue;
+        }
+        let named = |rel: &str| format!("{prefix}/{rel}");
+        let readings = scan::walk_map(dir, &Filter::default(), |entry| match entry {
+            Ok(entry) => read_file(&scan::Entry {
+                editable: false,
+                ..entry
+            }),
+            Err(problem) => Reading {
+                problems: vec![problem],
+                ..Reading::default()
+            },
+        });
+        for reading in readings {
+            problems.extend(reading.problems.into_iter().map(|mut p| {
+                p.file = p.file.map(|f| named(&f));
+                p
+            }));
+            if let Some((rel, stream)) = reading.resources {
+                declare(&named(&rel), &stream, resources, argo, controller_ns);
+            }
+        }
+        prefixes.push(prefix);
+    }
+    prefixes
 }
 
 /// A file of the tree by its relative path, for the Argo CD planner: never

@@ -141,12 +141,20 @@ pub struct Job {
     current: Option<Current>,
 }
 
+/// One application ready for planning.
+#[derive(Debug)]
+struct App {
+    configured: Configured,
+    target: Result<Target, String>,
+    kind: Kind,
+    /// The `kustomize.images` of its source, as the Application holds them.
+    kustomize_images: Vec<String>,
+}
+
 /// The applications, their jobs, and where each writes.
 #[derive(Debug)]
 pub struct Prepared {
-    /// Each application, its target, its kind, and the `kustomize.images`
-    /// of its source as the Application holds them.
-    apps: Vec<(Configured, Result<Target, String>, Kind, Vec<String>)>,
+    apps: Vec<App>,
     jobs: Vec<Job>,
     pub problems: Vec<Problem>,
 }
@@ -161,7 +169,7 @@ impl Prepared {
                 Some((
                     j.repository.as_ref().ok()?,
                     j.spec.settings.pull_secret.as_deref()?,
-                    &self.apps[j.app].0,
+                    &self.apps[j.app].configured,
                 ))
             })
             .collect()
@@ -275,9 +283,12 @@ pub fn prepare(
             .and_then(|f| f.source(&c))
             .map(kustomize_images_of)
             .unwrap_or_default();
-        prepared
-            .apps
-            .push((c, target, kind.unwrap_or(Kind::Kustomize), spec_images));
+        prepared.apps.push(App {
+            configured: c,
+            target,
+            kind: kind.unwrap_or(Kind::Kustomize),
+            kustomize_images: spec_images,
+        });
     }
     prepared
 }
@@ -614,18 +625,24 @@ pub fn finish(
     let mut outcomes: Vec<AppOutcome> = prepared
         .apps
         .iter()
-        .map(|(c, target, ..)| AppOutcome {
-            application: format!("{}/{}", c.app.namespace, c.app.name),
-            file: c.app.origin.file.clone(),
-            line: c.app.origin.line,
-            configured_by: c.by.clone(),
-            target: target
-                .as_ref()
-                .map(|t| t.file().to_string())
-                .unwrap_or_default(),
-            branch: c.write_back.branch.clone(),
-            images: Vec::new(),
-        })
+        .map(
+            |App {
+                 configured: c,
+                 target,
+                 ..
+             }| AppOutcome {
+                application: format!("{}/{}", c.app.namespace, c.app.name),
+                file: c.app.origin.file.clone(),
+                line: c.app.origin.line,
+                configured_by: c.by.clone(),
+                target: target
+                    .as_ref()
+                    .map(|t| t.file().to_string())
+                    .unwrap_or_default(),
+                branch: c.write_back.branch.clone(),
+                images: Vec::new(),
+            },
+        )
         .collect();
     // Per application: the images to write, `(spec, reference, tag)`, and
     // whether any of them changes. Upstream sets the up-to-date images of a
@@ -634,7 +651,12 @@ pub fn finish(
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
     let mut changed = vec![false; prepared.apps.len()];
     for job in prepared.jobs {
-        let (c, target, kind, _) = &prepared.apps[job.app];
+        let App {
+            configured: c,
+            target,
+            kind,
+            ..
+        } = &prepared.apps[job.app];
         let keep_current = |updates: &mut Vec<Vec<_>>| {
             if let (Kind::Kustomize, Some(current)) = (kind, &job.current) {
                 let reference = at_version(&job.spec.name, &current.reference);
@@ -695,14 +717,18 @@ pub fn finish(
         }
         outcomes[job.app].images.push(outcome);
     }
-    for (((c, target, kind, spec_images), images), changed) in
-        prepared.apps.iter().zip(updates).zip(changed)
-    {
+    for ((app, images), changed) in prepared.apps.iter().zip(updates).zip(changed) {
         if !changed {
             continue;
         }
-        let Ok(target) = target else { continue };
-        let write = write_for(c, target, *kind, spec_images, &images);
+        let Ok(target) = &app.target else { continue };
+        let write = write_for(
+            &app.configured,
+            target,
+            app.kind,
+            &app.kustomize_images,
+            &images,
+        );
         finished
             .writes
             .entry(target.file().to_string())
