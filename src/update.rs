@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::argocd::{self, plan::Listed, plan::Write};
+use crate::argocd::{self, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
@@ -693,13 +693,11 @@ fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>)
 
 /// Build dates, platforms and digests of the tags Argo CD strategies need,
 /// asked in one batch per kind of question (and per platform for dates).
-fn tag_metadata(
-    registry: &dyn Registry,
-    wanted: &[(TagRef, String, bool)],
-) -> BTreeMap<TagRef, TagInfo> {
-    let mut metadata: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> Metadata {
+    let mut found: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+    let mut missing: BTreeMap<TagRef, String> = BTreeMap::new();
     if wanted.is_empty() {
-        return metadata;
+        return Metadata::default();
     }
     let refs: Vec<TagRef> = wanted
         .iter()
@@ -707,11 +705,18 @@ fn tag_metadata(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut note = |r: &TagRef, e: crate::registry::RegistryError| {
+        missing.entry(r.clone()).or_insert_with(|| e.to_string());
+    };
     for (r, platforms) in refs.iter().zip(registry.platforms(&refs)) {
-        metadata.insert(
+        let platforms = platforms.unwrap_or_else(|e| {
+            note(r, e);
+            Vec::new()
+        });
+        found.insert(
             r.clone(),
             TagInfo {
-                platforms: platforms.unwrap_or_default(),
+                platforms,
                 ..TagInfo::named(&r.tag)
             },
         );
@@ -723,8 +728,10 @@ fn tag_metadata(
         });
     for (platform, refs) in by_platform {
         for (r, created) in refs.iter().zip(registry.created(&refs, platform)) {
-            if let (Some(info), Ok(created)) = (metadata.get_mut(r), created) {
-                info.created = Some(created);
+            match (found.get_mut(r), created) {
+                (Some(info), Ok(created)) => info.created = Some(created),
+                (_, Err(e)) => note(r, e),
+                _ => {}
             }
         }
     }
@@ -734,11 +741,16 @@ fn tag_metadata(
         .map(|(r, _, _)| r.clone())
         .collect();
     for (r, digest) in digests.iter().zip(registry.digests(&digests)) {
-        if let (Some(info), Ok(digest)) = (metadata.get_mut(r), digest) {
-            info.digest = Some(digest);
+        match (found.get_mut(r), digest) {
+            (Some(info), Ok(digest)) => info.digest = Some(digest),
+            (_, Err(e)) => note(r, e),
+            _ => {}
         }
     }
-    metadata
+    Metadata {
+        tags: found,
+        missing,
+    }
 }
 
 /// Lists each repository once, selects every policy, then looks up the

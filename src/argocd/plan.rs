@@ -26,6 +26,14 @@ use super::write::{self, HelmParam};
 /// The tag lists of a run, one answer per repository.
 pub type Listed = BTreeMap<Repository, Result<Vec<String>, RegistryError>>;
 
+/// What the registry said about the tags [`Prepared::metadata_wanted`]
+/// named: their facts, and for each tag a fact could not be had for, why.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    pub tags: BTreeMap<TagRef, TagInfo>,
+    pub missing: BTreeMap<TagRef, String>,
+}
+
 /// Where an application's results go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -202,28 +210,16 @@ impl Prepared {
                 repository: repository.clone(),
                 tag: tag.to_string(),
             };
-            match rule.strategy {
-                Strategy::Digest => {
-                    if tags.contains(&rule.constraint) {
-                        wanted.push((tag_ref(&rule.constraint), platform, true));
-                    }
-                }
-                Strategy::NewestBuild => {
-                    let mut names: Vec<&str> = tags
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|t| prefilter(rule, t))
-                        .collect();
-                    if let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
-                        && tags.iter().any(|t| t == current)
-                    {
-                        names.push(current);
-                    }
-                    for name in names {
-                        wanted.push((tag_ref(name), platform.clone(), false));
-                    }
-                }
-                Strategy::Semver | Strategy::Alphabetical => {}
+            let digest = rule.strategy == Strategy::Digest;
+            let mut names = needed_facts(rule, tags);
+            if rule.strategy == Strategy::NewestBuild
+                && let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
+                && tags.iter().any(|t| t == current)
+            {
+                names.push(current);
+            }
+            for name in names {
+                wanted.push((tag_ref(name), platform.clone(), digest));
             }
         }
         wanted.sort();
@@ -329,6 +325,18 @@ fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
     rule.ignore = spec.settings.ignore_tags.clone().unwrap_or_default();
     rule.platforms = spec.settings.platforms.clone().unwrap_or_default();
     Ok(rule)
+}
+
+/// The tags whose facts (build date, platforms, digest) the strategy decides
+/// by: every tag that passes the other filters for `newest-build`, the
+/// followed tag for `digest`, none otherwise.
+fn needed_facts<'a>(rule: &ArgoRule, tags: &'a [String]) -> Vec<&'a str> {
+    let names = tags.iter().map(String::as_str);
+    match rule.strategy {
+        Strategy::Digest => names.filter(|t| *t == rule.constraint).take(1).collect(),
+        Strategy::NewestBuild => names.filter(|t| prefilter(rule, t)).collect(),
+        Strategy::Semver | Strategy::Alphabetical => Vec::new(),
+    }
 }
 
 /// The filters that need no metadata; fetching dates only for tags that pass
@@ -615,7 +623,7 @@ pub struct Finished {
 pub fn finish(
     prepared: Prepared,
     listed: &Listed,
-    metadata: &BTreeMap<TagRef, TagInfo>,
+    metadata: &Metadata,
     allow_downgrade: bool,
 ) -> Finished {
     let mut finished = Finished {
@@ -760,7 +768,7 @@ fn decide_image(
     target: &Result<Target, String>,
     kind: Kind,
     listed: &Listed,
-    metadata: &BTreeMap<TagRef, TagInfo>,
+    metadata: &Metadata,
     allow_downgrade: bool,
 ) -> Result<Decision, String> {
     target.as_ref().map_err(Clone::clone)?;
@@ -771,12 +779,22 @@ fn decide_image(
         .ok_or("the repository was not listed")?
         .as_ref()
         .map_err(ToString::to_string)?;
+    let tag_ref = |name: &str| TagRef {
+        repository: repository.clone(),
+        tag: name.to_string(),
+    };
+    // A fact the rule decides by and the registry (or snapshot) could not
+    // give fails the image: never a pick made without it.
+    if let Some(why) = needed_facts(rule, names)
+        .into_iter()
+        .find_map(|name| metadata.missing.get(&tag_ref(name)))
+    {
+        return Err(format!("{why}; nothing written"));
+    }
     let info = |name: &str| {
         metadata
-            .get(&TagRef {
-                repository: repository.clone(),
-                tag: name.to_string(),
-            })
+            .tags
+            .get(&tag_ref(name))
             .cloned()
             .unwrap_or_else(|| TagInfo::named(name))
     };
