@@ -216,6 +216,10 @@ struct FnArgs {
     /// (overrides the functionConfig's).
     #[arg(long, value_name = "FILE")]
     registry_snapshot: Option<PathBuf>,
+    /// Also read Flux resources from this directory, never edited
+    /// (repeatable; overrides the functionConfig's `policies`).
+    #[arg(long, value_name = "PATH")]
+    policies: Vec<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -492,6 +496,7 @@ fn krm_function(args: FnArgs) -> ExitCode {
         insecure_registries: args.registry.insecure_registry.clone(),
         ca_file: args.registry.ca_file.clone(),
         docker_config: args.registry.docker_config.clone(),
+        policies: args.policies.clone(),
     };
     let connect = |settings: &krm::Settings| -> Result<Box<dyn Registry>, String> {
         let registry = RegistryArgs {

@@ -115,7 +115,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         &mut report.problems,
     );
     let external = read_policies(
-        &options.root,
+        Some(&options.root),
         &options.policies,
         &mut resources,
         &mut argo,
@@ -379,15 +379,16 @@ fn declare(
 /// are, their markers never, and nothing in them is edited. Their files are
 /// named `<PATH>/<file>` (PATH as given), which no tree file can be, so an
 /// Application read there is never written either. Returns those prefixes.
-fn read_policies(
-    root: &Path,
+/// `root` is the tree, when there is one (a PATH inside it is skipped).
+pub fn read_policies(
+    root: Option<&Path>,
     dirs: &[PathBuf],
     resources: &mut flux::Resources,
     argo: &mut argocd::config::Declarations,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
 ) -> Vec<String> {
-    let tree = root.canonicalize().ok();
+    let tree = root.and_then(|r| r.canonicalize().ok());
     let mut prefixes = Vec::new();
     for dir in dirs {
         let prefix = dir
