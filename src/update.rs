@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::argocd::{self, plan::Listed, plan::Metadata, plan::Write};
+use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
@@ -696,7 +696,7 @@ fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>)
 /// asked in one batch per kind of question (and per platform for dates).
 fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> Metadata {
     let mut found: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
-    let mut missing: BTreeMap<TagRef, String> = BTreeMap::new();
+    let mut missing: BTreeMap<(TagRef, Fact), String> = BTreeMap::new();
     if wanted.is_empty() {
         return Metadata::default();
     }
@@ -706,12 +706,12 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut note = |r: &TagRef, e: crate::registry::RegistryError| {
-        missing.entry(r.clone()).or_insert_with(|| e.to_string());
+    let mut note = |r: &TagRef, fact: Fact, e: crate::registry::RegistryError| {
+        missing.insert((r.clone(), fact), e.to_string());
     };
     for (r, platforms) in refs.iter().zip(registry.platforms(&refs)) {
         let platforms = platforms.unwrap_or_else(|e| {
-            note(r, e);
+            note(r, Fact::Platforms, e);
             Vec::new()
         });
         found.insert(
@@ -722,8 +722,11 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
             },
         );
     }
-    let by_platform: BTreeMap<&str, Vec<TagRef>> =
-        wanted.iter().fold(BTreeMap::new(), |mut map, (r, p, _)| {
+    // Build dates are wanted by `newest-build`, digests by `digest`.
+    let by_platform: BTreeMap<&str, Vec<TagRef>> = wanted
+        .iter()
+        .filter(|(_, _, digest)| !*digest)
+        .fold(BTreeMap::new(), |mut map, (r, p, _)| {
             map.entry(p.as_str()).or_default().push(r.clone());
             map
         });
@@ -731,7 +734,7 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
         for (r, created) in refs.iter().zip(registry.created(&refs, platform)) {
             match (found.get_mut(r), created) {
                 (Some(info), Ok(created)) => info.created = Some(created),
-                (_, Err(e)) => note(r, e),
+                (_, Err(e)) => note(r, Fact::Created, e),
                 _ => {}
             }
         }
@@ -744,7 +747,7 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
     for (r, digest) in digests.iter().zip(registry.digests(&digests)) {
         match (found.get_mut(r), digest) {
             (Some(info), Ok(digest)) => info.digest = Some(digest),
-            (_, Err(e)) => note(r, e),
+            (_, Err(e)) => note(r, Fact::Digest, e),
             _ => {}
         }
     }

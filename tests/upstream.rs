@@ -335,6 +335,18 @@ fn argo_app(case: &Node) -> Result<(), String> {
             strings(Some(want)),
         )?;
     }
+    if let Some(needle) = expected.str_at(&["image_error"]) {
+        let errors: Vec<&str> = report["applications"][0]["images"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["error"].as_str())
+            .collect();
+        if !errors.iter().any(|m| m.contains(needle)) {
+            return Err(format!("no image error naming {needle:?}: {errors:?}"));
+        }
+        same("exit status", out.status.code(), Some(1))?;
+    }
     if let Some(needle) = expected.str_at(&["app_error"]) {
         let errors: Vec<&str> = report["problems"]
             .as_array()

@@ -27,11 +27,33 @@ use super::write::{self, HelmParam};
 pub type Listed = BTreeMap<Repository, Result<Vec<String>, RegistryError>>;
 
 /// What the registry said about the tags [`Prepared::metadata_wanted`]
-/// named: their facts, and for each tag a fact could not be had for, why.
+/// named: their facts, and for each fact that could not be had, why.
 #[derive(Debug, Default)]
 pub struct Metadata {
     pub tags: BTreeMap<TagRef, TagInfo>,
-    pub missing: BTreeMap<TagRef, String>,
+    pub missing: BTreeMap<(TagRef, Fact), String>,
+}
+
+/// A fact about a tag that a strategy decides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fact {
+    /// The build date (`newest-build`).
+    Created,
+    /// The platforms it is built for (`newest-build`, `digest`).
+    Platforms,
+    /// The manifest digest (`digest`).
+    Digest,
+}
+
+impl Fact {
+    /// The facts `strategy` decides by.
+    fn of(strategy: Strategy) -> &'static [Fact] {
+        match strategy {
+            Strategy::NewestBuild => &[Fact::Created, Fact::Platforms],
+            Strategy::Digest => &[Fact::Digest, Fact::Platforms],
+            Strategy::Semver | Strategy::Alphabetical => &[],
+        }
+    }
 }
 
 /// Where an application's results go.
@@ -785,10 +807,11 @@ fn decide_image(
     };
     // A fact the rule decides by and the registry (or snapshot) could not
     // give fails the image: never a pick made without it.
-    if let Some(why) = needed_facts(rule, names)
-        .into_iter()
-        .find_map(|name| metadata.missing.get(&tag_ref(name)))
-    {
+    if let Some(why) = needed_facts(rule, names).into_iter().find_map(|name| {
+        Fact::of(rule.strategy)
+            .iter()
+            .find_map(|fact| metadata.missing.get(&(tag_ref(name), *fact)))
+    }) {
         return Err(format!("{why}; nothing written"));
     }
     let info = |name: &str| {
