@@ -615,6 +615,37 @@ fn setters(case: &Node) -> Result<(), String> {
             want,
         )?;
     }
+    if let Some(want) = case.get("changes") {
+        let mut want: Vec<Vec<String>> = want.items().iter().map(|c| strings(Some(c))).collect();
+        let mut got: Vec<Vec<String>> = report["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let marker = match c["setter"].as_str().unwrap() {
+                    "image" => c["policy"].as_str().unwrap().to_string(),
+                    setter => format!("{}:{setter}", c["policy"].as_str().unwrap()),
+                };
+                let o = &c["object"];
+                [
+                    &c["file"],
+                    &o["apiVersion"],
+                    &o["kind"],
+                    &o["namespace"],
+                    &o["name"],
+                    &c["old"],
+                    &c["new"],
+                ]
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .chain([marker])
+                .collect()
+            })
+            .collect();
+        want.sort();
+        got.sort();
+        same("changes", got, want)?;
+    }
     let warnings: Vec<&str> = report["problems"]
         .as_array()
         .into_iter()
