@@ -581,6 +581,22 @@ fn setters(case: &Node) -> Result<(), String> {
         }
         repos.push_str("}]\n");
     }
+    // `automation`: absent = none in the tree; null = one without spec.update.
+    if let Some(update) = case.get("automation") {
+        resources.push_str(
+            "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: auto, namespace: test-ns}\nspec:\n  sourceRef: {kind: GitRepository, name: repo}\n",
+        );
+        if !update.is_null() {
+            resources.push_str("  update:\n");
+            for (k, v) in update.entries() {
+                resources.push_str(&format!(
+                    "    {}: {}\n",
+                    k.as_str().unwrap(),
+                    v.as_str().unwrap()
+                ));
+            }
+        }
+    }
     let repos = yaml::parse(&repos).unwrap();
     let list: Vec<(&str, &Node)> = repos.documents[0]
         .root
@@ -594,7 +610,9 @@ fn setters(case: &Node) -> Result<(), String> {
     fs::create_dir_all(tree.join("flux")).unwrap();
     fs::write(tree.join("flux/policies.yaml"), resources).unwrap();
     for (file, text) in case.get("files").unwrap().entries() {
-        fs::write(tree.join(file.as_str().unwrap()), text.as_str().unwrap()).unwrap();
+        let path = tree.join(file.as_str().unwrap());
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text.as_str().unwrap()).unwrap();
     }
     let out = bin()
         .arg("run")
@@ -604,7 +622,8 @@ fn setters(case: &Node) -> Result<(), String> {
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    same("exit status", out.status.code(), Some(0))?;
+    let exit = case.str_at(&["exit"]).map_or(0, |e| e.parse().unwrap());
+    same("exit status", out.status.code(), Some(exit))?;
     let expected = case.get("expected").unwrap();
     for (file, text) in case.get("files").unwrap().entries() {
         let file = file.as_str().unwrap();
