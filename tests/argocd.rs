@@ -123,38 +123,7 @@ fn every_strategy_against_a_real_registry_with_flux_markers_in_the_same_tree() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let image = |repo: &str| format!("{host}/acme/{repo}");
-    let apps = [
-        app(d, "web", &image("web"), "1.0.0", &[("constraint", "~1")]),
-        app(
-            d,
-            "worker",
-            &image("worker"),
-            "build-a",
-            &[("update-strategy", "newest-build")],
-        ),
-        app(
-            d,
-            "worker-arm",
-            &image("worker"),
-            "build-a",
-            &[("update-strategy", "latest"), ("platforms", "linux/arm64")],
-        ),
-        app(
-            d,
-            "edge",
-            &image("edge"),
-            "stable",
-            &[("constraint", "stable"), ("update-strategy", "digest")],
-        ),
-        app(
-            d,
-            "tools",
-            &image("tools"),
-            "a-9",
-            &[("update-strategy", "alphabetical")],
-        ),
-    ];
-    std::fs::write(d.join("applications.yaml"), apps.join("---\n")).unwrap();
+    every_strategy_applications(d, &host);
     // Flux reads the same web repository.
     std::fs::write(
         d.join("flux.yaml"),
@@ -330,8 +299,9 @@ fn pull_secrets_from_the_environment_and_a_program_cluster_secrets_reported() {
     assert!(image_error(&report).contains("401"), "{report}");
 }
 
-/// Every strategy, Flux markers beside (one reflecting digests), in `dir`.
-fn every_strategy_tree(d: &Path, host: &str) {
+/// One application per strategy (two for newest-build, one of them for
+/// arm64) on the seeded repositories of `host`, in `applications.yaml`.
+fn every_strategy_applications(d: &Path, host: &str) {
     let image = |repo: &str| format!("{host}/acme/{repo}");
     let apps = [
         app(d, "web", &image("web"), "1.0.0", &[("constraint", "~1")]),
@@ -365,6 +335,12 @@ fn every_strategy_tree(d: &Path, host: &str) {
         ),
     ];
     std::fs::write(d.join("applications.yaml"), apps.join("---\n")).unwrap();
+}
+
+/// Every strategy, Flux markers beside (one reflecting digests), in `dir`.
+fn every_strategy_tree(d: &Path, host: &str) {
+    let image = |repo: &str| format!("{host}/acme/{repo}");
+    every_strategy_applications(d, host);
     std::fs::write(
         d.join("flux.yaml"),
         format!(

@@ -64,16 +64,43 @@ impl Tally {
     }
 }
 
+/// Runs every case of `file` through `check(kind, case)` and asserts the
+/// tally.
+fn suite(file: &str, name: &str, check: impl Fn(&str, &Node) -> Result<(), String>) {
+    let stream = load(file);
+    let mut tally = Tally::default();
+    for case in stream.documents[0].root.get("cases").unwrap().items() {
+        let outcome = check(case.str_at(&["kind"]).unwrap(), case);
+        tally.record(case, outcome);
+    }
+    tally.finish(name);
+}
+
+/// `image-update run DIR --output json --registry-snapshot SNAP ARGS`.
+fn run_json(
+    dir: &Path,
+    snap: &Path,
+    args: &[&str],
+) -> Result<(std::process::Output, Value), String> {
+    let out = bin()
+        .arg("run")
+        .arg(dir)
+        .args(["--output", "json", "--registry-snapshot"])
+        .arg(snap)
+        .args(args)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("report: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((out, report))
+}
+
 fn load(file: &str) -> yaml::Stream {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/upstream")
         .join(file);
     let src = fs::read_to_string(&path).unwrap();
     yaml::parse(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn cases(stream: &yaml::Stream) -> &[Node] {
-    stream.documents[0].root.get("cases").unwrap().items()
 }
 
 fn strings(node: Option<&Node>) -> Vec<String> {
@@ -104,10 +131,10 @@ fn really_differs(case: &Node, ours: &[String]) -> Result<(), String> {
 
 #[test]
 fn argocd_image_updater_cases() {
-    let stream = load("argocd-image-updater.yaml");
-    let mut tally = Tally::default();
-    for case in cases(&stream) {
-        let outcome = match case.str_at(&["kind"]).unwrap() {
+    suite(
+        "argocd-image-updater.yaml",
+        "argoproj-labs/argocd-image-updater",
+        |kind, case| match kind {
             "kustomize_match" => same(
                 "match",
                 kustomize::matches(
@@ -167,10 +194,8 @@ fn argocd_image_updater_cases() {
             "tag_selection" => argo_select(case),
             "app" => argo_app(case),
             other => Err(format!("unknown kind {other}")),
-        };
-        tally.record(case, outcome);
-    }
-    tally.finish("argoproj-labs/argocd-image-updater");
+        },
+    );
 }
 
 /// A registry snapshot of tag lists, `name` or `{name, created, digest,
@@ -287,21 +312,7 @@ fn argo_app(case: &Node) -> Result<(), String> {
     let repos = tags.iter().map(|(k, v)| (k.as_str().unwrap(), v));
     fs::write(&snap, snapshot(repos).to_string()).unwrap();
 
-    let out = bin()
-        .arg("run")
-        .arg(root)
-        .args([
-            "--repo-url",
-            REPO_URL,
-            "--output",
-            "json",
-            "--registry-snapshot",
-        ])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("report: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let (out, report) = run_json(root, &snap, &["--repo-url", REPO_URL])?;
     let expected = case.get("expected").unwrap();
     let updated = report["applications"]
         .as_array()
@@ -397,10 +408,10 @@ fn flux_select(case: &Node) -> Command {
 
 #[test]
 fn image_reflector_controller_cases() {
-    let stream = load("image-reflector-controller.yaml");
-    let mut tally = Tally::default();
-    for case in cases(&stream) {
-        let outcome = match case.str_at(&["kind"]).unwrap() {
+    suite(
+        "image-reflector-controller.yaml",
+        "fluxcd/image-reflector-controller",
+        |kind, case| match kind {
             "policy_new" => {
                 let out = flux_select(case).arg("1.0.0").output().unwrap();
                 let valid = case.str_at(&["valid"]) == Some("true");
@@ -443,10 +454,8 @@ fn image_reflector_controller_cases() {
             }
             "crd_rule" => crd_rule(case),
             other => Err(format!("unknown kind {other}")),
-        };
-        tally.record(case, outcome);
-    }
-    tally.finish("fluxcd/image-reflector-controller");
+        },
+    );
 }
 
 /// An `image.toolkit.fluxcd.io/v1` ImagePolicy with the case's `interval`
@@ -483,14 +492,7 @@ fn crd_rule(case: &Node) -> Result<(), String> {
         snapshot([("ghcr.io/acme/web", &list.documents[0].root)]).to_string(),
     )
     .unwrap();
-    let out = bin()
-        .arg("run")
-        .arg(root)
-        .args(["--output", "json", "--registry-snapshot"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let (out, report) = run_json(root, &snap, &[])?;
     let policy = &report["policies"][0];
     let mut create = bin();
     create.args([
@@ -539,17 +541,15 @@ fn crd_rule(case: &Node) -> Result<(), String> {
 
 #[test]
 fn image_automation_controller_cases() {
-    let stream = load("image-automation-controller.yaml");
-    let mut tally = Tally::default();
-    for case in cases(&stream) {
-        let outcome = match case.str_at(&["kind"]).unwrap() {
+    suite(
+        "image-automation-controller.yaml",
+        "fluxcd/image-automation-controller",
+        |kind, case| match kind {
             "setters" => setters(case),
             "template" => template(case),
             other => Err(format!("unknown kind {other}")),
-        };
-        tally.record(case, outcome);
-    }
-    tally.finish("fluxcd/image-automation-controller");
+        },
+    );
 }
 
 /// `run` over the case's files with its policies resolved from a snapshot.
@@ -614,14 +614,7 @@ fn setters(case: &Node) -> Result<(), String> {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text.as_str().unwrap()).unwrap();
     }
-    let out = bin()
-        .arg("run")
-        .arg(&tree)
-        .args(["--output", "json", "--registry-snapshot"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let (out, report) = run_json(&tree, &snap, &[])?;
     let exit = case.str_at(&["exit"]).map_or(0, |e| e.parse().unwrap());
     same("exit status", out.status.code(), Some(exit))?;
     let expected = case.get("expected").unwrap();
