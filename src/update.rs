@@ -377,8 +377,9 @@ fn declare(
 
 /// The `--policies` directories: their resources are read as the tree's
 /// are, their markers never, and nothing in them is edited. Their files are
-/// named `<PATH>/<file>` (PATH as given), which no tree file can be, so an
-/// Application read there is never written either. Returns those prefixes.
+/// named `<PATH>/<file>` (PATH as given, `./` before a relative one that
+/// has none), which no tree file can be, so an Application read there is
+/// never read or written as a tree file. Returns those prefixes.
 /// `root` is the tree, when there is one (a PATH inside it is skipped).
 pub fn read_policies(
     root: Option<&Path>,
@@ -391,11 +392,15 @@ pub fn read_policies(
     let tree = root.and_then(|r| r.canonicalize().ok());
     let mut prefixes = Vec::new();
     for dir in dirs {
-        let prefix = dir
+        let mut prefix = dir
             .to_string_lossy()
             .replace('\\', "/")
             .trim_end_matches('/')
             .to_string();
+        // `infra` becomes `./infra`: a name no file of the tree can have.
+        if dir.is_relative() && !prefix.starts_with("./") && !prefix.starts_with("../") {
+            prefix = format!("./{prefix}");
+        }
         if let (Some(tree), Ok(d)) = (&tree, dir.canonicalize())
             && d.starts_with(tree)
         {

@@ -745,6 +745,19 @@ fn policies_from_another_directory_are_read_but_never_edited() {
     );
     assert_eq!(report["files"], serde_json::json!(["deploy.yaml"]));
 
+    // A relative PATH is named `./PATH/...`, which no tree file can be.
+    fs::write(tree.join("deploy.yaml"), deploy).unwrap();
+    let relative = bin()
+        .current_dir(work.path())
+        .args(["run", "tree", "--output", "json", "--policies", "infra"])
+        .arg("--registry-snapshot")
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let report = json(&relative);
+    assert_eq!(relative.status.code(), Some(0), "{report}");
+    assert_eq!(report["policies"][0]["file"], "./infra/policies.yaml");
+
     let missing = run_in(&tree, &snapshot, &["--policies", "/nonexistent/dir"]);
     assert_eq!(missing.status.code(), Some(2));
 }

@@ -727,10 +727,12 @@ pub fn finish(
                 updates[job.app].push((job.spec.clone(), new, tag));
                 changed[job.app] = true;
             }
+            Ok(Decision::UpToDate { selected }) => {
+                keep_current(&mut updates);
+                outcome.selected = Some(selected);
+                outcome.note = Some("up to date".to_string());
+            }
             Ok(Decision::Keep { selected, note }) => {
-                if note == UP_TO_DATE {
-                    keep_current(&mut updates);
-                }
                 outcome.selected = selected;
                 outcome.note = Some(note);
             }
@@ -773,6 +775,10 @@ enum Decision {
     Write {
         selected: String,
         new: String,
+    },
+    /// The file already holds what the rule selects.
+    UpToDate {
+        selected: String,
     },
     Keep {
         selected: Option<String>,
@@ -866,9 +872,8 @@ fn decide_image(
         }
     }
     if !update {
-        return Ok(Decision::Keep {
-            selected: Some(selected.name),
-            note: UP_TO_DATE.to_string(),
+        return Ok(Decision::UpToDate {
+            selected: selected.name,
         });
     }
     if !allow_downgrade
@@ -889,8 +894,6 @@ fn decide_image(
         new,
     })
 }
-
-const UP_TO_DATE: &str = "up to date";
 
 /// `image` at the tag and digest of the reference `written`.
 fn at_version(image: &str, written: &str) -> String {
