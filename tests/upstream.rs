@@ -330,14 +330,12 @@ fn argo_app(case: &Node) -> Result<(), String> {
         strings(stream.documents[0].root.at(at))
     };
     if let Some(want) = expected.get("kustomize_images") {
-        same(
-            "Application kustomize.images",
-            read_list(
-                &root.join("app.yaml"),
-                &["spec", "source", "kustomize", "images"],
-            ),
-            strings(Some(want)),
-        )?;
+        let got = read_list(
+            &root.join("app.yaml"),
+            &["spec", "source", "kustomize", "images"],
+        );
+        really_differs(case, &got)?;
+        same("Application kustomize.images", got, strings(Some(want)))?;
     }
     if let Some(want) = expected.get("override") {
         same(

@@ -85,34 +85,6 @@ impl ContainerImage {
         }
     }
 
-    /// Registry, name, tag and digest as one reference (`GetFullNameWithTag`).
-    pub fn full_name_with_tag(&self) -> String {
-        let mut out = String::new();
-        if !self.registry.is_empty() && !self.name.starts_with(&format!("{}/", self.registry)) {
-            out.push_str(&self.registry);
-            out.push('/');
-        }
-        out.push_str(&self.name);
-        if let Some(tag) = self.tag.as_deref().filter(|t| !t.is_empty()) {
-            out.push(':');
-            out.push_str(tag);
-        }
-        if let Some(digest) = self.digest.as_deref().filter(|d| !d.is_empty()) {
-            out.push('@');
-            out.push_str(digest);
-        }
-        out
-    }
-
-    /// `[alias=]` and the full reference (`String`).
-    pub fn render(&self) -> String {
-        if self.alias.is_empty() {
-            self.full_name_with_tag()
-        } else {
-            format!("{}={}", self.alias, self.full_name_with_tag())
-        }
-    }
-
     fn has_version(&self) -> bool {
         self.tag.is_some() || self.digest.is_some()
     }
@@ -213,12 +185,18 @@ pub fn matches(existing: &str, new: &str) -> bool {
 /// `SetKustomizeImage`: sets `param`, `[kustomize-name=]reference` (the
 /// configured image with its new tag), in an Application's
 /// `kustomize.images`.
+///
+/// One difference on purpose: upstream writes the entries it finds in the
+/// first step in normal form (`docker.io/library/nginx` becomes
+/// `docker.io/nginx`), which `MergeImage` then does not recognise as the
+/// same text, and appends a second entry. Here they get `param` as written,
+/// so the entry is replaced, never duplicated.
 pub fn set(images: &mut Vec<String>, param: &str) {
     let wanted = ContainerImage::parse(param);
     let kustomize_name = Some(wanted.alias.as_str()).filter(|a| !a.is_empty());
     for entry in images.iter_mut() {
         if same_entry(&ContainerImage::parse(entry), &wanted.name, kustomize_name) {
-            *entry = wanted.render();
+            *entry = param.to_string();
         }
     }
     match find(images, param) {
@@ -280,7 +258,15 @@ mod tests {
         assert_eq!(p.name, "library/nginx");
         let p = ContainerImage::parse("foo=gcr.io/a/b:1@sha256:x");
         assert_eq!(p.alias, "foo");
-        assert_eq!(p.render(), "foo=gcr.io/a/b:1@sha256:x");
+        assert_eq!(
+            (
+                p.registry.as_str(),
+                p.name.as_str(),
+                p.tag.as_deref(),
+                p.digest.as_deref()
+            ),
+            ("gcr.io", "a/b", Some("1"), Some("sha256:x"))
+        );
         let p = ContainerImage::parse("localhost:5000/a:1");
         assert_eq!(
             (p.registry.as_str(), p.name.as_str()),
