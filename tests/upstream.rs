@@ -293,20 +293,56 @@ fn argo_app(case: &Node) -> Result<(), String> {
     if case.str_at(&["write_back"]) == Some("git") {
         annotations.push_str(&format!("    {ANNOTATION}write-back-method: git\n"));
     }
+    // A Helm application when the case gives `helm_parameters`
+    // (`[name, value]` each), else a Kustomize one.
+    let source = match case.get("helm_parameters") {
+        Some(params) => {
+            let mut text = String::from("    helm:\n      parameters:");
+            if params.items().is_empty() {
+                text.push_str(" []");
+            }
+            for p in params.items() {
+                let p = strings(Some(p));
+                text.push_str(&format!(
+                    "\n      - {{name: {}, value: {}, forceString: true}}",
+                    json!(p[0]),
+                    json!(p[1])
+                ));
+            }
+            text + "\n"
+        }
+        None => format!(
+            "    kustomize:\n      images:{}",
+            yaml_list(&strings(case.get("kustomize_images")), "      ")
+        ),
+    };
     let app = format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook\n  namespace: argocd\n  annotations:\n{annotations}spec:\n  source:\n    repoURL: {REPO_URL}\n    path: apps/guestbook\n    kustomize:\n      images:{}",
-        yaml_list(&strings(case.get("kustomize_images")), "      ")
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook\n  namespace: argocd\n  annotations:\n{annotations}spec:\n  source:\n    repoURL: {REPO_URL}\n    path: apps/guestbook\n{source}"
     );
     fs::write(root.join("app.yaml"), &app).unwrap();
     let override_path = app_dir.join(".argocd-source-guestbook.yaml");
-    let override_before = case.get("override").map(|o| {
-        let text = format!(
-            "kustomize:\n  images:{}",
-            yaml_list(&strings(Some(o)), "  ")
-        );
-        fs::write(&override_path, &text).unwrap();
-        text
-    });
+    let override_before = case
+        .get("override")
+        .map(|o| {
+            format!(
+                "kustomize:\n  images:{}",
+                yaml_list(&strings(Some(o)), "  ")
+            )
+        })
+        .or_else(|| {
+            let params = case.get("override_helm")?.items().iter().map(|p| {
+                let p = strings(Some(p));
+                format!(
+                    "  - name: {}\n    value: {}\n    forcestring: {}\n",
+                    p[0], p[1], p[2]
+                )
+            });
+            Some(format!(
+                "helm:\n  parameters:\n{}",
+                params.collect::<String>()
+            ))
+        })
+        .inspect(|text| fs::write(&override_path, text).unwrap());
     let snap = dir.path().join("snapshot.json");
     let tags = case.get("tags").unwrap().entries();
     let repos = tags.iter().map(|(k, v)| (k.as_str().unwrap(), v));
@@ -336,6 +372,25 @@ fn argo_app(case: &Node) -> Result<(), String> {
         );
         really_differs(case, &got)?;
         same("Application kustomize.images", got, strings(Some(want)))?;
+    }
+    if let Some(want) = expected.get("override_params") {
+        let src = fs::read_to_string(&override_path).unwrap_or_default();
+        let stream = yaml::parse(&src).unwrap();
+        let got: Vec<Vec<String>> = stream.documents[0]
+            .root
+            .at(&["helm", "parameters"])
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                ["name", "value", "forcestring"]
+                    .iter()
+                    .map(|k| p.str_at(&[k]).unwrap_or_default().to_string())
+                    .collect()
+            })
+            .collect();
+        let want: Vec<Vec<String>> = want.items().iter().map(|p| strings(Some(p))).collect();
+        same("override file parameters", got, want)?;
     }
     if let Some(want) = expected.get("override") {
         same(
