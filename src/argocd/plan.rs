@@ -675,9 +675,9 @@ pub fn finish(
         )
         .collect();
     // Per application: the images to write, `(spec, reference, tag)`, and
-    // whether any of them changes. Upstream sets the up-to-date images of a
-    // Kustomize application too (at their current version), so they are in
-    // what it writes whenever something else changes.
+    // whether any of them changes. Upstream sets the up-to-date images too
+    // (at their current version; `update.go`, "explicitly set the up-to-date
+    // images"), so they are in what it writes whenever something changes.
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
     let mut changed = vec![false; prepared.apps.len()];
     for job in prepared.jobs {
@@ -688,7 +688,7 @@ pub fn finish(
             ..
         } = &prepared.apps[job.app];
         let keep_current = |updates: &mut Vec<Vec<_>>| {
-            if let (Kind::Kustomize, Some(current)) = (kind, &job.current) {
+            if let Some(current) = &job.current {
                 let reference = at_version(&job.spec.name, &current.reference);
                 let tag = version_of(&reference);
                 updates[job.app].push((job.spec.clone(), reference, tag));
