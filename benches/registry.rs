@@ -121,7 +121,7 @@ fn generate_tree(dir: &Path, host: &str, images: usize, manifests: usize) -> usi
     for i in 0..images {
         docs.push(format!(
             "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: svc-{i}, namespace: flux-system}}\nspec: {{image: {host}/bench/svc-{i}, insecure: true}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: svc-{i}, namespace: flux-system}}\nspec:\n  imageRepositoryRef: {{name: svc-{i}}}\n  policy: {{semver: {{range: '>=1.0.0 <3.0.0'}}}}\n  digestReflectionPolicy: {}\n",
-            if i % 10 == 0 { "Always" } else { "Never" }
+            if i % 10 == 0 { "Always\n  interval: 5m" } else { "Never" }
         ));
     }
     std::fs::write(dir.join("policies.yaml"), docs.join("---\n")).unwrap();

@@ -203,6 +203,7 @@ pub fn context(report: &Report, git: Option<&GitSettings>) -> Context {
     }
     Context {
         automation: git.map(|g| g.automation.clone()),
+        flux_v1: git.is_some_and(|g| g.v1),
         values: git.map(|g| g.message_values.clone()).unwrap_or_default(),
         // `.AppName` of Argo CD's templates: the application, when one changed.
         app_name: match apps.as_slice() {

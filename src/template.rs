@@ -31,6 +31,13 @@ const BRANCH_TEMPLATE_NAME: &str = "branchName";
 const MAX_BRANCH_LEN: usize = 255;
 /// Nesting limit for `{{template}}` calls (Go allows 100000; our stack does not).
 const MAX_TEMPLATE_DEPTH: usize = 100;
+/// The most bytes a template may print, and the longest string any function
+/// may return (Go has no limit; a repository's template must not be able to
+/// exhaust memory).
+pub const MAX_OUTPUT: usize = 1 << 20;
+/// The most steps (actions, text pieces, range iterations) an execution may
+/// take (Go has no limit; a repository's template must not run for ever).
+pub const MAX_STEPS: usize = 1_000_000;
 
 /// One value change made by a run (dialect-neutral).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +74,10 @@ pub struct Object {
 pub struct Context {
     /// (namespace, name) of the ImageUpdateAutomation, if any.
     pub automation: Option<(String, String)>,
+    /// The automation is `image.toolkit.fluxcd.io/v1`: its templates no
+    /// longer see `.Updated` and `.Changed.ImageResult`, and using them is
+    /// Flux's `RemovedTemplateField` error.
+    pub flux_v1: bool,
     /// Flux `spec.git.commit.messageTemplateValues`.
     pub values: BTreeMap<String, String>,
     /// Argo CD application name ("" when none).
@@ -79,6 +90,10 @@ pub struct Context {
 /// message format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `v1` automation's template uses a field Flux removed (reason
+    /// `RemovedTemplateField`, with Flux's advice).
+    #[error("RemovedTemplateField: {}", removed_field_advice(.0))]
+    RemovedField(&'static str),
     /// `template: NAME:LINE: MESSAGE`, as Go's parser reports.
     #[error("template: {name}:{line}: {message}")]
     Parse {
@@ -101,6 +116,20 @@ pub enum TemplateError {
         context: String,
         message: String,
     },
+}
+
+/// Flux's advice for a removed template field.
+fn removed_field_advice(field: &str) -> String {
+    let instead = match field {
+        ".Updated" => " Please use '.Changed' instead.",
+        ".Changed.ImageResult" => {
+            " Please use '.Changed.FileChanges' or '.Changed.Objects' instead."
+        }
+        _ => "",
+    };
+    format!(
+        "template uses removed '{field}' field.{instead} See: https://fluxcd.io/flux/components/image/imageupdateautomations/#message-template"
+    )
 }
 
 /// Renders a commit message template. Named `commit message`, as in Flux.
@@ -135,7 +164,24 @@ pub enum TemplateError {
 /// last uniq sortAlpha indent nindent repeat substr trunc abbrev toJson
 /// toString cat nospace ternary`, with Sprig's argument orders.
 pub fn render_message(template: &str, context: &Context) -> Result<String, TemplateError> {
-    render(MESSAGE_TEMPLATE_NAME, template, &message_data(context))
+    render(MESSAGE_TEMPLATE_NAME, template, &message_data(context)).map_err(|e| {
+        let text = e.to_string();
+        // Flux's own test for a removed field is this text of Go's error.
+        let removed = [
+            (
+                ".Updated",
+                "can't evaluate field Updated in type source.TemplateData",
+            ),
+            (
+                ".Changed.ImageResult",
+                "can't evaluate field ImageResult in type update.Result",
+            ),
+        ];
+        match removed.iter().find(|(_, pattern)| text.contains(pattern)) {
+            Some((field, _)) if context.flux_v1 => TemplateError::RemovedField(field),
+            _ => e,
+        }
+    })
 }
 
 /// Renders a branch name template (Argo CD `git.branch` after `:`). Named
@@ -205,6 +251,7 @@ fn render(name: &str, src: &str, data: &Val) -> Result<String, TemplateError> {
         vars: vec![("$".to_string(), data.clone())],
         out: String::new(),
         depth: 0,
+        steps: 0,
         current: name.to_string(),
     };
     exec.walk(data, &parsed.root)?;
@@ -986,7 +1033,10 @@ fn changed_data(ctx: &Context, image_result: Val) -> Val {
             plain("ImageResult", image_result),
             method("Changes", flux_changes(&unique)),
             method("Objects", flux_object_changes(&objects)),
-        ],
+        ]
+        .into_iter()
+        .filter(|f| !(ctx.flux_v1 && f.name == "ImageResult"))
+        .collect(),
         None,
     )
 }
@@ -1221,7 +1271,10 @@ fn message_data(ctx: &Context) -> Val {
                 "AppChanges",
                 list_val("[]argocd.commitMessageChange", app_changes, false, None),
             ),
-        ],
+        ]
+        .into_iter()
+        .filter(|f| !(ctx.flux_v1 && f.name == "Updated"))
+        .collect(),
         None,
     )
 }
@@ -1555,6 +1608,18 @@ impl Checker<'_> {
 
 // Node texts for error contexts, as Go's `Node.String()` writes them.
 
+fn node_pos(node: &Node) -> Pos {
+    match node {
+        Node::List(l) => l.pos,
+        Node::Text(t) => t.pos,
+        Node::Action(a) => a.pos,
+        Node::If(b) | Node::Range(b) | Node::With(b) => b.pos,
+        Node::Template(t) => t.pos,
+        Node::Define(d) => d.pos,
+        Node::Break(p) | Node::Continue(p) => *p,
+    }
+}
+
 fn number_text(n: &Number) -> String {
     match n {
         Number::Int(i) => i.to_string(),
@@ -1662,6 +1727,8 @@ struct Exec<'a> {
     vars: Vec<(String, Val)>,
     out: String,
     depth: usize,
+    /// Steps taken so far, bounded by [`MAX_STEPS`].
+    steps: usize,
     /// The template being executed (differs inside `{{template}}`).
     current: String,
 }
@@ -1705,7 +1772,35 @@ impl Exec<'_> {
         Ok(Flow::Normal)
     }
 
+    /// Counts one step of work; past [`MAX_STEPS`], or once the output is
+    /// past [`MAX_OUTPUT`], the execution stops with an error at `pos`.
+    fn step(&mut self, pos: Pos, context: impl FnOnce() -> String) -> Res<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(self.error(
+                pos,
+                context(),
+                format!("the template takes more than {MAX_STEPS} steps; refusing to go on"),
+            ));
+        }
+        if self.out.len() > MAX_OUTPUT {
+            return Err(self.error(pos, context(), too_large("the output")));
+        }
+        Ok(())
+    }
+
     fn walk_node(&mut self, dot: &Val, node: &Node) -> Res<Flow> {
+        let flow = self.walk_node_unbounded(dot, node)?;
+        self.step(node_pos(node), || {
+            list_text(&ListNode {
+                pos: node_pos(node),
+                nodes: vec![node.clone()],
+            })
+        })?;
+        Ok(flow)
+    }
+
+    fn walk_node_unbounded(&mut self, dot: &Val, node: &Node) -> Res<Flow> {
         match node {
             Node::Text(t) => self.out.push_str(&t.text),
             Node::Action(a) => {
@@ -1789,14 +1884,16 @@ impl Exec<'_> {
         let v = self.eval_pipeline(dot, &b.pipe)?;
         let inner = self.vars.len();
         let context = || branch_text("range", b);
-        let items: Vec<(Val, Val)> = match &v {
-            Val::List(l) => l
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (Val::Int(i as i64), item.clone()))
-                .collect(),
-            Val::Map(m) => m.entries.clone(),
+        // Lazily: `range 9223372036854775807` must not allocate its items.
+        let items: Box<dyn Iterator<Item = (Val, Val)>> = match &v {
+            Val::List(l) => Box::new(
+                l.items
+                    .clone()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| (Val::Int(i as i64), item)),
+            ),
+            Val::Map(m) => Box::new(m.entries.clone().into_iter()),
             Val::Int(n) => {
                 if b.pipe.decl.len() > 1 {
                     return Err(self.error(
@@ -1805,9 +1902,9 @@ impl Exec<'_> {
                         format!("can't use {n} to iterate over more than one variable"),
                     ));
                 }
-                (0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect()
+                Box::new((0..*n).map(|i| (Val::Int(i), Val::Int(i))))
             }
-            Val::Nil => Vec::new(),
+            Val::Nil => Box::new(std::iter::empty()),
             other => {
                 return Err(self.error(
                     b.pipe.pos,
@@ -1816,7 +1913,8 @@ impl Exec<'_> {
                 ));
             }
         };
-        if items.is_empty() {
+        let mut items = items.peekable();
+        if items.peek().is_none() {
             let flow = match &b.else_body {
                 Some(e) => self.walk(dot, e)?,
                 None => Flow::Normal,
@@ -1841,6 +1939,7 @@ impl Exec<'_> {
                     self.vars[inner - 2].1 = index;
                 }
             }
+            self.step(b.pipe.pos, context)?;
             let flow = self.walk(&elem, &b.body)?;
             self.vars.truncate(inner);
             if let Flow::Break = flow {
@@ -2093,7 +2192,11 @@ impl Exec<'_> {
                 .map_err(|m| self.error(pos, context(), m))?;
             argv.push(f);
         }
-        (sig.imp)(&argv).map_err(|m| {
+        let result = (sig.imp)(&argv).and_then(|v| match &v {
+            Val::Str(s) if s.len() > MAX_OUTPUT => Err(too_large("the result")),
+            _ => Ok(v),
+        });
+        result.map_err(|m| {
             self.error(
                 cmd.map_or(pos, |c| c.pos),
                 context(),
@@ -2275,9 +2378,14 @@ fn func_sig(name: &str) -> Option<Sig> {
             Ok(Val::str(s.strip_suffix(suffix.as_str()).unwrap_or(&s)))
         }),
         "replace" => (&[Str, Str, Str], None, |a| {
-            Ok(Val::str(
-                &strval(&a[2]).replace(&strval(&a[0]), &strval(&a[1])),
-            ))
+            let (old, new, s) = (strval(&a[0]), strval(&a[1]), strval(&a[2]));
+            let matches = if old.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(old.as_str()).count()
+            };
+            bounded(matches.checked_mul(new.len()), s.len(), "the result")?;
+            Ok(Val::str(&s.replace(&old, &new)))
         }),
         "contains" => (&[Str, Str], None, |a| {
             Ok(Val::Bool(strval(&a[1]).contains(&strval(&a[0]))))
@@ -2329,7 +2437,10 @@ fn func_sig(name: &str) -> Option<Sig> {
             })
         }),
         "join" => (&[Str, Any], None, |a| {
-            Ok(Val::str(&strslice(&a[1]).join(&strval(&a[0]))))
+            let (sep, items) = (strval(&a[0]), strslice(&a[1]));
+            let total = items.iter().map(String::len).sum::<usize>();
+            bounded(items.len().checked_mul(sep.len()), total, "the result")?;
+            Ok(Val::str(&items.join(&sep)))
         }),
         "splitList" => (&[Str, Str], None, |a| {
             let parts = go_split(&strval(&a[1]), &strval(&a[0]));
@@ -2366,7 +2477,9 @@ fn func_sig(name: &str) -> Option<Sig> {
         "repeat" => (&[Int, Str], None, |a| {
             let count = usize::try_from(int(&a[0]))
                 .map_err(|_| "strings: negative Repeat count".to_string())?;
-            Ok(Val::str(&strval(&a[1]).repeat(count)))
+            let s = strval(&a[1]);
+            bounded(count.checked_mul(s.len()), 0, "the result")?;
+            Ok(Val::str(&s.repeat(count)))
         }),
         "substr" => (&[Int, Int, Str], None, f_substr),
         "trunc" => (&[Int, Str], None, f_trunc),
@@ -2385,6 +2498,19 @@ fn func_sig(name: &str) -> Option<Sig> {
         variadic,
         imp,
     })
+}
+
+/// `Err` unless `extra` (`None`: it overflowed) plus `base` bytes fit in
+/// [`MAX_OUTPUT`]; checked before a string is built, never after.
+fn bounded(extra: Option<usize>, base: usize, what: &str) -> Result<(), String> {
+    match extra.and_then(|e| e.checked_add(base)) {
+        Some(size) if size <= MAX_OUTPUT => Ok(()),
+        _ => Err(too_large(what)),
+    }
+}
+
+fn too_large(what: &str) -> String {
+    format!("{what} would be larger than {MAX_OUTPUT} bytes, the limit of a template's output")
 }
 
 fn int(v: &Val) -> i64 {
@@ -2743,11 +2869,11 @@ fn f_uniq(a: &[Val]) -> Result<Val, String> {
 fn indent(spaces: &Val, s: &Val) -> Result<String, String> {
     let n =
         usize::try_from(int(spaces)).map_err(|_| "strings: negative Repeat count".to_string())?;
+    let s = strval(s);
+    let lines = s.matches('\n').count() + 1;
+    bounded(n.checked_mul(lines), s.len(), "the result")?;
     let pad = " ".repeat(n);
-    Ok(format!(
-        "{pad}{}",
-        strval(s).replace('\n', &format!("\n{pad}"))
-    ))
+    Ok(format!("{pad}{}", s.replace('\n', &format!("\n{pad}"))))
 }
 
 /// Go's `s[i:j]` on bytes, with Go's panic messages.
@@ -2827,7 +2953,7 @@ struct Spec {
 
 fn f_printf(a: &[Val]) -> Result<Val, String> {
     let format = strval(&a[0]);
-    Ok(Val::str(&go_sprintf(&format, &a[1..])))
+    Ok(Val::str(&go_sprintf(&format, &a[1..])?))
 }
 
 /// Parses a decimal number at `i` (Go's `parsenum`).
@@ -2877,7 +3003,8 @@ fn arg_number(
     }
 }
 
-fn go_sprintf(format: &str, args: &[Val]) -> String {
+/// Go's `fmt.Sprintf`; `Err` once the result passes [`MAX_OUTPUT`].
+fn go_sprintf(format: &str, args: &[Val]) -> Result<String, String> {
     let f = format.as_bytes();
     let mut out = String::new();
     let mut arg_num = 0;
@@ -2911,7 +3038,8 @@ fn go_sprintf(format: &str, args: &[Val]) -> String {
         if i < f.len() && f[i] == b'*' {
             i += 1;
             match args.get(arg_num) {
-                Some(Val::Int(w)) => {
+                // Go's `tooLarge`: a width past a million is no width.
+                Some(Val::Int(w)) if w.unsigned_abs() <= 1_000_000 => {
                     spec.width = Some(w.abs());
                     if *w < 0 {
                         spec.minus = true;
@@ -2943,7 +3071,7 @@ fn go_sprintf(format: &str, args: &[Val]) -> String {
             if i < f.len() && f[i] == b'*' {
                 i += 1;
                 match args.get(arg_num) {
-                    Some(Val::Int(p)) => {
+                    Some(Val::Int(p)) if p.unsigned_abs() <= 1_000_000 => {
                         spec.precision = (*p >= 0).then_some(*p);
                         arg_num += 1;
                         if *p < 0 {
@@ -2979,6 +3107,7 @@ fn go_sprintf(format: &str, args: &[Val]) -> String {
         } else if let Some(arg) = args.get(arg_num) {
             format_arg(&mut out, arg, verb, &spec);
             arg_num += 1;
+            bounded(Some(out.len()), 0, "the result")?;
         } else {
             let _ = write!(out, "%!{verb}(MISSING)");
         }
@@ -2999,7 +3128,7 @@ fn go_sprintf(format: &str, args: &[Val]) -> String {
         }
         out.push(')');
     }
-    out
+    Ok(out)
 }
 
 fn directive(spec: &Spec, verb: char) -> String {
@@ -3185,6 +3314,7 @@ mod tests {
         };
         Context {
             automation: Some(("flux-system".into(), "apps".into())),
+            flux_v1: false,
             values: BTreeMap::from([
                 ("env".to_string(), "production".to_string()),
                 ("team".to_string(), "platform".to_string()),
@@ -3542,6 +3672,82 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "template: commit message:1:2: executing \"commit message\" at <.Nope>: can't evaluate field Nope in type source.TemplateData"
+        );
+    }
+
+    /// Templates a repository could hold to exhaust memory or time: each
+    /// fails with a message, none aborts (issues 15.7, 18.4).
+    #[test]
+    fn output_and_work_are_bounded() {
+        let ctx = context();
+        let cases = [
+            (
+                r#"{{ repeat 9223372036854775807 "ab" }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ repeat 600000 "ab" }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ indent 9223372036854775807 "a" }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ nindent 2000000 "a" }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ indent 1000 (repeat 2000 "\n") }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ replace "" (repeat 2000 "y") (repeat 2000 "x") }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ join (repeat 1000 "y") (splitList "" (repeat 100000 "x")) }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ printf "%s%s" (repeat 600000 "a") (repeat 600000 "b") }}"#,
+                "limit of a template's output",
+            ),
+            (
+                r#"{{ range 100 }}{{ repeat 100000 "x" }}{{ end }}"#,
+                "limit of a template's output",
+            ),
+            (
+                "{{ range 9223372036854775807 }}{{ end }}",
+                "more than 1000000 steps",
+            ),
+            (
+                "{{ range 9223372036854775807 }}x{{ end }}",
+                "more than 1000000 steps",
+            ),
+            (
+                "{{ range $i := 1000 }}{{ range 1000 }}{{ range 1000 }}{{ end }}{{ end }}{{ end }}",
+                "more than 1000000 steps",
+            ),
+        ];
+        for (template, expected) in cases {
+            let err = render_message(template, &ctx).expect_err(template);
+            assert!(err.to_string().contains(expected), "{template}: {err}");
+            let err = render_branch(template, &ctx).expect_err(template);
+            assert!(err.to_string().contains(expected), "{template}: {err}");
+        }
+        // Within the bounds, and Go's own bound on printf widths.
+        assert_eq!(
+            render_message(r#"{{ repeat 3 "ab" }}"#, &ctx).unwrap(),
+            "ababab"
+        );
+        assert_eq!(
+            render_message(r#"{{ printf "%*d" 9223372036854775807 1 }}"#, &ctx).unwrap(),
+            "%!(BADWIDTH)1"
+        );
+        assert_eq!(
+            render_message("{{ range 3 }}{{ . }}{{ end }}", &ctx).unwrap(),
+            "012"
         );
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::argocd::{self, plan::Listed, plan::Write};
+use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub repo_url: Option<String>,
     /// The namespace Argo CD runs in; empty = `argocd`.
     pub argocd_namespace: String,
+    /// More directories to read resources from (`--policies`); never edited.
+    pub policies: Vec<PathBuf>,
 }
 
 /// A file that carries markers.
@@ -118,10 +120,37 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         controller_ns,
         &mut report.problems,
     );
+    let external = read_policies(
+        Some(&options.root),
+        &options.policies,
+        &mut resources,
+        &mut argo,
+        controller_ns,
+        &mut report.problems,
+    );
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
-    let configured = argo.configure(options.repo_url.as_deref());
+    let mut configured = argo.configure(options.repo_url.as_deref());
     report.problems.append(&mut argo.problems);
+    // An Application in a `--policies` directory is never edited, so the
+    // write-back method `argocd` (which edits it) cannot be done.
+    configured.retain(|c| {
+        let file = &c.app.origin.file;
+        let outside = external.iter().any(|p| file.starts_with(&format!("{p}/")));
+        if outside && !c.write_back.is_git() {
+            report.problems.push(Problem::at(
+                file,
+                c.app.origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {}/{}: it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
+                    c.app.namespace, c.app.name
+                ),
+            ));
+        }
+        !outside || c.write_back.is_git()
+    });
     // Applications share files (one file of many Applications, say): each
     // is read once.
     let cache = std::cell::RefCell::new(std::collections::HashMap::new());
@@ -137,10 +166,11 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
     pin_pull_secrets(&prepared, registry, &mut report.problems);
-    let listed = list(
+    let (listed, skipped) = list(
         registry,
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
+    report.problems.extend(skipped);
     let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
@@ -335,18 +365,94 @@ fn read_tree(
     for reading in readings {
         problems.extend(reading.problems);
         if let Some((rel, stream)) = reading.resources {
-            for (i, document) in stream.documents.iter().enumerate() {
-                resources.read(&rel, &document.root);
-                argo.read(&rel, i, &document.root, controller_ns);
-                if let Some(unified) = crate::kubesphere::feed(&mut resources, &rel, &document.root)
-                {
-                    argo.add_unified(&unified);
-                }
-            }
+            declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
+}
+
+/// Every resource of one parsed file, to the readers of each dialect.
+fn declare(
+    rel: &str,
+    stream: &yaml::Stream,
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+) {
+    for (i, document) in stream.documents.iter().enumerate() {
+        resources.read(rel, &document.root);
+        argo.read(rel, i, &document.root, controller_ns);
+        if let Some(unified) = crate::kubesphere::feed(resources, rel, &document.root) {
+            argo.add_unified(&unified);
+        }
+    }
+}
+
+/// The `--policies` directories: their resources are read as the tree's
+/// are, their markers never, and nothing in them is edited. Their files are
+/// named `<PATH>/<file>` (PATH as given, `./` before a relative one that
+/// has none), which no tree file can be, so an Application read there is
+/// never read or written as a tree file. Returns those prefixes.
+/// `root` is the tree, when there is one (a PATH inside it is skipped).
+pub fn read_policies(
+    root: Option<&Path>,
+    dirs: &[PathBuf],
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let tree = root.and_then(|r| r.canonicalize().ok());
+    let mut prefixes = Vec::new();
+    for dir in dirs {
+        let mut prefix = dir
+            .to_string_lossy()
+            .replace('\\', "/")
+            .trim_end_matches('/')
+            .to_string();
+        // `infra` becomes `./infra`: a name no file of the tree can have.
+        if dir.is_relative() && !prefix.starts_with("./") && !prefix.starts_with("../") {
+            prefix = format!("./{prefix}");
+        }
+        if let (Some(tree), Ok(d)) = (&tree, dir.canonicalize())
+            && d.starts_with(tree)
+        {
+            problems.push(Problem::general(
+                Severity::Warning,
+                format!("--policies {prefix} is inside the tree, which is read anyway; ignored"),
+            ));
+            continue;
+        }
+        let named = |rel: &str| format!("{prefix}/{rel}");
+        let readings =
+            scan::walk_map(
+                dir,
+                &Filter::default(),
+                scan::Leftovers::Skip,
+                |entry| match entry {
+                    Ok(entry) => read_file(&scan::Entry {
+                        editable: false,
+                        ..entry
+                    }),
+                    Err(problem) => Reading {
+                        problems: vec![problem],
+                        ..Reading::default()
+                    },
+                },
+            );
+        for reading in readings {
+            problems.extend(reading.problems.into_iter().map(|mut p| {
+                p.file = p.file.map(|f| named(&f));
+                p
+            }));
+            if let Some((rel, stream)) = reading.resources {
+                declare(&named(&rel), &stream, resources, argo, controller_ns);
+            }
+        }
+        prefixes.push(prefix);
+    }
+    prefixes
 }
 
 /// A file of the tree by its relative path, for the Argo CD planner: never
@@ -536,7 +642,11 @@ fn unparsable(
     let (severity, message) = match (has_marker, declares, template) {
         (true, _, _) | (false, true, false) => (
             Severity::Error,
-            format!("malformed YAML: {}; file left untouched", e.message),
+            format!(
+                "malformed YAML: {}; file left untouched{}",
+                e.message,
+                template_hint(src, rel)
+            ),
         ),
         (false, true, true) => (
             Severity::Info,
@@ -692,25 +802,38 @@ fn repositories_of(declared: &[Declared]) -> impl Iterator<Item = Repository> + 
         .filter_map(|d| d.policy.as_ref().ok().map(|p| p.repository.clone()))
 }
 
-/// Lists each repository once, in one batch.
-fn list(registry: &dyn Registry, repositories: impl Iterator<Item = Repository>) -> Listed {
+/// Lists each repository once, in one batch. A tag that is not a valid OCI
+/// tag is dropped here, before any strategy sees it (so none can choose it
+/// and fail the policy), and counted in a warning per repository.
+fn list(
+    registry: &dyn Registry,
+    repositories: impl Iterator<Item = Repository>,
+) -> (Listed, Vec<Problem>) {
     let repositories: Vec<_> = repositories.collect::<BTreeSet<_>>().into_iter().collect();
-    repositories
+    let mut warnings = Vec::new();
+    let listed = repositories
         .iter()
         .cloned()
         .zip(registry.tags(&repositories))
-        .collect()
+        .map(|(repository, tags)| {
+            let tags = tags.map(|tags| {
+                let (valid, skipped) = crate::registry::screen_tags(&repository, tags);
+                warnings.extend(skipped.map(|note| Problem::general(Severity::Warning, note)));
+                valid
+            });
+            (repository, tags)
+        })
+        .collect();
+    (listed, warnings)
 }
 
 /// Build dates, platforms and digests of the tags Argo CD strategies need,
 /// asked in one batch per kind of question (and per platform for dates).
-fn tag_metadata(
-    registry: &dyn Registry,
-    wanted: &[(TagRef, String, bool)],
-) -> BTreeMap<TagRef, TagInfo> {
-    let mut metadata: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> Metadata {
+    let mut found: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+    let mut missing: BTreeMap<(TagRef, Fact), String> = BTreeMap::new();
     if wanted.is_empty() {
-        return metadata;
+        return Metadata::default();
     }
     let refs: Vec<TagRef> = wanted
         .iter()
@@ -718,24 +841,36 @@ fn tag_metadata(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut note = |r: &TagRef, fact: Fact, e: crate::registry::RegistryError| {
+        missing.insert((r.clone(), fact), e.to_string());
+    };
     for (r, platforms) in refs.iter().zip(registry.platforms(&refs)) {
-        metadata.insert(
+        let platforms = platforms.unwrap_or_else(|e| {
+            note(r, Fact::Platforms, e);
+            Vec::new()
+        });
+        found.insert(
             r.clone(),
             TagInfo {
-                platforms: platforms.unwrap_or_default(),
+                platforms,
                 ..TagInfo::named(&r.tag)
             },
         );
     }
-    let by_platform: BTreeMap<&str, Vec<TagRef>> =
-        wanted.iter().fold(BTreeMap::new(), |mut map, (r, p, _)| {
+    // Build dates are wanted by `newest-build`, digests by `digest`.
+    let by_platform: BTreeMap<&str, Vec<TagRef>> = wanted
+        .iter()
+        .filter(|(_, _, digest)| !*digest)
+        .fold(BTreeMap::new(), |mut map, (r, p, _)| {
             map.entry(p.as_str()).or_default().push(r.clone());
             map
         });
     for (platform, refs) in by_platform {
         for (r, created) in refs.iter().zip(registry.created(&refs, platform)) {
-            if let (Some(info), Ok(created)) = (metadata.get_mut(r), created) {
-                info.created = Some(created);
+            match (found.get_mut(r), created) {
+                (Some(info), Ok(created)) => info.created = Some(created),
+                (_, Err(e)) => note(r, Fact::Created, e),
+                _ => {}
             }
         }
     }
@@ -745,11 +880,16 @@ fn tag_metadata(
         .map(|(r, _, _)| r.clone())
         .collect();
     for (r, digest) in digests.iter().zip(registry.digests(&digests)) {
-        if let (Some(info), Ok(digest)) = (metadata.get_mut(r), digest) {
-            info.digest = Some(digest);
+        match (found.get_mut(r), digest) {
+            (Some(info), Ok(digest)) => info.digest = Some(digest),
+            (_, Err(e)) => note(r, Fact::Digest, e),
+            _ => {}
         }
     }
-    metadata
+    Metadata {
+        tags: found,
+        missing,
+    }
 }
 
 /// Lists each repository once, selects every policy, then looks up the
@@ -758,11 +898,12 @@ pub fn resolve(
     declared: &[Declared],
     registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
-) -> (Vec<PolicyOutcome>, Targets) {
+) -> (Vec<PolicyOutcome>, Targets, Vec<Problem>) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
-    let listed = list(registry, repositories_of(declared));
-    resolve_listed(declared, registry, pinned, &listed)
+    let (listed, warnings) = list(registry, repositories_of(declared));
+    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed);
+    (outcomes, targets, warnings)
 }
 
 /// [`resolve`] over tags already listed.
@@ -840,6 +981,24 @@ fn resolve_listed(
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
     (outcomes, targets)
+}
+
+/// For a file that does not parse because it is a template (Helm's
+/// `templates/`, or any `{{ }}`), how to stop reading it.
+fn template_hint(src: &str, rel: &str) -> String {
+    if src.contains("{{") {
+        let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let glob = if dir.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{dir}/**")
+        };
+        format!(
+            " (it looks like a template, e.g. a Helm chart's: leave it out with --exclude '{glob}')"
+        )
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]

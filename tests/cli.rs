@@ -906,3 +906,215 @@ fn excluded_files_get_no_argo_cd_write_back() {
         "{problems}"
     );
 }
+
+/// Issue 18.3: kubectl, kustomize and Flux refuse a mapping that repeats a
+/// key; such a file is reported with its line and left alone.
+#[test]
+fn a_file_with_a_duplicate_key_is_reported_and_left_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    let text = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n  replicas: 1\n  image: other:1\n";
+    fs::write(work.path().join("deploy.yaml"), text).unwrap();
+    let good = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(work.path().join("good.yaml"), good).unwrap();
+    let out = run_in(work.path(), &snapshot, &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"] == "deploy.yaml")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(problem["line"], 6, "{report}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"image\""),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("deploy.yaml")).unwrap(),
+        text
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("good.yaml")).unwrap(),
+        good.replace("1.0.0", "1.1.0")
+    );
+}
+
+#[test]
+fn a_helm_template_that_does_not_parse_suggests_exclude() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::create_dir_all(work.path().join("charts/x/templates")).unwrap();
+    let template = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n{{- if .Values.x }}\nx: [\n{{- end }}\n";
+    fs::write(work.path().join("charts/x/templates/dep.yaml"), template).unwrap();
+    let out = run_in(work.path(), &snapshot, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--exclude 'charts/x/templates/**'"), "{text}");
+}
+
+/// Issue 15: a tag that is not a valid OCI tag was chosen by some strategies
+/// (then refused, failing the policy) and skipped by others. It is skipped
+/// by every one, before selection, and counted in a warning.
+#[test]
+fn an_invalid_tag_is_skipped_under_every_strategy() {
+    let work = tempfile::tempdir().unwrap();
+    let mut docs = String::new();
+    let mut values = String::new();
+    for (name, policy) in [
+        ("alpha", "{alphabetical: {}}"),
+        ("num", "{numerical: {order: asc}}"),
+        ("ver", "{semver: {range: '>=1'}}"),
+    ] {
+        docs.push_str(&format!("apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: {name}, namespace: apps}}\nspec: {{image: ghcr.io/acme/{name}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: {name}}}, policy: {policy}}}\n---\n"));
+        values.push_str(&format!(
+            "{name}: ghcr.io/acme/{name}:1 # {{\"$imagepolicy\": \"apps:{name}\"}}\n"
+        ));
+    }
+    fs::write(work.path().join("policies.yaml"), docs).unwrap();
+    fs::write(work.path().join("values.yaml"), values).unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {
+            "ghcr.io/acme/alpha": {"tags": ["1", "2", "zz top"]},
+            "ghcr.io/acme/num": {"tags": ["1", "2", "3\n"]},
+            "ghcr.io/acme/ver": {"tags": ["1.0.0", "2.0.0", "3.0.0+a/b", "-4.0.0"]}}}"#,
+    )
+    .unwrap();
+    let out = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let tag = |policy: &str| {
+        report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["policy"] == policy)
+            .map(|p| p["tag"].clone())
+    };
+    assert_eq!(tag("apps:alpha"), Some("2".into()), "{report}");
+    assert_eq!(tag("apps:num"), Some("2".into()), "{report}");
+    assert_eq!(tag("apps:ver"), Some("2.0.0".into()), "{report}");
+    let warnings: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["message"].as_str())
+        .filter(|m| m.contains("valid OCI tag"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{report}");
+    assert!(
+        warnings.contains(
+            &"ghcr.io/acme/ver: skipped 2 listed tags that are not valid OCI tags (\"3.0.0+a/b\", \"-4.0.0\")"
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn select_with_an_image_skips_an_invalid_listed_tag() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1", "2", "zz top"]}}}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = select(
+        &[
+            "--strategy",
+            "alphabetical",
+            "--image",
+            "ghcr.io/acme/web",
+            "--registry-snapshot",
+            snapshot.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!((code, stdout.as_str()), (Some(0), "2\n"), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 listed tag that is not a valid OCI tag (\"zz top\")"),
+        "{stderr}"
+    );
+}
+
+/// Issue 11.6: a marker whose ImagePolicy is kept elsewhere is a warning
+/// (Flux skips it); `--policies PATH` reads that directory's resources and
+/// never edits it, not even a marker there.
+#[test]
+fn policies_from_another_directory_are_read_but_never_edited() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    fs::create_dir_all(&tree).unwrap();
+    fs::create_dir_all(&infra).unwrap();
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(tree.join("deploy.yaml"), deploy).unwrap();
+    let policies = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec:\n  imageRepositoryRef: {name: web}\n  policy: {semver: {range: 1.x}}\n# {\"$imagepolicy\": \"apps:web\"}\nexample: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(infra.join("policies.yaml"), policies).unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+
+    let alone = run_in(&tree, &snapshot, &["--output", "json"]);
+    assert_eq!(alone.status.code(), Some(0));
+    let report = json(&alone);
+    assert_eq!(report["problems"][0]["severity"], "warning", "{report}");
+    assert!(
+        report["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no ImagePolicy apps:web in the tree"),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy
+    );
+
+    let infra_arg = infra.to_str().unwrap();
+    let with = run_in(
+        &tree,
+        &snapshot,
+        &["--output", "json", "--policies", infra_arg],
+    );
+    let report = json(&with);
+    assert_eq!(with.status.code(), Some(0), "{report}");
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy.replace("1.0.0", "1.1.0")
+    );
+    assert_eq!(
+        fs::read_to_string(infra.join("policies.yaml")).unwrap(),
+        policies
+    );
+    assert_eq!(
+        report["policies"][0]["file"],
+        format!("{infra_arg}/policies.yaml")
+    );
+    assert_eq!(report["files"], serde_json::json!(["deploy.yaml"]));
+
+    // A relative PATH is named `./PATH/...`, which no tree file can be.
+    fs::write(tree.join("deploy.yaml"), deploy).unwrap();
+    let relative = bin()
+        .current_dir(work.path())
+        .args(["run", "tree", "--output", "json", "--policies", "infra"])
+        .arg("--registry-snapshot")
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let report = json(&relative);
+    assert_eq!(relative.status.code(), Some(0), "{report}");
+    assert_eq!(report["policies"][0]["file"], "./infra/policies.yaml");
+
+    let missing = run_in(&tree, &snapshot, &["--policies", "/nonexistent/dir"]);
+    assert_eq!(missing.status.code(), Some(2));
+}

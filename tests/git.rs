@@ -337,6 +337,32 @@ fn a_template_error_commits_nothing() {
     );
 }
 
+/// Issues 15.7 and 18.4: a template asking for more output than memory
+/// holds panicked (exit 101) or aborted (134) with no report.
+#[test]
+fn a_template_asking_for_unbounded_output_commits_nothing() {
+    for template in [
+        r#"{{ repeat 9223372036854775807 "ab" }}"#,
+        r#"{{ indent 9223372036854775807 "a" }}"#,
+    ] {
+        let f = fixture("");
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        let (out, report) = run(&f, &f.work, &["--commit", "--message-template", template]);
+        assert_eq!(out.status.code(), Some(1), "{template}: {report}");
+        assert!(report.get("commit").is_none());
+        assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+        assert!(
+            report["problems"].as_array().unwrap().iter().any(|p| {
+                p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limit of a template's output")
+            }),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn a_push_token_comes_from_the_environment_and_is_never_shown() {
     let f = fixture("");
@@ -668,6 +694,48 @@ fn a_bad_author_or_branch_is_refused_before_any_file_is_written() {
             std::fs::read_to_string(f.work.join("apps/deploy.yaml")).unwrap(),
             DEPLOY,
             "{bad:?}: a file was rewritten"
+        );
+    }
+}
+
+/// image-automation-controller internal/source/source_test.go:554: a v1
+/// automation whose template uses `.Updated` fails with Flux's reason and
+/// commits nothing; the same template on a v1beta2 automation still works.
+#[test]
+fn a_v1_automation_using_removed_template_fields_commits_nothing() {
+    for (version, committed) in [("v1", false), ("v1beta2", true)] {
+        let f = fixture("");
+        std::fs::write(
+            f.work.join("automation.yaml"),
+            format!("apiVersion: image.toolkit.fluxcd.io/{version}\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec:\n  git:\n    commit:\n      messageTemplate: '{{{{ range .Updated.Images }}}}{{{{ . }}}}{{{{ end }}}}'\n  update: {{path: ./, strategy: Setters}}\n"),
+        )
+        .unwrap();
+        git(&f.work, &["add", "automation.yaml"]);
+        git(&f.work, &["commit", "--quiet", "-m", "automation"]);
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        let (out, report) = run(&f, &f.work, &["--commit"]);
+        if committed {
+            assert_eq!(out.status.code(), Some(0), "{report}");
+            assert_eq!(
+                git(&f.work, &["log", "-1", "--format=%B"]).trim(),
+                "ghcr.io/acme/web:1.1.0"
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert!(report.get("commit").is_none(), "{report}");
+        assert_eq!(git(&f.work, &["rev-parse", "HEAD"]), head);
+        let messages: Vec<&str> = report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["message"].as_str())
+            .collect();
+        assert!(
+            messages.iter().any(|m| m.contains(
+                "RemovedTemplateField: template uses removed '.Updated' field. Please use '.Changed' instead."
+            )),
+            "{messages:?}"
         );
     }
 }

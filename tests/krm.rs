@@ -469,6 +469,46 @@ fn input_that_is_no_resource_list_exits_2() {
     }
 }
 
+/// Issue 18.6: `fn` refused documents nested deeper than about 128 levels
+/// that `run` reads from a file. A document `run` accepts is accepted as an
+/// item too, and one nested deeper is refused with the limit named.
+#[test]
+fn fn_reads_documents_as_deep_as_the_file_reader() {
+    // Block sequences under `data.x`, one per line (the full parser's path).
+    let nested = |depth: usize, indent: usize| {
+        let mut text = format!(
+            "{0}apiVersion: v1\n{0}kind: ConfigMap\n{0}metadata: {{name: deep}}\n{0}data:\n{0}  x:\n",
+            " ".repeat(indent)
+        );
+        for level in 0..depth {
+            text.push_str(&" ".repeat(indent + 4 + 2 * level));
+            text.push_str("-\n");
+        }
+        text + &" ".repeat(indent + 4 + 2 * depth) + "leaf\n"
+    };
+    let deepest = (1..400)
+        .take_while(|d| image_update::yaml::parse(&nested(*d, 0)).is_ok())
+        .last()
+        .unwrap();
+    assert!(deepest > 200, "{deepest}");
+    let item = |depth: usize| {
+        let text = nested(depth, 2);
+        format!("- {}", &text[2..])
+    };
+    let out = run_fn(&testdata(), &[], &resource_list(&item(deepest), ""));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run_fn(&testdata(), &[], &resource_list(&item(deepest + 1), ""));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "nested more than {} levels deep",
+            image_update::yaml::MAX_NESTING
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 // ---- real orchestrators -------------------------------------------------
 
 /// The path of a tool the test drives (overridable with the environment
@@ -972,5 +1012,52 @@ fn items_are_updated_even_when_results_cannot_be_appended() {
         text(&out.stderr).contains("results could not be added"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Issue 11.6 in `fn`: a marker whose policy is not among the items is a
+/// warning (exit 0); `policies` (flag or functionConfig) reads the Flux
+/// resources of a directory, which is never edited.
+#[test]
+fn policies_kept_elsewhere_are_read_from_a_directory() {
+    let input = resource_list(WEB_DEPLOYMENT, "");
+    let snapshot = snapshot();
+    let snap = snapshot.to_str().unwrap();
+    let out = run_fn(&testdata(), &["--registry-snapshot", snap], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let found = results(&root(&text(&out.stdout)));
+    assert_eq!(found[0]["severity"], "warning", "{found:#?}");
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.0.0 # {"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let policies: String = WEB_POLICY
+        .split("- apiVersion")
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let doc: Vec<String> = format!("apiVersion{d}")
+                .lines()
+                .map(|l| l.strip_prefix("  ").unwrap_or(l).to_string())
+                .collect();
+            format!("---\n{}\n", doc.join("\n"))
+        })
+        .collect();
+    std::fs::write(dir.path().join("policies.yaml"), &policies).unwrap();
+    let infra = dir.path().to_str().unwrap();
+    let out = run_fn(
+        &testdata(),
+        &["--registry-snapshot", snap, "--policies", infra],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.1.0 # {"));
+    let config = format!(
+        "functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  data: {{registry-snapshot: {snap}, policies: {infra}}}\n"
+    );
+    let out = run_fn(&testdata(), &[], &resource_list(WEB_DEPLOYMENT, &config));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.1.0 # {"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("policies.yaml")).unwrap(),
+        policies
     );
 }

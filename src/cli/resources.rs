@@ -383,6 +383,16 @@ fn build(what: &CreateWhat) -> Result<(String, Kind, String, String), String> {
                     insert(&mut spec, &["filterTags", "extract"], Some(extract.into()));
                 }
             }
+            // The v1 CRD's rules: the API server refuses either alone.
+            match (a.reflect_digest.as_deref() == Some("Always"), &a.interval) {
+                (true, None) => {
+                    return Err("--reflect-digest Always needs --interval (spec.interval must be set when spec.digestReflectionPolicy is set to 'Always')".into());
+                }
+                (false, Some(_)) => {
+                    return Err("--interval needs --reflect-digest Always (spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always')".into());
+                }
+                _ => {}
+            }
             insert(&mut spec, &["digestReflectionPolicy"], s(&a.reflect_digest));
             if let Some(i) = &a.interval {
                 kubesphere::check_duration(i).map_err(|e| format!("--interval: {e}"))?;

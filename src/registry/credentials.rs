@@ -223,6 +223,9 @@ struct Config {
     /// `credsStore`.
     store: Option<String>,
     auths: Vec<AuthEntry>,
+    /// Entries (`auths`, `credHelpers`) that are malformed, by the host they
+    /// are for: an error for that host only, a warning for every other.
+    broken: Vec<(String, CredentialError)>,
 }
 
 #[derive(Debug, Clone)]
@@ -325,6 +328,16 @@ impl Store {
         })
     }
 
+    /// The malformed entries of the configs, each said once; they fail only
+    /// the registry they are for, when it is used.
+    pub fn warnings(&self) -> Vec<String> {
+        self.configs
+            .iter()
+            .flat_map(|c| &c.broken)
+            .map(|(_, e)| format!("{e}; ignored: it fails only the registry it is for"))
+            .collect()
+    }
+
     /// Uses `credential` for `host` before anything the config files say.
     /// The first credential pinned for a host wins; `false` when the host
     /// already had one.
@@ -424,6 +437,9 @@ impl Store {
         host: &str,
         repository: &str,
     ) -> Result<Option<Credential>, CredentialError> {
+        if let Some((_, broken)) = config.broken.iter().find(|(h, _)| h == host) {
+            return Err(broken.clone());
+        }
         if let Some(helper) = config.helpers.get(host) {
             return self.ask_helper(&helper.name, host, config.helper_origin(helper));
         }
@@ -629,6 +645,7 @@ fn parse_config(origin: String, bytes: &[u8]) -> Result<Config, CredentialError>
         helpers: BTreeMap::new(),
         store: None,
         auths: Vec::new(),
+        broken: Vec::new(),
     };
     // An empty file is an empty config, as in docker (it ignores io.EOF).
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -652,18 +669,26 @@ fn parse_config(origin: String, bytes: &[u8]) -> Result<Config, CredentialError>
     if let Some(auths) = object_field(&top, "auths").map_err(|r| invalid("auths".into(), r))? {
         for (key, entry) in auths {
             let field = format!("auths[{:?}]", display_key(key));
+            let Key { host, namespace } = parse_key(key);
             let entry = match entry {
                 Value::Object(entry) => Some(entry),
                 Value::Null => None,
-                _ => return Err(invalid(field, "must be an object")),
-            };
-            let secret = match entry {
-                Some(entry) => {
-                    auth_secret(entry).map_err(|(name, r)| invalid(format!("{field}.{name}"), r))?
+                _ => {
+                    config
+                        .broken
+                        .push((host, invalid(field, "must be an object")));
+                    continue;
                 }
-                None => None,
             };
-            let Key { host, namespace } = parse_key(key);
+            let secret = match entry.map(auth_secret).transpose() {
+                Ok(secret) => secret.flatten(),
+                Err((name, r)) => {
+                    config
+                        .broken
+                        .push((host, invalid(format!("{field}.{name}"), r)));
+                    continue;
+                }
+            };
             config.auths.push(AuthEntry {
                 key: key.clone(),
                 host,
@@ -678,19 +703,27 @@ fn parse_config(origin: String, bytes: &[u8]) -> Result<Config, CredentialError>
     {
         for (key, name) in helpers {
             let field = format!("credHelpers[{:?}]", display_key(key));
+            // Helpers are per registry, never per namespace (podman says the
+            // same), so only the host part of the key counts.
+            let host = parse_key(key).host;
             let name = match name {
                 Value::String(name) => name,
                 Value::Null => continue,
-                _ => return Err(invalid(field, "must be a string")),
+                _ => {
+                    config
+                        .broken
+                        .push((host, invalid(field, "must be a string")));
+                    continue;
+                }
             };
             // An empty helper means "no helper", as in docker.
             if name.is_empty() {
                 continue;
             }
-            check_helper_name(name).map_err(|r| invalid(field, r))?;
-            // Helpers are per registry, never per namespace (podman says the
-            // same), so only the host part of the key counts.
-            let host = parse_key(key).host;
+            if let Err(r) = check_helper_name(name) {
+                config.broken.push((host, invalid(field, r)));
+                continue;
+            }
             let candidate = HelperRef {
                 key: key.clone(),
                 name: name.clone(),
@@ -1772,7 +1805,7 @@ printf '{"ServerURL":"%s","Username":"<token>","Secret":"tok-s3cr3t"}\n' "$url""
         ] {
             let mut fx = Fixture::new();
             fx.var("DOCKER_AUTH_CONFIG", &config.to_string());
-            let err = Store::load(&fx.env).unwrap_err();
+            let err = fx.lookup("ghcr.io", "").unwrap_err();
             assert!(err.to_string().contains("path separator"), "{err}");
         }
     }
@@ -1791,10 +1824,6 @@ printf '{"ServerURL":"%s","Username":"<token>","Secret":"tok-s3cr3t"}\n' "$url""
             ("s3cr3t", "expected value at line 1 column 1"),
             ("[\"s3cr3t\"]", "the document must be a JSON object"),
             (r#"{"auths": ["s3cr3t"]}"#, "auths must be an object"),
-            (
-                r#"{"credHelpers": {"ghcr.io": 1}}"#,
-                "credHelpers[\"ghcr.io\"] must be a string",
-            ),
             (
                 r#"{"credsStore": ["s3cr3t"]}"#,
                 "credsStore must be a string",
@@ -1972,10 +2001,63 @@ printf '{"ServerURL":"%s","Username":"<token>","Secret":"tok-s3cr3t"}\n' "$url""
             "DOCKER_AUTH_CONFIG",
             &json!({"auths": {"u:s3cr3t@ghcr.io": {"auth": "!"}}}).to_string(),
         );
-        let err = Store::load(&fx.env).unwrap_err().to_string();
+        let store = Store::load(&fx.env).unwrap();
+        let err = store
+            .lookup("u:s3cr3t@ghcr.io", "")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("***@ghcr.io") && !err.contains(NEEDLE),
             "{err}"
         );
+        let warnings = store.warnings().concat();
+        assert!(
+            warnings.contains("***@ghcr.io") && !warnings.contains(NEEDLE),
+            "{warnings}"
+        );
+    }
+
+    /// Issue 15: one malformed entry for a registry the run does not use
+    /// made the whole run a usage error (exit 2). It is a warning, and an
+    /// error only for the registry it is for.
+    #[test]
+    fn a_malformed_entry_fails_only_its_own_registry() {
+        let mut fx = Fixture::new();
+        fx.var(
+            "DOCKER_AUTH_CONFIG",
+            &json!({
+                "auths": {"broken.example": "s3cr3t", "ghcr.io": {"auth": b64("u:p")}},
+                "credHelpers": {"other.example": 1}
+            })
+            .to_string(),
+        );
+        let store = Store::load(&fx.env).unwrap();
+        assert_eq!(
+            store
+                .lookup("ghcr.io", "acme/web")
+                .unwrap()
+                .map(|c| c.secret),
+            Some(Secret::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        let err = store.lookup("broken.example", "x").unwrap_err().to_string();
+        assert!(
+            err.contains("auths[\"broken.example\"] must be an object"),
+            "{err}"
+        );
+        let err = store.lookup("other.example", "x").unwrap_err().to_string();
+        assert!(
+            err.contains("credHelpers[\"other.example\"] must be a string"),
+            "{err}"
+        );
+        let warnings = store.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].ends_with("; ignored: it fails only the registry it is for"),
+            "{warnings:?}"
+        );
+        assert!(!warnings.concat().contains(NEEDLE));
     }
 }

@@ -9,7 +9,10 @@
 //! timeouts are retried with jittered backoff, and a failure fails only the
 //! repository it belongs to. Credentials go only to the host they belong to:
 //! redirects are followed by hand, and `Authorization` is dropped when one
-//! leaves the host (blob storage, CDNs).
+//! leaves the host (blob storage, CDNs); an HTTPS registry may not send a
+//! request on to plain HTTP. Nothing a registry sends is unbounded: bodies
+//! (see [`wire`]), tags per repository, pages, and the run's time as a whole
+//! (`--deadline`) all have limits, and passing one fails only the repository.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -24,9 +27,9 @@ use reqwest::{Method, StatusCode, Url};
 use sha2::Digest;
 use tokio::sync::Semaphore;
 
-use super::credentials::{Secret, Store};
+use super::credentials::{Credential, Secret, Store};
 use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse};
-use super::{Registry, RegistryError, TagRef};
+use super::{Registry, RegistryError, TagRef, wire};
 use crate::image::{DOCKER_HUB, Repository};
 
 /// Settings of the client, resolved once by the CLI.
@@ -48,7 +51,24 @@ pub struct Options {
     pub max_retry_after: Duration,
     /// The first backoff delay; each retry doubles it.
     pub backoff: Duration,
+    /// The most tags read for one repository; a registry listing more fails
+    /// that repository.
+    pub max_tags: usize,
+    /// When the whole run must be done asking; later answers fail their
+    /// repository.
+    pub deadline: Option<Deadline>,
 }
+
+/// The end of the time a run may spend asking registries.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    /// How long the run was given, to say so when it passes.
+    pub after: Duration,
+}
+
+/// Tags read for one repository unless `--max-tags` says otherwise.
+pub const MAX_TAGS: usize = 100_000;
 
 impl Default for Options {
     fn default() -> Options {
@@ -61,6 +81,8 @@ impl Default for Options {
             retries: 3,
             max_retry_after: Duration::from_secs(60),
             backoff: Duration::from_millis(250),
+            max_tags: MAX_TAGS,
+            deadline: None,
         }
     }
 }
@@ -159,10 +181,10 @@ impl Live {
         Ok(Live {
             runtime,
             http,
+            notes: Mutex::new(credentials.warnings()),
             credentials,
             options,
             hosts: Mutex::new(HashMap::new()),
-            notes: Mutex::new(Vec::new()),
         })
     }
 
@@ -230,7 +252,9 @@ impl Live {
         let mut tags = Vec::new();
         let mut seen_pages = BTreeSet::new();
         for _ in 0..MAX_PAGES {
-            let (headers, body) = self.fetch(&host, repository, &url, None).await?;
+            let (headers, body) = self
+                .fetch(&host, repository, &url, None, wire::TAG_PAGE)
+                .await?;
             let next = headers
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
@@ -246,6 +270,15 @@ impl Live {
                 )
             })?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > self.options.max_tags {
+                return Err(error(
+                    repository,
+                    format!(
+                        "{} lists more than {} tags for {}; refusing to read more (raise --max-tags to allow it)",
+                        host.name, self.options.max_tags, repository.path
+                    ),
+                ));
+            }
             let Some(next) = next else {
                 return Ok(tags);
             };
@@ -271,6 +304,29 @@ impl Live {
         ))
     }
 
+    /// `work` for `repository`, failed when the run's deadline passes first.
+    async fn in_time<T>(
+        &self,
+        repository: &Repository,
+        work: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let Some(deadline) = self.options.deadline else {
+            return work.await;
+        };
+        tokio::time::timeout_at(tokio::time::Instant::from_std(deadline.at), work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(error(
+                    repository,
+                    format!(
+                        "the run's deadline (--deadline {}s) passed before {} answered; not updated",
+                        deadline.after.as_secs(),
+                        api_host(repository)
+                    ),
+                ))
+            })
+    }
+
     /// A manifest (or index) by tag or digest, parsed.
     async fn manifest(
         &self,
@@ -284,7 +340,13 @@ impl Live {
             repository.path
         );
         let (_, body) = self
-            .fetch(&host, repository, &url, Some(MANIFEST_ACCEPT))
+            .fetch(
+                &host,
+                repository,
+                &url,
+                Some(MANIFEST_ACCEPT),
+                wire::MANIFEST,
+            )
             .await?;
         protocol::parse_manifest(&body).ok_or_else(|| {
             error(
@@ -309,7 +371,9 @@ impl Live {
             self.base_url(repository),
             repository.path
         );
-        let (_, body) = self.fetch(&host, repository, &url, None).await?;
+        let (_, body) = self
+            .fetch(&host, repository, &url, None, wire::CONFIG)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| {
             error(
                 repository,
@@ -402,7 +466,13 @@ impl Live {
             return Ok(digest.to_string());
         }
         let (headers, body) = self
-            .fetch(&host, repository, &url, Some(MANIFEST_ACCEPT))
+            .fetch(
+                &host,
+                repository,
+                &url,
+                Some(MANIFEST_ACCEPT),
+                wire::MANIFEST,
+            )
             .await?;
         let header = headers
             .get("docker-content-digest")
@@ -411,28 +481,31 @@ impl Live {
         Ok(header.unwrap_or_else(|| sha256_digest(&body)))
     }
 
-    /// A `GET` and its whole body; a body cut short is retried like a reset.
+    /// A `GET` and its whole body, at most `body.limit` bytes; a body cut
+    /// short or stalled is retried like a reset.
     async fn fetch(
         &self,
         host: &Host,
         repository: &Repository,
         url: &str,
         accept: Option<&str>,
+        body: wire::Body,
     ) -> Result<(HeaderMap, Vec<u8>), RegistryError> {
         let mut attempt = 0;
         loop {
             let response = self.get(host, repository, Method::GET, url, accept).await?;
             let headers = response.headers().clone();
-            match response.bytes().await {
-                Ok(body) => return Ok((headers, body.to_vec())),
-                Err(_) if attempt < self.options.retries => {
+            let origin = wire::origin(response.url());
+            match wire::read(response, body).await {
+                Ok(bytes) => return Ok((headers, bytes)),
+                Err(e) if e.is_transient() && attempt < self.options.retries => {
                     self.pause(attempt).await;
                     attempt += 1;
                 }
                 Err(e) => {
                     return Err(error(
                         repository,
-                        format!("reading the answer of {} failed: {e}", host.name),
+                        e.message(body, &origin, self.options.timeout),
                     ));
                 }
             }
@@ -440,7 +513,8 @@ impl Live {
     }
 
     /// One request with everything around it: the host's concurrency bound,
-    /// authentication, retries, `Retry-After` and redirects.
+    /// authentication, retries, `Retry-After` and redirects. The host's slot
+    /// is held only while a request is on the wire, never while waiting.
     async fn get(
         &self,
         host: &Host,
@@ -449,11 +523,6 @@ impl Live {
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let _permit = host
-            .limit
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         let scope = protocol::pull_scope(&repository.path);
         let mut reauthenticated = false;
         let mut attempt = 0;
@@ -461,10 +530,18 @@ impl Live {
         // named by a redirect, nor by a `Link` header of a tag-list page.
         let origin = Url::parse(&self.base_url(repository))
             .map_err(|e| error(repository, format!("bad registry URL: {e}")))?;
-        let mut target =
-            Url::parse(url).map_err(|e| error(repository, format!("bad URL {url}: {e}")))?;
+        let mut target = Url::parse(url)
+            .map_err(|e| error(repository, format!("{} named a bad URL: {e}", host.name)))?;
         let mut redirects = 0;
         loop {
+            if let Some(refused) = wire::downgrade(&origin, &target, &self.options.insecure) {
+                return Err(error(repository, refused));
+            }
+            let permit = host
+                .limit
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             // Credentials belong to the registry's origin, never to a redirect target elsewhere.
             let same_host = target.origin() == origin.origin();
             let authorization = if same_host {
@@ -482,6 +559,7 @@ impl Live {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
+                    drop(permit);
                     if attempt < self.options.retries && is_transient(&e) {
                         self.pause(attempt).await;
                         attempt += 1;
@@ -489,14 +567,11 @@ impl Live {
                     }
                     return Err(error(
                         repository,
-                        transport_message(
-                            e,
-                            &target.origin().ascii_serialization(),
-                            self.options.timeout,
-                        ),
+                        transport_message(e, &wire::origin(&target), self.options.timeout),
                     ));
                 }
             };
+            drop(permit);
             self.note_ratelimit(host, response.headers());
             let status = response.status();
             if status.is_redirection() {
@@ -514,7 +589,10 @@ impl Live {
                     _ => {
                         return Err(error(
                             repository,
-                            format!("{} redirected too often or without a Location", host.name),
+                            format!(
+                                "{} redirected too often or without a Location",
+                                wire::origin(&target)
+                            ),
                         ));
                     }
                 }
@@ -554,7 +632,18 @@ impl Live {
                             jitter(),
                         )
                     });
-                if attempt < self.options.retries && wait <= self.options.max_retry_after {
+                if wait > self.options.max_retry_after {
+                    return Err(error(
+                        repository,
+                        format!(
+                            "rate limited by {} (HTTP 429, asked to wait {}s; the cap is {}s); try again later, or authenticate for a higher limit",
+                            wire::origin(&target),
+                            wait.as_secs(),
+                            self.options.max_retry_after.as_secs()
+                        ),
+                    ));
+                }
+                if attempt < self.options.retries {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;
@@ -562,10 +651,9 @@ impl Live {
                 return Err(error(
                     repository,
                     format!(
-                        "rate limited by {} (HTTP 429, asked to wait {}s; the cap is {}s); try again later, or authenticate for a higher limit",
-                        host.name,
-                        wait.as_secs(),
-                        self.options.max_retry_after.as_secs()
+                        "rate limited by {}: still HTTP 429 after {} retries; try again later, raise --retries, or authenticate for a higher limit",
+                        wire::origin(&target),
+                        self.options.retries
                     ),
                 ));
             }
@@ -576,6 +664,16 @@ impl Live {
             }
             if status.is_success() {
                 return Ok(response);
+            }
+            if !same_host {
+                return Err(error(
+                    repository,
+                    format!(
+                        "HTTP {status} from {}, where {} sent the request on; that host refused it (the registry's credentials are never sent there)",
+                        wire::origin(&target),
+                        host.name
+                    ),
+                ));
             }
             return Err(error(
                 repository,
@@ -619,11 +717,19 @@ impl Live {
         };
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(match credential()?.map(|c| c.secret) {
-                Some(Secret::Basic { username, password }) => Some(basic(&username, &password)),
-                Some(Secret::RegistryToken(token)) => bearer(&token),
-                _ => None,
-            }),
+            Some(Challenge::Basic) => match credential()? {
+                Some(Credential {
+                    secret: Secret::Basic { username, password },
+                    ..
+                }) => Ok(Some(basic(&username, &password))),
+                Some(Credential {
+                    secret: Secret::RegistryToken(token),
+                    source,
+                }) => bearer(&token).map(Some).ok_or_else(|| {
+                    unsendable(repository, &format!("the registry token of {source}"))
+                }),
+                _ => Ok(None),
+            },
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let mut tokens = host.tokens.lock().await;
                 let now = Instant::now();
@@ -632,8 +738,14 @@ impl Live {
                     return Ok(bearer(&t.value));
                 }
                 let credential = credential()?;
-                if let Some(Secret::RegistryToken(token)) = credential.as_ref().map(|c| &c.secret) {
-                    return Ok(bearer(token));
+                if let Some(Credential {
+                    secret: Secret::RegistryToken(token),
+                    source,
+                }) = &credential
+                {
+                    return bearer(token).map(Some).ok_or_else(|| {
+                        unsendable(repository, &format!("the registry token of {source}"))
+                    });
                 }
                 let mut scopes = host.scopes.lock().expect("not poisoned").clone();
                 scopes.insert(scope.to_string());
@@ -802,7 +914,12 @@ impl Live {
                 ),
             ));
         }
-        let body = read_body(response, repository, &realm_host).await?;
+        let body = wire::read(response, wire::TOKEN).await.map_err(|e| {
+            error(
+                repository,
+                e.message(wire::TOKEN, &url_origin, self.options.timeout),
+            )
+        })?;
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             error(
                 repository,
@@ -815,6 +932,15 @@ impl Live {
                 format!("the token service of {} sent no token", host.name),
             )
         })?;
+        if bearer(value).is_none() {
+            return Err(unsendable(
+                repository,
+                &format!(
+                    "the token sent by the token service of {} ({realm_host})",
+                    host.name
+                ),
+            ));
+        }
         *host.tokens_fetched.lock().expect("not poisoned") += 1;
         Ok(Token {
             scopes: scopes.clone(),
@@ -867,36 +993,49 @@ impl Registry for Live {
     fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
         self.announce(repositories.iter());
         self.runtime.block_on(
-            futures_util::stream::iter(repositories.iter().map(|r| self.list_tags(r)))
-                .buffered(self.options.concurrency.max(1))
-                .collect(),
+            futures_util::stream::iter(
+                repositories
+                    .iter()
+                    .map(|r| self.in_time(r, self.list_tags(r))),
+            )
+            .buffered(self.options.concurrency.max(1))
+            .collect(),
         )
     }
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
         self.announce(tags.iter().map(|t| &t.repository));
         self.runtime.block_on(
-            futures_util::stream::iter(tags.iter().map(|t| self.manifest_digest(t)))
-                .buffered(self.options.concurrency.max(1))
-                .collect(),
+            futures_util::stream::iter(
+                tags.iter()
+                    .map(|t| self.in_time(&t.repository, self.manifest_digest(t))),
+            )
+            .buffered(self.options.concurrency.max(1))
+            .collect(),
         )
     }
 
     fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
         self.announce(tags.iter().map(|t| &t.repository));
         self.runtime.block_on(
-            futures_util::stream::iter(tags.iter().map(|t| self.created_at(t, platform)))
-                .buffered(self.options.concurrency.max(1))
-                .collect(),
+            futures_util::stream::iter(
+                tags.iter()
+                    .map(|t| self.in_time(&t.repository, self.created_at(t, platform))),
+            )
+            .buffered(self.options.concurrency.max(1))
+            .collect(),
         )
     }
 
     fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
         self.announce(tags.iter().map(|t| &t.repository));
         self.runtime.block_on(
-            futures_util::stream::iter(tags.iter().map(|t| self.platforms_of(t)))
-                .buffered(self.options.concurrency.max(1))
-                .collect(),
+            futures_util::stream::iter(
+                tags.iter()
+                    .map(|t| self.in_time(&t.repository, self.platforms_of(t))),
+            )
+            .buffered(self.options.concurrency.max(1))
+            .collect(),
         )
     }
 
@@ -942,19 +1081,6 @@ fn error(repository: &Repository, message: String) -> RegistryError {
     }
 }
 
-async fn read_body(
-    response: reqwest::Response,
-    repository: &Repository,
-    host: &str,
-) -> Result<Vec<u8>, RegistryError> {
-    response.bytes().await.map(|b| b.to_vec()).map_err(|e| {
-        error(
-            repository,
-            format!("reading the answer of {host} failed: {e}"),
-        )
-    })
-}
-
 fn basic(username: &str, password: &str) -> HeaderValue {
     use base64::Engine;
     let encoded =
@@ -965,10 +1091,22 @@ fn basic(username: &str, password: &str) -> HeaderValue {
     value
 }
 
+/// The `Authorization` value for a token; `None` when the token holds bytes
+/// no HTTP header may carry (sending nothing would be answered with a `401`
+/// that blames the credentials).
 fn bearer(token: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)
+}
+
+fn unsendable(repository: &Repository, whose: &str) -> RegistryError {
+    error(
+        repository,
+        format!(
+            "{whose} cannot be sent in an HTTP header (it holds control characters or non-ASCII bytes)"
+        ),
+    )
 }
 
 /// A failure worth another try: a timeout, a refused or reset connection;
@@ -978,10 +1116,16 @@ fn is_transient(e: &reqwest::Error) -> bool {
 }
 
 fn is_tls(e: &reqwest::Error) -> bool {
+    ["certificate", "tls", "handshake", "invalidcontenttype"]
+        .iter()
+        .any(|word| chain_mentions(e, word))
+}
+
+/// Whether `e` or any of its sources says `word` (lower case).
+fn chain_mentions(e: &reqwest::Error, word: &str) -> bool {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
-        let text = s.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        if s.to_string().to_ascii_lowercase().contains(word) {
             return true;
         }
         source = s.source();
@@ -1000,10 +1144,16 @@ fn transport_message(e: reqwest::Error, host: &str, timeout: Duration) -> String
         detail = format!("{detail}: {s}");
         source = s.source();
     }
-    if is_tls(e) {
+    let authority = host.rsplit("://").next().unwrap_or(host);
+    if chain_mentions(e, "invalidcontenttype") {
+        // rustls read something that is not a TLS record: most often an
+        // HTTP answer from a registry that does not speak TLS.
         format!(
-            "TLS with {host} failed ({detail}); for a private CA pass --ca-file FILE, for a plain-HTTP registry --insecure-registry {}",
-            host.rsplit("://").next().unwrap_or(host)
+            "{host} did not answer in TLS (it may be a plain-HTTP registry: name it with --insecure-registry {authority}) ({detail})"
+        )
+    } else if is_tls(e) {
+        format!(
+            "TLS with {host} failed ({detail}); for a private CA pass --ca-file FILE, for a plain-HTTP registry --insecure-registry {authority}"
         )
     } else if e.is_timeout() {
         format!("{host} did not answer within {}s", timeout.as_secs())

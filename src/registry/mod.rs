@@ -10,10 +10,11 @@ pub mod credentials;
 pub mod live;
 pub mod protocol;
 pub mod snapshot;
+pub mod wire;
 
 use std::collections::BTreeSet;
 
-use crate::image::Repository;
+use crate::image::{Repository, is_valid_tag};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{repository}: {message}")]
@@ -60,4 +61,33 @@ pub trait Registry {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// The tags of `repository` that are valid OCI tags, in order, and a note
+/// counting the others. An invalid tag is dropped before any strategy sees
+/// it, so none can choose it (and then refuse to write it) while another
+/// would have skipped it.
+pub fn screen_tags(repository: &Repository, tags: Vec<String>) -> (Vec<String>, Option<String>) {
+    let (valid, invalid): (Vec<String>, Vec<String>) =
+        tags.into_iter().partition(|t| is_valid_tag(t));
+    if invalid.is_empty() {
+        return (valid, None);
+    }
+    let examples: Vec<String> = invalid
+        .iter()
+        .take(3)
+        .map(|t| format!("{:?}", t.chars().take(64).collect::<String>()))
+        .collect();
+    let n = invalid.len();
+    let what = if n == 1 {
+        "tag that is not a valid OCI tag"
+    } else {
+        "tags that are not valid OCI tags"
+    };
+    let more = if n > 3 { ", ..." } else { "" };
+    let note = format!(
+        "{repository}: skipped {n} listed {what} ({}{more})",
+        examples.join(", ")
+    );
+    (valid, Some(note))
 }

@@ -155,22 +155,89 @@ fn is_null(value: &str) -> bool {
 /// Most GitOps manifests use a small part of YAML (block mappings and
 /// sequences of one-line scalars); [`block`] reads that part several times
 /// faster and declines anything else, which then goes to the full parser.
+///
+/// A mapping that repeats a key is refused (kubectl, kustomize and Flux
+/// refuse such a document, so editing it could only hide the mistake); the
+/// check runs on the tree of whichever reader read the file.
 pub fn parse(src: &str) -> Result<Stream, SyntaxError> {
-    match block::parse(src) {
-        Some(stream) => Ok(stream),
-        None => parse_full(src),
+    parse_nested(src, 0)
+}
+
+/// The most levels of collections a document may nest, in a file or as an
+/// item of a KRM `ResourceList` alike (the full parser's stack bound; the
+/// block reader has none).
+pub const MAX_NESTING: usize = 255;
+
+/// [`parse`] for documents that sit `wrapper` levels deep inside the text
+/// (the items of a `ResourceList` are 2 deeper than in a file), so that they
+/// may nest as deep as they could in a file of their own.
+pub fn parse_nested(src: &str, wrapper: usize) -> Result<Stream, SyntaxError> {
+    let stream = match block::parse(src) {
+        Some(stream) => stream,
+        None => parse_full_within(src, MAX_NESTING + wrapper)?,
+    };
+    refuse_duplicate_keys(&stream)?;
+    Ok(stream)
+}
+
+/// The first key a mapping of `stream` repeats, as an error at the repeat.
+/// Keys are compared as YAML resolves them: `a`, `'a'` and `"a"` are one key,
+/// and so are the plain nulls (`~`, `null`, empty). Collection and alias keys
+/// are not compared. Iterative, so nesting depth costs no stack.
+fn refuse_duplicate_keys(stream: &Stream) -> Result<(), SyntaxError> {
+    let mut pending: Vec<&Node> = stream.documents.iter().map(|d| &d.root).collect();
+    while let Some(node) = pending.pop() {
+        match node {
+            Node::Mapping(entries, _) => {
+                let mut seen: std::collections::HashMap<Option<&str>, usize> =
+                    std::collections::HashMap::new();
+                for (key, value) in entries {
+                    if let Node::Scalar(s) = key {
+                        let resolved = (!key.is_null()).then_some(s.value.as_str());
+                        if let Some(first) = seen.insert(resolved, s.start.line) {
+                            return Err(SyntaxError {
+                                line: s.start.line,
+                                column: s.start.column,
+                                message: format!(
+                                    "duplicate key {:?} in a mapping (first at line {first}); kubectl, kustomize and Flux reject such a document",
+                                    s.value
+                                ),
+                            });
+                        }
+                    }
+                    pending.push(key);
+                    pending.push(value);
+                }
+            }
+            Node::Sequence(items, _) => pending.extend(items),
+            Node::Scalar(_) | Node::Alias(_) | Node::Empty => {}
+        }
     }
+    Ok(())
 }
 
 /// The full YAML 1.2 parser (`granit-parser`), for every input.
 pub fn parse_full(src: &str) -> Result<Stream, SyntaxError> {
+    parse_full_within(src, MAX_NESTING)
+}
+
+fn parse_full_within(src: &str, nesting: usize) -> Result<Stream, SyntaxError> {
     let mut stream = Stream::default();
     let mut stack: Vec<Frame> = Vec::new();
-    for event in Parser::new_from_str(src) {
+    let options = granit_parser::options! {
+        flow_nesting_limit: nesting,
+        block_nesting_limit: nesting,
+    };
+    for event in Parser::new_from_str_with_options(src, options) {
         let (event, span) = event.map_err(|e| SyntaxError {
             line: e.marker().line(),
             column: e.marker().col() + 1,
-            message: e.info().to_string(),
+            message: match e.kind() {
+                granit_parser::ErrorKind::RecursionLimitExceeded => format!(
+                    "collections nested more than {MAX_NESTING} levels deep; image-update reads no deeper"
+                ),
+                _ => e.info().to_string(),
+            },
         })?;
         let range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
         let position = Position {
@@ -292,5 +359,85 @@ mod tests {
         assert_eq!(root.str_at(&["a"]), None);
         assert_eq!(root.str_at(&["b"]), Some("null"));
         assert!(root.get("c").unwrap().is_null());
+    }
+
+    /// Issue 18.3: both readers' trees are refused alike, with the line of
+    /// the repeat; different spellings of one key are one key.
+    #[test]
+    fn duplicate_keys_are_refused_with_their_line() {
+        let cases = [
+            ("a: 1\nb: 2\na: 3\n", 3, "\"a\"", "first at line 1"),
+            (
+                "spec:\n  image: x\n  'image': y\n",
+                3,
+                "\"image\"",
+                "first at line 2",
+            ),
+            ("x:\n- k: 1\n  k: 2\n", 3, "\"k\"", "first at line 2"),
+            (
+                "---\nok: 1\n---\nm: {a: 1, \"a\": 2}\n",
+                4,
+                "\"a\"",
+                "first at line 4",
+            ),
+            ("~: 1\nnull: 2\n", 2, "\"null\"", "first at line 1"),
+        ];
+        for (src, line, key, first) in cases {
+            let err = parse(src).expect_err(src);
+            assert_eq!(err.line, line, "{src:?}: {err}");
+            assert!(
+                err.message.contains(key) && err.message.contains(first),
+                "{src:?}: {err}"
+            );
+            let full = refuse_duplicate_keys(&parse_full(src).unwrap()).unwrap_err();
+            assert_eq!(full, err, "{src:?}");
+            if let Some(fast) = block::parse(src) {
+                assert_eq!(refuse_duplicate_keys(&fast).unwrap_err(), err, "{src:?}");
+            }
+        }
+        assert!(
+            block::parse(cases[0].0).is_some(),
+            "the fast reader reads the first case"
+        );
+        // The same key in different mappings, or as a value, is no repeat.
+        assert!(parse("a: {k: 1}\nb: {k: 1}\nc: a\nl:\n- k: 1\n- k: 2\n").is_ok());
+    }
+
+    /// Issue 18.6: the nesting limit is stated, and a document may nest as
+    /// deep inside a `ResourceList` as in a file of its own.
+    #[test]
+    fn the_nesting_limit_is_stated_and_the_same_for_files_and_lists() {
+        let flow = |depth: usize| format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(&flow(MAX_NESTING - 1)).is_ok());
+        let err = parse(&flow(MAX_NESTING + 10)).unwrap_err();
+        assert!(
+            err.message.contains("nested more than 255 levels deep"),
+            "{err}"
+        );
+        // Block sequences, each on its own line under the one before.
+        let block = |depth: usize, indent: usize| {
+            let mut text = String::new();
+            for level in 0..depth {
+                text.push_str(&" ".repeat(indent + 2 * level));
+                text.push_str("-\n");
+            }
+            text + &" ".repeat(indent + 2 * depth) + "x\n"
+        };
+        let deepest = (MAX_NESTING - 5..MAX_NESTING + 5)
+            .take_while(|d| parse(&format!("a:\n{}", block(*d, 2))).is_ok())
+            .last()
+            .unwrap();
+        let listed = |depth: usize| {
+            format!(
+                "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- a:\n{}",
+                block(depth, 4)
+            )
+        };
+        assert!(parse_nested(&listed(deepest), 2).is_ok());
+        let err = parse_nested(&listed(deepest + 1), 2).unwrap_err();
+        assert!(
+            err.message.contains("nested more than 255 levels deep"),
+            "{err}"
+        );
     }
 }

@@ -53,6 +53,9 @@ pub enum Action {
     Truncate(usize),
     /// Forward after waiting.
     Delay(Duration),
+    /// Forward, send the head and this many body bytes, then stall (the
+    /// connection stays open, silent) for the duration.
+    Stall(usize, Duration),
     /// Serve the registry's tag list in pages of this size, with `Link` headers.
     Page(usize),
     /// Forward and add a header to the answer.
@@ -171,6 +174,7 @@ fn handle(stream: TcpStream, upstream: &str, log: &Mutex<Vec<Seen>>, rule: &Rule
             .collect();
         http::request(&method, &format!("{upstream}{target}"), &pairs, &body)
     };
+    let mut stall = None;
     let (reply, cut) = match rule(&seen, before) {
         Action::Respond(reply) => (reply, None),
         Action::Redirect(base) => (
@@ -213,6 +217,10 @@ fn handle(stream: TcpStream, upstream: &str, log: &Mutex<Vec<Seen>>, rule: &Rule
             }
             match action {
                 Action::Truncate(keep) => (reply, Some(keep)),
+                Action::Stall(keep, wait) => {
+                    stall = Some(wait);
+                    (reply, Some(keep))
+                }
                 Action::AddHeader(k, v) => (reply.header(&k, &v), None),
                 Action::DropHeader(name) => {
                     reply
@@ -224,7 +232,11 @@ fn handle(stream: TcpStream, upstream: &str, log: &Mutex<Vec<Seen>>, rule: &Rule
             }
         }
     };
+    let kept = stream.try_clone();
     write_reply(stream, &method, &reply, cut);
+    if let (Some(wait), Ok(_open)) = (stall, kept) {
+        std::thread::sleep(wait);
+    }
 }
 
 /// One page of the registry's full tag list, with a `Link` to the next.
@@ -299,4 +311,97 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: &Reply, cut: Option<u
         let _ = stream.write_all(body);
     }
     let _ = stream.flush();
+}
+
+/// HTTPS in front of a plain-HTTP server (a [`Proxy`]): a certificate for
+/// 127.0.0.1 from its own CA (`ca_file`), each request passed on whole over
+/// a new connection and the answer passed back.
+pub struct TlsFront {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    pub fn start(upstream_host: &str) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = tempfile::tempdir().expect("a temp dir");
+        super::registry::write_tls_files(dir.path());
+        let certs = CertificateDer::pem_file_iter(dir.path().join("server.pem"))
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("a certificate");
+        let key = PrivateKeyDer::from_pem_file(dir.path().join("server-key.pem")).expect("a key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("a server config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("a local address").port();
+        let upstream = upstream_host.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (config, upstream) = (config.clone(), upstream.clone());
+                std::thread::spawn(move || pass_on(stream, config, &upstream));
+            }
+        });
+        TlsFront { port, dir }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The CA to trust (`--ca-file`).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+fn pass_on(stream: TcpStream, config: Arc<rustls::ServerConfig>, upstream: &str) {
+    let Ok(connection) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    // One request: the head, then as many body bytes as it declares.
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        match tls.read(&mut byte) {
+            Ok(1) => request.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    if tls.read_exact(&mut body).is_err() {
+        return;
+    }
+    request.extend_from_slice(&body);
+    let Ok(mut plain) = TcpStream::connect(upstream) else {
+        return;
+    };
+    if plain.write_all(&request).is_err() {
+        return;
+    }
+    let mut answer = [0u8; 16 * 1024];
+    while let Ok(n) = plain.read(&mut answer) {
+        if n == 0 || tls.write_all(&answer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = tls.flush();
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }

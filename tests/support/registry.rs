@@ -89,7 +89,7 @@ impl RegistryOptions {
     }
 }
 
-struct TlsFiles {
+pub struct TlsFiles {
     ca_pem_path: PathBuf,
     ca_der: Vec<u8>,
     server_cert_der: Vec<u8>,
@@ -511,7 +511,7 @@ fn write_htpasswd(path: &Path, users: &[(String, String)]) {
     }
 }
 
-fn write_tls_files(workdir: &Path) -> TlsFiles {
+pub fn write_tls_files(workdir: &Path) -> TlsFiles {
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
         IsCa, Issuer, KeyPair, KeyUsagePurpose,
