@@ -297,3 +297,36 @@ fn file_names_with_line_breaks_and_escapes_are_escaped_in_text_and_diff() {
         "{text}"
     );
 }
+
+/// Hardening 15.10: `get -o json` showed YAML aliases as `null`.
+#[test]
+fn get_as_json_resolves_yaml_aliases() {
+    let work = tempfile::tempdir().unwrap();
+    fs::write(
+        work.path().join("updater.yaml"),
+        "apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\nmetadata: {name: web, namespace: demo}\nspec:\n  kind: argocd\n  images: &images [nginx]\n  argocd:\n    app: {name: &app web}\n    note: *app\n  copy: *images\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "get",
+            "imageupdater",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+            "--tree",
+        ])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let object: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(object["spec"]["copy"], serde_json::json!(["nginx"]));
+    assert_eq!(object["spec"]["argocd"]["note"], "web");
+}
