@@ -11,6 +11,11 @@
 #   scripts/bench.sh [UNITS] [REPOSITORIES] [TAGS_PER_REPOSITORY] [RUNS]
 #
 # BIN=path/to/image-update times another build (a baseline) on the same tree.
+#
+# With COMMIT=1 it times `run --commit` instead, against a plain `run` of the
+# same tree, in a fresh git repository where every manifest changes (the
+# uniform tree of scripts/bench-uniform-tree.py, arguments MANIFESTS POLICIES
+# TAGS; the hardening issue's 5,000-file case: `COMMIT=1 scripts/bench.sh 5000`).
 set -euo pipefail
 
 units=${1:-1000}
@@ -26,9 +31,27 @@ bin=${BIN:-$PWD/target/release/image-update}
 
 work=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-python3 scripts/bench-tree.py "$work" --units "$units" --repositories "$repositories" --tags "$tags"
 tree=$work/tree
 snapshot=$work/snapshot.json
+
+if [ -n "${COMMIT:-}" ]; then
+  python3 scripts/bench-uniform-tree.py "$work" "$units" "$repositories" "$tags"
+  export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+  git -C "$tree" init -q -b main
+  git -C "$tree" config gc.auto 0
+  git -C "$tree" add -A
+  git -C "$tree" -c user.name=bench -c user.email=bench@example.invalid commit -q -m initial
+  cp -a "$tree" "$work/plain"
+  ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+  plain_ms=$(ms "$bin" run "$work/plain" --registry-snapshot "$snapshot")
+  commit_ms=$(ms "$bin" run "$tree" --registry-snapshot "$snapshot" --commit --author "Bench <bench@example.invalid>")
+  changed=$(git -C "$tree" diff-tree --no-commit-id --name-only -r HEAD | wc -l)
+  echo "image-update run:          ${plain_ms} ms"
+  echo "image-update run --commit: ${commit_ms} ms ($changed files in the commit)"
+  exit 0
+fi
+
+python3 scripts/bench-tree.py "$work" --units "$units" --repositories "$repositories" --tags "$tags"
 run=("$bin" run "$tree" --dry-run --registry-snapshot "$snapshot" --output json
   --repo-url https://git.example.com/org/gitops.git)
 grep=(grep -rc '$imagepolicy' "$tree")

@@ -139,6 +139,14 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
     if let Some(file) = trimmed(env, "docker-config") {
         args.push(format!("--docker-config={}", resolve(file).display()));
     }
+    for dir in trimmed(env, "policies")
+        .unwrap_or_default()
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        args.push(format!("--policies={}", resolve(dir).display()));
+    }
     // Registry facts are cached for as long as the runner keeps its temporary
     // directory (the job; longer on a self-hosted runner).
     if let Some(temp) = env
@@ -770,6 +778,7 @@ mod tests {
             ("INPUT_REGISTRY-SNAPSHOT", "snap.json"),
             ("INPUT_INSECURE-REGISTRIES", "a:5000, b\nc:1\n\n"),
             ("INPUT_DOCKER-CONFIG", "/etc/docker/config.json"),
+            ("INPUT_POLICIES", "infra/policies, /abs/flux\n"),
             ("INPUT_EXTRA-ARGS", "--include 'apps/**' --diff"),
         ]);
         let plan = plan(&e, &no_dirs).unwrap();
@@ -787,6 +796,8 @@ mod tests {
                 "--insecure-registry=b",
                 "--insecure-registry=c:1",
                 "--docker-config=/etc/docker/config.json",
+                "--policies=/github/workspace/infra/policies",
+                "--policies=/abs/flux",
                 "--include",
                 "apps/**",
                 "--diff",

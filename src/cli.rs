@@ -75,16 +75,28 @@ struct RunArgs {
     /// Answer registry questions from this snapshot file instead of the network.
     #[arg(long, value_name = "FILE")]
     registry_snapshot: Option<PathBuf>,
+    /// Write a selected tag even when it ranks below the one in the file
+    /// (upstream behaviour); by default such a downgrade is reported instead.
+    #[arg(long)]
+    allow_downgrade: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    git: GitArgs,
+}
+
+/// What a run reads (shared by `run` and `snapshot`, so that a snapshot
+/// records what the same run needs).
+#[derive(Debug, clap::Args)]
+struct ReadArgs {
     /// Only edit files matching this glob (relative to DIR; repeatable).
     #[arg(long, value_name = "GLOB")]
     include: Vec<String>,
     /// Never edit files matching this glob (relative to DIR; repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
-    /// Write a selected tag even when it ranks below the one in the file
-    /// (upstream behaviour); by default such a downgrade is reported instead.
-    #[arg(long)]
-    allow_downgrade: bool,
     /// This repository's URL, to tell which Argo CD applications it serves
     /// (default: the `origin` remote of DIR).
     #[arg(long, value_name = "URL")]
@@ -93,10 +105,29 @@ struct RunArgs {
     /// `.argocd-source-<namespace>_<app>.yaml`.
     #[arg(long, value_name = "NS", default_value = "argocd")]
     argocd_namespace: String,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    #[command(flatten)]
-    git: GitArgs,
+    /// Also read Flux, Argo CD and unified resources from this directory,
+    /// which is never edited (repeatable).
+    #[arg(long, value_name = "PATH")]
+    policies: Vec<PathBuf>,
+}
+
+impl ReadArgs {
+    /// The run's options for the tree `dir`.
+    fn options(&self, dir: &std::path::Path) -> Result<RunOptions, String> {
+        let filter =
+            Filter::new(&self.include, &self.exclude).map_err(|e| format!("invalid glob: {e}"))?;
+        if let Some(missing) = self.policies.iter().find(|p| !p.is_dir()) {
+            return Err(format!("--policies {}: not a directory", missing.display()));
+        }
+        Ok(RunOptions {
+            root: dir.to_path_buf(),
+            filter,
+            repo_url: self.repo_url.clone().or_else(|| origin_url(dir)),
+            argocd_namespace: self.argocd_namespace.clone(),
+            policies: self.policies.clone(),
+            ..RunOptions::default()
+        })
+    }
 }
 
 /// Committing and pushing what a run changed.
@@ -174,6 +205,8 @@ struct SnapshotArgs {
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     #[command(flatten)]
+    read: ReadArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -183,6 +216,10 @@ struct FnArgs {
     /// (overrides the functionConfig's).
     #[arg(long, value_name = "FILE")]
     registry_snapshot: Option<PathBuf>,
+    /// Also read Flux resources from this directory, never edited
+    /// (repeatable; overrides the functionConfig's `policies`).
+    #[arg(long, value_name = "PATH")]
+    policies: Vec<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -445,8 +482,12 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if !args.dir.is_dir() {
         return Err(format!("{} is not a directory", args.dir.display()));
     }
-    let filter =
-        Filter::new(&args.include, &args.exclude).map_err(|e| format!("invalid glob: {e}"))?;
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        diff: args.diff,
+        allow_downgrade: args.allow_downgrade,
+        ..args.read.options(&args.dir)?
+    };
     let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
         None => Box::new(args.registry.live()?),
@@ -455,15 +496,9 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if git.is_some() && args.dry_run {
         return Err("--commit and --push cannot be combined with --dry-run".to_string());
     }
-    let options = RunOptions {
-        dry_run: args.dry_run,
-        diff: args.diff,
-        filter,
-        allow_downgrade: args.allow_downgrade,
-        repo_url: args.repo_url.or_else(|| origin_url(&args.dir)),
-        argocd_namespace: args.argocd_namespace,
-        root: args.dir,
-    };
+    if let Some(settings) = &git {
+        commit::check(settings, &options.root).map_err(|e| e.to_string())?;
+    }
     let outcome = update::run(&options, registry.as_mut());
     let mut report = outcome.report;
     if let Some(settings) = &git {
@@ -479,9 +514,15 @@ fn execute(args: RunArgs) -> Result<Report, String> {
                 Severity::Info,
                 "nothing changed; no commit",
             )),
-            Err(e) => report
-                .problems
-                .push(Problem::general(Severity::Error, e.to_string())),
+            Err(e) => {
+                // A commit that was made but not pushed is still reported.
+                if let commit::CommitError::NotPushed { committed, .. } = &e {
+                    report.commit = Some(committed.clone());
+                }
+                report
+                    .problems
+                    .push(Problem::general(Severity::Error, e.to_string()));
+            }
         }
     }
     Ok(report)
@@ -496,6 +537,7 @@ fn krm_function(args: FnArgs) -> ExitCode {
         insecure_registries: args.registry.insecure_registry.clone(),
         ca_file: args.registry.ca_file.clone(),
         docker_config: args.registry.docker_config.clone(),
+        policies: args.policies.clone(),
     };
     let connect = |settings: &krm::Settings| -> Result<Box<dyn Registry>, String> {
         let registry = RegistryArgs {
@@ -513,17 +555,16 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
     if !args.dir.is_dir() {
         return usage_error(format!("{} is not a directory", args.dir.display()));
     }
+    let options = match args.read.options(&args.dir) {
+        Ok(options) => RunOptions {
+            dry_run: true,
+            ..options
+        },
+        Err(e) => return usage_error(e),
+    };
     let mut recorder = match args.registry.live() {
         Ok(live) => Recorder::new(live),
         Err(e) => return usage_error(e),
-    };
-    let options = RunOptions {
-        repo_url: origin_url(&args.dir),
-        root: args.dir,
-        dry_run: true,
-        diff: false,
-        filter: Filter::default(),
-        ..RunOptions::default()
     };
     let report = update::run(&options, &mut recorder).report;
     let mut json =

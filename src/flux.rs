@@ -83,6 +83,9 @@ pub struct GitSettings {
     pub push_options: Vec<String>,
     /// `update.path`, normalised; empty for the root.
     pub path: String,
+    /// An `image.toolkit.fluxcd.io/v1` automation, whose templates no
+    /// longer see `.Updated` and `.Changed.ImageResult`.
+    pub v1: bool,
 }
 
 /// All Flux resources found in the tree, in the order they were read.
@@ -245,7 +248,7 @@ impl Resources {
                 meta,
             }),
             _ => self.automations.push(Automation {
-                git: git_settings(spec, &meta),
+                git: git_settings(spec, &meta, version == "v1"),
                 suspended: spec.str_at(&["suspend"]) == Some("true"),
                 path: update_path(spec),
                 selector: spec
@@ -530,6 +533,17 @@ fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
     } else {
         spec.str_at(&["digestReflectionPolicy"])
     };
+    // The v1 CRD's validation rules: the API server refuses such a policy.
+    if version == "v1" {
+        let interval = spec.get("interval").is_some_and(|n| !n.is_null());
+        let always = reflection == Some("Always");
+        if interval && !always {
+            return Err("spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always' (the API server refuses this ImagePolicy)".to_string());
+        }
+        if always && !interval {
+            return Err("spec.interval must be set when spec.digestReflectionPolicy is set to 'Always' (the API server refuses this ImagePolicy)".to_string());
+        }
+    }
     let digest = match reflection.unwrap_or("Never") {
         "Never" => DigestReflection::Never,
         "IfNotPresent" => DigestReflection::IfNotPresent,
@@ -547,7 +561,7 @@ fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
     })
 }
 
-fn git_settings(spec: &Node, meta: &Meta) -> GitSettings {
+fn git_settings(spec: &Node, meta: &Meta, v1: bool) -> GitSettings {
     let text = |path: &[&str]| {
         spec.str_at(path)
             .filter(|s| !s.is_empty())
@@ -580,6 +594,7 @@ fn git_settings(spec: &Node, meta: &Meta) -> GitSettings {
             })
             .unwrap_or_default(),
         path: update_path(spec).unwrap_or_default(),
+        v1,
     }
 }
 
@@ -735,6 +750,20 @@ mod tests {
             (
                 "policy: {alphabetical: {}}\n  digestReflectionPolicy: Sometimes",
                 "digestReflectionPolicy",
+            ),
+            // image-reflector-controller api/v1/imagepolicy_types.go:30-31,
+            // the CRD's validation rules.
+            (
+                "policy: {alphabetical: {}}\n  interval: 5m",
+                "spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always'",
+            ),
+            (
+                "policy: {alphabetical: {}}\n  interval: 5m\n  digestReflectionPolicy: IfNotPresent",
+                "spec.interval is only accepted",
+            ),
+            (
+                "policy: {alphabetical: {}}\n  digestReflectionPolicy: Always",
+                "spec.interval must be set when spec.digestReflectionPolicy is set to 'Always'",
             ),
             (
                 "imageRepositoryRef: {name: nope}\n  policy: {alphabetical: {}}",

@@ -56,6 +56,8 @@ pub struct Settings {
     pub insecure_registries: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub docker_config: Option<PathBuf>,
+    /// Directories Flux resources are also read from (never edited).
+    pub policies: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -70,6 +72,11 @@ impl Settings {
             },
             ca_file: self.ca_file.clone().or(config.ca_file),
             docker_config: self.docker_config.clone().or(config.docker_config),
+            policies: if self.policies.is_empty() {
+                config.policies
+            } else {
+                self.policies.clone()
+            },
         }
     }
 }
@@ -79,11 +86,12 @@ impl Settings {
 pub type Connect<'a> = &'a dyn Fn(&Settings) -> Result<Box<dyn Registry>, String>;
 
 /// `functionConfig` keys: `ConfigMap` `data` key, `ImageUpdateConfig` `spec` key.
-const KEYS: [(&str, &str); 4] = [
+const KEYS: [(&str, &str); 5] = [
     ("registry-snapshot", "registrySnapshot"),
     ("insecure-registries", "insecureRegistries"),
     ("ca-file", "caFile"),
     ("docker-config", "dockerConfig"),
+    ("policies", "policies"),
 ];
 
 /// Reads the function's settings from a `functionConfig`: a `ConfigMap`
@@ -103,7 +111,7 @@ pub fn read_config(config: Option<&Node>) -> Result<Settings, String> {
         (CONFIG_API_VERSION, CONFIG_KIND) => (config.get("spec"), true),
         _ => {
             return Err(format!(
-                "functionConfig {api_version:?} {kind:?} is not supported; use a v1 ConfigMap (data: registry-snapshot, insecure-registries, ca-file, docker-config) or an {CONFIG_API_VERSION} {CONFIG_KIND} (spec: registrySnapshot, insecureRegistries, caFile, dockerConfig)"
+                "functionConfig {api_version:?} {kind:?} is not supported; use a v1 ConfigMap (data: registry-snapshot, insecure-registries, ca-file, docker-config, policies) or an {CONFIG_API_VERSION} {CONFIG_KIND} (spec: registrySnapshot, insecureRegistries, caFile, dockerConfig, policies)"
             ));
         }
     };
@@ -132,8 +140,18 @@ pub fn read_config(config: Option<&Node>) -> Result<Settings, String> {
             ));
             continue;
         };
+        if field == 4 {
+            match string_list(value, false) {
+                Some(list) => settings.policies = list.into_iter().map(PathBuf::from).collect(),
+                None => errors.push(format!(
+                    "functionConfig {where_}.{key}: write directories separated by commas{}",
+                    if camel { ", or a list of strings" } else { "" }
+                )),
+            }
+            continue;
+        }
         if field == 1 {
-            match string_list(value) {
+            match string_list(value, true) {
                 Some(list) => settings.insecure_registries = list,
                 None => errors.push(format!(
                     "functionConfig {where_}.{key}: write host names separated by commas{}",
@@ -166,11 +184,19 @@ pub fn read_config(config: Option<&Node>) -> Result<Settings, String> {
     }
 }
 
-/// A comma-separated string or a sequence of strings, as a list of hosts.
-fn string_list(node: &Node) -> Option<Vec<String>> {
+/// A comma-separated string or a sequence of strings, as a list (of host
+/// names, lower-cased, when `hosts`).
+fn string_list(node: &Node, hosts: bool) -> Option<Vec<String>> {
     let split = |s: &str| -> Vec<String> {
         s.split(',')
-            .map(|h| h.trim().to_ascii_lowercase())
+            .map(str::trim)
+            .map(|h| {
+                if hosts {
+                    h.to_ascii_lowercase()
+                } else {
+                    h.to_string()
+                }
+            })
             .filter(|h| !h.is_empty())
             .collect()
     };
@@ -519,7 +545,9 @@ pub fn process(input: &str, flags: &Settings, connect: Connect) -> Result<Proces
     let items = read_items(input, &lines, root)?;
 
     let (output, mut found) = match configure(root, flags, connect) {
-        Ok(mut registry) => update_items(input, &stream, &lines, &items, registry.as_mut()),
+        Ok((mut registry, policies)) => {
+            update_items(input, &stream, &lines, &items, registry.as_mut(), &policies)
+        }
         Err(e) => (
             input.to_string(),
             vec![(None, FnResult::general(Severity::Error, e))],
@@ -543,16 +571,25 @@ pub fn process(input: &str, flags: &Settings, connect: Connect) -> Result<Proces
     Ok(Processed { output, results })
 }
 
-/// The registry the settings (flags over `functionConfig`) name.
-fn configure(root: &Node, flags: &Settings, connect: Connect) -> Result<Box<dyn Registry>, String> {
+/// The registry the settings (flags over `functionConfig`) name, and the
+/// `policies` directories.
+fn configure(
+    root: &Node,
+    flags: &Settings,
+    connect: Connect,
+) -> Result<(Box<dyn Registry>, Vec<PathBuf>), String> {
     let config = read_config(root.get("functionConfig"))?;
     let settings = flags.over(config);
-    match &settings.registry_snapshot {
+    if let Some(missing) = settings.policies.iter().find(|p| !p.is_dir()) {
+        return Err(format!("policies {}: not a directory", missing.display()));
+    }
+    let registry = match &settings.registry_snapshot {
         Some(path) => Snapshot::load(path)
             .map(|s| Box::new(s) as Box<dyn Registry>)
-            .map_err(|e| e.to_string()),
-        None => connect(&settings),
-    }
+            .map_err(|e| e.to_string())?,
+        None => connect(&settings)?,
+    };
+    Ok((registry, settings.policies))
 }
 
 /// Resolves the markers of every item and applies the edits to the whole
@@ -563,6 +600,7 @@ fn update_items(
     lines: &Lines,
     items: &Items,
     registry: &mut dyn Registry,
+    policies: &[PathBuf],
 ) -> (String, Vec<(Option<usize>, FnResult)>) {
     let mut results: Vec<(Option<usize>, FnResult)> = Vec::new();
     let about = |item: Option<usize>, severity, message: String| {
@@ -592,6 +630,17 @@ fn update_items(
     for item in &items.items {
         resources.read(&item.file, item.node);
     }
+    // Only Flux resources take part here; Argo CD ones are read and unused.
+    let mut read_problems = Vec::new();
+    update::read_policies(
+        None,
+        policies,
+        &mut resources,
+        &mut crate::argocd::config::Declarations::default(),
+        crate::argocd::config::DEFAULT_NAMESPACE,
+        &mut read_problems,
+    );
+    results.extend(read_problems.into_iter().map(problem));
     let declared = resources.declare();
     results.extend(resources.problems.drain(..).map(problem));
 
@@ -1105,6 +1154,7 @@ mod tests {
             insecure_registries: vec!["a".into()],
             ca_file: Some("ca.pem".into()),
             docker_config: None,
+            policies: vec!["infra".into()],
         };
         let flags = Settings {
             registry_snapshot: Some("flag.json".into()),

@@ -101,10 +101,12 @@ pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &Targets) -
             } else {
                 format!(" (did you mean {}?)", elsewhere.join(" or "))
             };
+            // Flux skips such a marker silently; policies often live in
+            // another repository or path, which `--policies` can add.
             plan.problems.push(problem(
-                Severity::Error,
+                Severity::Warning,
                 format!(
-                    "marker {}: no ImagePolicy {id} in the tree{hint}",
+                    "marker {}: no ImagePolicy {id} in the tree{hint}; not applied (add its directory with --policies PATH)",
                     marker.setter
                 ),
             ));
@@ -281,12 +283,12 @@ mod tests {
     }
 
     #[test]
-    fn unknown_policies_are_errors_with_a_hint() {
+    fn unknown_policies_are_warnings_with_a_hint() {
         let src = "i: x # {\"$imagepolicy\": \"flux-system:web\"}\n";
         let latest = Resolved::new("ghcr.io/acme/web", "1.1", None).unwrap();
         let (out, plan) = run(src, &targets(Scope::Everywhere, Ok(latest)));
         assert_eq!(out, src);
-        assert_eq!(plan.problems[0].severity, Severity::Error);
+        assert_eq!(plan.problems[0].severity, Severity::Warning);
         assert_eq!(plan.problems[0].line, Some(1));
         assert!(
             plan.problems[0].message.contains("did you mean apps:web?"),

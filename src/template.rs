@@ -74,6 +74,10 @@ pub struct Object {
 pub struct Context {
     /// (namespace, name) of the ImageUpdateAutomation, if any.
     pub automation: Option<(String, String)>,
+    /// The automation is `image.toolkit.fluxcd.io/v1`: its templates no
+    /// longer see `.Updated` and `.Changed.ImageResult`, and using them is
+    /// Flux's `RemovedTemplateField` error.
+    pub flux_v1: bool,
     /// Flux `spec.git.commit.messageTemplateValues`.
     pub values: BTreeMap<String, String>,
     /// Argo CD application name ("" when none).
@@ -86,6 +90,10 @@ pub struct Context {
 /// message format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `v1` automation's template uses a field Flux removed (reason
+    /// `RemovedTemplateField`, with Flux's advice).
+    #[error("RemovedTemplateField: {}", removed_field_advice(.0))]
+    RemovedField(&'static str),
     /// `template: NAME:LINE: MESSAGE`, as Go's parser reports.
     #[error("template: {name}:{line}: {message}")]
     Parse {
@@ -108,6 +116,20 @@ pub enum TemplateError {
         context: String,
         message: String,
     },
+}
+
+/// Flux's advice for a removed template field.
+fn removed_field_advice(field: &str) -> String {
+    let instead = match field {
+        ".Updated" => " Please use '.Changed' instead.",
+        ".Changed.ImageResult" => {
+            " Please use '.Changed.FileChanges' or '.Changed.Objects' instead."
+        }
+        _ => "",
+    };
+    format!(
+        "template uses removed '{field}' field.{instead} See: https://fluxcd.io/flux/components/image/imageupdateautomations/#message-template"
+    )
 }
 
 /// Renders a commit message template. Named `commit message`, as in Flux.
@@ -142,7 +164,24 @@ pub enum TemplateError {
 /// last uniq sortAlpha indent nindent repeat substr trunc abbrev toJson
 /// toString cat nospace ternary`, with Sprig's argument orders.
 pub fn render_message(template: &str, context: &Context) -> Result<String, TemplateError> {
-    render(MESSAGE_TEMPLATE_NAME, template, &message_data(context))
+    render(MESSAGE_TEMPLATE_NAME, template, &message_data(context)).map_err(|e| {
+        let text = e.to_string();
+        // Flux's own test for a removed field is this text of Go's error.
+        let removed = [
+            (
+                ".Updated",
+                "can't evaluate field Updated in type source.TemplateData",
+            ),
+            (
+                ".Changed.ImageResult",
+                "can't evaluate field ImageResult in type update.Result",
+            ),
+        ];
+        match removed.iter().find(|(_, pattern)| text.contains(pattern)) {
+            Some((field, _)) if context.flux_v1 => TemplateError::RemovedField(field),
+            _ => e,
+        }
+    })
 }
 
 /// Renders a branch name template (Argo CD `git.branch` after `:`). Named
@@ -994,7 +1033,10 @@ fn changed_data(ctx: &Context, image_result: Val) -> Val {
             plain("ImageResult", image_result),
             method("Changes", flux_changes(&unique)),
             method("Objects", flux_object_changes(&objects)),
-        ],
+        ]
+        .into_iter()
+        .filter(|f| !(ctx.flux_v1 && f.name == "ImageResult"))
+        .collect(),
         None,
     )
 }
@@ -1229,7 +1271,10 @@ fn message_data(ctx: &Context) -> Val {
                 "AppChanges",
                 list_val("[]argocd.commitMessageChange", app_changes, false, None),
             ),
-        ],
+        ]
+        .into_iter()
+        .filter(|f| !(ctx.flux_v1 && f.name == "Updated"))
+        .collect(),
         None,
     )
 }
@@ -3269,6 +3314,7 @@ mod tests {
         };
         Context {
             automation: Some(("flux-system".into(), "apps".into())),
+            flux_v1: false,
             values: BTreeMap::from([
                 ("env".to_string(), "production".to_string()),
                 ("team".to_string(), "platform".to_string()),

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::argocd::{self, plan::Listed, plan::Write};
+use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
@@ -20,6 +20,7 @@ use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
 use crate::scan::{self, Filter};
+use crate::tree_write;
 use crate::yaml;
 
 #[derive(Debug, Clone, Default)]
@@ -35,12 +36,13 @@ pub struct RunOptions {
     pub repo_url: Option<String>,
     /// The namespace Argo CD runs in; empty = `argocd`.
     pub argocd_namespace: String,
+    /// More directories to read resources from (`--policies`); never edited.
+    pub policies: Vec<PathBuf>,
 }
 
 /// A file that carries markers.
 struct MarkedFile {
     rel: String,
-    path: PathBuf,
     src: String,
     markers: Vec<Marker>,
 }
@@ -106,16 +108,49 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         "" => argocd::config::DEFAULT_NAMESPACE,
         ns => ns,
     };
+    // A dry run leaves even the leftovers of killed runs where they are.
+    let leftovers = match options.dry_run {
+        true => scan::Leftovers::Skip,
+        false => scan::Leftovers::Remove,
+    };
     let (marked, mut resources, mut argo) = read_tree(
         &options.root,
         &options.filter,
+        leftovers,
+        controller_ns,
+        &mut report.problems,
+    );
+    let external = read_policies(
+        Some(&options.root),
+        &options.policies,
+        &mut resources,
+        &mut argo,
         controller_ns,
         &mut report.problems,
     );
     let declared = resources.declare();
     report.problems.append(&mut resources.problems);
-    let configured = argo.configure(options.repo_url.as_deref());
+    let mut configured = argo.configure(options.repo_url.as_deref());
     report.problems.append(&mut argo.problems);
+    // An Application in a `--policies` directory is never edited, so the
+    // write-back method `argocd` (which edits it) cannot be done.
+    configured.retain(|c| {
+        let file = &c.app.origin.file;
+        let outside = external.iter().any(|p| file.starts_with(&format!("{p}/")));
+        if outside && !c.write_back.is_git() {
+            report.problems.push(Problem::at(
+                file,
+                c.app.origin.line,
+                None,
+                Severity::Error,
+                format!(
+                    "Application {}/{}: it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
+                    c.app.namespace, c.app.name
+                ),
+            ));
+        }
+        !outside || c.write_back.is_git()
+    });
     // Applications share files (one file of many Applications, say): each
     // is read once.
     let cache = std::cell::RefCell::new(std::collections::HashMap::new());
@@ -170,7 +205,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             }
         };
         if !options.dry_run
-            && let Err(e) = scan::replace_file(&file.path, file.src.as_bytes(), new.as_bytes())
+            && let Err(e) = tree_write::replace_file(
+                &options.root,
+                &file.rel,
+                file.src.as_bytes(),
+                new.as_bytes(),
+            )
         {
             report.problems.push(Problem::file(
                 &file.rel,
@@ -204,11 +244,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             ));
             continue;
         }
-        let path = options.root.join(rel);
         if !options.dry_run {
             let written = match &existing {
-                Some(old) => scan::replace_file(&path, old.as_bytes(), new.as_bytes()),
-                None => scan::create_file(&path, new.as_bytes()),
+                Some(old) => {
+                    tree_write::replace_file(&options.root, rel, old.as_bytes(), new.as_bytes())
+                }
+                None => tree_write::create_file(&options.root, rel, new.as_bytes()),
             };
             if let Err(e) = written {
                 report.problems.push(problem(format!("cannot write: {e}")));
@@ -304,6 +345,7 @@ struct Reading {
 fn read_tree(
     root: &Path,
     filter: &Filter,
+    leftovers: scan::Leftovers,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
 ) -> (
@@ -311,7 +353,7 @@ fn read_tree(
     flux::Resources,
     argocd::config::Declarations,
 ) {
-    let readings = scan::walk_map(root, filter, |entry| match entry {
+    let readings = scan::walk_map(root, filter, leftovers, |entry| match entry {
         Ok(entry) => read_file(&entry),
         Err(problem) => Reading {
             problems: vec![problem],
@@ -324,18 +366,94 @@ fn read_tree(
     for reading in readings {
         problems.extend(reading.problems);
         if let Some((rel, stream)) = reading.resources {
-            for (i, document) in stream.documents.iter().enumerate() {
-                resources.read(&rel, &document.root);
-                argo.read(&rel, i, &document.root, controller_ns);
-                if let Some(unified) = crate::kubesphere::feed(&mut resources, &rel, &document.root)
-                {
-                    argo.add_unified(&unified);
-                }
-            }
+            declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
+}
+
+/// Every resource of one parsed file, to the readers of each dialect.
+fn declare(
+    rel: &str,
+    stream: &yaml::Stream,
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+) {
+    for (i, document) in stream.documents.iter().enumerate() {
+        resources.read(rel, &document.root);
+        argo.read(rel, i, &document.root, controller_ns);
+        if let Some(unified) = crate::kubesphere::feed(resources, rel, &document.root) {
+            argo.add_unified(&unified);
+        }
+    }
+}
+
+/// The `--policies` directories: their resources are read as the tree's
+/// are, their markers never, and nothing in them is edited. Their files are
+/// named `<PATH>/<file>` (PATH as given, `./` before a relative one that
+/// has none), which no tree file can be, so an Application read there is
+/// never read or written as a tree file. Returns those prefixes.
+/// `root` is the tree, when there is one (a PATH inside it is skipped).
+pub fn read_policies(
+    root: Option<&Path>,
+    dirs: &[PathBuf],
+    resources: &mut flux::Resources,
+    argo: &mut argocd::config::Declarations,
+    controller_ns: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let tree = root.and_then(|r| r.canonicalize().ok());
+    let mut prefixes = Vec::new();
+    for dir in dirs {
+        let mut prefix = dir
+            .to_string_lossy()
+            .replace('\\', "/")
+            .trim_end_matches('/')
+            .to_string();
+        // `infra` becomes `./infra`: a name no file of the tree can have.
+        if dir.is_relative() && !prefix.starts_with("./") && !prefix.starts_with("../") {
+            prefix = format!("./{prefix}");
+        }
+        if let (Some(tree), Ok(d)) = (&tree, dir.canonicalize())
+            && d.starts_with(tree)
+        {
+            problems.push(Problem::general(
+                Severity::Warning,
+                format!("--policies {prefix} is inside the tree, which is read anyway; ignored"),
+            ));
+            continue;
+        }
+        let named = |rel: &str| format!("{prefix}/{rel}");
+        let readings =
+            scan::walk_map(
+                dir,
+                &Filter::default(),
+                scan::Leftovers::Skip,
+                |entry| match entry {
+                    Ok(entry) => read_file(&scan::Entry {
+                        editable: false,
+                        ..entry
+                    }),
+                    Err(problem) => Reading {
+                        problems: vec![problem],
+                        ..Reading::default()
+                    },
+                },
+            );
+        for reading in readings {
+            problems.extend(reading.problems.into_iter().map(|mut p| {
+                p.file = p.file.map(|f| named(&f));
+                p
+            }));
+            if let Some((rel, stream)) = reading.resources {
+                declare(&named(&rel), &stream, resources, argo, controller_ns);
+            }
+        }
+        prefixes.push(prefix);
+    }
+    prefixes
 }
 
 /// A file of the tree by its relative path, for the Argo CD planner: never
@@ -364,6 +482,41 @@ fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(full).ok()
 }
 
+/// A UTF-16 file (by its byte-order mark) that would hold markers or
+/// resources if it were read as text: reported, since the byte screen for
+/// UTF-8 tokens would pass over it in silence.
+fn utf16_with_declarations(rel: &str, bytes: &[u8]) -> Option<Problem> {
+    let (order, little) = match bytes {
+        [0xFF, 0xFE, ..] => ("FF FE", true),
+        [0xFE, 0xFF, ..] => ("FE FF", false),
+        _ => return None,
+    };
+    let units = bytes[2..].chunks_exact(2).map(|p| match little {
+        true => u16::from_le_bytes([p[0], p[1]]),
+        false => u16::from_be_bytes([p[0], p[1]]),
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    [
+        marker::TOKEN,
+        flux::API_GROUP,
+        argocd::config::SCREEN,
+        crate::kubesphere::API_GROUP,
+    ]
+    .iter()
+    .any(|token| text.contains(token))
+    .then(|| {
+        Problem::file(
+            rel,
+            Severity::Error,
+            format!(
+                "UTF-16 text (byte-order mark {order}) with image-update declarations; only UTF-8 is read: convert it to UTF-8; left untouched"
+            ),
+        )
+    })
+}
+
 fn read_file(entry: &scan::Entry) -> Reading {
     let mut reading = Reading::default();
     let rel = entry.rel.as_str();
@@ -378,6 +531,13 @@ fn read_file(entry: &scan::Entry) -> Reading {
             return reading;
         }
     };
+    if let Some(problem) = scan::is_yaml_name(rel)
+        .then(|| utf16_with_declarations(rel, &bytes))
+        .flatten()
+    {
+        reading.problems.push(problem);
+        return reading;
+    }
     // Markers in files we may not edit are not our business: such a file is
     // parsed only when it may hold Flux resources.
     let has_marker =
@@ -401,10 +561,15 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let src = match String::from_utf8(bytes) {
         Ok(src) => src,
         Err(e) => {
-            reading.problems.push(Problem::file(
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + memchr::memchr_iter(b'\n', valid).count();
+            let column = 1 + valid.len() - memchr::memrchr(b'\n', valid).map_or(0, |i| i + 1);
+            reading.problems.push(Problem::at(
                 rel,
+                line,
+                Some(column),
                 Severity::Error,
-                format!("not UTF-8 text ({e}); left untouched"),
+                format!("not UTF-8 text ({}); left untouched", e.utf8_error()),
             ));
             return reading;
         }
@@ -432,7 +597,6 @@ fn read_file(entry: &scan::Entry) -> Reading {
         if !found.markers.is_empty() {
             reading.marked = Some(MarkedFile {
                 rel: rel.to_string(),
-                path: entry.path.clone(),
                 src,
                 markers: found.markers,
             });
@@ -666,13 +830,11 @@ fn list(
 
 /// Build dates, platforms and digests of the tags Argo CD strategies need,
 /// asked in one batch per kind of question (and per platform for dates).
-fn tag_metadata(
-    registry: &dyn Registry,
-    wanted: &[(TagRef, String, bool)],
-) -> BTreeMap<TagRef, TagInfo> {
-    let mut metadata: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> Metadata {
+    let mut found: BTreeMap<TagRef, TagInfo> = BTreeMap::new();
+    let mut missing: BTreeMap<(TagRef, Fact), String> = BTreeMap::new();
     if wanted.is_empty() {
-        return metadata;
+        return Metadata::default();
     }
     let refs: Vec<TagRef> = wanted
         .iter()
@@ -680,24 +842,36 @@ fn tag_metadata(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut note = |r: &TagRef, fact: Fact, e: crate::registry::RegistryError| {
+        missing.insert((r.clone(), fact), e.to_string());
+    };
     for (r, platforms) in refs.iter().zip(registry.platforms(&refs)) {
-        metadata.insert(
+        let platforms = platforms.unwrap_or_else(|e| {
+            note(r, Fact::Platforms, e);
+            Vec::new()
+        });
+        found.insert(
             r.clone(),
             TagInfo {
-                platforms: platforms.unwrap_or_default(),
+                platforms,
                 ..TagInfo::named(&r.tag)
             },
         );
     }
-    let by_platform: BTreeMap<&str, Vec<TagRef>> =
-        wanted.iter().fold(BTreeMap::new(), |mut map, (r, p, _)| {
+    // Build dates are wanted by `newest-build`, digests by `digest`.
+    let by_platform: BTreeMap<&str, Vec<TagRef>> = wanted
+        .iter()
+        .filter(|(_, _, digest)| !*digest)
+        .fold(BTreeMap::new(), |mut map, (r, p, _)| {
             map.entry(p.as_str()).or_default().push(r.clone());
             map
         });
     for (platform, refs) in by_platform {
         for (r, created) in refs.iter().zip(registry.created(&refs, platform)) {
-            if let (Some(info), Ok(created)) = (metadata.get_mut(r), created) {
-                info.created = Some(created);
+            match (found.get_mut(r), created) {
+                (Some(info), Ok(created)) => info.created = Some(created),
+                (_, Err(e)) => note(r, Fact::Created, e),
+                _ => {}
             }
         }
     }
@@ -707,11 +881,16 @@ fn tag_metadata(
         .map(|(r, _, _)| r.clone())
         .collect();
     for (r, digest) in digests.iter().zip(registry.digests(&digests)) {
-        if let (Some(info), Ok(digest)) = (metadata.get_mut(r), digest) {
-            info.digest = Some(digest);
+        match (found.get_mut(r), digest) {
+            (Some(info), Ok(digest)) => info.digest = Some(digest),
+            (_, Err(e)) => note(r, Fact::Digest, e),
+            _ => {}
         }
     }
-    metadata
+    Metadata {
+        tags: found,
+        missing,
+    }
 }
 
 /// Lists each repository once, selects every policy, then looks up the

@@ -394,6 +394,7 @@ fn action_yml_declares_the_documented_interface() {
             "registry-snapshot",
             "insecure-registries",
             "docker-config",
+            "policies",
             "extra-args"
         ]
     );

@@ -125,38 +125,7 @@ fn every_strategy_against_a_real_registry_with_flux_markers_in_the_same_tree() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let image = |repo: &str| format!("{host}/acme/{repo}");
-    let apps = [
-        app(d, "web", &image("web"), "1.0.0", &[("constraint", "~1")]),
-        app(
-            d,
-            "worker",
-            &image("worker"),
-            "build-a",
-            &[("update-strategy", "newest-build")],
-        ),
-        app(
-            d,
-            "worker-arm",
-            &image("worker"),
-            "build-a",
-            &[("update-strategy", "latest"), ("platforms", "linux/arm64")],
-        ),
-        app(
-            d,
-            "edge",
-            &image("edge"),
-            "stable",
-            &[("constraint", "stable"), ("update-strategy", "digest")],
-        ),
-        app(
-            d,
-            "tools",
-            &image("tools"),
-            "a-9",
-            &[("update-strategy", "alphabetical")],
-        ),
-    ];
-    std::fs::write(d.join("applications.yaml"), apps.join("---\n")).unwrap();
+    every_strategy_applications(d, &host);
     // Flux reads the same web repository.
     std::fs::write(
         d.join("flux.yaml"),
@@ -330,4 +299,151 @@ fn pull_secrets_from_the_environment_and_a_program_cluster_secrets_reported() {
         "{problems}"
     );
     assert!(image_error(&report).contains("401"), "{report}");
+}
+
+/// One application per strategy (two for newest-build, one of them for
+/// arm64) on the seeded repositories of `host`, in `applications.yaml`.
+fn every_strategy_applications(d: &Path, host: &str) {
+    let image = |repo: &str| format!("{host}/acme/{repo}");
+    let apps = [
+        app(d, "web", &image("web"), "1.0.0", &[("constraint", "~1")]),
+        app(
+            d,
+            "worker",
+            &image("worker"),
+            "build-a",
+            &[("update-strategy", "newest-build")],
+        ),
+        app(
+            d,
+            "worker-arm",
+            &image("worker"),
+            "build-a",
+            &[("update-strategy", "latest"), ("platforms", "linux/arm64")],
+        ),
+        app(
+            d,
+            "edge",
+            &image("edge"),
+            "stable",
+            &[("constraint", "stable"), ("update-strategy", "digest")],
+        ),
+        app(
+            d,
+            "tools",
+            &image("tools"),
+            "a-9",
+            &[("update-strategy", "alphabetical")],
+        ),
+    ];
+    std::fs::write(d.join("applications.yaml"), apps.join("---\n")).unwrap();
+}
+
+/// Every strategy, Flux markers beside (one reflecting digests), in `dir`.
+fn every_strategy_tree(d: &Path, host: &str) {
+    let image = |repo: &str| format!("{host}/acme/{repo}");
+    every_strategy_applications(d, host);
+    std::fs::write(
+        d.join("flux.yaml"),
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: web}}\n  policy: {{semver: {{range: '>=1.0.0'}}}}\n  digestReflectionPolicy: Always\n  interval: 5m\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: tools, namespace: apps}}\nspec: {{image: {}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: tools, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: tools}}\n  policy: {{alphabetical: {{order: desc}}}}\n",
+            image("web"),
+            image("tools"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deploy.yaml"),
+        format!(
+            "web: {}:1.0.0 # {{\"$imagepolicy\": \"apps:web\"}}\ntools: {}:c-1 # {{\"$imagepolicy\": \"apps:tools\"}}\n",
+            image("web"),
+            image("tools")
+        ),
+    )
+    .unwrap();
+}
+
+fn files_of(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 11: `snapshot` with the run's flags records every fact the rules
+/// use, and a replay of it gives the same report and the same files as the
+/// live run; a fact the snapshot lacks fails the image by name.
+#[test]
+fn a_replay_of_a_snapshot_equals_the_live_run() {
+    let (registry, _) = seed().start(RegistryOptions::new());
+    let host = registry.host();
+    let (live_dir, replay_dir, files) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    every_strategy_tree(live_dir.path(), &host);
+    every_strategy_tree(replay_dir.path(), &host);
+    let snap = files.path().join("snapshot.json");
+    let recorded = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("snapshot")
+        .arg(live_dir.path())
+        .args(["--repo-url", REPO_URL, "--insecure-registry", &host, "-o"])
+        .arg(&snap)
+        .env("HOME", live_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        recorded.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recorded.stdout)
+    );
+
+    let (out, live) = run(live_dir.path(), &["--insecure-registry", &host]);
+    assert_eq!(out.status.code(), Some(0), "{live}");
+    let (out, replay) = run(
+        replay_dir.path(),
+        &["--registry-snapshot", snap.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{replay}");
+    assert_eq!(replay, live);
+    assert_eq!(files_of(replay_dir.path()), files_of(live_dir.path()));
+    assert_eq!(live["files"].as_array().unwrap().len(), 6, "{live}");
+    // The arm64 build date of an index is its own fact.
+    let text = std::fs::read_to_string(&snap).unwrap();
+    assert!(text.contains("\"created_for\""), "{text}");
+
+    // A snapshot that lacks a fact (here: the build dates of acme/worker,
+    // as one recorded for Flux only would) fails the images that need it,
+    // naming repository, tag and fact, instead of choosing without it.
+    let mut lacking: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let worker_repo = format!("{host}/acme/worker");
+    let entry = lacking["repositories"][&worker_repo]
+        .as_object_mut()
+        .unwrap();
+    assert!(entry.remove("created").is_some(), "{text}");
+    let bare = files.path().join("bare.json");
+    std::fs::write(&bare, lacking.to_string()).unwrap();
+    let (out, replay) = run(
+        replay_dir.path(),
+        &["--registry-snapshot", bare.to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{replay}");
+    let worker = outcome(&replay, "worker");
+    assert!(worker["new"].is_null(), "{replay}");
+    let error = worker["error"].as_str().unwrap();
+    assert!(
+        error.contains(&worker_repo)
+            && error.contains("build date (created) for linux/amd64")
+            && error.contains("tag \"build-a\""),
+        "{error}"
+    );
 }

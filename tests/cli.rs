@@ -1045,3 +1045,79 @@ fn select_with_an_image_skips_an_invalid_listed_tag() {
         "{stderr}"
     );
 }
+
+/// Issue 11.6: a marker whose ImagePolicy is kept elsewhere is a warning
+/// (Flux skips it); `--policies PATH` reads that directory's resources and
+/// never edits it, not even a marker there.
+#[test]
+fn policies_from_another_directory_are_read_but_never_edited() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    fs::create_dir_all(&tree).unwrap();
+    fs::create_dir_all(&infra).unwrap();
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(tree.join("deploy.yaml"), deploy).unwrap();
+    let policies = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec:\n  imageRepositoryRef: {name: web}\n  policy: {semver: {range: 1.x}}\n# {\"$imagepolicy\": \"apps:web\"}\nexample: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    fs::write(infra.join("policies.yaml"), policies).unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+
+    let alone = run_in(&tree, &snapshot, &["--output", "json"]);
+    assert_eq!(alone.status.code(), Some(0));
+    let report = json(&alone);
+    assert_eq!(report["problems"][0]["severity"], "warning", "{report}");
+    assert!(
+        report["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no ImagePolicy apps:web in the tree"),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy
+    );
+
+    let infra_arg = infra.to_str().unwrap();
+    let with = run_in(
+        &tree,
+        &snapshot,
+        &["--output", "json", "--policies", infra_arg],
+    );
+    let report = json(&with);
+    assert_eq!(with.status.code(), Some(0), "{report}");
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy.replace("1.0.0", "1.1.0")
+    );
+    assert_eq!(
+        fs::read_to_string(infra.join("policies.yaml")).unwrap(),
+        policies
+    );
+    assert_eq!(
+        report["policies"][0]["file"],
+        format!("{infra_arg}/policies.yaml")
+    );
+    assert_eq!(report["files"], serde_json::json!(["deploy.yaml"]));
+
+    // A relative PATH is named `./PATH/...`, which no tree file can be.
+    fs::write(tree.join("deploy.yaml"), deploy).unwrap();
+    let relative = bin()
+        .current_dir(work.path())
+        .args(["run", "tree", "--output", "json", "--policies", "infra"])
+        .arg("--registry-snapshot")
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let report = json(&relative);
+    assert_eq!(relative.status.code(), Some(0), "{report}");
+    assert_eq!(report["policies"][0]["file"], "./infra/policies.yaml");
+
+    let missing = run_in(&tree, &snapshot, &["--policies", "/nonexistent/dir"]);
+    assert_eq!(missing.status.code(), Some(2));
+}

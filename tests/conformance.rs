@@ -83,7 +83,8 @@ fn flux_setter_conformance_cases() {
             let digest = latest.str_at(&["digest"]);
             resources.push_str(&format!(
                 "---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: {policy}, namespace: {ns}}}\nspec: {{image: {image}}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: {policy}, namespace: {ns}}}\nspec:\n  imageRepositoryRef: {{name: {policy}}}\n  policy: {{alphabetical: {{}}}}\n  digestReflectionPolicy: {}\n",
-                if digest.is_some() { "Always" } else { "Never" }
+                // The API server wants an interval with Always.
+                if digest.is_some() { "Always\n  interval: 5m" } else { "Never" }
             ));
             let tags: Vec<String> = latest
                 .str_at(&["tag"])

@@ -38,7 +38,7 @@ fn tree(dir: &Path, host: &str, repositories: &[&str], digest: bool) {
     for name in repositories {
         docs.push(format!(
             "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: {name}, namespace: apps}}\nspec: {{image: {host}/acme/{name}, insecure: true}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: {name}}}\n  policy: {{alphabetical: {{}}}}\n  digestReflectionPolicy: {}\n",
-            if digest { "Always" } else { "Never" }
+            if digest { "Always\n  interval: 5m" } else { "Never" }
         ));
     }
     std::fs::write(dir.join("policies.yaml"), docs.join("---\n")).unwrap();

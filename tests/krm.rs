@@ -1016,3 +1016,50 @@ fn items_are_updated_even_when_results_cannot_be_appended() {
         text(&out.stderr)
     );
 }
+
+/// Issue 11.6 in `fn`: a marker whose policy is not among the items is a
+/// warning (exit 0); `policies` (flag or functionConfig) reads the Flux
+/// resources of a directory, which is never edited.
+#[test]
+fn policies_kept_elsewhere_are_read_from_a_directory() {
+    let input = resource_list(WEB_DEPLOYMENT, "");
+    let snapshot = snapshot();
+    let snap = snapshot.to_str().unwrap();
+    let out = run_fn(&testdata(), &["--registry-snapshot", snap], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let found = results(&root(&text(&out.stdout)));
+    assert_eq!(found[0]["severity"], "warning", "{found:#?}");
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.0.0 # {"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let policies: String = WEB_POLICY
+        .split("- apiVersion")
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let doc: Vec<String> = format!("apiVersion{d}")
+                .lines()
+                .map(|l| l.strip_prefix("  ").unwrap_or(l).to_string())
+                .collect();
+            format!("---\n{}\n", doc.join("\n"))
+        })
+        .collect();
+    std::fs::write(dir.path().join("policies.yaml"), &policies).unwrap();
+    let infra = dir.path().to_str().unwrap();
+    let out = run_fn(
+        &testdata(),
+        &["--registry-snapshot", snap, "--policies", infra],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.1.0 # {"));
+    let config = format!(
+        "functionConfig:\n  apiVersion: v1\n  kind: ConfigMap\n  data: {{registry-snapshot: {snap}, policies: {infra}}}\n"
+    );
+    let out = run_fn(&testdata(), &[], &resource_list(WEB_DEPLOYMENT, &config));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("image: ghcr.io/acme/web:1.1.0 # {"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("policies.yaml")).unwrap(),
+        policies
+    );
+}

@@ -37,7 +37,7 @@ fn tree(dir: &Path, host: &str, insecure: bool) {
     ] {
         docs.push(format!(
             "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  image: {host}/acme/{name}\n  insecure: {insecure}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: {name}}}\n  policy: {{semver: {{range: '{range}'}}}}\n  digestReflectionPolicy: {}\n",
-            if digest { "Always" } else { "Never" }
+            if digest { "Always\n  interval: 5m" } else { "Never" }
         ));
     }
     std::fs::write(dir.join("policies.yaml"), docs.join("---\n")).unwrap();

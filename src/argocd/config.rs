@@ -64,21 +64,38 @@ impl Settings {
         }
     }
 
-    /// Legacy annotations: `<prefix>update-strategy` and friends.
-    fn from_annotations(annotations: &BTreeMap<String, String>, prefix: &str) -> Settings {
+    /// Legacy annotations: `<prefix>update-strategy` and friends. As
+    /// upstream: a `force-update` that Go's `strconv.ParseBool` refuses
+    /// (an empty one too) is an error for the whole application, and
+    /// `platforms` is read only per image (`prefix` not empty).
+    fn from_annotations(
+        annotations: &BTreeMap<String, String>,
+        prefix: &str,
+    ) -> Result<Settings, String> {
         let get = |key: &str| {
             annotations
                 .get(&format!("{ANNOTATION}{prefix}{key}"))
                 .map(|v| v.trim().to_string())
         };
-        Settings {
-            strategy: get("update-strategy"),
-            force_update: get("force-update").map(|v| v == "true"),
-            allow_tags: get("allow-tags"),
+        let force_update = match get("force-update") {
+            None => None,
+            Some(v) => Some(go_parse_bool(&v).ok_or_else(|| {
+                format!(
+                    "{ANNOTATION}{prefix}force-update: {v:?} is not a boolean (true/false, 1/0, t/f); upstream skips the application"
+                )
+            })?),
+        };
+        Ok(Settings {
+            strategy: get("update-strategy").filter(|v| !v.is_empty()),
+            force_update,
+            allow_tags: get("allow-tags").filter(|v| !v.is_empty()),
             ignore_tags: get("ignore-tags").map(|v| comma_list(&v)),
-            pull_secret: get("pull-secret"),
-            platforms: get("platforms").map(|v| comma_list(&v)),
-        }
+            pull_secret: get("pull-secret").filter(|v| !v.is_empty()),
+            platforms: get("platforms")
+                .filter(|_| !prefix.is_empty())
+                .map(|v| comma_list(&v))
+                .filter(|p| !p.is_empty()),
+        })
     }
 }
 
@@ -721,7 +738,7 @@ fn images_from_annotations(
         .get(&format!("{ANNOTATION}image-list"))
         .map(String::as_str)
         .unwrap_or_default();
-    let app_wide = Settings::from_annotations(annotations, "").or(defaults);
+    let app_wide = Settings::from_annotations(annotations, "")?.or(defaults);
     let mut images = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (alias, image) = match entry.split_once('=') {
@@ -735,16 +752,27 @@ fn images_from_annotations(
             annotations
                 .get(&format!("{ANNOTATION}{key}.{suffix}"))
                 .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
         };
+        let targets = ManifestTargets {
+            helm_name: get("helm.image-name"),
+            helm_tag: get("helm.image-tag"),
+            helm_spec: get("helm.image-spec"),
+            kustomize_name: get("kustomize.image-name"),
+        };
+        if targets.kustomize_name.is_some()
+            && (targets.helm_name.is_some()
+                || targets.helm_tag.is_some()
+                || targets.helm_spec.is_some())
+        {
+            return Err(format!(
+                "image {key:?} has both helm.* and kustomize.image-name annotations; upstream skips the application"
+            ));
+        }
         images.push(ImageSpec {
             alias: alias.to_string(),
-            settings: Settings::from_annotations(annotations, &format!("{key}.")).or(&app_wide),
-            targets: ManifestTargets {
-                helm_name: get("helm.image-name"),
-                helm_tag: get("helm.image-tag"),
-                helm_spec: get("helm.image-spec"),
-                kustomize_name: get("kustomize.image-name"),
-            },
+            settings: Settings::from_annotations(annotations, &format!("{key}."))?.or(&app_wide),
+            targets,
             constraint,
             name,
         });
@@ -813,6 +841,15 @@ pub fn split_image(image: &str) -> Result<(String, String), String> {
         return Err(format!("image {image:?} has no name"));
     }
     Ok((r.name.to_string(), r.tag.unwrap_or_default().to_string()))
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 fn text(node: &Node, key: &str) -> Option<String> {

@@ -2,6 +2,7 @@
 //! ([`config`]), and its results written where Argo CD reads them.
 
 pub mod config;
+pub mod kustomize;
 pub mod plan;
 pub mod repo_url;
 pub mod write;

@@ -22,10 +22,41 @@ use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
 use super::config::{Configured, ImageSpec, SourceKind};
+use super::kustomize;
 use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
 pub type Listed = BTreeMap<Repository, Result<Vec<String>, RegistryError>>;
+
+/// What the registry said about the tags [`Prepared::metadata_wanted`]
+/// named: their facts, and for each fact that could not be had, why.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    pub tags: BTreeMap<TagRef, TagInfo>,
+    pub missing: BTreeMap<(TagRef, Fact), String>,
+}
+
+/// A fact about a tag that a strategy decides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fact {
+    /// The build date (`newest-build`).
+    Created,
+    /// The platforms it is built for (`newest-build`, `digest`).
+    Platforms,
+    /// The manifest digest (`digest`).
+    Digest,
+}
+
+impl Fact {
+    /// The facts `strategy` decides by.
+    fn of(strategy: Strategy) -> &'static [Fact] {
+        match strategy {
+            Strategy::NewestBuild => &[Fact::Created, Fact::Platforms],
+            Strategy::Digest => &[Fact::Digest, Fact::Platforms],
+            Strategy::Semver | Strategy::Alphabetical => &[],
+        }
+    }
+}
 
 /// Where an application's results go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +173,20 @@ pub struct Job {
     current: Option<Current>,
 }
 
+/// One application ready for planning.
+#[derive(Debug)]
+struct App {
+    configured: Configured,
+    target: Result<Target, String>,
+    kind: Kind,
+    /// The `kustomize.images` of its source, as the Application holds them.
+    kustomize_images: Vec<String>,
+}
+
 /// The applications, their jobs, and where each writes.
 #[derive(Debug)]
 pub struct Prepared {
-    apps: Vec<(Configured, Result<Target, String>, Kind)>,
+    apps: Vec<App>,
     jobs: Vec<Job>,
     pub problems: Vec<Problem>,
 }
@@ -160,7 +201,7 @@ impl Prepared {
                 Some((
                     j.repository.as_ref().ok()?,
                     j.spec.settings.pull_secret.as_deref()?,
-                    &self.apps[j.app].0,
+                    &self.apps[j.app].configured,
                 ))
             })
             .collect()
@@ -193,31 +234,16 @@ impl Prepared {
                 repository: repository.clone(),
                 tag: tag.to_string(),
             };
-            match rule.strategy {
-                Strategy::Digest => {
-                    if tags.contains(&rule.constraint) {
-                        wanted.push((tag_ref(&rule.constraint), platform, true));
-                    }
-                }
-                Strategy::NewestBuild => {
-                    // The filters that need no metadata: fetching dates only
-                    // for tags that pass them asks no more than upstream does.
-                    let passes = rule.tag_filter();
-                    let mut names: Vec<&str> = tags
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|t| passes(t))
-                        .collect();
-                    if let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
-                        && tags.iter().any(|t| t == current)
-                    {
-                        names.push(current);
-                    }
-                    for name in names {
-                        wanted.push((tag_ref(name), platform.clone(), false));
-                    }
-                }
-                Strategy::Semver | Strategy::Alphabetical => {}
+            let digest = rule.strategy == Strategy::Digest;
+            let mut names = needed_facts(rule, tags);
+            if rule.strategy == Strategy::NewestBuild
+                && let Some(current) = job.current.as_ref().and_then(|c| current_tag(c))
+                && tags.iter().any(|t| t == current)
+            {
+                names.push(current);
+            }
+            for name in names {
+                wanted.push((tag_ref(name), platform.clone(), digest));
             }
         }
         wanted.sort();
@@ -276,9 +302,17 @@ pub fn prepare(
                 current,
             });
         }
-        prepared
-            .apps
-            .push((c, target, kind.unwrap_or(Kind::Kustomize)));
+        let spec_images = files
+            .as_ref()
+            .and_then(|f| f.source(&c))
+            .map(kustomize_images_of)
+            .unwrap_or_default();
+        prepared.apps.push(App {
+            configured: c,
+            target,
+            kind: kind.unwrap_or(Kind::Kustomize),
+            kustomize_images: spec_images,
+        });
     }
     prepared
 }
@@ -331,6 +365,23 @@ fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
     rule.ignore = spec.settings.ignore_tags.clone().unwrap_or_default();
     rule.platforms = spec.settings.platforms.clone().unwrap_or_default();
     Ok(rule)
+}
+
+/// The tags whose facts (build date, platforms, digest) the strategy decides
+/// by: every tag that passes the other filters for `newest-build`, the
+/// followed tag for `digest`, none otherwise.
+fn needed_facts<'a>(rule: &ArgoRule, tags: &'a [String]) -> Vec<&'a str> {
+    let names = tags.iter().map(String::as_str);
+    match rule.strategy {
+        Strategy::Digest => names.filter(|t| *t == rule.constraint).take(1).collect(),
+        Strategy::NewestBuild => {
+            // The filters that need no metadata: fetching facts only for the
+            // tags that pass them asks no more than upstream does.
+            let passes = rule.tag_filter();
+            names.filter(|t| passes(t)).collect()
+        }
+        Strategy::Semver | Strategy::Alphabetical => Vec::new(),
+    }
 }
 
 /// The write-back target, resolved against the app's path.
@@ -516,6 +567,15 @@ impl Files {
             manifest: manifest.and_then(|f| Some((f.clone(), parse(&f)?))),
         }
     }
+
+    /// The Application's source that is this repository.
+    fn source(&self, c: &Configured) -> Option<&Node> {
+        let document = self.application.as_ref()?.documents.get(c.app.document)?;
+        match c.source.index {
+            None => document.root.at(&["spec", "source"]),
+            Some(i) => document.root.at(&["spec", "sources"])?.items().get(i),
+        }
+    }
 }
 
 /// The value in effect: the override file, else the Application's own
@@ -523,14 +583,7 @@ impl Files {
 /// (or the configured target).
 fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) -> Option<Current> {
     let (override_file, overrides) = &files.overrides;
-    let source = files
-        .application
-        .as_ref()
-        .and_then(|s| s.documents.get(c.app.document))
-        .and_then(|d| match c.source.index {
-            None => d.root.at(&["spec", "source"]),
-            Some(i) => d.root.at(&["spec", "sources"])?.items().get(i),
-        });
+    let source = files.source(c);
     let manifest = files
         .manifest
         .as_ref()
@@ -554,21 +607,21 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
         }
         Kind::Kustomize => {
             let kname = kustomize_name(spec);
-            // `orig=reference` entries are found by their original name,
-            // others by the name of the reference.
+            // Upstream's `GetKustomizeImage` rule, so that reading and
+            // writing find the same entry.
             let in_file = |root: Option<&Node>| {
-                root?
-                    .at(&["kustomize", "images"])?
-                    .items()
-                    .iter()
-                    .find_map(|i| {
-                        let entry = i.as_str()?;
-                        let (orig, reference) = match entry.split_once('=') {
-                            Some((orig, reference)) => (orig, reference),
-                            None => (argo::split_reference(entry).0, entry),
-                        };
-                        same_image(orig, kname).then(|| reference.to_string())
-                    })
+                let images = kustomize_images_of(root?);
+                let entry = kustomize::current(
+                    &images,
+                    &spec.name,
+                    spec.targets.kustomize_name.as_deref(),
+                )?;
+                Some(
+                    entry
+                        .split_once('=')
+                        .map_or(entry.as_str(), |(_, r)| r)
+                        .to_string(),
+                )
             };
             found(in_file(overrides.as_ref().and_then(first)), override_file)
                 .or_else(|| found(in_file(source), &c.app.origin.file))
@@ -701,6 +754,17 @@ fn helm_reference(spec: &ImageSpec, get: &dyn Fn(&str) -> Option<String>) -> Opt
     }
 }
 
+/// The string entries of `kustomize.images` under `root` (an override
+/// file's root or an Application source).
+fn kustomize_images_of(root: &Node) -> Vec<String> {
+    root.at(&["kustomize", "images"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
+}
+
 fn first(stream: &yaml::Stream) -> Option<&Node> {
     stream.documents.first().map(|d| &d.root)
 }
@@ -726,7 +790,7 @@ pub struct Finished {
 pub fn finish(
     prepared: Prepared,
     listed: &Listed,
-    metadata: &BTreeMap<TagRef, TagInfo>,
+    metadata: &Metadata,
     allow_downgrade: bool,
 ) -> Finished {
     let mut finished = Finished {
@@ -736,22 +800,45 @@ pub fn finish(
     let mut outcomes: Vec<AppOutcome> = prepared
         .apps
         .iter()
-        .map(|(c, target, _)| AppOutcome {
-            application: format!("{}/{}", c.app.namespace, c.app.name),
-            file: c.app.origin.file.clone(),
-            line: c.app.origin.line,
-            configured_by: c.by.clone(),
-            target: target
-                .as_ref()
-                .map(|t| t.file().to_string())
-                .unwrap_or_default(),
-            branch: c.write_back.branch.clone(),
-            images: Vec::new(),
-        })
+        .map(
+            |App {
+                 configured: c,
+                 target,
+                 ..
+             }| AppOutcome {
+                application: format!("{}/{}", c.app.namespace, c.app.name),
+                file: c.app.origin.file.clone(),
+                line: c.app.origin.line,
+                configured_by: c.by.clone(),
+                target: target
+                    .as_ref()
+                    .map(|t| t.file().to_string())
+                    .unwrap_or_default(),
+                branch: c.write_back.branch.clone(),
+                images: Vec::new(),
+            },
+        )
         .collect();
+    // Per application: the images to write, `(spec, reference, tag)`, and
+    // whether any of them changes. Upstream sets the up-to-date images too
+    // (at their current version; `update.go`, "explicitly set the up-to-date
+    // images"), so they are in what it writes whenever something changes.
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
+    let mut changed = vec![false; prepared.apps.len()];
     for job in prepared.jobs {
-        let (c, target, _) = &prepared.apps[job.app];
+        let App {
+            configured: c,
+            target,
+            kind,
+            ..
+        } = &prepared.apps[job.app];
+        let keep_current = |updates: &mut Vec<Vec<_>>| {
+            if let Some(current) = &job.current {
+                let reference = at_version(&job.spec.name, &current.reference);
+                let tag = version_of(&reference);
+                updates[job.app].push((job.spec.clone(), reference, tag));
+            }
+        };
         let problem = |severity, message: &str| {
             Problem::at(
                 &c.app.origin.file,
@@ -777,21 +864,25 @@ pub fn finish(
             error: None,
             note: None,
         };
-        match decide_image(&job, target, listed, metadata, allow_downgrade) {
+        match decide_image(&job, target, *kind, listed, metadata, allow_downgrade) {
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
-                let tag = match argo::split_reference(&new) {
-                    (_, tag, Some(digest)) => format!("{}@{digest}", tag.unwrap_or_default()),
-                    (_, tag, None) => tag.unwrap_or_default().to_string(),
-                };
+                let tag = version_of(&new);
                 updates[job.app].push((job.spec.clone(), new, tag));
+                changed[job.app] = true;
+            }
+            Ok(Decision::UpToDate { selected }) => {
+                keep_current(&mut updates);
+                outcome.selected = Some(selected);
+                outcome.note = Some("up to date".to_string());
             }
             Ok(Decision::Keep { selected, note }) => {
                 outcome.selected = selected;
                 outcome.note = Some(note);
             }
             Ok(Decision::Refused { selected, note }) => {
+                keep_current(&mut updates);
                 finished.problems.push(problem(Severity::Warning, &note));
                 outcome.selected = Some(selected);
                 outcome.note = Some(note);
@@ -807,12 +898,13 @@ pub fn finish(
     // own files; two that write the same file compete for it, and when
     // they disagree neither is written.
     let mut owned: Vec<(String, (&str, &str), &Configured, Write)> = Vec::new();
-    for ((c, target, kind), images) in prepared.apps.iter().zip(updates) {
-        if images.is_empty() {
+    for ((app, images), changed) in prepared.apps.iter().zip(updates).zip(changed) {
+        if !changed {
             continue;
         }
-        let Ok(target) = target else { continue };
-        let write = write_for(c, target, *kind, &images);
+        let Ok(target) = &app.target else { continue };
+        let c = &app.configured;
+        let write = write_for(c, target, app.kind, &app.kustomize_images, &images);
         let id = (c.app.namespace.as_str(), c.app.name.as_str());
         let file = target.file().to_string();
         if owned
@@ -856,6 +948,10 @@ enum Decision {
         selected: String,
         new: String,
     },
+    /// The file already holds what the rule selects.
+    UpToDate {
+        selected: String,
+    },
     Keep {
         selected: Option<String>,
         note: String,
@@ -871,8 +967,9 @@ enum Decision {
 fn decide_image(
     job: &Job,
     target: &Result<Target, String>,
+    kind: Kind,
     listed: &Listed,
-    metadata: &BTreeMap<TagRef, TagInfo>,
+    metadata: &Metadata,
     allow_downgrade: bool,
 ) -> Result<Decision, String> {
     target.as_ref().map_err(Clone::clone)?;
@@ -883,6 +980,19 @@ fn decide_image(
         .ok_or("the repository was not listed")?
         .as_ref()
         .map_err(ToString::to_string)?;
+    let tag_ref = |name: &str| TagRef {
+        repository: repository.clone(),
+        tag: name.to_string(),
+    };
+    // A fact the rule decides by and the registry (or snapshot) could not
+    // give fails the image: never a pick made without it.
+    if let Some(why) = needed_facts(rule, names).into_iter().find_map(|name| {
+        Fact::of(rule.strategy)
+            .iter()
+            .find_map(|fact| metadata.missing.get(&(tag_ref(name), *fact)))
+    }) {
+        return Err(format!("{why}; nothing written"));
+    }
     // Only these strategies read build dates, platforms or digests; what is
     // known of this repository's tags is gathered once, not looked up per tag.
     let known: HashMap<&str, &TagInfo> = if rule.strategy.needs_metadata() {
@@ -891,6 +1001,7 @@ fn decide_image(
             tag: String::new(),
         };
         metadata
+            .tags
             .range(first..)
             .take_while(|(r, _)| &r.repository == repository)
             .map(|(r, info)| (r.tag.as_str(), info))
@@ -935,11 +1046,21 @@ fn decide_image(
             });
         }
     };
-    let (update, new) = argo::decide(rule.strategy, &current, &selected, &job.spec.name);
+    let (mut update, mut new) = argo::decide(rule.strategy, &current, &selected, &job.spec.name);
+    if !update && kind == Kind::Kustomize && job.spec.targets.kustomize_name.is_some() {
+        // Upstream: "image registry changed". The same tag of another
+        // registry or repository under this Kustomize name is an update.
+        let written = current.split_once('=').map_or(current.as_str(), |(_, r)| r);
+        if kustomize::ContainerImage::parse(&job.spec.name)
+            .differs_from(&kustomize::ContainerImage::parse(written))
+        {
+            update = true;
+            new = at_version(&job.spec.name, written);
+        }
+    }
     if !update {
-        return Ok(Decision::Keep {
-            selected: Some(selected.name),
-            note: "up to date".to_string(),
+        return Ok(Decision::UpToDate {
+            selected: selected.name,
         });
     }
     if !allow_downgrade
@@ -959,6 +1080,27 @@ fn decide_image(
         selected: selected.name,
         new,
     })
+}
+
+/// `image` at the tag and digest of the reference `written`.
+fn at_version(image: &str, written: &str) -> String {
+    let (_, tag, digest) = argo::split_reference(written);
+    let mut reference = image.to_string();
+    if let Some(tag) = tag {
+        reference = format!("{reference}:{tag}");
+    }
+    if let Some(digest) = digest {
+        reference = format!("{reference}@{digest}");
+    }
+    reference
+}
+
+/// `tag[@digest]` of a reference.
+fn version_of(reference: &str) -> String {
+    match argo::split_reference(reference) {
+        (_, tag, Some(digest)) => format!("{}@{digest}", tag.unwrap_or_default()),
+        (_, tag, None) => tag.unwrap_or_default().to_string(),
+    }
 }
 
 /// Whether `selected` ranks below `current` under the strategy's ordering.
@@ -1023,6 +1165,7 @@ fn write_for(
     c: &Configured,
     target: &Target,
     kind: Kind,
+    spec_images: &[String],
     images: &[(ImageSpec, String, String)],
 ) -> Write {
     let params = || -> Vec<HelmParam> {
@@ -1051,18 +1194,24 @@ fn write_for(
         }
         params
     };
-    let kustomize_images = || -> Vec<String> {
+    // `[kustomize-name=]reference`, as upstream's `SetKustomizeImage`.
+    let kustomize_params = || -> Vec<String> {
         images
             .iter()
-            .map(|(spec, new, _)| {
-                let kname = kustomize_name(spec);
-                if kname == spec.name {
-                    new.clone()
-                } else {
-                    format!("{kname}={new}")
-                }
+            .map(|(spec, new, _)| match &spec.targets.kustomize_name {
+                Some(kname) => format!("{kname}={new}"),
+                None => new.clone(),
             })
             .collect()
+    };
+    // The Application's images once each is set: what upstream writes to
+    // the override file or the kustomization.
+    let kustomize_images = || -> Vec<String> {
+        let mut list = spec_images.to_vec();
+        for param in kustomize_params() {
+            kustomize::set(&mut list, &param);
+        }
+        list
     };
     let is_helm = kind == Kind::Helm;
     match target {
@@ -1080,7 +1229,7 @@ fn write_for(
         Target::Application { document, .. } => Write::ApplicationKustomize {
             document: *document,
             source: c.source.index,
-            images: kustomize_images(),
+            images: kustomize_params(),
         },
     }
 }

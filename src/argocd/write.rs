@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 
 use granit_parser::ScalarStyle;
 
+use super::kustomize;
 use crate::rewrite::{self, Edit};
 use crate::yaml::{self, Node, Scalar, Stream};
 
@@ -97,7 +98,12 @@ pub fn override_kustomize(
     let src = existing.filter(|s| !is_blank(s)).unwrap_or("");
     let mut text = Text::new(src);
     single_document(&text.parse()?)?;
-    merge_kustomize(&mut text, Base::Root, set, true)?;
+    merge_kustomize(
+        &mut text,
+        Base::Root,
+        &|existing| kustomize::merge_override(existing, set),
+        true,
+    )?;
     finish(existing, text.src)
 }
 
@@ -116,13 +122,13 @@ pub fn helm_param(root: &Node, name: &str) -> Option<String> {
 /// like `image` (tag and digest ignored), using upstream's matching.
 #[cfg(test)]
 fn kustomize_image(root: &Node, image: &str) -> Option<String> {
-    let wanted = ArgoImage::parse(image);
-    root.at(&KUSTOMIZE_IMAGES)?
+    let images: Vec<String> = root
+        .at(&KUSTOMIZE_IMAGES)?
         .items()
         .iter()
-        .filter_map(Node::as_str)
-        .find(|s| ArgoImage::parse(s).same_image(&wanted))
-        .map(str::to_string)
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    super::kustomize::current(&images, image, None).cloned()
 }
 
 // ---------------------------------------------------------------------------
@@ -156,7 +162,14 @@ pub fn application_kustomize(
     let mut text = Text::new(src);
     let base = Base::Source { document, source };
     locate(&text.parse()?, base)?;
-    merge_kustomize(&mut text, base, images, false)?;
+    let set_all = |existing: &[String]| {
+        let mut list = existing.to_vec();
+        for image in images {
+            kustomize::set(&mut list, image);
+        }
+        list
+    };
+    merge_kustomize(&mut text, base, &set_all, false)?;
     finish(Some(src), text.src)
 }
 
@@ -281,10 +294,13 @@ fn helm_param_edit(
     }
 }
 
+/// Makes `kustomize.images` under `base` what `merge` makes of it; the
+/// result keeps every existing entry in its place (replaced or not) and
+/// may add entries at the end.
 fn merge_kustomize(
     text: &mut Text,
     base: Base,
-    set: &[String],
+    merge: &dyn Fn(&[String]) -> Vec<String>,
     create_empty: bool,
 ) -> Result<(), String> {
     let mut merged = Vec::new();
@@ -304,7 +320,7 @@ fn merge_kustomize(
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        merged = merge_images(&existing, set);
+        merged = merge(&existing);
         if !matches!(slot, Slot::Found(_)) {
             if merged.is_empty() && !create_empty {
                 return Ok(None);
@@ -339,81 +355,6 @@ fn merge_kustomize(
     Ok(())
 }
 
-/// Upstream's merge of image overrides into an override list.
-fn merge_images(existing: &[String], set: &[String]) -> Vec<String> {
-    let mut out = existing.to_vec();
-    for new in set {
-        let n = ArgoImage::parse(new);
-        match out.iter().position(|e| ArgoImage::parse(e).same_image(&n)) {
-            Some(i) => {
-                let e = ArgoImage::parse(&out[i]);
-                if !e.has_version() || (n.has_version() && !e.same_version(&n)) {
-                    out[i] = new.clone();
-                }
-            }
-            None => out.push(new.clone()),
-        }
-    }
-    out
-}
-
-/// An image the way upstream's `NewFromIdentifier` splits it.
-struct ArgoImage<'a> {
-    alias: Option<&'a str>,
-    /// The registry host as written (`""` when there is none).
-    registry: &'a str,
-    name: &'a str,
-    tag: Option<&'a str>,
-    digest: Option<&'a str>,
-}
-
-impl<'a> ArgoImage<'a> {
-    fn parse(text: &'a str) -> ArgoImage<'a> {
-        let (alias, reference) = match text.split_once('=') {
-            Some((alias, rest)) => (Some(alias), rest),
-            None => (None, text),
-        };
-        let (name, tag, digest) = crate::policy::argo::split_reference(reference);
-        let (registry, name) = match name.split_once('/') {
-            Some((host, rest)) if is_registry_host(host) => (host, rest),
-            _ => ("", name),
-        };
-        ArgoImage {
-            alias,
-            registry,
-            name,
-            tag,
-            digest,
-        }
-    }
-
-    fn same_image(&self, other: &ArgoImage) -> bool {
-        let hub = |r: &str| if r.is_empty() { "docker.io" } else { r }.to_string();
-        self.name == other.name && hub(self.registry) == hub(other.registry)
-    }
-
-    fn has_version(&self) -> bool {
-        self.tag.is_some() || self.digest.is_some()
-    }
-
-    /// Upstream's tag equality: digests decide when either side has one.
-    fn same_version(&self, other: &ArgoImage) -> bool {
-        if self.digest.is_some() || other.digest.is_some() {
-            self.digest == other.digest
-        } else {
-            self.tag == other.tag
-        }
-    }
-
-    /// The name with its registry, as written.
-    fn full_name(&self) -> String {
-        match self.registry {
-            "" => self.name.to_string(),
-            host => format!("{host}/{}", self.name),
-        }
-    }
-}
-
 /// Docker's rule: a first path component with `.` or `:`, or `localhost`.
 fn is_registry_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
@@ -434,11 +375,14 @@ struct KustomizeOverride {
 impl KustomizeOverride {
     /// `orig=new:tag` becomes name/newName/newTag; `name:tag` only sets newTag.
     fn parse(text: &str) -> Result<KustomizeOverride, String> {
-        let image = ArgoImage::parse(text);
-        let full = image.full_name();
-        let (name, new_name) = match image.alias {
-            Some(alias) => (alias.to_string(), full),
-            None => (full, String::new()),
+        let (alias, reference) = match text.split_once('=') {
+            Some((alias, rest)) => (Some(alias), rest),
+            None => (None, text),
+        };
+        let (full, tag, digest) = crate::policy::argo::split_reference(reference);
+        let (name, new_name) = match alias {
+            Some(alias) => (alias.to_string(), full.to_string()),
+            None => (full.to_string(), String::new()),
         };
         if name.is_empty() {
             return Err(format!(
@@ -448,8 +392,8 @@ impl KustomizeOverride {
         Ok(KustomizeOverride {
             name,
             new_name,
-            new_tag: image.tag.unwrap_or_default().to_string(),
-            digest: image.digest.unwrap_or_default().to_string(),
+            new_tag: tag.unwrap_or_default().to_string(),
+            digest: digest.unwrap_or_default().to_string(),
         })
     }
 

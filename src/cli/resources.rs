@@ -383,6 +383,16 @@ fn build(what: &CreateWhat) -> Result<(String, Kind, String, String), String> {
                     insert(&mut spec, &["filterTags", "extract"], Some(extract.into()));
                 }
             }
+            // The v1 CRD's rules: the API server refuses either alone.
+            match (a.reflect_digest.as_deref() == Some("Always"), &a.interval) {
+                (true, None) => {
+                    return Err("--reflect-digest Always needs --interval (spec.interval must be set when spec.digestReflectionPolicy is set to 'Always')".into());
+                }
+                (false, Some(_)) => {
+                    return Err("--interval needs --reflect-digest Always (spec.interval is only accepted when spec.digestReflectionPolicy is set to 'Always')".into());
+                }
+                _ => {}
+            }
             insert(&mut spec, &["digestReflectionPolicy"], s(&a.reflect_digest));
             if let Some(i) = &a.interval {
                 kubesphere::check_duration(i).map_err(|e| format!("--interval: {e}"))?;
@@ -776,6 +786,9 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_body: usize,
+    /// Seconds a client may take to send a request's headers, and its body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    request_timeout: u64,
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -800,6 +813,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         commit: args.commit,
         author: args.author,
         max_body: args.max_body,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
     };
     match serve::main(options) {
         Ok(()) => ExitCode::SUCCESS,

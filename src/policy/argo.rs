@@ -187,11 +187,19 @@ impl ArgoRule {
         if self.strategy == Strategy::Digest && self.constraint.is_empty() {
             return Err("the digest strategy needs a tag to follow in the image reference".into());
         }
+        // Without a constraint upstream checks `*`, which, like every range
+        // without a pre-release of its own, lets no pre-release through.
         let constraints = match self.strategy {
-            Strategy::Semver if !self.constraint.is_empty() => Some(
-                Constraints::parse(&self.constraint)
-                    .map_err(|e| format!("invalid semver constraint: {e}"))?,
-            ),
+            Strategy::Semver => {
+                let constraint = match self.constraint.as_str() {
+                    "" => "*",
+                    _ => self.constraint.as_str(),
+                };
+                Some(
+                    Constraints::parse(constraint)
+                        .map_err(|e| format!("invalid semver constraint: {e}"))?,
+                )
+            }
             _ => None,
         };
         let passes = self.tag_filter();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Registry, RegistryError, TagRef};
 use crate::image::Repository;
+use crate::policy::argo::DEFAULT_PLATFORM;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +25,14 @@ pub struct RepositorySnapshot {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub digests: BTreeMap<String, String>,
+    /// Build dates of the default platform's image (`linux/amd64`), and of
+    /// every platform a written snapshot gives no `created_for` entry.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub created: BTreeMap<String, String>,
+    /// Build dates of an index's image for another platform, by platform:
+    /// the child of the index a rule for that platform reads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub created_for: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub platforms: BTreeMap<String, Vec<String>>,
 }
@@ -102,12 +109,26 @@ impl Registry for Snapshot {
         self.facts(tags, "digest", |r| &r.digests)
     }
 
-    fn created(&self, tags: &[TagRef], _platform: &str) -> Vec<Result<String, RegistryError>> {
-        self.facts(tags, "created time", |r| &r.created)
+    fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
+        let what = format!("build date (created) for {platform}");
+        self.facts(tags, &what, |r| match r.created_for.get(platform) {
+            Some(dates) if platform != DEFAULT_PLATFORM => dates,
+            _ => &r.created,
+        })
     }
 
+    /// A repository written without any `platforms` says nothing about
+    /// them: its tags are taken as unknown, which filters nothing. Once it
+    /// has some, a tag without an entry is a missing fact.
     fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
-        self.facts(tags, "platform list", |r| &r.platforms)
+        tags.iter()
+            .map(|t| match self.repository(&t.repository) {
+                Ok(r) if r.platforms.is_empty() => Ok(Vec::new()),
+                _ => self
+                    .facts(std::slice::from_ref(t), "platform list", |r| &r.platforms)
+                    .remove(0),
+            })
+            .collect()
     }
 }
 
@@ -126,7 +147,10 @@ impl Snapshot {
                     .cloned()
                     .ok_or_else(|| RegistryError {
                         repository: t.repository.to_string(),
-                        message: format!("the registry snapshot has no {what} for tag {:?}", t.tag),
+                        message: format!(
+                            "the registry snapshot has no {what} for tag {:?}; record it again with `image-update snapshot` and the run's flags",
+                            t.tag
+                        ),
                     })
             })
             .collect()
@@ -198,7 +222,13 @@ impl<R: Registry> Registry for Recorder<R> {
 
     fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
         let answers = self.inner.created(tags, platform);
-        self.record(tags, &answers, |r| &mut r.created);
+        self.record(tags, &answers, |r| {
+            if platform == DEFAULT_PLATFORM {
+                &mut r.created
+            } else {
+                r.created_for.entry(platform.to_string()).or_default()
+            }
+        });
         answers
     }
 
