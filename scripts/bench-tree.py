@@ -457,13 +457,14 @@ for r in range(R):
     all_tags[f"bench/svc-{r}"] = tags
     digest = "sha256:" + f"{r:064x}"
     # What `image-update snapshot` would record: build dates and platforms
-    # only of the tags newest-build ranks, digests of the tags followed.
+    # only of the tags newest-build ranks, digest and platforms of the tags
+    # followed.
     built = [t for t in tags if t == "build-1" or (t.startswith("build-1") and len(t) == 8)]
     snapshot["repositories"][image(r)] = {
         "tags": tags,
         "digests": {"latest": digest},
         "created": {t: f"2024-01-{1 + i % 28:02d}T00:00:00Z" for i, t in enumerate(built)},
-        "platforms": {t: ["linux/amd64"] for t in built},
+        "platforms": {t: ["linux/amd64"] for t in built + ["latest"]},
     }
 with open(os.path.join(a.out, "snapshot.json"), "w") as f:
     json.dump(snapshot, f)
