@@ -413,7 +413,10 @@ fn a_replay_of_a_snapshot_equals_the_live_run() {
     assert_eq!(out.status.code(), Some(0), "{live}");
     // What the run cost the registries is the one thing a replay, which
     // sends no request, does not repeat.
-    assert!(live["requests"].as_array().is_some_and(|r| !r.is_empty()), "{live}");
+    assert!(
+        live["requests"].as_array().is_some_and(|r| !r.is_empty()),
+        "{live}"
+    );
     live.as_object_mut().unwrap().remove("requests");
     let (out, replay) = run(
         replay_dir.path(),
