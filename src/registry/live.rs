@@ -102,7 +102,7 @@ pub struct Live {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     notes: Mutex<Vec<String>>,
     cache: Option<Cache>,
-    cache_written: Mutex<bool>,
+    cache_written: std::sync::atomic::AtomicBool,
     requests: Counter,
     tag_digests: Mutex<HashMap<TagRef, String>>,
     facts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Facts>>>>,
@@ -193,7 +193,7 @@ impl Live {
             options,
             hosts: Mutex::new(HashMap::new()),
             cache: None,
-            cache_written: Mutex::new(false),
+            cache_written: std::sync::atomic::AtomicBool::new(false),
             requests: Counter::default(),
             tag_digests: Mutex::new(HashMap::new()),
             facts: Mutex::new(HashMap::new()),
@@ -454,7 +454,8 @@ impl Live {
             && sha256_digest(&body) == digest
         {
             cache.put(digest, &facts);
-            *self.cache_written.lock().expect("not poisoned") = true;
+            self.cache_written
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(facts)
     }
@@ -1142,7 +1143,9 @@ impl Drop for Live {
     /// Keeps the cache within its bound once the run has added to it.
     fn drop(&mut self) {
         if let Some(cache) = &self.cache
-            && *self.cache_written.lock().expect("not poisoned")
+            && self
+                .cache_written
+                .load(std::sync::atomic::Ordering::Relaxed)
         {
             cache.prune();
         }

@@ -37,13 +37,12 @@ impl Kind {
         let Some(api) = path.strip_prefix("/v2/") else {
             return Kind::Other;
         };
-        let within = |segment: &str| api.rsplit_once(segment).map(|(_, rest)| rest);
         match (method, api) {
             (_, "") => Kind::Ping,
             _ if api.ends_with("/tags/list") => Kind::List,
-            ("HEAD", _) if within("/manifests/").is_some() => Kind::ManifestHead,
-            ("GET", _) if within("/manifests/").is_some() => Kind::ManifestGet,
-            ("GET", _) if within("/blobs/").is_some() => Kind::BlobGet,
+            ("HEAD", _) if api.contains("/manifests/") => Kind::ManifestHead,
+            ("GET", _) if api.contains("/manifests/") => Kind::ManifestGet,
+            ("GET", _) if api.contains("/blobs/") => Kind::BlobGet,
             _ => Kind::Other,
         }
     }
