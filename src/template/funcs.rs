@@ -3,9 +3,9 @@
 //! with its signature (what the checker and the evaluator need) and with Go's
 //! and Sprig's exact argument orders and error messages.
 
-use super::MAX_OUTPUT;
 use super::gofmt::{f_printf, go_quote, sprint, sprint_v, strval, to_json, write_v};
 use super::value::{Val, deep_eq, list_val, truth};
+use super::{MAX_OUTPUT, bounded};
 
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Param {
@@ -223,15 +223,6 @@ pub(super) fn func_sig(name: &str) -> Option<Sig> {
         variadic,
         imp,
     })
-}
-
-/// `Err` unless `extra` (`None`: it overflowed) plus `base` bytes fit in
-/// [`MAX_OUTPUT`]; checked before a string is built, never after.
-pub(super) fn bounded(extra: Option<usize>, base: usize, what: &str) -> Result<(), String> {
-    match extra.and_then(|e| e.checked_add(base)) {
-        Some(size) if size <= MAX_OUTPUT => Ok(()),
-        _ => Err(too_large(what)),
-    }
 }
 
 pub(super) fn too_large(what: &str) -> String {

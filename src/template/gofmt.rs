@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::funcs::bounded;
+use super::bounded;
 use super::value::{FieldKind, Struct, Val, data_fields, truth};
 
 /// Appends `v` formatted with Go's `%v`.

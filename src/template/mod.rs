@@ -38,6 +38,7 @@ use std::fmt::Write as _;
 use argo_data::{argo_changes, branch_data};
 use exec::Exec;
 use flux_data::{changed_data, namespaced_name, updated_data};
+use funcs::too_large;
 use gofmt::go_quote;
 use parse::parse_template;
 use value::{Val, list_val, map_val, plain, struct_val};
@@ -324,4 +325,13 @@ fn message_data(ctx: &Context) -> Val {
         .collect(),
         None,
     )
+}
+
+/// `Err` unless `extra` (`None`: it overflowed) plus `base` bytes fit in
+/// [`MAX_OUTPUT`]; checked before a string is built, never after.
+fn bounded(extra: Option<usize>, base: usize, what: &str) -> Result<(), String> {
+    match extra.and_then(|e| e.checked_add(base)) {
+        Some(size) if size <= MAX_OUTPUT => Ok(()),
+        _ => Err(too_large(what)),
+    }
 }

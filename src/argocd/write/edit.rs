@@ -5,7 +5,7 @@
 use granit_parser::ScalarStyle;
 
 use super::emit::{Layout, New, emit_entries, emit_items, is_empty_new, nest};
-use super::locate::Slot;
+use super::locate::{Slot, first_scalar, item_columns, line_start};
 use crate::rewrite::{self, Edit};
 use crate::yaml::{self, Node, Scalar, Stream};
 
@@ -387,10 +387,6 @@ pub(super) fn block_text(lines: &[String], lead: bool) -> String {
     format!("{lead}{}\n", lines.join("\n"))
 }
 
-pub(super) fn line_start(src: &str, at: usize) -> usize {
-    src[..at].rfind('\n').map_or(0, |i| i + 1)
-}
-
 /// The offset after the line holding `end`, and whether a line break must be
 /// added first (the file ends without one).
 pub(super) fn line_after(src: &str, end: usize) -> (usize, bool) {
@@ -421,32 +417,6 @@ pub(super) fn block_column(src: &str, key: &Scalar) -> Result<usize, String> {
             "line {}: `{}` is not in block style; refusing to edit",
             key.start.line, key.value
         ))
-    }
-}
-
-/// The dash and content columns of a block list item (`  - x` → 2, 4).
-pub(super) fn item_columns(src: &str, item: &Node) -> Result<(usize, usize), String> {
-    let line = item.position().line;
-    let s = first_scalar(item).ok_or_else(|| format!("line {line}: unsupported list item"))?;
-    let prefix = &src[line_start(src, s.span.start)..s.span.start];
-    let rest = prefix.trim_start_matches(' ');
-    let dash = prefix.len() - rest.len();
-    match rest.strip_prefix('-') {
-        Some(gap) if !gap.is_empty() && gap.trim_start_matches(' ').is_empty() => {
-            Ok((dash, prefix.len()))
-        }
-        _ => Err(format!(
-            "line {line}: the list is not a block list of `- item` lines (flow style?); refusing to extend it"
-        )),
-    }
-}
-
-pub(super) fn first_scalar(node: &Node) -> Option<&Scalar> {
-    match node {
-        Node::Scalar(s) => Some(s),
-        Node::Mapping(e, _) => e.first().and_then(|(k, _)| first_scalar(k)),
-        Node::Sequence(i, _) => i.first().and_then(first_scalar),
-        _ => None,
     }
 }
 

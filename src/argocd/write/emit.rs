@@ -3,7 +3,7 @@
 
 use granit_parser::ScalarStyle;
 
-use super::edit::{first_scalar, item_columns};
+use super::locate::{first_scalar, item_columns};
 use crate::rewrite::{self};
 use crate::yaml::{Node, Stream};
 

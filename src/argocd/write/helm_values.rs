@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::VALUES_HEADER;
-use super::application::is_registry_host;
 use super::edit::{Text, append_entries, finish, is_blank, replace_scalar};
 use super::emit::{New, nest};
 use super::locate::{EMPTY, single_document};
+use super::merge::is_registry_host;
 use crate::yaml::Node;
 
 /// Sets values in a Helm values file at parameter paths (`image.tag`,

@@ -34,9 +34,10 @@
 //! the output is read back with the readers and must hold what was written.
 //!
 //! One file per write-back target (`override_file`, `kustomization`,
-//! `helm_values`, `application`), all made of the same surgical steps:
-//! `locate` finds the node again after each edit, `edit` changes bytes,
-//! `emit` writes the YAML that did not exist yet.
+//! `helm_values`, `application`; the override file and the Application share
+//! upstream's list rules in `merge`), all made of the same surgical steps:
+//! `locate` finds the node (and its columns) again after each edit, `edit`
+//! changes bytes, `emit` writes the YAML that did not exist yet.
 
 mod application;
 mod edit;
@@ -44,6 +45,7 @@ mod emit;
 mod helm_values;
 mod kustomization;
 mod locate;
+mod merge;
 mod override_file;
 #[cfg(test)]
 mod tests;
@@ -51,7 +53,8 @@ mod tests;
 pub use application::{application_helm, application_kustomize};
 pub use helm_values::{helm_values, values_at};
 pub use kustomization::{kustomization_image, kustomization_images};
-pub use override_file::{helm_param, override_helm, override_kustomize};
+pub use merge::helm_param;
+pub use override_file::{override_helm, override_kustomize};
 
 /// One Helm parameter the updater manages.
 #[derive(Debug, Clone, PartialEq, Eq)]

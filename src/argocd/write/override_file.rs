@@ -2,11 +2,12 @@
 //! `parameters` or Kustomize `images`, merged as upstream merges them, and
 //! its readers.
 
-use super::application::{Flag, merge_helm, merge_kustomize};
+use super::HelmParam;
 use super::edit::{Text, finish, is_blank};
 use super::locate::{Base, single_document};
-use super::{HELM_PARAMETERS, HelmParam};
+use super::merge::{Flag, merge_helm, merge_kustomize};
 use crate::argocd::kustomize;
+#[cfg(test)]
 use crate::yaml::Node;
 
 /// `.argocd-source-<app>.yaml` for a Helm app; `existing` is the current text
@@ -47,17 +48,6 @@ pub fn override_kustomize(
         true,
     )?;
     finish(existing, text.src)
-}
-
-/// The `value` of the Helm parameter `name` under `root.helm.parameters`
-/// (`root` is an override file's root or an `Application` source).
-pub fn helm_param(root: &Node, name: &str) -> Option<String> {
-    root.at(&HELM_PARAMETERS)?
-        .items()
-        .iter()
-        .find(|p| p.str_at(&["name"]) == Some(name))?
-        .str_at(&["value"])
-        .map(str::to_string)
 }
 
 /// The override string under `root.kustomize.images` for the image named

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::helper::check_helper_name;
 use super::keys::{Key, display_key, parse_key, prefer};
 use super::{CredentialError, Secret};
 
@@ -295,5 +294,23 @@ pub(super) fn json_reason(err: &serde_json::Error) -> String {
         }
         Category::Data => "unexpected value".to_string(),
         Category::Io => "read error".to_string(),
+    }
+}
+
+/// A helper name becomes part of a program name looked up on PATH; a path
+/// separator would make the config choose an arbitrary program instead.
+pub(super) fn check_helper_name(name: &str) -> Result<(), &'static str> {
+    if name.contains(['/', '\\', '\0']) {
+        Err("is not a helper name (it contains a path separator)")
+    } else {
+        Ok(())
+    }
+}
+
+impl AuthEntry {
+    /// Lower is better: longer namespaces first, then `prefer`.
+    pub(super) fn rank(&self, host: &str) -> (std::cmp::Reverse<usize>, (u8, String)) {
+        let depth = self.namespace.as_ref().map_or(0, |ns| ns.len() + 1);
+        (std::cmp::Reverse(depth), prefer(&self.key, host))
     }
 }

@@ -27,16 +27,6 @@ impl fmt::Debug for HelperEnv {
     }
 }
 
-/// A helper name becomes part of a program name looked up on PATH; a path
-/// separator would make the config choose an arbitrary program instead.
-pub(super) fn check_helper_name(name: &str) -> Result<(), &'static str> {
-    if name.contains(['/', '\\', '\0']) {
-        Err("is not a helper name (it contains a path separator)")
-    } else {
-        Ok(())
-    }
-}
-
 pub(super) fn helper_program(name: &str) -> String {
     format!("docker-credential-{name}")
 }

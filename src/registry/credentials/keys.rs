@@ -2,16 +2,7 @@
 //! podman namespace, which spelling of a host wins, and how a key is shown in
 //! messages with any user info masked.
 
-use super::config::AuthEntry;
 use super::{DOCKER_HUB, DOCKER_HUB_SERVER_URL};
-
-impl AuthEntry {
-    /// Lower is better: longer namespaces first, then `prefer`.
-    pub(super) fn rank(&self, host: &str) -> (std::cmp::Reverse<usize>, (u8, String)) {
-        let depth = self.namespace.as_ref().map_or(0, |ns| ns.len() + 1);
-        (std::cmp::Reverse(depth), prefer(&self.key, host))
-    }
-}
 
 /// Sort key among spellings of one host: docker's own key for Docker Hub
 /// (the v1 URL), then the bare host, then the rest by text.
