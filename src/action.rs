@@ -665,8 +665,10 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
         .write_all(text.as_bytes())
 }
 
-/// `image-update action`: runs as the action's entry point.
-pub fn main() -> ExitCode {
+/// `image-update action`: runs as the action's entry point. `run` is the
+/// front-end's `run` command (its arguments after `run`, to a report or a
+/// usage error), passed in so this front-end does not import another.
+pub fn main(run: impl FnOnce(&[String]) -> Result<Report, String>) -> ExitCode {
     let env: Env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -688,14 +690,14 @@ pub fn main() -> ExitCode {
         unsafe { std::env::set_var(name, value) };
     }
 
-    let report = match crate::cli::run_report(&plan.args) {
+    let report = match run(&plan.args) {
         Ok(report) => report,
         Err(message) => {
             let _ = stdout.write_all(command("error", &[], message.trim_end()).as_bytes());
             return ExitCode::from(2);
         }
     };
-    let mut code = crate::cli::exit_code(&report);
+    let mut code = report.exit_code();
 
     let _ = stdout.write_all(annotations(&report, &plan.prefix).as_bytes());
     // The report quotes file contents and names; none of it may be taken

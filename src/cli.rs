@@ -393,7 +393,7 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Command::Snapshot(args) => snapshot(args),
         Command::Select(args) => select(args),
         Command::Fn(args) => krm_function(args),
-        Command::Action => crate::action::main(),
+        Command::Action => crate::action::main(run_report),
         Command::Create(args) => resources::create(args),
         Command::Get(args) => resources::get(args),
         Command::List(args) => resources::list(args),
@@ -444,16 +444,7 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    exit_code(&report)
-}
-
-/// The exit status a finished run maps to: 1 when something failed.
-pub fn exit_code(report: &Report) -> ExitCode {
-    if report.failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    report.exit_code()
 }
 
 /// Runs `image-update run` with these arguments (everything after `run`) and
@@ -576,7 +567,7 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
     let _ = std::io::stdout()
         .lock()
         .write_all(report.to_text().as_bytes());
-    exit_code(&report)
+    report.exit_code()
 }
 
 /// The tags given as arguments, else one per line on standard input.

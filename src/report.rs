@@ -118,6 +118,15 @@ impl Report {
             || self.policies.iter().any(|p| p.error.is_some())
     }
 
+    /// The exit status a finished run maps to: 1 when something failed.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.failed() {
+            std::process::ExitCode::from(1)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("the report serialises");
         s.push('\n');
