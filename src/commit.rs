@@ -19,7 +19,14 @@ use crate::git::{self, GitError, NewFile, PushOutcome, Repo, Signature};
 use crate::image::Reference;
 use crate::report::Report;
 use crate::template::{self, Change, Context, Object};
-use crate::update::Replay;
+
+/// The run's policies, able to update any version of a file the same way: a
+/// push that lost a race redoes its work on the new tip with them. The engine
+/// (`update::Replay`) implements it, so committing needs nothing of the engine.
+pub trait Replay {
+    /// `src` updated by the run's policies; `None` when nothing changes.
+    fn apply(&self, rel: &str, src: &str) -> Result<Option<String>, String>;
+}
 
 /// How often a push that lost a race is rebuilt and tried again.
 const PUSH_ATTEMPTS: usize = 3;
@@ -219,7 +226,7 @@ pub fn context(report: &Report, git: Option<&GitSettings>) -> Context {
 pub fn commit(
     dir: &Path,
     report: &Report,
-    replay: &Replay,
+    replay: &dyn Replay,
     git: Option<&GitSettings>,
     settings: &Settings,
 ) -> Result<Option<Committed>, CommitError> {
@@ -383,7 +390,7 @@ fn push(
     repo: &Repo,
     committed: &mut Committed,
     plan: &PushPlan,
-    replay: &Replay,
+    replay: &dyn Replay,
     git: Option<&GitSettings>,
     settings: &Settings,
 ) -> Result<(), CommitError> {
@@ -560,7 +567,7 @@ fn with_source(refspec: &str, branch: &str, commit: &str) -> String {
 /// edited), else left out (it was removed on the other side of a race).
 fn replayed(
     repo: &Repo,
-    replay: &Replay,
+    replay: &dyn Replay,
     commit: Option<&str>,
     paths: &[(String, String)],
     worktree: Option<&Path>,

@@ -86,6 +86,12 @@ impl Replay {
     }
 }
 
+impl crate::commit::Replay for Replay {
+    fn apply(&self, rel: &str, src: &str) -> Result<Option<String>, String> {
+        Replay::apply(self, rel, src)
+    }
+}
+
 /// A file's Argo CD writes in order; `None` when the text does not change.
 fn apply_writes(writes: &[Write], existing: Option<&str>) -> Result<Option<String>, String> {
     let mut current: Option<String> = None;
