@@ -70,6 +70,16 @@ fn flag(env: &Env, name: &str) -> Result<bool, String> {
     }
 }
 
+/// A whole-number input, or nothing when it is unset.
+fn number(env: &Env, name: &str) -> Result<Option<u64>, String> {
+    trimmed(env, name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| format!("input {name}: {v:?} is not a whole number of 0 or more"))
+        })
+        .transpose()
+}
+
 /// Decides the run's arguments, its environment and where results go.
 /// `is_dir` answers whether a directory exists (the report's location
 /// depends on it); nothing else looks outside `env`.
@@ -146,6 +156,11 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
         .filter(|d| !d.is_empty())
     {
         args.push(format!("--policies={}", resolve(dir).display()));
+    }
+    for (name, flag) in [("deadline", "--deadline"), ("max-tags", "--max-tags")] {
+        if let Some(n) = number(env, name)? {
+            args.push(format!("{flag}={n}"));
+        }
     }
 
     let mut run_env = Vec::new();
@@ -768,6 +783,8 @@ mod tests {
             ("INPUT_INSECURE-REGISTRIES", "a:5000, b\nc:1\n\n"),
             ("INPUT_DOCKER-CONFIG", "/etc/docker/config.json"),
             ("INPUT_POLICIES", "infra/policies, /abs/flux\n"),
+            ("INPUT_DEADLINE", " 120 "),
+            ("INPUT_MAX-TAGS", "500"),
             ("INPUT_EXTRA-ARGS", "--include 'apps/**' --diff"),
         ]);
         let plan = plan(&e, &no_dirs).unwrap();
@@ -787,6 +804,8 @@ mod tests {
                 "--docker-config=/etc/docker/config.json",
                 "--policies=/github/workspace/infra/policies",
                 "--policies=/abs/flux",
+                "--deadline=120",
+                "--max-tags=500",
                 "--include",
                 "apps/**",
                 "--diff",
@@ -800,6 +819,15 @@ mod tests {
     fn a_bad_boolean_is_refused() {
         let e = env(&[("INPUT_DRY-RUN", "yes")]);
         assert!(plan(&e, &no_dirs).unwrap_err().contains("dry-run"));
+    }
+
+    #[test]
+    fn a_limit_that_is_not_a_whole_number_is_refused() {
+        for (name, value) in [("INPUT_DEADLINE", "10m"), ("INPUT_MAX-TAGS", "-1")] {
+            let error = plan(&env(&[(name, value)]), &no_dirs).unwrap_err();
+            assert!(error.contains(&name[6..].to_ascii_lowercase()), "{error}");
+            assert!(error.contains("not a whole number"), "{error}");
+        }
     }
 
     #[test]

@@ -170,8 +170,16 @@ impl Report {
                 setter_name(c)
             );
         }
+        // Identical copies of an Application (one per cluster folder) that
+        // write one file write each image once: said once, counted once.
+        let mut written = std::collections::BTreeSet::new();
         for app in &self.applications {
             for i in &app.images {
+                if let Some(new) = &i.new
+                    && !written.insert((&app.target, &i.alias, &i.image, new))
+                {
+                    continue;
+                }
                 let name = if i.alias.is_empty() {
                     &i.image
                 } else {
@@ -237,13 +245,8 @@ impl Report {
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let images = self.applications.iter().flat_map(|a| &a.images);
-        let (written, image_errors) = images.fold((0, 0), |(w, e), i| {
-            (
-                w + usize::from(i.new.is_some()),
-                e + usize::from(i.error.is_some()),
-            )
-        });
-        let changes = self.changes.len() + written;
+        let image_errors = images.filter(|i| i.error.is_some()).count();
+        let changes = self.changes.len() + written.len();
         let failed = failed + image_errors;
         let applications = match self.applications.len() {
             0 => String::new(),

@@ -395,6 +395,8 @@ fn action_yml_declares_the_documented_interface() {
             "insecure-registries",
             "docker-config",
             "policies",
+            "deadline",
+            "max-tags",
             "extra-args"
         ]
     );

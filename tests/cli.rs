@@ -387,6 +387,38 @@ fn two_application_copies_writing_one_file_and_disagreeing_are_a_conflict() {
     );
 }
 
+/// Identical copies of one Argo CD Application (one per cluster folder)
+/// write its override file once; the text report says and counts that one
+/// change, not one per copy.
+#[test]
+fn identical_application_copies_are_one_change_in_the_text_report() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n";
+    for cluster in ["a", "b"] {
+        put(work.path(), &format!("clusters/{cluster}/app.yaml"), app);
+    }
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
+        "images:\n- name: ghcr.io/acme/web\n  newTag: 0.9.0\n",
+    );
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &["--repo-url", "https://git.example.com/org/gitops"],
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let line = "apps/web/.argocd-source-web.yaml: application argocd/web image ghcr.io/acme/web: changed ghcr.io/acme/web:0.9.0 -> ghcr.io/acme/web:1.1.0\n";
+    assert_eq!(text.matches(line).count(), 1, "{text}");
+    assert!(
+        text.ends_with("0 policies, 2 applications, 1 change in 1 file\n"),
+        "{text}"
+    );
+}
+
 #[test]
 fn dry_run_writes_nothing_and_diff_shows_the_change() {
     let base = fixtures().join("formatting");
@@ -1040,6 +1072,26 @@ fn select_with_an_image_skips_an_invalid_listed_tag() {
     assert!(
         stderr.contains("skipped 1 listed tag that is not a valid OCI tag (\"zz top\")"),
         "{stderr}"
+    );
+}
+
+/// Tags given on the command line or standard input are screened as
+/// `run` and `select --image` screen a registry's: an invalid OCI tag is
+/// skipped and counted in a warning, under Flux's rules and Argo CD's.
+#[test]
+fn select_skips_an_invalid_tag_given_as_an_argument_or_on_stdin() {
+    let skipped = "skipped 1 listed tag that is not a valid OCI tag (\"zz top\")";
+    let (code, out, err) = select(&["--alphabetical", "asc", "1", "2", "zz top"], "");
+    assert_eq!((code, out.as_str()), (Some(0), "2\n"), "{err}");
+    assert!(err.contains(skipped), "{err}");
+    let (code, out, err) = select(&["--strategy", "alphabetical"], "1\n2\nzz top\n");
+    assert_eq!((code, out.as_str()), (Some(0), "2\n"), "{err}");
+    assert!(err.contains(skipped), "{err}");
+    let (code, out, err) = select(&["--semver", "*"], "1.0.0\n2.0.0+a/b\n");
+    assert_eq!((code, out.as_str()), (Some(0), "1.0.0\n"), "{err}");
+    assert!(
+        err.contains("skipped 1 listed tag that is not a valid OCI tag (\"2.0.0+a/b\")"),
+        "{err}"
     );
 }
 

@@ -56,7 +56,8 @@ impl Settings {
         };
         Settings {
             strategy: text(node, "updateStrategy"),
-            force_update: text(node, "forceUpdate").map(|v| v == "true"),
+            // Checked by `invalid_force_update` before a resource is kept.
+            force_update: node.get("forceUpdate").and_then(|v| yaml_bool(v).ok()),
             allow_tags: text(node, "allowTags"),
             ignore_tags: node.get("ignoreTags").map(strings),
             pull_secret: text(node, "pullSecret"),
@@ -348,6 +349,16 @@ impl Declarations {
         }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
         if is_updater {
+            if let Some((at, message)) = invalid_force_update(spec) {
+                self.problems.push(Problem::at(
+                    file,
+                    at.line,
+                    Some(at.column),
+                    Severity::Error,
+                    format!("ImageUpdater {namespace}/{name}: {message}"),
+                ));
+                return;
+            }
             self.updaters.push(Updater {
                 settings: Settings::from_resource(spec.get("commonUpdateSettings")),
                 write_back: WriteBack::from_resource(spec.get("writeBackConfig")),
@@ -844,6 +855,51 @@ fn go_parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// A YAML boolean as the API server reads one (YAML 1.1, as
+/// `sigs.k8s.io/yaml` does); a quoted value is a string.
+fn yaml_bool(node: &Node) -> Result<bool, String> {
+    match node {
+        Node::Scalar(s) if s.style == granit_parser::ScalarStyle::Plain => match s.value.as_str() {
+            "true" | "True" | "TRUE" | "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+                Ok(true)
+            }
+            "false" | "False" | "FALSE" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off"
+            | "OFF" => Ok(false),
+            v => Err(format!("{v:?}")),
+        },
+        Node::Scalar(s) => Err(format!("the string {:?}", s.value)),
+        _ => Err("a collection".to_string()),
+    }
+}
+
+/// The first `forceUpdate` of an ImageUpdater's spec (at any of its three
+/// levels) that is not a boolean, as its CRD's schema requires: the API
+/// server refuses such a resource, so it updates nothing (as an invalid
+/// `force-update` annotation makes upstream skip its application).
+fn invalid_force_update(spec: &Node) -> Option<(crate::yaml::Position, String)> {
+    let refs = spec
+        .get("applicationRefs")
+        .map(Node::items)
+        .unwrap_or_default();
+    let images = refs
+        .iter()
+        .flat_map(|r| r.get("images").map(Node::items).unwrap_or_default());
+    std::iter::once(spec)
+        .chain(refs)
+        .chain(images)
+        .filter_map(|n| n.at(&["commonUpdateSettings", "forceUpdate"]))
+        .filter(|v| !v.is_null())
+        .find_map(|v| {
+            let found = yaml_bool(v).err()?;
+            Some((
+                v.position(),
+                format!(
+                    "forceUpdate is {found}, not a boolean (true or false) as the ImageUpdater schema requires; the API server would refuse the resource, so it updates nothing"
+                ),
+            ))
+        })
+}
+
 fn text(node: &Node, key: &str) -> Option<String> {
     node.str_at(&[key]).map(str::to_string)
 }
@@ -971,6 +1027,54 @@ metadata: {name: web-other, namespace: team}
 spec:
   source: {repoURL: "https://github.com/org/gitops", path: other}
 "#;
+
+    /// The CRD types `forceUpdate` as a boolean: a string (quoted, or a
+    /// word YAML does not read as a boolean) at any level makes the
+    /// resource one the API server refuses, an error that updates nothing,
+    /// as upstream refuses an invalid `force-update` annotation.
+    #[test]
+    fn an_image_updater_with_a_force_update_that_is_not_a_boolean_is_an_error() {
+        let at_image = UPDATER.replace(
+            "commonUpdateSettings: {updateStrategy: newest-build}",
+            "commonUpdateSettings: {updateStrategy: newest-build, forceUpdate: \"true\"}",
+        );
+        let at_spec = UPDATER.replace(
+            "    updateStrategy: semver\n",
+            "    updateStrategy: semver\n    forceUpdate: invalid\n",
+        );
+        for (src, line, found) in [
+            (at_image, 17, "the string \"true\""),
+            (at_spec, 7, "\"invalid\""),
+        ] {
+            let mut d = declarations(&src);
+            let configured = d.configure(Some(REPO));
+            assert!(
+                configured.iter().all(|c| c.by == "annotations"),
+                "{configured:?}"
+            );
+            let problem = &d.problems[0];
+            assert_eq!(
+                (problem.severity, problem.line),
+                (Severity::Error, Some(line)),
+                "{problem:?}"
+            );
+            assert!(
+                problem.message.starts_with(&format!(
+                    "ImageUpdater argocd/updater: forceUpdate is {found}, not a boolean"
+                )),
+                "{}",
+                problem.message
+            );
+        }
+        let valid = UPDATER.replace(
+            "    updateStrategy: semver\n",
+            "    updateStrategy: semver\n    forceUpdate: yes\n",
+        );
+        let mut d = declarations(&valid);
+        let configured = d.configure(Some(REPO));
+        let dev = configured.iter().find(|c| c.app.name == "web-dev").unwrap();
+        assert_eq!(dev.images[0].settings.force_update, Some(true));
+    }
 
     #[test]
     fn image_updater_settings_inherit_field_by_field() {
