@@ -304,6 +304,75 @@ fn fixture_argocd_sources_of_real_repositories() {
     fixture("argocd-sources", 0);
 }
 
+/// Issue 17.4 with issue 16.2's rule: the image an application runs is
+/// found in its manifests as upstream's `ContainsImage` finds it in the
+/// live image list (registry-scanner/pkg/image/image.go:169): a reference
+/// of the Kustomize name first, wherever it is, then of the image, with
+/// the registry as written (`docker.io/library/nginx` is not `nginx`, so
+/// that image is not found and not written).
+#[test]
+fn the_running_image_is_found_by_upstreams_rule() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}, "docker.io/library/nginx": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    put(
+        work.path(),
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x, proxy=nginx:1.x\n    argocd-image-updater.argoproj.io/web.kustomize.image-name: web\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n",
+    );
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
+        "resources:\n- sidecar.yaml\n- deployment.yaml\n",
+    );
+    put(
+        work.path(),
+        "apps/web/sidecar.yaml",
+        "kind: Pod\nspec:\n  containers:\n  - image: ghcr.io/acme/web:0.9.0\n  - image: docker.io/library/nginx:1.0.0\n",
+    );
+    put(
+        work.path(),
+        "apps/web/deployment.yaml",
+        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - image: web:1.0.0\n",
+    );
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let images = &report["applications"][0]["images"];
+    assert_eq!(images[0]["current"], "web:1.0.0", "{report}");
+    assert_eq!(
+        images[0]["current_from"], "apps/web/deployment.yaml",
+        "{report}"
+    );
+    assert_eq!(images[0]["new"], "ghcr.io/acme/web:1.1.0", "{report}");
+    assert_eq!(images[1]["current"], serde_json::Value::Null, "{report}");
+    assert_eq!(images[1]["new"], serde_json::Value::Null, "{report}");
+    assert!(
+        images[1]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("not written: no current value found"),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("apps/web/.argocd-source-web.yaml")).unwrap(),
+        "kustomize:\n  images:\n  - web=ghcr.io/acme/web:1.1.0\n"
+    );
+}
+
 /// A source path with neither a chart nor a kustomization is named, with
 /// what to check.
 #[test]
