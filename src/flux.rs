@@ -480,13 +480,37 @@ pub fn nearest<'a, T>(
 }
 
 /// How many leading directories two files (relative, `/`-separated) share.
+///
+/// A file of a `--policies` directory is named `PATH/<file>`, PATH starting
+/// with `/`, `./` or `../` as no tree file does. Beside a tree file it is
+/// compared by its path inside that directory, which is not known here: of
+/// its paths without 0, 1, 2, … leading directories, the one that shares
+/// the most (the copies of one directory lose the same leading part, so
+/// the nearest of them is still the one of the tree file's cluster).
 pub fn shared_dirs(a: &str, b: &str) -> usize {
-    let dirs = |f: &str| f.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-    let (a, b) = (dirs(a), dirs(b));
-    a.split('/')
-        .zip(b.split('/'))
-        .take_while(|(x, y)| !x.is_empty() && x == y)
-        .count()
+    fn dirs(f: &str) -> Vec<&str> {
+        f.rsplit_once('/')
+            .map_or(Vec::new(), |(d, _)| d.split('/').collect())
+    }
+    fn common(a: &[&str], b: &[&str]) -> usize {
+        a.iter()
+            .zip(b)
+            .take_while(|(x, y)| !x.is_empty() && x == y)
+            .count()
+    }
+    let outside = |f: &str| f.starts_with('/') || f.starts_with("./") || f.starts_with("../");
+    let (da, db) = (dirs(a), dirs(b));
+    match (outside(a), outside(b)) {
+        (true, false) => (0..da.len())
+            .map(|i| common(&da[i..], &db))
+            .max()
+            .unwrap_or(0),
+        (false, true) => (0..db.len())
+            .map(|i| common(&da, &db[i..]))
+            .max()
+            .unwrap_or(0),
+        _ => common(&da, &db),
+    }
 }
 
 fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
@@ -901,6 +925,16 @@ mod tests {
         assert_eq!(shared_dirs("a/b/c.yaml", "a/bb/d.yaml"), 1);
         assert_eq!(shared_dirs("c.yaml", "d.yaml"), 0);
         assert_eq!(shared_dirs("a/c.yaml", "d.yaml"), 0);
+        // A `--policies` file beside a tree file: its path inside PATH.
+        assert_eq!(
+            shared_dirs("/p/infra/clusters/a/x.yaml", "clusters/a/d.yaml"),
+            2
+        );
+        assert_eq!(
+            shared_dirs("clusters/a/d.yaml", "./infra/clusters/b/x.yaml"),
+            1
+        );
+        assert_eq!(shared_dirs("./infra/a/x.yaml", "./infra/b/y.yaml"), 2);
     }
 
     #[test]

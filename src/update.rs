@@ -340,7 +340,7 @@ fn read_tree(
     argocd::config::Declarations,
 ) {
     let readings = scan::walk_map(root, filter, |entry| match entry {
-        Ok(entry) => read_file(&entry),
+        Ok(entry) => read_file(&entry, entry.editable),
         Err(problem) => Reading {
             problems: vec![problem],
             ..Reading::default()
@@ -413,10 +413,14 @@ pub fn read_policies(
         }
         let named = |rel: &str| format!("{prefix}/{rel}");
         let readings = scan::walk_map(dir, &Filter::default(), |entry| match entry {
-            Ok(entry) => read_file(&scan::Entry {
-                editable: false,
-                ..entry
-            }),
+            // Never edited, but asked for: a file we cannot parse is said.
+            Ok(entry) => read_file(
+                &scan::Entry {
+                    editable: false,
+                    ..entry
+                },
+                true,
+            ),
             Err(problem) => Reading {
                 problems: vec![problem],
                 ..Reading::default()
@@ -462,7 +466,9 @@ fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(full).ok()
 }
 
-fn read_file(entry: &scan::Entry) -> Reading {
+/// Reads one file; `say_unparsable` is whether a file we need that does
+/// not parse is reported (not for a tree file `--exclude`d from editing).
+fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
     let mut reading = Reading::default();
     let rel = entry.rel.as_str();
     let bytes = match std::fs::read(&entry.path) {
@@ -512,7 +518,7 @@ fn read_file(entry: &scan::Entry) -> Reading {
         Err(e) => {
             reading
                 .problems
-                .extend(unparsable(rel, &src, has_marker, entry.editable, &e));
+                .extend(unparsable(rel, &src, has_marker, say_unparsable, &e));
             return reading;
         }
     };
@@ -548,15 +554,15 @@ fn read_file(entry: &scan::Entry) -> Reading {
 /// merely mentions a group (an `argocd.argoproj.io/hook` annotation, say)
 /// is passed over in silence, as Flux passes over files it cannot parse;
 /// one that declares resources gets a note, since templates are not read;
-/// a file excluded from editing is never reported.
+/// a tree file excluded from editing is never reported (`say` false).
 fn unparsable(
     rel: &str,
     src: &str,
     has_marker: bool,
-    editable: bool,
+    say: bool,
     e: &yaml::SyntaxError,
 ) -> Option<Problem> {
-    if !editable {
+    if !say {
         return None;
     }
     let template = src.contains("{{");

@@ -1164,6 +1164,107 @@ fn select_skips_an_invalid_tag_given_as_an_argument_or_on_stdin() {
     );
 }
 
+/// Cluster copies kept in a `--policies` directory with the tree's layout
+/// (`clusters/a`, `clusters/b`): each cluster's markers use the copy of
+/// their own cluster, the path inside the directory being compared with
+/// the tree's, as if the directory were the tree.
+#[test]
+fn cluster_copies_in_a_policies_directory_are_matched_by_their_path_inside_it() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    let policy = |range: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: {range}}}}}}}\n"
+        )
+    };
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    for (cluster, range) in [("a", "1.0.x"), ("b", "1.x")] {
+        put(
+            &infra,
+            &format!("clusters/{cluster}/policy.yaml"),
+            &policy(range),
+        );
+        put(&tree, &format!("clusters/{cluster}/deploy.yaml"), deploy);
+    }
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.0.1", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    for infra_arg in [infra.to_str().unwrap(), "../infra"] {
+        for cluster in ["a", "b"] {
+            put(&tree, &format!("clusters/{cluster}/deploy.yaml"), deploy);
+        }
+        let output = bin()
+            .current_dir(&tree)
+            .args(["run", ".", "--output", "json", "--policies", infra_arg])
+            .arg("--registry-snapshot")
+            .arg(&snapshot)
+            .output()
+            .unwrap();
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(0), "{report}");
+        let read =
+            |c: &str| fs::read_to_string(tree.join(format!("clusters/{c}/deploy.yaml"))).unwrap();
+        assert_eq!(read("a"), deploy.replace("1.0.0", "1.0.1"), "{report}");
+        assert_eq!(read("b"), deploy.replace("1.0.0", "1.1.0"), "{report}");
+    }
+}
+
+/// `--policies` files are read as the tree's are, unparsable ones too: a
+/// file there that declares our resources but is not YAML (a repeated key)
+/// is an error naming it, not passed over in silence as an `--exclude`d
+/// tree file is (the run would otherwise only warn that the policy is not
+/// found, and exit 0).
+#[test]
+fn an_unparsable_policies_file_is_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    put(&tree, "deploy.yaml", deploy);
+    put(
+        &infra,
+        "policies.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec:\n  imageRepositoryRef: {name: web}\n  policy: {semver: {range: 1.x}}\n  policy: {semver: {range: 2.x}}\n",
+    );
+    put(
+        &infra,
+        "chart/templates/hook.yaml",
+        "metadata:\n  annotations:\n    argocd.argoproj.io/hook: {{ .Values.hook }}\n",
+    );
+    let snapshot = small_tree(work.path());
+    let infra_arg = infra.to_str().unwrap();
+    let output = run_in(
+        &tree,
+        &snapshot,
+        &["--output", "json", "--policies", infra_arg],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let problems = report["problems"].as_array().unwrap();
+    let file = format!("{infra_arg}/policies.yaml");
+    assert!(
+        problems.iter().any(|p| p["file"] == file.as_str()
+            && p["severity"] == "error"
+            && p["line"] == 7
+            && p["message"].as_str().unwrap().contains("malformed YAML")),
+        "{report}"
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p["file"].as_str().unwrap_or_default().contains("hook.yaml")),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy
+    );
+}
+
 /// Issue 11.6: a marker whose ImagePolicy is kept elsewhere is a warning
 /// (Flux skips it); `--policies PATH` reads that directory's resources and
 /// never edits it, not even a marker there.
