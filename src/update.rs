@@ -565,7 +565,9 @@ fn unparsable(
     if !say {
         return None;
     }
-    let template = src.contains("{{");
+    // A file that is YAML but for a repeated key is no template, whatever
+    // its values mention (an automation's `{{range …}}` message template).
+    let template = src.contains("{{") && yaml::parse_full(src).is_err();
     let declares = src.lines().any(|line| {
         let line = line.trim_start().trim_start_matches("- ");
         line.strip_prefix("apiVersion:").is_some_and(|v| {
@@ -586,7 +588,7 @@ fn unparsable(
             format!(
                 "malformed YAML: {}; file left untouched{}",
                 e.message,
-                template_hint(src, rel)
+                template_hint(template, rel)
             ),
         ),
         (false, true, true) => (
@@ -926,8 +928,8 @@ fn resolve_listed(
 
 /// For a file that does not parse because it is a template (Helm's
 /// `templates/`, or any `{{ }}`), how to stop reading it.
-fn template_hint(src: &str, rel: &str) -> String {
-    if src.contains("{{") {
+fn template_hint(template: bool, rel: &str) -> String {
+    if template {
         let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
         let glob = if dir.is_empty() {
             rel.to_string()

@@ -1045,6 +1045,48 @@ fn a_file_with_a_duplicate_key_is_reported_and_left_alone() {
     );
 }
 
+/// A file whose only fault is a repeated key is YAML, not a template,
+/// even when a value mentions `{{` (an automation's message template): it
+/// is an error, not a note, or the automation would be dropped and every
+/// policy would apply everywhere with exit 0.
+#[test]
+fn a_repeated_key_in_a_file_with_a_message_template_is_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    put(
+        work.path(),
+        "automation.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: apps, namespace: apps}\nspec:\n  interval: 5m\n  interval: 10m\n  git:\n    commit:\n      messageTemplate: '{{range .Changed.Changes}}{{.NewValue}} {{end}}'\n  update: {path: ./deploy, strategy: Setters}\n",
+    );
+    let marked = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    put(work.path(), "elsewhere/deploy.yaml", marked);
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"] == "automation.yaml")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        (&problem["severity"], &problem["line"]),
+        (&serde_json::json!("error"), &serde_json::json!(6)),
+        "{report}"
+    );
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"interval\""),
+        "{report}"
+    );
+    assert!(
+        !problem["message"].as_str().unwrap().contains("--exclude"),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_helm_template_that_does_not_parse_suggests_exclude() {
     let work = tempfile::tempdir().unwrap();
