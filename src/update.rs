@@ -130,7 +130,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     // write-back method `argocd` (which edits it) cannot be done.
     configured.retain(|c| {
         let file = &c.app.origin.file;
-        let outside = external.iter().any(|p| file.starts_with(&format!("{p}/")));
+        let outside = external.iter().any(|(p, _)| file.starts_with(&format!("{p}/")));
         if outside && !c.write_back.is_git() {
             report.problems.push(Problem::at(
                 file,
@@ -146,13 +146,21 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         !outside || c.write_back.is_git()
     });
     // Applications share files (one file of many Applications, say): each
-    // is read once.
+    // is read once. A file named `PATH/<file>` is an Application's own file
+    // in a `--policies` directory, read from there.
     let cache = std::cell::RefCell::new(std::collections::HashMap::new());
     let read = |rel: &str| {
         cache
             .borrow_mut()
             .entry(rel.to_string())
-            .or_insert_with(|| read_in_tree(&options.root, rel))
+            .or_insert_with(|| {
+                match external.iter().find_map(|(prefix, dir)| {
+                    Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?))
+                }) {
+                    Some((dir, inside)) => read_in_tree(dir, inside),
+                    None => read_in_tree(&options.root, rel),
+                }
+            })
             .clone()
     };
     let prepared = argocd::plan::prepare(configured, &read, controller_ns);
@@ -380,7 +388,8 @@ fn declare(
 /// are, their markers never, and nothing in them is edited. Their files are
 /// named `<PATH>/<file>` (PATH as given, `./` before a relative one that
 /// has none), which no tree file can be, so an Application read there is
-/// never read or written as a tree file. Returns those prefixes.
+/// never read or written as a tree file. Returns those prefixes, each with
+/// its directory.
 /// `root` is the tree, when there is one (a PATH inside it is skipped).
 pub fn read_policies(
     root: Option<&Path>,
@@ -389,7 +398,7 @@ pub fn read_policies(
     argo: &mut argocd::config::Declarations,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
-) -> Vec<String> {
+) -> Vec<(String, PathBuf)> {
     let tree = root.and_then(|r| r.canonicalize().ok());
     let mut prefixes = Vec::new();
     for dir in dirs {
@@ -435,7 +444,7 @@ pub fn read_policies(
                 declare(&named(&rel), &stream, resources, argo, controller_ns);
             }
         }
-        prefixes.push(prefix);
+        prefixes.push((prefix, dir.clone()));
     }
     prefixes
 }

@@ -1255,6 +1255,43 @@ fn cluster_copies_in_a_policies_directory_are_matched_by_their_path_inside_it() 
     }
 }
 
+/// An Application kept in a `--policies` directory (write-back `git`) is
+/// read from there for its own `kustomize.images`: the current value, and
+/// the images the override file carries, as for one in the tree.
+#[test]
+fn an_application_in_a_policies_directory_gives_its_own_kustomize_images() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    put(
+        &infra,
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n    kustomize:\n      images:\n      - ghcr.io/acme/web:1.0.0\n      - ghcr.io/acme/side:2.0.0\n",
+    );
+    put(&tree, "apps/web/kustomization.yaml", "resources: []\n");
+    let snapshot = small_tree(work.path());
+    let output = run_in(
+        &tree,
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+            "--policies",
+            infra.to_str().unwrap(),
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["current"], "ghcr.io/acme/web:1.0.0", "{report}");
+    assert_eq!(
+        fs::read_to_string(tree.join("apps/web/.argocd-source-web.yaml")).unwrap(),
+        "kustomize:\n  images:\n  - ghcr.io/acme/web:1.1.0\n  - ghcr.io/acme/side:2.0.0\n"
+    );
+}
+
 /// `--policies` files are read as the tree's are, unparsable ones too: a
 /// file there that declares our resources but is not YAML (a repeated key)
 /// is an error naming it, not passed over in silence as an `--exclude`d
