@@ -394,7 +394,7 @@ pub fn split_words(text: &str) -> Result<Vec<String>, String> {
 /// The step outputs, in order: `changed`, `changes`, `commit-sha`, `report`.
 pub fn outputs(report: &Report, report_output: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("changed", (!report.changes.is_empty()).to_string()),
+        ("changed", (report.change_count() > 0).to_string()),
         (
             "changes",
             serde_json::to_string(&report.changes).expect("changes serialise"),
@@ -541,7 +541,8 @@ fn cell(text: &str) -> String {
 pub fn summary(report: &Report, prefix: &str) -> String {
     let mut out = String::from("## image-update\n\n");
     let files = report.files.len();
-    let changes = report.changes.len();
+    let changes = report.change_count();
+    let written = report.application_writes();
     if changes == 0 {
         out.push_str("No image reference needs a change.");
     } else {
@@ -577,7 +578,7 @@ pub fn summary(report: &Report, prefix: &str) -> String {
     }
     out.push_str("\n\n");
 
-    if !report.changes.is_empty() {
+    if changes > 0 {
         out.push_str("| File | Line | Change | Policy |\n| --- | ---: | --- | --- |\n");
         for c in &report.changes {
             let setter = match c.setter {
@@ -592,6 +593,18 @@ pub fn summary(report: &Report, prefix: &str) -> String {
                 code(&c.old),
                 code(&c.new),
                 code(&setter),
+            );
+        }
+        // Argo CD writes have no marker line; the policy is the image of
+        // an application.
+        for (app, i) in &written {
+            let _ = writeln!(
+                out,
+                "| {} |  | {} → {} | {} |",
+                code(&format!("{prefix}{}", app.target)),
+                code(i.current.as_deref().unwrap_or("(none)")),
+                code(i.new.as_deref().unwrap_or_default()),
+                code(&format!("{} {}", app.application, i.image)),
             );
         }
         out.push('\n');
