@@ -349,14 +349,26 @@ impl Declarations {
         }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
         if is_updater {
+            let label = format!("ImageUpdater {namespace}/{name}");
             if let Some((at, message)) = invalid_force_update(spec) {
                 self.problems.push(Problem::at(
                     file,
                     at.line,
                     Some(at.column),
                     Severity::Error,
-                    format!("ImageUpdater {namespace}/{name}: {message}"),
+                    format!("{label}: {message}"),
                 ));
+                // Kept without refs: still the nearest copy for the
+                // applications of its cluster folder, which it then leaves
+                // alone, as a refused resource would in that cluster.
+                self.updaters.push(Updater {
+                    settings: Settings::default(),
+                    write_back: WriteBack::default(),
+                    refs: Vec::new(),
+                    label,
+                    namespace,
+                    file: file.to_string(),
+                });
                 return;
             }
             self.updaters.push(Updater {
@@ -369,7 +381,7 @@ impl Declarations {
                     .iter()
                     .map(read_ref)
                     .collect(),
-                label: format!("ImageUpdater {namespace}/{name}"),
+                label,
                 namespace,
                 file: file.to_string(),
             });
@@ -1044,7 +1056,7 @@ spec:
         );
         for (src, line, found) in [
             (at_image, 17, "the string \"true\""),
-            (at_spec, 7, "\"invalid\""),
+            (at_spec.clone(), 7, "\"invalid\""),
         ] {
             let mut d = declarations(&src);
             let configured = d.configure(Some(REPO));
@@ -1074,6 +1086,35 @@ spec:
         let configured = d.configure(Some(REPO));
         let dev = configured.iter().find(|c| c.app.name == "web-dev").unwrap();
         assert_eq!(dev.images[0].settings.force_update, Some(true));
+
+        // Cluster copies: the refused copy of cluster a is still that
+        // cluster's, so cluster b's copy does not configure a's application.
+        let (updater, apps) = UPDATER.split_once("---\n").unwrap();
+        let mut d = Declarations::default();
+        for (file, src) in [
+            (
+                "clusters/a/updater.yaml",
+                at_spec.split_once("---\n").unwrap().0,
+            ),
+            ("clusters/b/updater.yaml", updater),
+            ("clusters/a/apps.yaml", apps),
+            ("clusters/b/apps.yaml", apps),
+        ] {
+            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
+                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
+            }
+        }
+        let configured = d.configure(Some(REPO));
+        let by_updater: Vec<&str> = configured
+            .iter()
+            .filter(|c| c.by.starts_with("ImageUpdater"))
+            .map(|c| c.app.origin.file.as_str())
+            .collect();
+        assert!(!by_updater.is_empty(), "{configured:?}");
+        assert!(
+            by_updater.iter().all(|f| f.starts_with("clusters/b/")),
+            "{by_updater:?}"
+        );
     }
 
     #[test]
