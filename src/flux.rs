@@ -95,6 +95,9 @@ pub struct Resources {
     policies: Vec<ImagePolicy>,
     automations: Vec<Automation>,
     pub problems: Vec<Problem>,
+    /// Files that declare Flux resources but cannot be parsed (reported as
+    /// errors): what they declare is unknown.
+    pub unread: Vec<Origin>,
 }
 
 /// Where a policy's markers are honoured.

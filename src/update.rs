@@ -174,6 +174,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     );
     report.problems.extend(skipped);
     let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    add_unread(&mut targets, &resources.unread);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
     if options.allow_downgrade {
@@ -332,6 +333,8 @@ struct Reading {
     /// The parsed file, when it may hold Flux resources.
     resources: Option<(String, yaml::Stream)>,
     marked: Option<MarkedFile>,
+    /// Set when the file declares Flux resources and cannot be parsed.
+    unread: Option<flux::Origin>,
 }
 
 /// Reads every file once: Flux resources from any YAML file, markers from the
@@ -362,6 +365,7 @@ fn read_tree(
         if let Some((rel, stream)) = reading.resources {
             declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
+        resources.unread.extend(reading.unread);
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
@@ -443,6 +447,12 @@ pub fn read_policies(
             if let Some((rel, stream)) = reading.resources {
                 declare(&named(&rel), &stream, resources, argo, controller_ns);
             }
+            resources
+                .unread
+                .extend(reading.unread.map(|o| flux::Origin {
+                    file: named(&o.file),
+                    ..o
+                }));
         }
         prefixes.push((prefix, dir.clone()));
     }
@@ -525,9 +535,21 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
     let stream = match yaml::parse(&src) {
         Ok(stream) => stream,
         Err(e) => {
-            reading
-                .problems
-                .extend(unparsable(rel, &src, has_marker, say_unparsable, &e));
+            let problem = unparsable(rel, &src, has_marker, say_unparsable, &e);
+            let flux_group = [flux::API_GROUP, crate::kubesphere::API_GROUP]
+                .iter()
+                .any(|g| src.contains(g));
+            if flux_group
+                && problem
+                    .as_ref()
+                    .is_some_and(|p| p.severity == Severity::Error)
+            {
+                reading.unread = Some(flux::Origin {
+                    file: rel.to_string(),
+                    line: e.line,
+                });
+            }
+            reading.problems.extend(problem);
             return reading;
         }
     };
@@ -844,6 +866,21 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
     }
 }
 
+/// Files that declare Flux resources but cannot be read stand beside each
+/// policy's declarations: a marker nearer to one of them than to the
+/// declaration found is left unchanged (its folder's copy may be there).
+pub fn add_unread(targets: &mut Targets, unread: &[flux::Origin]) {
+    for copies in targets.values_mut() {
+        copies.extend(unread.iter().map(|origin| Target {
+            origin: origin.clone(),
+            scope: flux::Scope::Everywhere,
+            latest: Err(()),
+            guard: None,
+            unread: true,
+        }));
+    }
+}
+
 /// Lists each repository once, selects every policy, then looks up the
 /// digests the chosen tags need, in one batch.
 pub fn resolve(
@@ -929,6 +966,7 @@ fn resolve_listed(
             scope: d.scope.clone(),
             latest: latest.map_err(|_| ()),
             guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
+            unread: false,
         });
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
@@ -974,6 +1012,7 @@ mod tests {
                     scope: flux::Scope::Everywhere,
                     latest: Ok(resolved),
                     guard: None,
+                    unread: false,
                 }],
             )]),
             argo: BTreeMap::from([(

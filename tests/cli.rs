@@ -1087,6 +1087,60 @@ fn a_repeated_key_in_a_file_with_a_message_template_is_an_error() {
     );
 }
 
+/// A cluster folder whose policy file cannot be read (a repeated key) is
+/// not updated with another folder's copy of the policy: its own copy may
+/// be in that file. Production stays as it is; staging is updated.
+#[test]
+fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
+    let work = tempfile::tempdir().unwrap();
+    let policy = |range: &str, extra: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: web}}\n  policy: {{semver: {{range: {range}}}}}\n{extra}"
+        )
+    };
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        &policy("1.0.x", "  policy: {semver: {range: 1.0.x}}\n"),
+    );
+    put(
+        work.path(),
+        "clusters/staging/policy.yaml",
+        &policy("1.x", ""),
+    );
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    for cluster in ["production", "staging"] {
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/deploy.yaml"),
+            deploy,
+        );
+    }
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.0.1", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let read = |c: &str| {
+        fs::read_to_string(work.path().join(format!("clusters/{c}/deploy.yaml"))).unwrap()
+    };
+    assert_eq!(read("production"), deploy, "{report}");
+    assert_eq!(
+        read("staging"),
+        deploy.replace("1.0.0", "1.1.0"),
+        "{report}"
+    );
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("clusters/production/policy.yaml cannot be read and is nearer to this file than the declaration of policy apps:web at clusters/staging/policy.yaml:6"),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_helm_template_that_does_not_parse_suggests_exclude() {
     let work = tempfile::tempdir().unwrap();
