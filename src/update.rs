@@ -335,6 +335,9 @@ struct Reading {
     marked: Option<MarkedFile>,
     /// Set when the file declares Flux resources and cannot be parsed.
     unread: Option<flux::Origin>,
+    /// Set when the file declares an Argo CD ImageUpdater and cannot be
+    /// parsed.
+    unread_updater: Option<String>,
 }
 
 /// Reads every file once: Flux resources from any YAML file, markers from the
@@ -366,6 +369,7 @@ fn read_tree(
             declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
         resources.unread.extend(reading.unread);
+        argo.unread.extend(reading.unread_updater);
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
@@ -453,6 +457,8 @@ pub fn read_policies(
                     file: named(&o.file),
                     ..o
                 }));
+            argo.unread
+                .extend(reading.unread_updater.map(|f| named(&f)));
         }
         prefixes.push((prefix, dir.clone()));
     }
@@ -539,15 +545,23 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
             let flux_group = [flux::API_GROUP, crate::kubesphere::API_GROUP]
                 .iter()
                 .any(|g| src.contains(g));
-            if flux_group
-                && problem
-                    .as_ref()
-                    .is_some_and(|p| p.severity == Severity::Error)
-            {
+            let error = problem
+                .as_ref()
+                .is_some_and(|p| p.severity == Severity::Error);
+            if flux_group && error {
                 reading.unread = Some(flux::Origin {
                     file: rel.to_string(),
                     line: e.line,
                 });
+            }
+            let updater = src.lines().any(|l| {
+                l.trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with("apiVersion:")
+                    && l.contains(argocd::config::UPDATER_API)
+            });
+            if updater && error {
+                reading.unread_updater = Some(rel.to_string());
             }
             reading.problems.extend(problem);
             return reading;

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::flux::{LabelSelector, Origin, string_map};
+use crate::flux::{LabelSelector, Origin, shared_dirs, string_map};
 use crate::policy::argo::go_glob;
 use crate::report::{Problem, Severity};
 use crate::yaml::Node;
@@ -20,7 +20,7 @@ use super::repo_url;
 /// Found in every file worth parsing: Applications and ImageUpdaters.
 pub const SCREEN: &str = "argoproj.io/";
 const APPLICATION_API: &str = "argoproj.io/";
-const UPDATER_API: &str = "argocd-image-updater.argoproj.io/";
+pub const UPDATER_API: &str = "argocd-image-updater.argoproj.io/";
 const ANNOTATION: &str = "argocd-image-updater.argoproj.io/";
 /// The namespace Argo CD runs in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "argocd";
@@ -318,6 +318,9 @@ struct Updater {
 pub struct Declarations {
     apps: Vec<Application>,
     updaters: Vec<Updater>,
+    /// Files that declare an ImageUpdater but cannot be parsed (reported
+    /// as errors): what they declare is unknown.
+    pub unread: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -571,6 +574,23 @@ impl Declarations {
                     _ => Some((u, r)),
                 },
             );
+        // An ImageUpdater file nearer to the application than the one found
+        // may hold its folder's own copy.
+        if let Some((u, _)) = best
+            && let Some(file) = self
+                .unread
+                .iter()
+                .find(|f| shared_dirs(&app.origin.file, f) > shared_dirs(&app.origin.file, &u.file))
+        {
+            return Some((
+                Err(format!(
+                    "{file} cannot be read and is nearer than {} at {}, so it may hold this folder's own copy; not updated",
+                    u.label, u.file
+                )),
+                WriteBack::default(),
+                u.label.clone(),
+            ));
+        }
         let from_annotations = WriteBack::from_annotations(&app.annotations);
         match best {
             Some((u, r)) if !r.use_annotations => {
@@ -1114,6 +1134,44 @@ spec:
         assert!(
             by_updater.iter().all(|f| f.starts_with("clusters/b/")),
             "{by_updater:?}"
+        );
+    }
+
+    /// An ImageUpdater file of a cluster folder that cannot be parsed may
+    /// hold that folder's copy: the folder's applications are an error,
+    /// not configured by another folder's copy.
+    #[test]
+    fn an_unreadable_image_updater_copy_is_not_replaced_by_another_folders() {
+        let (updater, apps) = UPDATER.split_once("---\n").unwrap();
+        let mut d = Declarations {
+            unread: vec!["clusters/a/updater.yaml".to_string()],
+            ..Declarations::default()
+        };
+        for (file, src) in [
+            ("clusters/b/updater.yaml", updater),
+            ("clusters/a/apps.yaml", apps),
+            ("clusters/b/apps.yaml", apps),
+        ] {
+            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
+                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
+            }
+        }
+        let configured = d.configure(Some(REPO));
+        assert!(
+            configured
+                .iter()
+                .all(|c| c.app.origin.file == "clusters/b/apps.yaml"),
+            "{configured:?}"
+        );
+        assert!(!configured.is_empty());
+        assert!(
+            d.problems.iter().any(|p| p.severity == Severity::Error
+                && p.file.as_deref() == Some("clusters/a/apps.yaml")
+                && p.message.contains(
+                    "clusters/a/updater.yaml cannot be read and is nearer than ImageUpdater argocd/updater at clusters/b/updater.yaml"
+                )),
+            "{:?}",
+            d.problems
         );
     }
 
