@@ -542,26 +542,20 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
         Ok(stream) => stream,
         Err(e) => {
             let problem = unparsable(rel, &src, has_marker, say_unparsable, &e);
-            let flux_group = [flux::API_GROUP, crate::kubesphere::API_GROUP]
-                .iter()
-                .any(|g| src.contains(g));
-            let error = problem
+            // What it declares is unknown: it may hold a folder's copy.
+            if problem
                 .as_ref()
-                .is_some_and(|p| p.severity == Severity::Error);
-            if flux_group && error {
-                reading.unread = Some(flux::Origin {
-                    file: rel.to_string(),
-                    line: e.line,
-                });
-            }
-            let updater = src.lines().any(|l| {
-                l.trim_start()
-                    .trim_start_matches("- ")
-                    .starts_with("apiVersion:")
-                    && l.contains(argocd::config::UPDATER_API)
-            });
-            if updater && error {
-                reading.unread_updater = Some(rel.to_string());
+                .is_some_and(|p| p.severity == Severity::Error)
+            {
+                if declares(&src, &[flux::API_GROUP, crate::kubesphere::API_GROUP]) {
+                    reading.unread = Some(flux::Origin {
+                        file: rel.to_string(),
+                        line: e.line,
+                    });
+                }
+                if declares(&src, &[argocd::config::UPDATER_API]) {
+                    reading.unread_updater = Some(rel.to_string());
+                }
             }
             reading.problems.extend(problem);
             return reading;
@@ -613,20 +607,15 @@ fn unparsable(
     // A file that is YAML but for a repeated key is no template, whatever
     // its values mention (an automation's `{{range …}}` message template).
     let template = src.contains("{{") && yaml::parse_full(src).is_err();
-    let declares = src.lines().any(|line| {
-        let line = line.trim_start().trim_start_matches("- ");
-        line.strip_prefix("apiVersion:").is_some_and(|v| {
-            let group = v.trim().trim_matches(['"', '\'']);
-            [
-                flux::API_GROUP,
-                argocd::config::SCREEN,
-                "argocd-image-updater.argoproj.io/",
-                crate::kubesphere::API_GROUP,
-            ]
-            .iter()
-            .any(|g| group.starts_with(g))
-        })
-    });
+    let declares = declares(
+        src,
+        &[
+            flux::API_GROUP,
+            argocd::config::SCREEN,
+            argocd::config::UPDATER_API,
+            crate::kubesphere::API_GROUP,
+        ],
+    );
     let (severity, message) = match (has_marker, declares, template) {
         (true, _, _) | (false, true, false) => (
             Severity::Error,
@@ -646,6 +635,18 @@ fn unparsable(
         (false, false, _) => return None,
     };
     Some(Problem::at(rel, e.line, Some(e.column), severity, message))
+}
+
+/// Whether `src` has an `apiVersion:` line of one of `groups`: it declares
+/// resources of that group (a mere mention, in an annotation, does not).
+fn declares(src: &str, groups: &[&str]) -> bool {
+    src.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("- ");
+        line.strip_prefix("apiVersion:").is_some_and(|v| {
+            let group = v.trim().trim_matches(['"', '\'']);
+            groups.iter().any(|g| group.starts_with(g))
+        })
+    })
 }
 
 /// A reference a full marker already pins: `name:tag@digest`.

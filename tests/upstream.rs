@@ -497,7 +497,7 @@ fn image_reflector_controller_cases() {
                         (out.status.code(), stdout.as_str()),
                         (Some(0), tag),
                     )
-                    .and_then(|()| really_differs(case, &[stdout.clone()])),
+                    .and_then(|()| really_differs(case, std::slice::from_ref(&stdout))),
                 }
             }
             "filter" => {
