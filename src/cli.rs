@@ -482,6 +482,9 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if git.is_some() && args.dry_run {
         return Err("--commit and --push cannot be combined with --dry-run".to_string());
     }
+    if let Some(settings) = &git {
+        commit::check(settings, &options.root).map_err(|e| e.to_string())?;
+    }
     let outcome = update::run(&options, registry.as_mut());
     let mut report = outcome.report;
     if let Some(settings) = &git {
@@ -497,9 +500,15 @@ fn execute(args: RunArgs) -> Result<Report, String> {
                 Severity::Info,
                 "nothing changed; no commit",
             )),
-            Err(e) => report
-                .problems
-                .push(Problem::general(Severity::Error, e.to_string())),
+            Err(e) => {
+                // A commit that was made but not pushed is still reported.
+                if let commit::CommitError::NotPushed { committed, .. } = &e {
+                    report.commit = Some(committed.clone());
+                }
+                report
+                    .problems
+                    .push(Problem::general(Severity::Error, e.to_string()));
+            }
         }
     }
     Ok(report)

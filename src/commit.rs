@@ -74,6 +74,62 @@ pub enum CommitError {
     Replay { branch: String, reason: String },
     #[error("the remote branch {branch} kept moving; gave up after {PUSH_ATTEMPTS} attempts")]
     Raced { branch: String },
+    #[error("invalid branch {0:?}: {1}")]
+    BranchName(String, String),
+    #[error(
+        "local {branch} has commits {remote}/{branch} lacks, and {remote}/{branch} has commits it lacks; nothing was pushed: merge or rebase {branch}, then push"
+    )]
+    Diverged { branch: String, remote: String },
+    /// The commit exists locally; pushing it failed. The commit is still
+    /// reported, and a later `--push` delivers it.
+    #[error(
+        "the commit {} was made locally but not pushed: {source}; a later run with --push pushes it",
+        committed.sha
+    )]
+    NotPushed {
+        committed: Committed,
+        source: Box<CommitError>,
+    },
+}
+
+/// Checks the settings that can be checked before the run writes anything:
+/// the author's form and the branch name (a template's syntax).
+pub fn check(settings: &Settings, dir: &Path) -> Result<(), CommitError> {
+    if let Some(text) = &settings.author {
+        Signature::parse(text).ok_or_else(|| CommitError::Author(text.clone()))?;
+    }
+    if let Some(branch) = &settings.branch {
+        if branch.contains("{{") {
+            template::render_branch(branch, &Context::default())
+                .map_err(|e| CommitError::BranchName(branch.clone(), format!("template: {e}")))?;
+        } else {
+            check_branch_name(dir, branch)?;
+        }
+    }
+    Ok(())
+}
+
+/// A branch name as git accepts it (`git check-ref-format --branch`).
+fn check_branch_name(dir: &Path, branch: &str) -> Result<(), CommitError> {
+    let valid = !branch.starts_with('-')
+        && std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["check-ref-format", "--branch", branch])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| CommitError::Git(GitError::Missing(e.to_string())))?
+            .success();
+    if valid {
+        Ok(())
+    } else {
+        Err(CommitError::BranchName(
+            branch.to_string(),
+            "not a valid git branch name".to_string(),
+        ))
+    }
 }
 
 /// The template data of a run's changes.
@@ -167,10 +223,14 @@ pub fn commit(
     git: Option<&GitSettings>,
     settings: &Settings,
 ) -> Result<Option<Committed>, CommitError> {
-    if report.files.is_empty() {
+    if report.files.is_empty() && !settings.push {
         return Ok(None);
     }
-    let mut repo = Repo::open(dir)?;
+    let mut repo = match Repo::open(dir) {
+        // Nothing changed outside a repository: nothing to push either.
+        Err(GitError::NotARepository { .. }) if report.files.is_empty() => return Ok(None),
+        opened => opened?,
+    };
     // The token goes only to the HTTPS URL the remote pushes to, not to
     // every host git might talk to.
     if let Some(token) = &settings.token
@@ -182,6 +242,9 @@ pub fn commit(
             &format!("http.{url}.extraHeader"),
             &git::token_header(token),
         )]);
+    }
+    if report.files.is_empty() {
+        return push_unpushed(&repo, git, settings);
     }
     // Decide everything that can fail before anything is committed.
     let context = context(report, git);
@@ -218,6 +281,9 @@ pub fn commit(
         (None, None) => head.branch.clone(),
     };
 
+    if let Some(b) = &branch {
+        check_branch_name(&repo.root, b)?;
+    }
     if settings.push && branch.is_none() {
         return Err(CommitError::Git(GitError::Failed {
             command: "push".into(),
@@ -271,19 +337,79 @@ pub fn commit(
     }
     let target = branch.clone().expect("a push has a branch, checked above");
     let options = git.map(|g| g.push_options.clone()).unwrap_or_default();
+    let pushed = push(
+        &repo,
+        &mut committed,
+        &PushPlan {
+            head: &head,
+            target: &target,
+            local: &sha,
+            paths: &paths,
+            message: &message,
+            author: &author,
+            options: &options,
+        },
+        replay,
+        git,
+        settings,
+    );
+    match pushed {
+        Ok(()) => Ok(Some(committed)),
+        Err(e) => {
+            committed.pushed = false;
+            Err(CommitError::NotPushed {
+                committed,
+                source: Box::new(e),
+            })
+        }
+    }
+}
+
+/// What a push needs of the commit just made.
+struct PushPlan<'a> {
+    head: &'a git::Head,
+    target: &'a str,
+    /// The local commit.
+    local: &'a str,
+    paths: &'a [(String, String)],
+    message: &'a str,
+    author: &'a Signature,
+    options: &'a [String],
+}
+
+/// Pushes `committed`, rebuilding it on the remote's new tip when the remote
+/// moved; updates `committed` with what was pushed.
+fn push(
+    repo: &Repo,
+    committed: &mut Committed,
+    plan: &PushPlan,
+    replay: &Replay,
+    git: Option<&GitSettings>,
+    settings: &Settings,
+) -> Result<(), CommitError> {
+    let PushPlan {
+        head,
+        target,
+        local: sha,
+        paths,
+        message,
+        author,
+        options,
+    } = *plan;
+    let target = target.to_string();
     for attempt in 1..=PUSH_ATTEMPTS {
         committed.attempts = attempt;
-        match repo.push(&settings.remote, &committed.sha, &target, &options)? {
+        match repo.push(&settings.remote, &committed.sha, &target, options)? {
             PushOutcome::Pushed => {
                 committed.pushed = true;
                 if committed.sha != sha {
                     committed.note =
-                        Some(follow_rebuilt(&repo, &head, &target, &sha, &committed.sha)?);
+                        Some(follow_rebuilt(repo, head, &target, sha, &committed.sha)?);
                 }
                 // Flux pushes to the branch and, when set, also with the refspec.
                 if let Some(refspec) = git.and_then(|g| g.push_refspec.as_deref()) {
                     let refspec = with_source(refspec, &target, &committed.sha);
-                    if repo.push_refspec(&settings.remote, &refspec, &options)?
+                    if repo.push_refspec(&settings.remote, &refspec, options)?
                         == PushOutcome::Behind
                     {
                         return Err(CommitError::Git(GitError::Failed {
@@ -294,33 +420,98 @@ pub fn commit(
                         }));
                     }
                 }
-                return Ok(Some(committed));
+                return Ok(());
             }
             PushOutcome::Behind => {
                 let Some(tip) = repo.fetch(&settings.remote, &target)? else {
                     continue;
                 };
-                let files =
-                    replayed(&repo, replay, Some(&tip), &paths, None).map_err(|reason| {
-                        CommitError::Replay {
-                            branch: target.clone(),
-                            reason,
-                        }
-                    })?;
+                let files = replayed(repo, replay, Some(&tip), paths, None).map_err(|reason| {
+                    CommitError::Replay {
+                        branch: target.clone(),
+                        reason,
+                    }
+                })?;
                 if files.is_empty() {
                     committed.sha = tip;
                     committed.note = Some(format!(
                         "{}/{target} already had these changes; nothing was pushed",
                         settings.remote
                     ));
-                    return Ok(Some(committed));
+                    return Ok(());
                 }
                 committed.sha =
-                    repo.build_commit(Some(&tip), &files, &message, &author, settings.sign)?;
+                    repo.build_commit(Some(&tip), &files, message, author, settings.sign)?;
             }
         }
     }
     Err(CommitError::Raced { branch: target })
+}
+
+/// With nothing to commit, `--push` still delivers what an earlier run
+/// committed but could not push: the branch's local commits the remote lacks,
+/// when the remote's tip is among them (a fast-forward). `None` when there is
+/// nothing to push, or the branch is a template (known only from changes).
+fn push_unpushed(
+    repo: &Repo,
+    git: Option<&GitSettings>,
+    settings: &Settings,
+) -> Result<Option<Committed>, CommitError> {
+    let branch = match (&settings.branch, git.and_then(|g| g.push_branch.clone())) {
+        (Some(b), _) if b.contains("{{") => return Ok(None),
+        (Some(b), _) => Some(b.clone()),
+        (None, Some(b)) => Some(b),
+        (None, None) => repo.head()?.branch,
+    };
+    let Some(branch) = branch else {
+        return Ok(None);
+    };
+    let Some(local) = repo.branch_tip(&branch) else {
+        return Ok(None);
+    };
+    let remote_tip = repo.fetch(&settings.remote, &branch)?;
+    if remote_tip.as_deref() == Some(local.as_str()) {
+        return Ok(None);
+    }
+    if let Some(tip) = &remote_tip {
+        if repo.is_ancestor(&local, tip)? {
+            // The remote is ahead or equal: nothing of ours is missing there.
+            return Ok(None);
+        }
+        if !repo.is_ancestor(tip, &local)? {
+            return Err(CommitError::Diverged {
+                branch,
+                remote: settings.remote.clone(),
+            });
+        }
+    }
+    let options = git.map(|g| g.push_options.clone()).unwrap_or_default();
+    let unpushed = repo.count_between(remote_tip.as_deref(), &local)?;
+    let mut committed = Committed {
+        sha: local.clone(),
+        branch: Some(branch.clone()),
+        pushed: false,
+        attempts: 1,
+        note: None,
+    };
+    match repo.push(&settings.remote, &local, &branch, &options) {
+        Ok(PushOutcome::Pushed) => {
+            committed.pushed = true;
+            committed.note = Some(format!(
+                "nothing changed; pushed {unpushed} earlier commit(s) of {branch} that {} lacked",
+                settings.remote
+            ));
+            Ok(Some(committed))
+        }
+        Ok(PushOutcome::Behind) => Err(CommitError::NotPushed {
+            committed,
+            source: Box::new(CommitError::Raced { branch }),
+        }),
+        Err(e) => Err(CommitError::NotPushed {
+            committed,
+            source: Box::new(e.into()),
+        }),
+    }
 }
 
 /// After a push rebuilt on a moved remote tip, the local branch follows the
@@ -374,9 +565,14 @@ fn replayed(
     paths: &[(String, String)],
     worktree: Option<&Path>,
 ) -> Result<Vec<NewFile>, String> {
+    let names: Vec<&str> = paths.iter().map(|(_, in_repo)| in_repo.as_str()).collect();
+    let contents = match commit {
+        Some(c) => repo.files_at(c, &names).map_err(|e| e.to_string())?,
+        None => vec![None; paths.len()],
+    };
     let mut files = Vec::new();
-    for (rel, in_repo) in paths {
-        match commit.and_then(|c| repo.file_at(c, in_repo)) {
+    for ((rel, in_repo), content) in paths.iter().zip(contents) {
+        match content {
             Some(content) => {
                 let src = String::from_utf8(content)
                     .map_err(|_| format!("{in_repo} is not UTF-8 in the parent commit"))?;

@@ -187,6 +187,55 @@ impl Repo {
         Some(out)
     }
 
+    /// The contents of `paths` (relative to the root) at `commit`, `None`
+    /// where one does not exist there, read by one `git cat-file --batch`.
+    pub fn files_at(&self, commit: &str, paths: &[&str]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
+        // The batch protocol is line-based: a name with a line break is
+        // asked for on its own.
+        let (batched, single): (Vec<usize>, Vec<usize>) =
+            (0..paths.len()).partition(|&i| !paths[i].contains(['\n', '\r']));
+        let mut found = vec![None; paths.len()];
+        for i in single {
+            found[i] = self.file_at(commit, paths[i]);
+        }
+        if batched.is_empty() {
+            return Ok(found);
+        }
+        let mut input = Vec::new();
+        for &i in &batched {
+            input.extend_from_slice(format!("{commit}:{}\n", paths[i]).as_bytes());
+        }
+        let out = self.run(&["cat-file", "--batch"], Some(&input))?;
+        let mut rest = out.as_slice();
+        let malformed = || GitError::Failed {
+            command: "cat-file".into(),
+            message: "unexpected --batch output".into(),
+        };
+        for i in batched {
+            let end = rest
+                .iter()
+                .position(|b| *b == b'\n')
+                .ok_or_else(malformed)?;
+            let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = &rest[end + 1..];
+            let mut fields = header.split(' ');
+            let (Some(_), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next())
+            else {
+                // `<name> missing` (or ambiguous): not there.
+                continue;
+            };
+            let size: usize = size.parse().map_err(|_| malformed())?;
+            if rest.len() < size + 1 {
+                return Err(malformed());
+            }
+            if kind == "blob" {
+                found[i] = Some(rest[..size].to_vec());
+            }
+            rest = &rest[size + 1..];
+        }
+        Ok(found)
+    }
+
     /// A commit whose tree is `parent`'s with `files` (path relative to the
     /// root, new content) replaced. The caller's index is not touched.
     pub fn build_commit(
@@ -216,37 +265,21 @@ impl Repo {
             Some(parent) => with_index(&["read-tree", parent], None)?,
             None => with_index(&["read-tree", "--empty"], None)?,
         };
-        for NewFile {
-            path,
-            content,
-            from_worktree,
-        } in files
-        {
-            // Working-tree bytes go through the repository's clean filters and
-            // eol conversion, as `git add` would; bytes from a blob are final.
-            let hash = if *from_worktree {
-                vec!["hash-object", "-w", "--stdin", "--path", path.as_str()]
-            } else {
-                vec!["hash-object", "-w", "--stdin", "--no-filters"]
-            };
-            let blob = String::from_utf8_lossy(&self.run(&hash, Some(content))?)
-                .trim()
-                .to_string();
-            let mode = parent
-                .and_then(|p| self.git(&["ls-tree", p, "--", path], None).ok())
-                .and_then(|l| l.split_whitespace().next().map(str::to_string))
-                .filter(|m| m == "100644" || m == "100755")
-                .unwrap_or_else(|| "100644".to_string());
-            with_index(
-                &[
-                    "update-index",
-                    "--add",
-                    "--cacheinfo",
-                    &format!("{mode},{blob},{path}"),
-                ],
-                None,
-            )?;
+        // One pass over the parent's entries for the modes, one `git`
+        // process for all the blobs and one index write: the work grows with
+        // the number of files, not with its square.
+        let modes = index_entries(&with_index(&["ls-files", "--stage", "-z"], None)?);
+        let blobs = self.write_blobs(files, scratch.path())?;
+        let mut entries = Vec::new();
+        for (NewFile { path, .. }, blob) in files.iter().zip(&blobs) {
+            let mode = modes
+                .get(path.as_str())
+                .map(|(mode, _)| mode.as_str())
+                .filter(|m| *m == "100644" || *m == "100755")
+                .unwrap_or("100644");
+            entries.extend_from_slice(format!("{mode} {blob}\t{path}\0").as_bytes());
         }
+        with_index(&["update-index", "-z", "--index-info"], Some(&entries))?;
         let tree = String::from_utf8_lossy(&with_index(&["write-tree"], None)?)
             .trim()
             .to_string();
@@ -261,9 +294,62 @@ impl Repo {
         Ok(String::from_utf8_lossy(&commit).trim().to_string())
     }
 
+    /// Stores `files` as blobs; their ids, in order. Contents that are final
+    /// are hashed in one `git hash-object --stdin-paths` from scratch copies;
+    /// working-tree contents go one by one through the filters of their path.
+    fn write_blobs(&self, files: &[NewFile], scratch: &Path) -> Result<Vec<String>, GitError> {
+        let failed = |e: std::io::Error| GitError::Failed {
+            command: "hash-object".into(),
+            message: format!("cannot write a scratch copy: {e}"),
+        };
+        let mut blobs = vec![String::new(); files.len()];
+        let mut batch = Vec::new();
+        let mut list = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            if file.from_worktree {
+                let hashed = self.run(
+                    &["hash-object", "-w", "--stdin", "--path", file.path.as_str()],
+                    Some(&file.content),
+                )?;
+                blobs[i] = String::from_utf8_lossy(&hashed).trim().to_string();
+            } else {
+                let copy = scratch.join(format!("blob-{i}"));
+                std::fs::write(&copy, &file.content).map_err(failed)?;
+                list.extend_from_slice(copy.as_os_str().as_encoded_bytes());
+                list.push(b'\n');
+                batch.push(i);
+            }
+        }
+        if !batch.is_empty() {
+            let out = self.run(
+                &["hash-object", "-w", "--no-filters", "--stdin-paths"],
+                Some(&list),
+            )?;
+            let out = String::from_utf8_lossy(&out);
+            let ids: Vec<&str> = out.lines().collect();
+            if ids.len() != batch.len() {
+                return Err(GitError::Failed {
+                    command: "hash-object".into(),
+                    message: format!("{} blobs written for {} files", ids.len(), batch.len()),
+                });
+            }
+            for (i, id) in batch.into_iter().zip(ids) {
+                blobs[i] = id.trim().to_string();
+            }
+        }
+        Ok(blobs)
+    }
+
     /// Moves `branch` from `old` to `new` (refusing if it moved meanwhile). When
     /// it is the checked-out branch (or `branch` is `None`, for a detached
     /// HEAD), the index entries of `paths` follow, as after `git commit --only`.
+    ///
+    /// The index is brought up to date *before* the branch moves, and the
+    /// branch move is the last step: a process killed at any moment leaves
+    /// either the old branch with the update staged (what the working tree
+    /// already holds) or the new branch with a matching index — never a new
+    /// branch over an index of old blobs, which the next ordinary commit would
+    /// turn into a revert.
     pub fn advance(
         &self,
         branch: Option<&str>,
@@ -274,7 +360,17 @@ impl Repo {
         let reference = branch.map_or_else(|| "HEAD".to_string(), |b| format!("refs/heads/{b}"));
         let zero = "0".repeat(40);
         let old = old.unwrap_or(&zero);
-        self.git(
+        let checked_out = branch.is_none() || self.head()?.branch.as_deref() == branch;
+        let before = if checked_out {
+            // Whole listings rather than thousands of paths on a command line.
+            let before = index_entries(&self.run(&["ls-files", "--stage", "-z"], None)?);
+            let after = index_entries(&self.run(&["ls-tree", "-r", "-z", new], None)?);
+            self.set_index_entries(paths, &after)?;
+            Some(before)
+        } else {
+            None
+        };
+        let moved = self.git(
             &[
                 "update-ref",
                 "-m",
@@ -284,28 +380,31 @@ impl Repo {
                 old,
             ],
             None,
-        )?;
-        let head = self.head()?;
-        if branch.is_none() || head.branch.as_deref() == branch {
-            for path in paths {
-                let entry = self.git(&["ls-tree", new, "--", path], None)?;
-                let mut fields = entry.split_whitespace();
-                if let (Some(mode), Some(_), Some(blob)) =
-                    (fields.next(), fields.next(), fields.next())
-                {
-                    self.git(
-                        &[
-                            "update-index",
-                            "--add",
-                            "--cacheinfo",
-                            &format!("{mode},{blob},{path}"),
-                        ],
-                        None,
-                    )?;
-                }
-            }
+        );
+        if let (Err(_), Some(before)) = (&moved, &before) {
+            // The branch moved under us: the index goes back as it was.
+            let _ = self.set_index_entries(paths, before);
         }
-        Ok(())
+        moved.map(drop)
+    }
+
+    /// Sets the index entries of `paths` to `entries` (mode and blob by
+    /// path), removing the ones `entries` lacks, in one index write.
+    fn set_index_entries(
+        &self,
+        paths: &[String],
+        entries: &std::collections::HashMap<String, (String, String)>,
+    ) -> Result<(), GitError> {
+        let mut info = Vec::new();
+        for path in paths {
+            let line = match entries.get(path) {
+                Some((mode, blob)) => format!("{mode} {blob}\t{path}\0"),
+                None => format!("0 {}\t{path}\0", "0".repeat(40)),
+            };
+            info.extend_from_slice(line.as_bytes());
+        }
+        self.run(&["update-index", "-z", "--index-info"], Some(&info))
+            .map(drop)
     }
 
     /// Commits exactly `paths` (absolute, inside the working tree) as they are
@@ -394,6 +493,25 @@ impl Repo {
         }
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        match self.git(&["merge-base", "--is-ancestor", ancestor, descendant], None) {
+            Ok(_) => Ok(true),
+            Err(GitError::Failed { message, .. }) if message.is_empty() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How many commits `to` has that `from` lacks (all of them without `from`).
+    pub fn count_between(&self, from: Option<&str>, to: &str) -> Result<usize, GitError> {
+        let range = match from {
+            Some(from) => format!("{from}..{to}"),
+            None => to.to_string(),
+        };
+        let out = self.git(&["rev-list", "--count", &range], None)?;
+        Ok(out.trim().parse().unwrap_or(0))
+    }
+
     /// Fetches `branch` from `remote`; its tip, or `None` when it does not exist there.
     pub fn fetch(&self, remote: &str, branch: &str) -> Result<Option<String>, GitError> {
         match self.git(
@@ -446,16 +564,29 @@ impl Repo {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| GitError::Missing(e.to_string()))?;
-        if let Some(input) = input {
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            stdin.write_all(input).map_err(|e| GitError::Failed {
-                command: args.join(" "),
-                message: e.to_string(),
-            })?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| GitError::Missing(e.to_string()))?;
+        // The input is fed from another thread while the output is read:
+        // a batch command answers as it reads, and a full output pipe would
+        // otherwise stop it from reading the rest.
+        let out = std::thread::scope(|scope| {
+            let feeder = input.map(|input| {
+                let mut stdin = child.stdin.take().expect("stdin is piped");
+                scope.spawn(move || stdin.write_all(input))
+            });
+            let out = child
+                .wait_with_output()
+                .map_err(|e| GitError::Missing(e.to_string()));
+            let fed = feeder.map_or(Ok(()), |f| f.join().expect("the feeder does not panic"));
+            (out, fed)
+        });
+        let out = match out {
+            (Ok(out), Err(e)) if out.status.success() => {
+                return Err(GitError::Failed {
+                    command: args.join(" "),
+                    message: e.to_string(),
+                });
+            }
+            (out, _) => out?,
+        };
         if out.status.success() {
             Ok(out.stdout)
         } else {
@@ -475,6 +606,21 @@ impl Repo {
             })
         }
     }
+}
+
+/// Mode and object id by path, from `git ls-files --stage -z` or
+/// `git ls-tree -z` output (`<mode> [<type>] <id> [<stage>]\t<path>\0`).
+fn index_entries(out: &[u8]) -> std::collections::HashMap<String, (String, String)> {
+    out.split(|b| *b == 0)
+        .filter_map(|record| {
+            let record = String::from_utf8_lossy(record);
+            let (meta, path) = record.split_once('\t')?;
+            let mut fields = meta.split(' ');
+            let mode = fields.next()?.to_string();
+            let id = fields.find(|f| f.len() >= 40)?.to_string();
+            Some((path.to_string(), (mode, id)))
+        })
+        .collect()
 }
 
 /// `author` as both author and committer, for git's environment.

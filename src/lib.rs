@@ -27,5 +27,6 @@ pub mod rewrite;
 pub mod scan;
 pub mod serve;
 pub mod template;
+pub mod tree_write;
 pub mod update;
 pub mod yaml;

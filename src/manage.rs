@@ -11,7 +11,6 @@
 //! document's bytes, so any edit (ours, a person's, a `git pull`) changes it.
 
 use std::fs;
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +21,8 @@ use crate::flux;
 use crate::kubesphere::{self, FieldError};
 use crate::report::Problem;
 use crate::rewrite;
-use crate::scan::{self, Filter};
+use crate::scan::{self, Filter, Leftovers};
+use crate::tree_write;
 use crate::yaml;
 
 /// The kinds of resource that can be managed.
@@ -88,12 +88,7 @@ impl Found {
     /// The resource as JSON, with `metadata.resourceVersion` and the file it
     /// lives in (annotation `gitops.kubesphere.io/file`).
     pub fn to_json(&self) -> Value {
-        let stream = yaml::parse(&self.text).ok();
-        let mut value = stream
-            .as_ref()
-            .and_then(|s| s.documents.first())
-            .map(|d| kubesphere::to_json(&d.root))
-            .unwrap_or(Value::Null);
+        let mut value = document_json(&self.text).unwrap_or(Value::Null);
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("namespace".into(), self.namespace.clone().into());
             meta.insert("resourceVersion".into(), self.version.clone().into());
@@ -106,6 +101,70 @@ impl Found {
         }
         value
     }
+}
+
+/// The first YAML document of `src` as JSON, the way
+/// [`kubesphere::to_json`] reads a node (plain `true`/`false` are booleans,
+/// plain null-like scalars null, everything else a string), with aliases
+/// (`*name`) resolved to the node they name, as kubectl shows them. (The
+/// file reader keeps aliases as they are, since it never edits around them.)
+fn document_json(src: &str) -> Option<Value> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    enum Frame {
+        Sequence(Vec<Value>, usize),
+        Mapping(serde_json::Map<String, Value>, Option<String>, usize),
+    }
+    let mut anchors: std::collections::HashMap<usize, Value> = Default::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    for event in Parser::new_from_str(src) {
+        let (event, _) = event.ok()?;
+        let (value, anchor) = match event {
+            Event::SequenceStart(_, anchor, _) => {
+                stack.push(Frame::Sequence(Vec::new(), anchor));
+                continue;
+            }
+            Event::MappingStart(_, anchor, _) => {
+                stack.push(Frame::Mapping(Default::default(), None, anchor));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop()? {
+                Frame::Sequence(items, anchor) => (Value::Array(items), anchor),
+                Frame::Mapping(entries, _, anchor) => (Value::Object(entries), anchor),
+            },
+            Event::Scalar(text, style, anchor, _) => {
+                let plain = style == ScalarStyle::Plain;
+                let value = match text.as_ref() {
+                    "" | "~" | "null" | "Null" | "NULL" if plain => Value::Null,
+                    "true" | "false" if plain => Value::Bool(text == "true"),
+                    _ => Value::String(text.into_owned()),
+                };
+                (value, anchor)
+            }
+            Event::Alias(id) => (anchors.get(&id).cloned().unwrap_or(Value::Null), 0),
+            Event::DocumentEnd if stack.is_empty() => return None,
+            _ => continue,
+        };
+        if anchor != 0 {
+            anchors.insert(anchor, value.clone());
+        }
+        match stack.last_mut() {
+            None => return Some(value),
+            Some(Frame::Sequence(items, _)) => items.push(value),
+            Some(Frame::Mapping(entries, key, _)) => match key.take() {
+                Some(k) => {
+                    entries.insert(k, value);
+                }
+                None => {
+                    *key = Some(match value {
+                        Value::String(k) => k,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                }
+            },
+        }
+    }
+    None
 }
 
 /// Where a resource's file is, as reported by `get` and the REST API; never
@@ -125,7 +184,7 @@ pub enum ManageError {
     FileExists(String),
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
-    #[error("{0} is outside the working tree")]
+    #[error("{0}")]
     Outside(String),
 }
 
@@ -223,7 +282,7 @@ impl Tree {
     /// Every managed resource in the tree (of `kind`, when given), in the
     /// order of a sorted walk; problems are files that could not be read.
     pub fn list(&self, kind: Option<Kind>) -> (Vec<Found>, Vec<Problem>) {
-        let readings = scan::walk_map(&self.root, &Filter::default(), |entry| {
+        let readings = scan::walk_map(&self.root, &Filter::default(), Leftovers::Skip, |entry| {
             let mut problems = Vec::new();
             let entry = match entry {
                 Ok(e) => e,
@@ -299,10 +358,13 @@ impl Tree {
         }
         let (rel, path) = self.new_path(kind, namespace, name);
         if rel.split('/').any(|p| p == "..") {
-            return Err(ManageError::Outside(rel));
+            return Err(ManageError::Outside(format!(
+                "{rel} is outside the working tree"
+            )));
         }
-        create_file(&path, text.as_bytes()).map_err(|e| match e.kind() {
+        tree_write::create_file(&self.root, &rel, text.as_bytes()).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ManageError::FileExists(rel.clone()),
+            _ if tree_write::refusal(&e).is_some() => ManageError::Outside(e.to_string()),
             _ => ManageError::Write {
                 path: rel.clone(),
                 reason: e.to_string(),
@@ -327,7 +389,8 @@ impl Tree {
             new.push('\n');
         }
         new.push_str(&old[found.span.end..]);
-        scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+        tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes())
+            .map_err(write_error)
     }
 
     /// Removes a resource: only its document (and one `---` line) from a file
@@ -343,7 +406,8 @@ impl Tree {
             .into_iter()
             .any(|r| !is_blank_document(&new[r]));
         if others {
-            scan::replace_file(&found.path, old.as_bytes(), new.as_bytes()).map_err(write_error)
+            tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes())
+                .map_err(write_error)
         } else {
             fs::remove_file(&found.path).map_err(write_error)
         }
@@ -379,21 +443,6 @@ fn without_document(src: &str, span: Range<usize>) -> String {
     out.push_str(&src[..cut_start]);
     out.push_str(&src[cut_end..]);
     out
-}
-
-/// Creates `path` with `contents` atomically and without overwriting: a
-/// temporary file is written, synced, then hard-linked to the name, which
-/// fails when the name exists.
-pub fn create_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".image-update-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    fs::hard_link(temp.path(), path)
 }
 
 /// A JSON value as block YAML, keys in the value's order; strings that YAML
@@ -601,6 +650,24 @@ pub fn updater_from_json(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Hardening 15.10: `get -o json` and `serve` showed aliases as null.
+    #[test]
+    fn aliases_are_resolved_in_json() {
+        let text = "metadata: {name: a}\nspec:\n  images: &imgs [nginx, 'redis']\n  copy: *imgs\n  kind: &k argocd\n  again: *k\n  n: ~\n  t: true\n  q: 'true'\n";
+        assert_eq!(
+            document_json(text).unwrap(),
+            json!({"metadata": {"name": "a"}, "spec": {
+                "images": ["nginx", "redis"], "copy": ["nginx", "redis"],
+                "kind": "argocd", "again": "argocd", "n": null, "t": true, "q": "true"}})
+        );
+        // Without aliases, exactly what the file reader's conversion gives.
+        let plain = "a: 1\nb: [x, {c: ~}]\nd: 'yes'\n";
+        assert_eq!(
+            document_json(plain).unwrap(),
+            kubesphere::to_json(&yaml::parse(plain).unwrap().documents[0].root)
+        );
+    }
 
     #[test]
     fn yaml_round_trips_through_our_reader() {

@@ -146,7 +146,9 @@ impl Report {
                     let _ = writeln!(
                         out,
                         "{}:{}: error: policy {}: {error}",
-                        p.file, p.line, p.policy
+                        shown(&p.file),
+                        p.line,
+                        p.policy
                     );
                 }
                 (Some(tag), None) => {
@@ -181,7 +183,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{}:{}: {verb} {} -> {} ({})",
-                c.file,
+                shown(&c.file),
                 c.line,
                 c.old,
                 c.new,
@@ -218,11 +220,11 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "{}: application {} image {name}: {line}",
-                    if i.new.is_some() {
+                    shown(if i.new.is_some() {
                         &app.target
                     } else {
                         &app.file
-                    },
+                    }),
                     app.application
                 );
             }
@@ -233,7 +235,8 @@ impl Report {
                 Severity::Warning => "warning",
                 Severity::Error => "error",
             };
-            let place = match (&p.file, p.line, p.column) {
+            let file = p.file.as_deref().map(shown);
+            let place = match (file, p.line, p.column) {
                 (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: "),
                 (Some(f), Some(l), None) => format!("{f}:{l}: "),
                 (Some(f), None, _) => format!("{f}: "),
@@ -317,11 +320,60 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
+/// A file name for a line of text output: control characters (a newline,
+/// an escape sequence) are shown escaped, so a hostile name cannot forge
+/// lines or drive the terminal.
+pub fn shown(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.chars().any(char::is_control) {
+        return path.into();
+    }
+    path.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// A path in a diff header as git writes it: in double quotes with C
+/// escapes when it holds a control character, `"` or a backslash.
+fn quoted_path(path: &str) -> String {
+    if !path
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return path.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in path.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\{b:03o}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A unified diff of one file, paths as `a/<file>` and `b/<file>`.
 pub fn diff(file: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .header(
+            &quoted_path(&format!("a/{file}")),
+            &quoted_path(&format!("b/{file}")),
+        )
         .to_string()
 }

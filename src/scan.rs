@@ -1,4 +1,5 @@
-//! The filesystem edge: walking the tree, and writing files back atomically.
+//! The filesystem edge: walking the tree (writing goes through
+//! [`crate::tree_write`]).
 //!
 //! Every file is visited, hidden ones included (`.github/`,
 //! `.argocd-source-*.yaml`), except `.git/`. Symbolic links are never followed:
@@ -6,14 +7,14 @@
 //! one that points outside it must not be written through.
 
 use std::fs;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
 
 use globset::{GlobSet, GlobSetBuilder};
 
 use crate::report::{Problem, Severity};
+use crate::tree_write;
 
 /// A file found by the walk.
 #[derive(Debug, Clone)]
@@ -66,6 +67,16 @@ pub fn is_yaml_name(rel: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
+/// What the walk does with the temporary files of interrupted runs
+/// ([`tree_write::is_temp_name`]); they are never visited as files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers {
+    /// Remove the stale ones, with a note (a run that writes).
+    Remove,
+    /// Leave them (a dry run, a read-only command).
+    Skip,
+}
+
 /// Walks the tree on every core and calls `f` for each regular file (or for
 /// something to report: an unreadable directory, a link that leads out of
 /// the tree) as soon as it is found, so files are read while the walk goes
@@ -74,6 +85,7 @@ pub fn is_yaml_name(rel: &str) -> bool {
 pub fn walk_map<R: Send>(
     root: &Path,
     filter: &Filter,
+    leftovers: Leftovers,
     f: impl Fn(Result<Entry, Problem>) -> R + Sync,
 ) -> Vec<R> {
     let results: Mutex<Vec<(Vec<String>, R)>> = Mutex::new(Vec::new());
@@ -93,27 +105,28 @@ pub fn walk_map<R: Send>(
         Box::new(move |item| {
             let found = match item {
                 Err(e) => {
-                    let path = match &e {
-                        ignore::Error::WithPath { path, .. } => relative(root, path),
-                        _ => String::new(),
-                    };
-                    Some((
-                        path.clone(),
-                        Err(Problem::file(
-                            &path,
-                            Severity::Error,
-                            format!("cannot read: {e}"),
-                        )),
-                    ))
+                    let problem = walk_problem(root, &e);
+                    Some((problem.file.clone().unwrap_or_default(), Err(problem)))
                 }
                 Ok(item) => {
                     let rel = relative(root, item.path());
                     if item.path_is_symlink() {
-                        (!leads_inside(root, item.path())).then(|| {
+                        link_problem(root, item.path()).map(|why| {
+                            let problem = Problem::file(&rel, Severity::Info, why);
+                            (rel.clone(), Err(problem))
+                        })
+                    } else if item.file_type().is_some_and(|t| t.is_file())
+                        && tree_write::is_temp_name(&item.file_name().to_string_lossy())
+                    {
+                        // Our own temporary file: an old one is what a killed
+                        // run left; a young one may be a run in progress.
+                        (leftovers == Leftovers::Remove
+                            && tree_write::remove_if_stale(item.path(), SystemTime::now()))
+                        .then(|| {
                             let problem = Problem::file(
                                 &rel,
                                 Severity::Info,
-                                "symbolic link leads outside the tree; not followed",
+                                "removed a stale temporary file an interrupted run left behind",
                             );
                             (rel.clone(), Err(problem))
                         })
@@ -147,6 +160,26 @@ pub fn walk_map<R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// A walk error (an unreadable directory, say), its path relative to the
+/// tree as every other path, and not repeated inside the message.
+fn walk_problem(root: &Path, e: &ignore::Error) -> Problem {
+    let (path, cause) = unwrap_walk_error(e);
+    let path = path.map(|p| relative(root, p)).unwrap_or_default();
+    Problem::file(&path, Severity::Error, format!("cannot read: {cause}"))
+}
+
+/// The path a walk error is about and the error itself, without the
+/// depth and path wrappers.
+fn unwrap_walk_error(e: &ignore::Error) -> (Option<&Path>, &ignore::Error) {
+    match e {
+        ignore::Error::WithPath { path, err } => (Some(path), unwrap_walk_error(err).1),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            unwrap_walk_error(err)
+        }
+        other => (None, other),
+    }
+}
+
 fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.components()
@@ -155,71 +188,18 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-fn leads_inside(root: &Path, link: &Path) -> bool {
-    match (fs::canonicalize(root), fs::canonicalize(link)) {
-        (Ok(root), Ok(target)) => target.starts_with(root),
-        _ => false,
-    }
-}
-
-static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// Replaces a file's contents atomically: a temporary file in the same
-/// directory, the original's permissions (and owner, where allowed), fsync,
-/// then rename over it. A crash leaves either the old file or the new one,
-/// never half of either. When the file no longer holds `expected` (someone
-/// changed it while we worked), nothing is written.
-pub fn replace_file(path: &Path, expected: &[u8], contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.image-update-{}-{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let metadata = fs::metadata(path)?;
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.set_permissions(metadata.permissions())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            // Only root may give a file away; for others this is a no-op or
-            // fails harmlessly, and the file is theirs anyway.
-            let _ = std::os::unix::fs::fchown(&file, Some(metadata.uid()), Some(metadata.gid()));
+/// What to report about a symbolic link the walk does not follow: nothing
+/// when it leads inside the tree (its target is visited anyway).
+fn link_problem(root: &Path, link: &Path) -> Option<&'static str> {
+    match fs::canonicalize(link) {
+        Ok(target) => (!fs::canonicalize(root).is_ok_and(|root| target.starts_with(root)))
+            .then_some("symbolic link leads outside the tree; not followed"),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Some("symbolic link loop; not followed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("dangling symbolic link (its target does not exist); not followed")
         }
-        file.sync_all()?;
-        if fs::read(path)? != expected {
-            return Err(io::Error::other(
-                "the file changed while image-update ran; not written",
-            ));
-        }
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+        Err(_) => Some("symbolic link whose target cannot be resolved; not followed"),
     }
-    result
-}
-
-/// Creates `path` with `contents` atomically (complete or absent), creating
-/// its directory when needed; refuses to replace a file that appeared
-/// meanwhile.
-pub fn create_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    temp.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -242,33 +222,49 @@ mod tests {
         }
     }
 
+    /// Hardening 15 (messages): an unreadable directory is named by its
+    /// path in the tree, not by an absolute path inside the message.
     #[test]
-    fn a_created_file_never_replaces_one_that_appeared() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new/dir/a.yaml");
-        create_file(&path, b"a: 1\n").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
-        let err = create_file(&path, b"a: 2\n").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 1\n");
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    fn unreadable_directories_are_named_relative_to_the_tree() {
+        let root = Path::new("/work/tree");
+        let e = ignore::Error::WithDepth {
+            depth: 2,
+            err: Box::new(ignore::Error::WithPath {
+                path: root.join("apps/secret"),
+                err: Box::new(ignore::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::PermissionDenied,
+                ))),
+            }),
+        };
+        let problem = walk_problem(root, &e);
+        assert_eq!(problem.file.as_deref(), Some("apps/secret"));
+        assert_eq!(problem.message, "cannot read: permission denied");
     }
 
+    #[cfg(unix)]
     #[test]
-    fn a_file_changed_behind_our_back_is_not_overwritten() {
+    fn dangling_links_and_loops_are_called_that() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.yaml");
-        fs::write(&path, "a: 2\n").unwrap();
-        let err = replace_file(&path, b"a: 1\n", b"a: 3\n").unwrap_err();
-        assert!(err.to_string().contains("changed while"), "{err}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 2\n");
-        replace_file(&path, b"a: 2\n", b"a: 3\n").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "a: 3\n");
+        let root = dir.path();
+        std::os::unix::fs::symlink("missing.yaml", root.join("dangling.yaml")).unwrap();
+        std::os::unix::fs::symlink("loop-b", root.join("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", root.join("loop-b")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("out")).unwrap();
+        fs::write(root.join("in.yaml"), "").unwrap();
+        std::os::unix::fs::symlink("in.yaml", root.join("in-link.yaml")).unwrap();
+        let found = walk_map(root, &Filter::default(), Leftovers::Skip, |e| match e {
+            Ok(e) => format!("{}: file", e.rel),
+            Err(p) => format!("{}: {}", p.file.unwrap(), p.message),
+        });
         assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "a temporary file was left behind"
+            found,
+            [
+                "dangling.yaml: dangling symbolic link (its target does not exist); not followed",
+                "in.yaml: file",
+                "loop-a: symbolic link loop; not followed",
+                "loop-b: symbolic link loop; not followed",
+                "out: symbolic link leads outside the tree; not followed",
+            ]
         );
     }
 

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::git::{self, Repo, Signature};
 use crate::kubesphere::{self, FieldError};
 use crate::manage::{self, Found, Kind, Tree};
+use crate::tree_write;
 
 /// Settings of the server, resolved by the CLI.
 #[derive(Debug, Clone)]
@@ -38,7 +39,13 @@ pub struct Options {
     pub commit: bool,
     pub author: Option<String>,
     pub max_body: usize,
+    /// How long a client may take to send a request's headers, and its body.
+    pub request_timeout: Duration,
 }
+
+/// How long the accept loop rests after a failed accept (out of file
+/// descriptors, say) instead of retrying at once and spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 struct State {
     options: Options,
@@ -86,9 +93,13 @@ pub fn main(options: Options) -> Result<(), String> {
         eprintln!("image-update serve: listening on http://{bound}");
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // The pending connection stays queued; retrying at once
+                // would fail again at once.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             };
             let state = state.clone();
+            let timeout = state.options.request_timeout;
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let state = state.clone();
@@ -96,7 +107,7 @@ pub fn main(options: Options) -> Result<(), String> {
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
+                    .header_read_timeout(timeout)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
             });
@@ -190,7 +201,12 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Reply {
             return r;
         }
     }
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Exactly one `/` between segments, none at the end: `//namespaces/…`
+    // and `…/imageupdaters/` are other paths.
+    let segments: Vec<&str> = match path.strip_prefix('/') {
+        Some(rest) if !rest.split('/').any(str::is_empty) => rest.split('/').collect(),
+        _ => Vec::new(),
+    };
     let (ns, name) = match segments.as_slice() {
         ["namespaces", ns, "imageupdaters"] => (ns.to_string(), None),
         ["namespaces", ns, "imageupdaters", name] => (ns.to_string(), Some(name.to_string())),
@@ -221,7 +237,13 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Reply {
     }
     let method = request.method().clone();
     let body = match method {
-        Method::POST | Method::PUT => match read_body(request, state.options.max_body).await {
+        Method::POST | Method::PUT => match read_body(
+            request,
+            state.options.max_body,
+            state.options.request_timeout,
+        )
+        .await
+        {
             Ok(body) => Some(body),
             Err(reply) => return reply,
         },
@@ -261,14 +283,16 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Reply {
         .unwrap_or_else(|e| internal(format!("the request failed: {e}")))
 }
 
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Value, Reply> {
-    if let Some(kind) = request.headers().get(CONTENT_TYPE)
-        && !kind
-            .to_str()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .starts_with("application/json")
-    {
+async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Value, Reply> {
+    let json = request.headers().get(CONTENT_TYPE).is_some_and(|kind| {
+        let kind = kind.to_str().unwrap_or_default().to_ascii_lowercase();
+        kind.split(';').next().unwrap_or_default().trim() == "application/json"
+    });
+    if !json {
         return Err(status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -276,9 +300,18 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Value, Re
             &[],
         ));
     }
-    let bytes = match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let body = tokio::time::timeout(timeout, Limited::new(request.into_body(), limit).collect());
+    let bytes = match body.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
         Err(_) => {
+            return Err(status(
+                StatusCode::REQUEST_TIMEOUT,
+                "Timeout",
+                &format!("the body did not arrive within {}s", timeout.as_secs()),
+                &[],
+            ));
+        }
+        Ok(Err(_)) => {
             return Err(status(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
@@ -335,15 +368,23 @@ fn change_and_commit(
 ) -> Result<(), Box<Reply>> {
     let before = std::fs::read(path).ok();
     change()?;
-    if !state.options.commit {
+    // A change that changes nothing (a PUT of the same object) is no commit.
+    if !state.options.commit || std::fs::read(path).ok() == before {
         return Ok(());
     }
     let committed = Repo::open(&state.options.tree.root)
         .and_then(|repo| repo.commit_paths(&[path.to_path_buf()], &message, &state.author));
     if let Err(e) = committed {
-        let restored = match &before {
-            Some(bytes) => std::fs::write(path, bytes),
-            None => std::fs::remove_file(path),
+        // Put back through the same confined, atomic writer.
+        let root = &state.options.tree.root;
+        let rel = path
+            .strip_prefix(root)
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let restored = match (&before, std::fs::read(path).ok()) {
+            (Some(bytes), Some(now)) => tree_write::replace_file(root, &rel, &now, bytes),
+            (Some(bytes), None) => tree_write::create_file(root, &rel, bytes),
+            (None, _) => std::fs::remove_file(path),
         };
         let note = match restored {
             Ok(()) => "the file was restored",

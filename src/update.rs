@@ -20,6 +20,7 @@ use crate::registry::{Registry, TagRef};
 use crate::report::{self, PolicyOutcome, Problem, Report, Severity};
 use crate::rewrite;
 use crate::scan::{self, Filter};
+use crate::tree_write;
 use crate::yaml;
 
 #[derive(Debug, Clone, Default)]
@@ -42,7 +43,6 @@ pub struct RunOptions {
 /// A file that carries markers.
 struct MarkedFile {
     rel: String,
-    path: PathBuf,
     src: String,
     markers: Vec<Marker>,
 }
@@ -108,9 +108,15 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         "" => argocd::config::DEFAULT_NAMESPACE,
         ns => ns,
     };
+    // A dry run leaves even the leftovers of killed runs where they are.
+    let leftovers = match options.dry_run {
+        true => scan::Leftovers::Skip,
+        false => scan::Leftovers::Remove,
+    };
     let (marked, mut resources, mut argo) = read_tree(
         &options.root,
         &options.filter,
+        leftovers,
         controller_ns,
         &mut report.problems,
     );
@@ -207,7 +213,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             }
         };
         if !options.dry_run
-            && let Err(e) = scan::replace_file(&file.path, file.src.as_bytes(), new.as_bytes())
+            && let Err(e) = tree_write::replace_file(
+                &options.root,
+                &file.rel,
+                file.src.as_bytes(),
+                new.as_bytes(),
+            )
         {
             report.problems.push(Problem::file(
                 &file.rel,
@@ -241,11 +252,12 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             ));
             continue;
         }
-        let path = options.root.join(rel);
         if !options.dry_run {
             let written = match &existing {
-                Some(old) => scan::replace_file(&path, old.as_bytes(), new.as_bytes()),
-                None => scan::create_file(&path, new.as_bytes()),
+                Some(old) => {
+                    tree_write::replace_file(&options.root, rel, old.as_bytes(), new.as_bytes())
+                }
+                None => tree_write::create_file(&options.root, rel, new.as_bytes()),
             };
             if let Err(e) = written {
                 report.problems.push(problem(format!("cannot write: {e}")));
@@ -346,6 +358,7 @@ struct Reading {
 fn read_tree(
     root: &Path,
     filter: &Filter,
+    leftovers: scan::Leftovers,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
 ) -> (
@@ -353,7 +366,7 @@ fn read_tree(
     flux::Resources,
     argocd::config::Declarations,
 ) {
-    let readings = scan::walk_map(root, filter, |entry| match entry {
+    let readings = scan::walk_map(root, filter, leftovers, |entry| match entry {
         Ok(entry) => read_file(&entry, entry.editable),
         Err(problem) => Reading {
             problems: vec![problem],
@@ -429,20 +442,26 @@ pub fn read_policies(
             continue;
         }
         let named = |rel: &str| format!("{prefix}/{rel}");
-        let readings = scan::walk_map(dir, &Filter::default(), |entry| match entry {
-            // Never edited, but asked for: a file we cannot parse is said.
-            Ok(entry) => read_file(
-                &scan::Entry {
-                    editable: false,
-                    ..entry
+        let readings =
+            scan::walk_map(
+                dir,
+                &Filter::default(),
+                scan::Leftovers::Skip,
+                |entry| match entry {
+                    // Never edited, but asked for: a file we cannot parse is said.
+                    Ok(entry) => read_file(
+                        &scan::Entry {
+                            editable: false,
+                            ..entry
+                        },
+                        true,
+                    ),
+                    Err(problem) => Reading {
+                        problems: vec![problem],
+                        ..Reading::default()
+                    },
                 },
-                true,
-            ),
-            Err(problem) => Reading {
-                problems: vec![problem],
-                ..Reading::default()
-            },
-        });
+            );
         for reading in readings {
             problems.extend(reading.problems.into_iter().map(|mut p| {
                 p.file = p.file.map(|f| named(&f));
@@ -491,6 +510,41 @@ fn read_in_tree(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(full).ok()
 }
 
+/// A UTF-16 file (by its byte-order mark) that would hold markers or
+/// resources if it were read as text: reported, since the byte screen for
+/// UTF-8 tokens would pass over it in silence.
+fn utf16_with_declarations(rel: &str, bytes: &[u8]) -> Option<Problem> {
+    let (order, little) = match bytes {
+        [0xFF, 0xFE, ..] => ("FF FE", true),
+        [0xFE, 0xFF, ..] => ("FE FF", false),
+        _ => return None,
+    };
+    let units = bytes[2..].chunks_exact(2).map(|p| match little {
+        true => u16::from_le_bytes([p[0], p[1]]),
+        false => u16::from_be_bytes([p[0], p[1]]),
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    [
+        marker::TOKEN,
+        flux::API_GROUP,
+        argocd::config::SCREEN,
+        crate::kubesphere::API_GROUP,
+    ]
+    .iter()
+    .any(|token| text.contains(token))
+    .then(|| {
+        Problem::file(
+            rel,
+            Severity::Error,
+            format!(
+                "UTF-16 text (byte-order mark {order}) with image-update declarations; only UTF-8 is read: convert it to UTF-8; left untouched"
+            ),
+        )
+    })
+}
+
 /// Reads one file; `say_unparsable` is whether a file we need that does
 /// not parse is reported (not for a tree file `--exclude`d from editing).
 fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
@@ -507,6 +561,13 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
             return reading;
         }
     };
+    if let Some(problem) = scan::is_yaml_name(rel)
+        .then(|| utf16_with_declarations(rel, &bytes))
+        .flatten()
+    {
+        reading.problems.push(problem);
+        return reading;
+    }
     // Markers in files we may not edit are not our business: such a file is
     // parsed only when it may hold Flux resources.
     let has_marker =
@@ -530,10 +591,15 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
     let src = match String::from_utf8(bytes) {
         Ok(src) => src,
         Err(e) => {
-            reading.problems.push(Problem::file(
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + memchr::memchr_iter(b'\n', valid).count();
+            let column = 1 + valid.len() - memchr::memrchr(b'\n', valid).map_or(0, |i| i + 1);
+            reading.problems.push(Problem::at(
                 rel,
+                line,
+                Some(column),
                 Severity::Error,
-                format!("not UTF-8 text ({e}); left untouched"),
+                format!("not UTF-8 text ({}); left untouched", e.utf8_error()),
             ));
             return reading;
         }
@@ -575,7 +641,6 @@ fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
         if !found.markers.is_empty() {
             reading.marked = Some(MarkedFile {
                 rel: rel.to_string(),
-                path: entry.path.clone(),
                 src,
                 markers: found.markers,
             });

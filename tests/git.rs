@@ -70,19 +70,24 @@ fn fixture(sub: &str) -> Fixture {
     }
 }
 
-fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+/// `image-update run DIR` on the fixture's snapshot, away from the user's
+/// git configuration.
+fn command(f: &Fixture, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+    command
         .arg("run")
         .arg(dir)
-        .args([
-            "--registry-snapshot",
-            f.snapshot.to_str().unwrap(),
-            "--output",
-            "json",
-        ])
-        .args(args)
+        .arg("--registry-snapshot")
+        .arg(&f.snapshot)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    command
+}
+
+fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = command(f, dir)
+        .args(["--output", "json"])
+        .args(args)
         .output()
         .unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -574,6 +579,123 @@ fn argo_cd_write_backs_are_committed_with_the_markers() {
         ),
         "{message}"
     );
+}
+
+/// Hardening 15.3: a `kill -9` at the moment the branch moves must never
+/// leave the index holding the old blobs under the new commit (the next
+/// ordinary commit would revert the update). Git's `reference-transaction`
+/// hook kills the tool just before the ref update is applied (and aborts
+/// it) or just after it was applied.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kill_while_the_branch_moves_never_stages_a_revert() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    for moment in ["committed", "prepared"] {
+        let f = fixture("");
+        let before = git(&f.work, &["rev-parse", "HEAD"]);
+        let hook = f.work.join(".git/hooks/reference-transaction");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\n[ \"$1\" = \"$KILL_AT\" ] || exit 0\nread -r _ _ _ tool _ < /proc/$PPID/stat\nkill -9 \"$tool\"\n[ \"$1\" = prepared ] && exit 1\nexit 0\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = command(&f, &f.work)
+            .arg("--commit")
+            .env("KILL_AT", moment)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(9), "{moment}: not killed");
+        std::fs::remove_file(&hook).unwrap();
+        // The index holds what the working tree holds: nothing to revert.
+        assert_eq!(git(&f.work, &["diff", "--name-only"]), "", "{moment}");
+        assert!(git(&f.work, &["show", ":apps/deploy.yaml"]).contains("web:1.1.0"));
+        let head = git(&f.work, &["rev-parse", "HEAD"]);
+        if moment == "prepared" {
+            assert_eq!(
+                head, before,
+                "the branch moved although the update was aborted"
+            );
+        } else {
+            assert_ne!(head, before);
+            assert_eq!(
+                git(&f.work, &["diff", "--cached", "--name-only"]),
+                "",
+                "the index differs from the new commit"
+            );
+        }
+    }
+}
+
+/// Hardening 15.4: a push the remote refuses leaves a local commit that the
+/// report names, and the next `--push` delivers it although nothing changed.
+#[test]
+fn a_failed_push_is_reported_with_its_commit_and_delivered_by_the_next_push() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture("");
+    let gate = f.remote.join("closed");
+    std::fs::write(&gate, "").unwrap();
+    let hook = f.remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ -e '{}' ] && {{ echo closed for maintenance >&2; exit 1; }}\nexit 0\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let sha = report["commit"]["sha"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(report["commit"]["pushed"], false);
+    assert_eq!(git(&f.work, &["rev-parse", "HEAD"]).trim(), sha);
+    assert!(
+        report["problems"].to_string().contains("not pushed"),
+        "{report}"
+    );
+
+    std::fs::remove_file(&gate).unwrap();
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["commit"]["sha"], sha);
+    assert_eq!(report["commit"]["pushed"], true);
+    assert_eq!(git(&f.remote, &["rev-parse", "main"]).trim(), sha);
+
+    // And once delivered, nothing more is pushed.
+    let (out, report) = run(&f, &f.work, &["--commit", "--push"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.get("commit").is_none(), "{report}");
+}
+
+/// Hardening 15.4: a bad `--author` or `--branch` is a usage error before
+/// any file is rewritten.
+#[test]
+fn a_bad_author_or_branch_is_refused_before_any_file_is_written() {
+    let f = fixture("");
+    for bad in [
+        ["--author", "no email here"],
+        ["--branch", "bad..name"],
+        ["--branch", "image-update/{{ .Broken"],
+    ] {
+        let out = command(&f, &f.work)
+            .arg("--commit")
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(bad[1]), "{bad:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(f.work.join("apps/deploy.yaml")).unwrap(),
+            DEPLOY,
+            "{bad:?}: a file was rewritten"
+        );
+    }
 }
 
 /// image-automation-controller internal/source/source_test.go:554: a v1

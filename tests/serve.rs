@@ -405,3 +405,232 @@ async fn concurrent_writers_are_serialised() {
     assert_eq!(git(&tree, &["rev-list", "--count", "HEAD"]).trim(), "4");
     assert_eq!(git(&tree, &["status", "--porcelain"]), "");
 }
+
+/// A server with `--commit` on a new repository, and the object of the
+/// `ImageUpdater` `demo/web` it created.
+async fn committing_server_with_web() -> (tempfile::TempDir, Server, Value) {
+    let dir = repo();
+    let server = start(
+        &dir.path().join("tree"),
+        &["--commit", "--author", "API <api@example.invalid>"],
+    );
+    let (code, created) = server
+        .call(
+            reqwest::Method::POST,
+            "/namespaces/demo/imageupdaters",
+            Some(&updater("web", "nginx:^1.0")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    (dir, server, created)
+}
+
+/// Hardening 15.10: a `PUT` of an unchanged object under `--commit` is a
+/// 200 and no commit (it was a 500); bodies need `application/json`; the
+/// path has no doubled or trailing `/`.
+#[tokio::test]
+async fn unchanged_puts_content_types_and_strict_paths() {
+    use reqwest::Method;
+    let (dir, server, created) = committing_server_with_web().await;
+    let tree = dir.path().join("tree");
+    let ns = "/namespaces/demo/imageupdaters";
+    let head = git(&tree, &["rev-parse", "HEAD"]);
+    let (code, same) = server
+        .call(Method::PUT, &format!("{ns}/web"), Some(&created))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{same}");
+    assert_eq!(
+        same["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+    assert_eq!(git(&tree, &["rev-parse", "HEAD"]), head, "an empty commit");
+
+    for kind in [None, Some("text/plain"), Some("application/jsonx")] {
+        let mut request = server
+            .client
+            .post(format!("{}{ns}", server.base))
+            .bearer_auth(TOKEN)
+            .body(updater("other", "nginx").to_string());
+        if let Some(kind) = kind {
+            request = request.header("content-type", kind);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{kind:?}"
+        );
+    }
+    for path in [
+        "//namespaces/demo/imageupdaters",
+        "/namespaces/demo/imageupdaters/",
+        "/namespaces/demo/imageupdaters/web/",
+        "/namespaces//imageupdaters",
+    ] {
+        let (code, body) = server.call(Method::GET, path, None).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+}
+
+/// Hardening 15.10: a client that stalls in its headers or its body is cut
+/// off after `--request-timeout`.
+#[tokio::test]
+async fn stalled_clients_are_timed_out() {
+    use std::io::{Read, Write};
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let server = start(&tree, &["--request-timeout", "1"]);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    let body_stall = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || {
+            let mut s = std::net::TcpStream::connect(&address).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            write!(
+                s,
+                "POST /namespaces/demo/imageupdaters HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        }
+    });
+    let header_stall = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&address).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        s.write_all(b"GET /namespaces/demo/imageupdaters HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).map(|_| ()).map_err(|e| e.kind())
+    });
+    let answer = body_stall.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(
+        header_stall.await.unwrap(),
+        Ok(()),
+        "the connection was not closed"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+/// Hardening 15.1: `POST` does not write through a linked directory.
+#[tokio::test]
+async fn a_post_never_writes_through_a_linked_directory() {
+    use reqwest::Method;
+    let dir = repo();
+    let (tree, x) = (dir.path().join("tree"), dir.path().join("x"));
+    fs::create_dir(&x).unwrap();
+    std::os::unix::fs::symlink("../x", tree.join("updaters")).unwrap();
+    let server = start(&tree, &[]);
+    let (code, status) = server
+        .call(
+            Method::POST,
+            "/namespaces/demo/imageupdaters",
+            Some(&updater("web", "nginx")),
+        )
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("updaters is a symbolic link"),
+        "{status}"
+    );
+    assert_eq!(
+        fs::read_dir(&x).unwrap().count(),
+        0,
+        "written outside the tree"
+    );
+}
+
+/// Hardening 15.10: at the descriptor limit the accept loop waits instead of
+/// spinning (it used a whole core).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_accept_loop_does_not_spin_at_the_descriptor_limit() {
+    let dir = repo();
+    let tree = dir.path().join("tree");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 24 && exec \"$0\" serve \"$1\" --listen 127.0.0.1:0")
+        .arg(env!("CARGO_BIN_EXE_image-update"))
+        .arg(&tree)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line.trim().rsplit("http://").next().unwrap().to_string();
+    // Hold more connections open than the server has descriptors.
+    let held: Vec<_> = (0..40)
+        .filter_map(|_| std::net::TcpStream::connect(&address).ok())
+        .collect();
+    let cpu = || {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[1]
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = cpu();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu() - before;
+    drop(held);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Clock ticks (100 a second): a spinning loop uses about 200 here.
+    assert!(used < 40, "the server used {used} ticks in 2 s while idle");
+}
+
+/// A commit that fails (the index is locked) puts the file back as it was.
+#[tokio::test]
+async fn a_failed_commit_puts_the_file_back() {
+    use reqwest::Method;
+    let (dir, server, created) = committing_server_with_web().await;
+    let tree = dir.path().join("tree");
+    let ns = "/namespaces/demo/imageupdaters";
+    let file = tree.join("updaters/demo/imageupdater-web.yaml");
+    let before = fs::read(&file).unwrap();
+    fs::write(tree.join(".git/index.lock"), "").unwrap();
+
+    let mut changed = created.clone();
+    changed["spec"]["images"] = json!(["nginx:^2.0"]);
+    let (code, status) = server
+        .call(Method::PUT, &format!("{ns}/web"), Some(&changed))
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("the file was restored"),
+        "{status}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), before);
+
+    let (code, status) = server
+        .call(Method::POST, ns, Some(&updater("api", "nginx")))
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert!(!tree.join("updaters/demo/imageupdater-api.yaml").exists());
+
+    let (code, status) = server
+        .call(Method::DELETE, &format!("{ns}/web"), None)
+        .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR, "{status}");
+    assert_eq!(fs::read(&file).unwrap(), before);
+}

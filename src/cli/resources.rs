@@ -786,6 +786,9 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_body: usize,
+    /// Seconds a client may take to send a request's headers, and its body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    request_timeout: u64,
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -810,6 +813,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         commit: args.commit,
         author: args.author,
         max_body: args.max_body,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
     };
     match serve::main(options) {
         Ok(()) => ExitCode::SUCCESS,
