@@ -163,7 +163,7 @@ pub fn current<'a>(
         let k = ContainerImage::parse(k);
         parsed
             .iter()
-            .position(|e| e.alias.is_empty() && e.name == k.name && e.registry == k.registry)
+            .position(|e| e.alias.is_empty() && !e.differs_from(&k))
     });
     let name = ContainerImage::parse(image).name;
     by_kustomize_name
