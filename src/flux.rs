@@ -436,6 +436,13 @@ impl Resources {
                         .iter()
                         .any(|q| std::ptr::eq(*q, p))
                 })
+                // A file nearer to the automation that cannot be read may
+                // hold the copy of its folder: it uses none it cannot see.
+                .filter(|a| {
+                    let at = |f: &str| shared_dirs(&a.meta.origin.file, f);
+                    let here = at(&p.meta.origin.file);
+                    !self.unread.iter().any(|u| at(&u.file) > here)
+                })
                 .filter_map(|a| {
                     Some(ScopedPath {
                         path: a.path.clone().ok()?,

@@ -1139,6 +1139,31 @@ fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
         problems.contains("clusters/production/policy.yaml cannot be read and is nearer to this file than the declaration of policy apps:web at clusters/staging/policy.yaml:6"),
         "{report}"
     );
+
+    // With an automation per cluster, production's uses no other copy.
+    for cluster in ["production", "staging"] {
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/deploy.yaml"),
+            deploy,
+        );
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/automation.yaml"),
+            &format!(
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec:\n  update: {{path: ./clusters/{cluster}, strategy: Setters}}\n"
+            ),
+        );
+    }
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(read("production"), deploy, "{report}");
+    assert_eq!(
+        read("staging"),
+        deploy.replace("1.0.0", "1.1.0"),
+        "{report}"
+    );
 }
 
 #[test]
