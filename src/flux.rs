@@ -394,6 +394,22 @@ impl Resources {
         fn says(r: &ImageRepository) -> (&Option<String>, &Vec<String>, bool, bool) {
             (&r.image, &r.exclusions, r.access_from, r.insecure)
         }
+        let here = shared_dirs(&p.meta.origin.file, &first.meta.origin.file);
+        if let Some(u) = self
+            .unread
+            .iter()
+            .find(|u| shared_dirs(&p.meta.origin.file, &u.file) > here)
+        {
+            let conflict = format!(
+                "ImageRepository {}/{}: {} cannot be read and is nearer to this policy than the declaration at {}:{}, so it may hold this folder's own copy",
+                p.repository.0,
+                p.repository.1,
+                u.file,
+                first.meta.origin.file,
+                first.meta.origin.line
+            );
+            return (Some(first), Some(conflict));
+        }
         let conflict = nearest.iter().find(|r| says(r) != says(first)).map(|other| {
             format!(
                     "ImageRepository {}/{} is declared differently at {}:{} and {}:{}, both as near to this policy",

@@ -1140,6 +1140,33 @@ fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
         "{report}"
     );
 
+    // The policy is read but its folder's ImageRepository file is not: the
+    // policy fails rather than use staging's repository.
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        &policy("1.0.x", "").split_once("---\n").unwrap().1,
+    );
+    put(
+        work.path(),
+        "clusters/production/repository.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\nspec: {image: ghcr.io/acme/web}\n",
+    );
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(read("production"), deploy, "{report}");
+    assert!(
+        report["policies"].to_string().contains("clusters/production/repository.yaml cannot be read and is nearer to this policy than the declaration at clusters/staging/policy.yaml:1"),
+        "{report}"
+    );
+    fs::remove_file(work.path().join("clusters/production/repository.yaml")).unwrap();
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        &policy("1.0.x", "  policy: {semver: {range: 1.0.x}}\n"),
+    );
+
     // With an automation per cluster, production's uses no other copy.
     for cluster in ["production", "staging"] {
         put(
