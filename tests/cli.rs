@@ -1145,7 +1145,7 @@ fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
     put(
         work.path(),
         "clusters/production/policy.yaml",
-        &policy("1.0.x", "").split_once("---\n").unwrap().1,
+        policy("1.0.x", "").split_once("---\n").unwrap().1,
     );
     put(
         work.path(),

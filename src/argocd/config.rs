@@ -959,10 +959,17 @@ mod tests {
 
     fn declarations(src: &str) -> Declarations {
         let mut d = Declarations::default();
-        for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
-            d.read("apps.yaml", i, &doc.root, DEFAULT_NAMESPACE);
-        }
+        read_files(&mut d, &[("apps.yaml", src)]);
         d
+    }
+
+    /// Reads every document of each `(file, text)`.
+    fn read_files(d: &mut Declarations, files: &[(&str, &str)]) {
+        for (file, src) in files {
+            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
+                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
+            }
+        }
     }
 
     const REPO: &str = "https://github.com/org/gitops.git";
@@ -1111,19 +1118,18 @@ spec:
         // cluster's, so cluster b's copy does not configure a's application.
         let (updater, apps) = UPDATER.split_once("---\n").unwrap();
         let mut d = Declarations::default();
-        for (file, src) in [
-            (
-                "clusters/a/updater.yaml",
-                at_spec.split_once("---\n").unwrap().0,
-            ),
-            ("clusters/b/updater.yaml", updater),
-            ("clusters/a/apps.yaml", apps),
-            ("clusters/b/apps.yaml", apps),
-        ] {
-            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
-                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
-            }
-        }
+        read_files(
+            &mut d,
+            &[
+                (
+                    "clusters/a/updater.yaml",
+                    at_spec.split_once("---\n").unwrap().0,
+                ),
+                ("clusters/b/updater.yaml", updater),
+                ("clusters/a/apps.yaml", apps),
+                ("clusters/b/apps.yaml", apps),
+            ],
+        );
         let configured = d.configure(Some(REPO));
         let by_updater: Vec<&str> = configured
             .iter()
@@ -1147,15 +1153,14 @@ spec:
             unread: vec!["clusters/a/updater.yaml".to_string()],
             ..Declarations::default()
         };
-        for (file, src) in [
-            ("clusters/b/updater.yaml", updater),
-            ("clusters/a/apps.yaml", apps),
-            ("clusters/b/apps.yaml", apps),
-        ] {
-            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
-                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
-            }
-        }
+        read_files(
+            &mut d,
+            &[
+                ("clusters/b/updater.yaml", updater),
+                ("clusters/a/apps.yaml", apps),
+                ("clusters/b/apps.yaml", apps),
+            ],
+        );
         let configured = d.configure(Some(REPO));
         assert!(
             configured
