@@ -1193,6 +1193,66 @@ fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
     );
 }
 
+/// The Argo CD side: a cluster folder whose ImageUpdater file cannot be
+/// read gets an error for its application, not the other folder's copy.
+#[test]
+fn an_unreadable_image_updater_copy_leaves_its_folders_application_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let updater = "apiVersion: argocd-image-updater.argoproj.io/v1alpha1\nkind: ImageUpdater\nmetadata: {name: updater, namespace: argocd}\nspec:\n  writeBackConfig: {method: git}\n  applicationRefs:\n  - namePattern: web\n    images:\n    - alias: web\n      imageName: ghcr.io/acme/web:1.x\n";
+    put(work.path(), "clusters/b/updater.yaml", updater);
+    put(
+        work.path(),
+        "clusters/a/updater.yaml",
+        &format!("{updater}  writeBackConfig: {{method: git}}\n"),
+    );
+    for c in ["a", "b"] {
+        put(
+            work.path(),
+            &format!("clusters/{c}/app.yaml"),
+            &format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: web, namespace: argocd}}\nspec:\n  source: {{repoURL: \"https://git.example.com/org/gitops\", path: apps/{c}}}\n"
+            ),
+        );
+        put(
+            work.path(),
+            &format!("apps/{c}/kustomization.yaml"),
+            "images:\n- name: ghcr.io/acme/web\n  newTag: 1.0.0\n",
+        );
+    }
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(
+        report["files"],
+        serde_json::json!(["apps/b/.argocd-source-web.yaml"]),
+        "{report}"
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["file"] == "clusters/a/app.yaml"
+                && p["severity"] == "error"
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("clusters/a/updater.yaml cannot be read")),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_helm_template_that_does_not_parse_suggests_exclude() {
     let work = tempfile::tempdir().unwrap();
