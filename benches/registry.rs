@@ -1,14 +1,22 @@
 //! Benchmark against a real registry (not a timed test): starts Debian's
-//! `docker-registry` with its access log on, fills it with N repositories of
-//! M tags, generates a tree of K manifests whose markers point at them, and
-//! runs `image-update run --dry-run` under `/usr/bin/time -v`. Prints wall
-//! time, peak memory and the requests per kind the registry saw.
+//! `docker-registry` with its access log on, fills it with the repositories
+//! and tags of the mixed GitOps tree `scripts/bench-tree.py` generates (Flux
+//! policies and markers, Argo CD applications of every strategy, ImageUpdater
+//! resources), and runs `image-update run --dry-run` on it under
+//! `/usr/bin/time -v` twice with one cache directory: a first run (cold
+//! cache) and a second (warm). For each it prints wall time, peak memory and
+//! the requests per kind the registry saw; then the time of the same
+//! requests replayed alone at the same per-host concurrency, the floor on
+//! loopback.
 //!
-//!   cargo bench --bench registry [-- IMAGES TAGS MANIFESTS]   (default 100 300 1000)
+//!   cargo bench --bench registry [-- UNITS REPOSITORIES TAGS]   (default 1000 100 300)
 //!
-//! Targets for 100 × 300 × 1000 on loopback on a 2-core machine: under 1 s,
-//! under 50 MB, and no more than one `/v2/` ping per registry, one tag listing
-//! per repository, and one manifest request per digest a rule needs.
+//! `BASELINE=path/to/image-update` also runs another build once (cold, no
+//! cache flags) for a before/after comparison of the first run.
+//!
+//! Targets on a 2-core machine: under 50 MB; the second run 0 manifest and
+//! blob `GET`s, one ping, one listing per repository, one `HEAD` per tag a
+//! rule needs; the first run no more requests than before the cache.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,63 +24,116 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::{Registry, RegistryOptions};
+
+const REPO_URL: &str = "https://git.example.com/org/gitops.git";
 
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let images = args.first().copied().unwrap_or(100);
-    let tags = args.get(1).copied().unwrap_or(300);
-    let manifests = args.get(2).copied().unwrap_or(1000);
+    let units = args.first().copied().unwrap_or(1000);
+    let repositories = args.get(1).copied().unwrap_or(100);
+    let tags = args.get(2).copied().unwrap_or(300);
     let registry = Registry::start(RegistryOptions::new().access_log(true));
     let host = registry.host();
-    let digests: Vec<String> = (0..images)
-        .map(|i| {
-            registry.push_image(
-                &format!("bench/svc-{i}"),
-                "1.0.0",
-                "2024-01-01T00:00:00Z",
-                "linux/amd64",
-            )
-        })
-        .collect();
-    // Tag the image M times by writing distribution's tag links directly:
-    // pushing 30,000 manifests through the API would dwarf the benchmark.
-    for (i, digest) in digests.iter().enumerate() {
+    let work = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-tree.py"))
+        .arg(work.path())
+        .args(["--units", &units.to_string()])
+        .args(["--repositories", &repositories.to_string()])
+        .args(["--tags", &tags.to_string()])
+        .args(["--host", &host])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "scripts/bench-tree.py failed");
+    let listed: BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&std::fs::read(work.path().join("tags.json")).unwrap()).unwrap();
+    fill(&registry, &listed);
+
+    let tree = work.path().join("tree");
+    let cache = work.path().join("cache");
+    println!(
+        "registry: {repositories} repositories x {tags} tags; tree: {units} units ({})",
+        tree.display()
+    );
+    if let Ok(baseline) = std::env::var("BASELINE") {
+        measure(&registry, "baseline, first run", &baseline, &tree, &[]);
+    }
+    let bin = env!("CARGO_BIN_EXE_image-update");
+    let cache_args = ["--cache-dir", cache.to_str().unwrap()];
+    let first = measure(&registry, "first run (cold cache)", bin, &tree, &cache_args);
+    let second = measure(
+        &registry,
+        "second run (warm cache)",
+        bin,
+        &tree,
+        &cache_args,
+    );
+    for (name, requests) in [("first", first), ("second", second)] {
+        let took = replay(&host, &requests);
+        println!(
+            "replay of the {name} run's {} requests alone (6 at once, the per-host bound): {:.2} s",
+            requests.len(),
+            took.as_secs_f64()
+        );
+    }
+    println!("targets: under 50 MB; second run 0 manifest GET and 0 blob GET");
+}
+
+/// Tags every repository as listed by writing distribution's tag links to
+/// one pushed image (pushing 30,000 manifests would dwarf the benchmark);
+/// the tags a `newest-build` rule ranks (`build-1*`) get images of their own,
+/// with distinct build dates, as real builds have.
+fn fill(registry: &Registry, listed: &BTreeMap<String, Vec<String>>) {
+    for (repo, tags) in listed {
+        let digest = registry.push_image(repo, "base", "2024-01-01T00:00:00Z", "linux/amd64");
         let hex = digest.trim_start_matches("sha256:");
-        for t in 0..tags {
-            let tag = format!("{}.{}.{}", 1 + t / 100, (t / 10) % 10, t % 10);
+        for tag in tags {
             let base = registry.storage_dir().join(format!(
-                "docker/registry/v2/repositories/bench/svc-{i}/_manifests/tags/{tag}"
+                "docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}"
             ));
             for dir in [
                 base.join("current"),
                 base.join(format!("index/sha256/{hex}")),
             ] {
                 std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(dir.join("link"), digest).unwrap();
+                std::fs::write(dir.join("link"), &digest).unwrap();
             }
         }
+        for (day, tag) in tags.iter().filter(|t| t.starts_with("build-1")).enumerate() {
+            registry.push_image(
+                repo,
+                tag,
+                &format!("2024-02-{:02}T00:00:00Z", 1 + day % 28),
+                "linux/amd64",
+            );
+        }
     }
-    let work = tempfile::tempdir().unwrap();
-    let reflected = generate_tree(work.path(), &host, images, manifests);
+}
 
+/// One run under `/usr/bin/time -v`: prints its cost, returns the requests
+/// the registry saw (method, path).
+fn measure(
+    registry: &Registry,
+    name: &str,
+    bin: &str,
+    tree: &Path,
+    extra: &[&str],
+) -> Vec<(String, String)> {
     let before = registry.log().lines().count();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
-        .arg(env!("CARGO_BIN_EXE_image-update"))
-        .args([
-            "run",
-            work.path().to_str().unwrap(),
-            "--dry-run",
-            "--output",
-            "json",
-            "--insecure-registry",
-            &host,
-        ])
+        .arg(bin)
+        .arg("run")
+        .arg(tree)
+        .args(["--dry-run", "--output", "json", "--repo-url", REPO_URL])
+        .args(["--insecure-registry", &registry.host()])
+        .args(extra)
         .output()
         .expect("/usr/bin/time runs (Debian package `time`)");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
@@ -84,83 +145,111 @@ fn main() {
             .unwrap_or_else(|| "?".to_string())
     };
     let log = registry.log();
-    let requests = count_requests(log.lines().skip(before));
-
+    let requests: Vec<(String, String)> = log.lines().skip(before).filter_map(request_of).collect();
+    let apps = report["applications"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let images = apps
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap().iter());
+    let (changed, failed) = images.fold((0, 0), |(c, f), i| {
+        (
+            c + usize::from(!i["new"].is_null()),
+            f + usize::from(!i["error"].is_null()),
+        )
+    });
+    println!("== {name}");
     println!(
-        "registry: {images} repositories x {tags} tags; tree: {manifests} manifests; {reflected} policies reflect digests"
-    );
-    println!(
-        "wall time: {}",
-        field("Elapsed (wall clock) time (h:mm:ss or m:ss):")
-    );
-    println!(
-        "peak memory: {} kB",
+        "wall time {}, peak memory {} kB",
+        field("Elapsed (wall clock) time (h:mm:ss or m:ss):"),
         field("Maximum resident set size (kbytes):")
     );
     println!(
-        "policies: {}, changes: {}, errors: {}",
+        "policies: {} ({} failed), marker changes: {}, applications: {} ({changed} images changed, {failed} failed)",
         report["policies"].as_array().map_or(0, Vec::len),
-        report["changes"].as_array().map_or(0, Vec::len),
         report["policies"]
             .as_array()
             .map_or(0, |p| p.iter().filter(|p| !p["error"].is_null()).count()),
+        report["changes"].as_array().map_or(0, Vec::len),
+        apps.len(),
     );
-    println!("requests by kind:");
-    for (kind, count) in &requests {
-        println!("  {kind:<24} {count}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (method, path) in &requests {
+        *counts.entry(kind(method, path)).or_default() += 1;
     }
+    let seen: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
-        "expected at most: ping 1, tags/list {images}, manifest HEAD {reflected}; targets: under 1 s and 50 MB"
+        "registry saw: {} requests: {}",
+        requests.len(),
+        seen.join(", ")
     );
+    if let Some(reported) = report["requests"].as_array() {
+        let cached: Vec<String> = reported
+            .iter()
+            .filter(|r| r["cached"].as_u64() > Some(0))
+            .map(|r| format!("{} {}", r["cached"], r["kind"].as_str().unwrap_or("?")))
+            .collect();
+        if !cached.is_empty() {
+            println!("answered from the cache: {}", cached.join(", "));
+        }
+    }
+    requests
 }
 
-/// Policies for every repository (every tenth reflects digests) and K
-/// manifests with three markers each. Returns how many policies reflect digests.
-fn generate_tree(dir: &Path, host: &str, images: usize, manifests: usize) -> usize {
-    let mut docs = Vec::new();
-    for i in 0..images {
-        docs.push(format!(
-            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: svc-{i}, namespace: flux-system}}\nspec: {{image: {host}/bench/svc-{i}, insecure: true}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: svc-{i}, namespace: flux-system}}\nspec:\n  imageRepositoryRef: {{name: svc-{i}}}\n  policy: {{semver: {{range: '>=1.0.0 <3.0.0'}}}}\n  digestReflectionPolicy: {}\n",
-            if i % 10 == 0 { "Always\n  interval: 5m" } else { "Never" }
-        ));
-    }
-    std::fs::write(dir.join("policies.yaml"), docs.join("---\n")).unwrap();
-    for m in 0..manifests {
-        let (p, q) = (m % images, (m * 7 + 3) % images);
-        let app = dir.join(format!("apps/app-{m}"));
-        std::fs::create_dir_all(&app).unwrap();
-        std::fs::write(
-            app.join("deployment.yaml"),
-            format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{m}\nspec:\n  template:\n    spec:\n      containers:\n        - name: main\n          image: {host}/bench/svc-{p}:1.0.0 # {{\"$imagepolicy\": \"flux-system:svc-{p}\"}}\n        - name: sidecar\n          image: {host}/bench/svc-{q} # {{\"$imagepolicy\": \"flux-system:svc-{q}:name\"}}\n          env:\n            - name: TAG\n              value: \"1.0.0\" # {{\"$imagepolicy\": \"flux-system:svc-{q}:tag\"}}\n"
-            ),
-        )
+/// The same requests, without the tool: plain HTTP at the tool's default
+/// per-host concurrency (all go to one host), for the floor the registry sets.
+fn replay(host: &str, requests: &[(String, String)]) -> Duration {
+    use futures_util::StreamExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    }
-    images.div_ceil(10)
+    // Plain HTTP on loopback; the TLS set-up is only there for the builder.
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap();
+    let accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+    let start = Instant::now();
+    runtime.block_on(
+        futures_util::stream::iter(requests.iter().map(|(method, path)| {
+            let request = client
+                .request(method.parse().unwrap(), format!("http://{host}{path}"))
+                .header("accept", accept);
+            async move {
+                if let Ok(response) = request.send().await {
+                    let _ = response.bytes().await;
+                }
+            }
+        }))
+        .buffer_unordered(6)
+        .collect::<Vec<()>>(),
+    );
+    start.elapsed()
 }
 
-/// Requests per kind from distribution's access log lines
+/// Method and path of an access log line
 /// (`127.0.0.1 - - [date] "GET /v2/... HTTP/1.1" 200 …`).
-fn count_requests<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeMap<&'static str, usize> {
-    let mut counts = BTreeMap::new();
-    for line in lines {
-        let Some(request) = line.split('"').nth(1) else {
-            continue;
-        };
-        let mut parts = request.split_whitespace();
-        let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let kind = match (method, path) {
-            (_, "/v2/") => "ping /v2/",
-            (_, p) if p.contains("/tags/list") => "tags/list",
-            ("HEAD", p) if p.contains("/manifests/") => "manifest HEAD",
-            ("GET", p) if p.contains("/manifests/") => "manifest GET",
-            (_, p) if p.contains("/blobs/") => "blob",
-            _ => "other",
-        };
-        *counts.entry(kind).or_insert(0) += 1;
+fn request_of(line: &str) -> Option<(String, String)> {
+    let request = line.split('"').nth(1)?;
+    let mut parts = request.split_whitespace();
+    Some((parts.next()?.to_string(), parts.next()?.to_string()))
+}
+
+fn kind(method: &str, path: &str) -> &'static str {
+    match (method, path) {
+        (_, "/v2/") => "ping",
+        (_, p) if p.contains("/tags/list") => "list",
+        ("HEAD", p) if p.contains("/manifests/") => "manifest HEAD",
+        ("GET", p) if p.contains("/manifests/") => "manifest GET",
+        (_, p) if p.contains("/blobs/") => "blob GET",
+        _ => "other",
     }
-    counts
 }

@@ -162,6 +162,17 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
             args.push(format!("{flag}={n}"));
         }
     }
+    // Registry facts are cached for as long as the runner keeps its temporary
+    // directory (the job; longer on a self-hosted runner).
+    if let Some(temp) = env
+        .get("RUNNER_TEMP")
+        .filter(|t| !t.is_empty() && Path::new(t).is_absolute())
+    {
+        args.push(format!(
+            "--cache-dir={}",
+            Path::new(temp).join("image-update-cache").display()
+        ));
+    }
 
     let mut run_env = Vec::new();
     let mut secrets = Vec::new();
@@ -826,6 +837,40 @@ mod tests {
         );
         assert_eq!(plan.prefix, "clusters/prod/");
         assert!(plan.secrets.is_empty());
+    }
+
+    #[test]
+    fn the_registry_cache_lives_in_the_runners_temp_and_extra_args_can_turn_it_off() {
+        let e = env(&[
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("RUNNER_TEMP", "/home/runner/work/_temp"),
+            ("INPUT_EXTRA-ARGS", "--no-cache"),
+        ]);
+        let args = plan(&e, &no_dirs).unwrap().args;
+        assert_eq!(
+            args[1..],
+            [
+                "--cache-dir=/home/runner/work/_temp/image-update-cache",
+                "--no-cache"
+            ]
+        );
+        // The two may be given together (and then `--no-cache` wins).
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(
+            ["image-update", "run"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str)),
+        );
+        assert!(cli.is_ok(), "{:?}", cli.err());
+        // Without a runner directory, the default applies.
+        let e = env(&[("GITHUB_WORKSPACE", "/w"), ("RUNNER_TEMP", "relative")]);
+        assert!(
+            !plan(&e, &no_dirs)
+                .unwrap()
+                .args
+                .iter()
+                .any(|a| a.starts_with("--cache-dir"))
+        );
     }
 
     #[test]

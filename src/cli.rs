@@ -16,7 +16,7 @@ use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
 use crate::registry::TagRef;
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
-use crate::registry::{Registry, credentials};
+use crate::registry::{Registry, cache, credentials};
 use crate::report::{Problem, Report, Severity};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
@@ -258,6 +258,13 @@ struct RegistryArgs {
     /// not answered by then fail, the rest is applied.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DEADLINE)]
     deadline: u64,
+    /// Keep what digests say (build date, platforms, index children) here
+    /// between runs [default: $XDG_CACHE_HOME/image-update, else ~/.cache/image-update].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Neither read nor write the registry cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Ten minutes: far beyond a healthy run, well inside any CI job's limit.
@@ -293,7 +300,14 @@ impl RegistryArgs {
             }),
             ..live::Options::default()
         };
-        Live::new(options, store).map_err(|e| e.to_string())
+        let cache = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => cache::default_dir(|name| std::env::var(name).ok()),
+        };
+        Live::new(options, store)
+            .map(|live| live.with_cache(cache.as_deref().map(cache::Cache::new)))
+            .map_err(|e| e.to_string())
     }
 }
 

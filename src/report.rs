@@ -107,6 +107,10 @@ pub struct Report {
     /// The commit `--commit` made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<crate::commit::Committed>,
+    /// Registry requests sent (and answered from the cache) per registry
+    /// and kind; absent when no registry was asked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<crate::registry::requests::RequestCount>,
 }
 
 impl Report {
@@ -259,6 +263,13 @@ impl Report {
             if let Some(note) = &c.note {
                 let _ = writeln!(out, "note: {note}");
             }
+        }
+        if !self.requests.is_empty() {
+            let _ = writeln!(
+                out,
+                "requests: {}",
+                crate::registry::requests::summary(&self.requests)
+            );
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let images = self.applications.iter().flat_map(|a| &a.images);

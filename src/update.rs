@@ -187,6 +187,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         targets.values_mut().flatten().for_each(|t| t.guard = None);
     }
     report.policies = outcomes;
+    report.requests = registry.requests();
     report.problems.extend(
         registry
             .notes()

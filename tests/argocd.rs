@@ -90,6 +90,8 @@ fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_j
         .args(["--output", "json", "--repo-url", REPO_URL])
         .args(args)
         .env("HOME", dir)
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
@@ -396,6 +398,8 @@ fn a_replay_of_a_snapshot_equals_the_live_run() {
         .args(["--repo-url", REPO_URL, "--insecure-registry", &host, "-o"])
         .arg(&snap)
         .env("HOME", live_dir.path())
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .output()
         .unwrap();
     assert_eq!(
@@ -405,8 +409,15 @@ fn a_replay_of_a_snapshot_equals_the_live_run() {
         String::from_utf8_lossy(&recorded.stdout)
     );
 
-    let (out, live) = run(live_dir.path(), &["--insecure-registry", &host]);
+    let (out, mut live) = run(live_dir.path(), &["--insecure-registry", &host]);
     assert_eq!(out.status.code(), Some(0), "{live}");
+    // What the run cost the registries is the one thing a replay, which
+    // sends no request, does not repeat.
+    assert!(
+        live["requests"].as_array().is_some_and(|r| !r.is_empty()),
+        "{live}"
+    );
+    live.as_object_mut().unwrap().remove("requests");
     let (out, replay) = run(
         replay_dir.path(),
         &["--registry-snapshot", snap.to_str().unwrap()],

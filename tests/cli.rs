@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_image-update"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+    // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+    command.env("XDG_CACHE_HOME", "/dev/null");
+    command
 }
 
 fn fixtures() -> PathBuf {

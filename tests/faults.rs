@@ -51,6 +51,8 @@ fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
         .args(["--dry-run", "--output", "json"])
         .args(args)
         .env("HOME", dir)
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")

@@ -33,6 +33,8 @@ fn run_fn(dir: &Path, args: &[&str], input: &str) -> Output {
     let mut child = Command::new(bin())
         .arg("fn")
         .args(args)
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

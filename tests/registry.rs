@@ -54,6 +54,8 @@ fn image_update(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, ser
     let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
         .args(args)
         .env("HOME", dir)
+        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
+        .env("XDG_CACHE_HOME", "/dev/null")
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")

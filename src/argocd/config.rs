@@ -269,6 +269,8 @@ struct RefImage {
 #[derive(Debug)]
 struct AppRef {
     name_pattern: String,
+    /// `name_pattern` compiled once: every application is matched against it.
+    name_glob: Option<regex::Regex>,
     labels: Option<Result<LabelSelector, String>>,
     use_annotations: bool,
     settings: Settings,
@@ -278,7 +280,10 @@ struct AppRef {
 
 impl AppRef {
     fn matches(&self, app: &Application) -> bool {
-        let name = go_glob(&self.name_pattern).is_some_and(|re| re.is_match(&app.name));
+        let name = self
+            .name_glob
+            .as_ref()
+            .is_some_and(|re| re.is_match(&app.name));
         let labels = match &self.labels {
             None => true,
             Some(Ok(selector)) => selector.matches(&app.labels),
@@ -464,6 +469,7 @@ impl Declarations {
             },
             refs: vec![AppRef {
                 name_pattern: unified.app_name.clone(),
+                name_glob: go_glob(&unified.app_name),
                 labels: None,
                 use_annotations: false,
                 settings: Settings::default(),
@@ -640,8 +646,10 @@ impl Declarations {
 }
 
 fn read_ref(node: &Node) -> AppRef {
+    let name_pattern = text(node, "namePattern").unwrap_or_else(|| "*".to_string());
     AppRef {
-        name_pattern: text(node, "namePattern").unwrap_or_else(|| "*".to_string()),
+        name_glob: go_glob(&name_pattern),
+        name_pattern,
         labels: node
             .get("labelSelectors")
             .filter(|n| !n.is_null())

@@ -8,7 +8,9 @@
 //! Files are read through a closure, so the decisions can be tested with
 //! strings.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -262,6 +264,14 @@ pub fn prepare(
         jobs: Vec::new(),
         problems: Vec::new(),
     };
+    let streams = RefCell::new(HashMap::new());
+    let parsed = |file: &str| -> Option<Rc<yaml::Stream>> {
+        streams
+            .borrow_mut()
+            .entry(file.to_string())
+            .or_insert_with(|| read(file).and_then(|src| yaml::parse(&src).ok().map(Rc::new)))
+            .clone()
+    };
     for c in configured {
         let target = target_of(&c, controller_ns, read);
         let kind = app_kind(&c, read);
@@ -273,7 +283,7 @@ pub fn prepare(
         let files = kind
             .as_ref()
             .ok()
-            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read));
+            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read, &parsed));
         for spec in &c.images {
             let current = match (&kind, &files) {
                 (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
@@ -364,18 +374,14 @@ fn needed_facts<'a>(rule: &ArgoRule, tags: &'a [String]) -> Vec<&'a str> {
     let names = tags.iter().map(String::as_str);
     match rule.strategy {
         Strategy::Digest => names.filter(|t| *t == rule.constraint).take(1).collect(),
-        Strategy::NewestBuild => names.filter(|t| prefilter(rule, t)).collect(),
+        Strategy::NewestBuild => {
+            // The filters that need no metadata: fetching facts only for the
+            // tags that pass them asks no more than upstream does.
+            let passes = rule.tag_filter();
+            names.filter(|t| passes(t)).collect()
+        }
         Strategy::Semver | Strategy::Alphabetical => Vec::new(),
     }
-}
-
-/// The filters that need no metadata; fetching dates only for tags that pass
-/// them asks the registry no more than upstream does.
-fn prefilter(rule: &ArgoRule, tag: &str) -> bool {
-    let mut only = rule.clone();
-    only.strategy = Strategy::Alphabetical;
-    only.select(&[TagInfo::named(tag)])
-        .is_ok_and(|t| t.is_some())
 }
 
 /// The write-back target, resolved against the app's path.
@@ -527,8 +533,9 @@ fn kustomize_name(spec: &ImageSpec) -> &str {
 struct Files {
     /// The override file: its path, and its text when it exists and parses.
     overrides: (String, Option<yaml::Stream>),
-    /// The file holding the Application.
-    application: Option<yaml::Stream>,
+    /// The file holding the Application, parsed once for all the
+    /// applications it holds.
+    application: Option<Rc<yaml::Stream>>,
     /// The Helm values file or kustomization, with its path.
     manifest: Option<(String, yaml::Stream)>,
 }
@@ -540,6 +547,7 @@ impl Files {
         override_file: String,
         target: Option<&Target>,
         read: &dyn Fn(&str) -> Option<String>,
+        parsed: &dyn Fn(&str) -> Option<Rc<yaml::Stream>>,
     ) -> Files {
         let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
         let manifest = match (kind, target) {
@@ -550,7 +558,7 @@ impl Files {
         };
         Files {
             overrides: (override_file.clone(), parse(&override_file)),
-            application: parse(&c.app.origin.file),
+            application: parsed(&c.app.origin.file),
             manifest: manifest.and_then(|f| Some((f.clone(), parse(&f)?))),
         }
     }
@@ -1000,12 +1008,26 @@ fn decide_image(
     }) {
         return Err(format!("{why}; nothing written"));
     }
-    let info = |name: &str| {
+    // Only these strategies read build dates, platforms or digests; what is
+    // known of this repository's tags is gathered once, not looked up per tag.
+    let known: HashMap<&str, &TagInfo> = if rule.strategy.needs_metadata() {
+        let first = TagRef {
+            repository: repository.clone(),
+            tag: String::new(),
+        };
         metadata
             .tags
-            .get(&tag_ref(name))
-            .cloned()
-            .unwrap_or_else(|| TagInfo::named(name))
+            .range(first..)
+            .take_while(|(r, _)| &r.repository == repository)
+            .map(|(r, info)| (r.tag.as_str(), info))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let info = |name: &str| {
+        known
+            .get(name)
+            .map_or_else(|| TagInfo::named(name), |i| (*i).clone())
     };
     let tags: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
     let Some(selected) = rule.select(&tags)? else {

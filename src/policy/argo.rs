@@ -170,6 +170,16 @@ impl ArgoRule {
         }
     }
 
+    /// Whether `allowTags` and `ignoreTags` let a tag through: the filters
+    /// applied before any manifest is read. The globs are compiled once.
+    pub fn tag_filter(&self) -> impl Fn(&str) -> bool + '_ {
+        let ignore: Vec<Regex> = self.ignore.iter().filter_map(|g| go_glob(g)).collect();
+        move |tag| {
+            self.allow.as_ref().is_none_or(|a| a.matches(tag))
+                && !ignore.iter().any(|re| re.is_match(tag))
+        }
+    }
+
     /// The tag the updater would move to, `None` when no tag qualifies.
     /// Errors are configuration errors: `digest` without a tag to follow, an
     /// invalid semver constraint, a build date that is not RFC 3339.
@@ -192,7 +202,7 @@ impl ArgoRule {
             }
             _ => None,
         };
-        let ignore: Vec<Regex> = self.ignore.iter().filter_map(|g| go_glob(g)).collect();
+        let passes = self.tag_filter();
         // Only with manifests read (and not replaced by a tag sort mode) are
         // platforms known and checked.
         let check_platforms = self.strategy.needs_metadata() && self.tag_sort == TagSortMode::None;
@@ -206,8 +216,7 @@ impl ArgoRule {
         let candidates: Vec<(usize, &TagInfo)> = tags
             .iter()
             .enumerate()
-            .filter(|(_, t)| self.allow.as_ref().is_none_or(|a| a.matches(&t.name)))
-            .filter(|(_, t)| !ignore.iter().any(|re| re.is_match(&t.name)))
+            .filter(|(_, t)| passes(&t.name))
             .filter(|(_, t)| {
                 !check_platforms
                     || t.platforms.is_empty()

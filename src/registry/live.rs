@@ -27,8 +27,10 @@ use reqwest::{Method, StatusCode, Url};
 use sha2::Digest;
 use tokio::sync::Semaphore;
 
+use super::cache::{Cache, Facts};
 use super::credentials::{Credential, Secret, Store};
 use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse};
+use super::requests::{Counter, Kind, RequestCount};
 use super::{Registry, RegistryError, TagRef, wire};
 use crate::image::{DOCKER_HUB, Repository};
 
@@ -99,6 +101,11 @@ pub struct Live {
     options: Options,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     notes: Mutex<Vec<String>>,
+    cache: Option<Cache>,
+    cache_written: std::sync::atomic::AtomicBool,
+    requests: Counter,
+    tag_digests: Mutex<HashMap<TagRef, String>>,
+    facts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Facts>>>>,
 }
 
 /// What the client learned about one registry host during the run.
@@ -185,7 +192,18 @@ impl Live {
             credentials,
             options,
             hosts: Mutex::new(HashMap::new()),
+            cache: None,
+            cache_written: std::sync::atomic::AtomicBool::new(false),
+            requests: Counter::default(),
+            tag_digests: Mutex::new(HashMap::new()),
+            facts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Answers what digests say from `cache`, and keeps what it learns there.
+    pub fn with_cache(mut self, cache: Option<Cache>) -> Live {
+        self.cache = cache;
+        self
     }
 
     /// How many tokens were fetched from each host's token service.
@@ -327,38 +345,6 @@ impl Live {
             })
     }
 
-    /// A manifest (or index) by tag or digest, parsed.
-    async fn manifest(
-        &self,
-        repository: &Repository,
-        reference: &str,
-    ) -> Result<Manifest, RegistryError> {
-        let host = self.host(repository);
-        let url = format!(
-            "{}/v2/{}/manifests/{reference}",
-            self.base_url(repository),
-            repository.path
-        );
-        let (_, body) = self
-            .fetch(
-                &host,
-                repository,
-                &url,
-                Some(MANIFEST_ACCEPT),
-                wire::MANIFEST,
-            )
-            .await?;
-        protocol::parse_manifest(&body).ok_or_else(|| {
-            error(
-                repository,
-                format!(
-                    "{} sent a manifest for {reference} that is neither an image nor an index",
-                    host.name
-                ),
-            )
-        })
-    }
-
     /// An image config blob, parsed; blobs are often redirected to storage.
     async fn config(
         &self,
@@ -385,63 +371,142 @@ impl Live {
         })
     }
 
-    /// The config of the image `tag` names, for `platform` when it is an index.
-    async fn image_config(
+    /// The digest `tag` names now, asked once per run (tags move, so never
+    /// from the cache).
+    async fn tag_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
+        if let Some(digest) = self.tag_digests.lock().expect("not poisoned").get(tag) {
+            return Ok(digest.clone());
+        }
+        let digest = self.manifest_digest(tag).await?;
+        self.tag_digests
+            .lock()
+            .expect("not poisoned")
+            .insert(tag.clone(), digest.clone());
+        Ok(digest)
+    }
+
+    /// What the manifest `digest` says: once per run (concurrent askers
+    /// share one request), from the cache when it knows the digest.
+    async fn facts(&self, repository: &Repository, digest: &str) -> Result<Facts, RegistryError> {
+        let cell = self
+            .facts
+            .lock()
+            .expect("not poisoned")
+            .entry(digest.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.fetch_facts(repository, digest))
+            .await
+            .cloned()
+    }
+
+    async fn fetch_facts(
+        &self,
+        repository: &Repository,
+        digest: &str,
+    ) -> Result<Facts, RegistryError> {
+        let host = self.host(repository);
+        if let Some(facts) = self.cache.as_ref().and_then(|c| c.get(digest)) {
+            self.requests.cached(&host.name, Kind::ManifestGet);
+            if matches!(facts, Facts::Image { .. }) {
+                self.requests.cached(&host.name, Kind::BlobGet);
+            }
+            return Ok(facts);
+        }
+        let url = format!(
+            "{}/v2/{}/manifests/{digest}",
+            self.base_url(repository),
+            repository.path
+        );
+        let (_, body) = self
+            .fetch(
+                &host,
+                repository,
+                &url,
+                Some(MANIFEST_ACCEPT),
+                wire::MANIFEST,
+            )
+            .await?;
+        let facts = match protocol::parse_manifest(&body) {
+            Some(Manifest::Index(children)) => Facts::Index { children },
+            Some(Manifest::Image { config }) => {
+                let config = self.config(repository, &config).await?;
+                Facts::Image {
+                    created: config
+                        .get("created")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string),
+                    platform: protocol::platform_of(&config),
+                }
+            }
+            None => {
+                return Err(error(
+                    repository,
+                    format!(
+                        "{} sent a manifest for {digest} that is neither an image nor an index",
+                        host.name
+                    ),
+                ));
+            }
+        };
+        // Only content that matches its name is kept for later runs.
+        if let Some(cache) = &self.cache
+            && sha256_digest(&body) == digest
+        {
+            cache.put(digest, &facts);
+            self.cache_written
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(facts)
+    }
+
+    /// The image `tag` names, for `platform` when it is an index.
+    async fn image_facts(
         &self,
         tag: &TagRef,
         platform: &str,
-    ) -> Result<serde_json::Value, RegistryError> {
+    ) -> Result<(Option<String>, Option<String>), RegistryError> {
         let repository = &tag.repository;
-        let config = match self.manifest(repository, &tag.tag).await? {
-            Manifest::Image { config } => config,
-            Manifest::Index(entries) => {
-                let Some((_, digest)) = entries.iter().find(|(p, _)| p == platform) else {
-                    let published: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
-                    return Err(error(
-                        repository,
-                        format!(
-                            "tag {} has no image for {platform} (it has {})",
-                            tag.tag,
-                            published.join(", ")
-                        ),
-                    ));
-                };
-                match self.manifest(repository, digest).await? {
-                    Manifest::Image { config } => config,
-                    Manifest::Index(_) => {
-                        return Err(error(
-                            repository,
-                            format!("tag {} nests an index in an index", tag.tag),
-                        ));
-                    }
-                }
-            }
-        };
-        self.config(repository, &config).await
+        let mut facts = self.facts(repository, &self.tag_digest(tag).await?).await?;
+        if let Facts::Index { children } = &facts {
+            let Some((_, digest)) = children.iter().find(|(p, _)| p == platform) else {
+                let published: Vec<&str> = children.iter().map(|(p, _)| p.as_str()).collect();
+                return Err(error(
+                    repository,
+                    format!(
+                        "tag {} has no image for {platform} (it has {})",
+                        tag.tag,
+                        published.join(", ")
+                    ),
+                ));
+            };
+            facts = self.facts(repository, digest).await?;
+        }
+        match facts {
+            Facts::Image { created, platform } => Ok((created, platform)),
+            Facts::Index { .. } => Err(error(
+                repository,
+                format!("tag {} nests an index in an index", tag.tag),
+            )),
+        }
     }
 
     async fn created_at(&self, tag: &TagRef, platform: &str) -> Result<String, RegistryError> {
-        let config = self.image_config(tag, platform).await?;
-        config
-            .get("created")
-            .and_then(|c| c.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                error(
-                    &tag.repository,
-                    format!("the image config of tag {} has no created time", tag.tag),
-                )
-            })
+        let (created, _) = self.image_facts(tag, platform).await?;
+        created.ok_or_else(|| {
+            error(
+                &tag.repository,
+                format!("the image config of tag {} has no created time", tag.tag),
+            )
+        })
     }
 
     async fn platforms_of(&self, tag: &TagRef) -> Result<Vec<String>, RegistryError> {
-        match self.manifest(&tag.repository, &tag.tag).await? {
-            Manifest::Index(entries) => Ok(entries.into_iter().map(|(p, _)| p).collect()),
-            Manifest::Image { config } => {
-                let config = self.config(&tag.repository, &config).await?;
-                Ok(protocol::platform_of(&config).into_iter().collect())
-            }
-        }
+        let digest = self.tag_digest(tag).await?;
+        Ok(match self.facts(&tag.repository, &digest).await? {
+            Facts::Index { children } => children.into_iter().map(|(p, _)| p).collect(),
+            Facts::Image { platform, .. } => platform.into_iter().collect(),
+        })
     }
 
     async fn manifest_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
@@ -555,6 +620,10 @@ impl Live {
             }
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value);
+            }
+            if same_host {
+                self.requests
+                    .sent(&host.name, Kind::of(method.as_str(), target.path()));
             }
             let response = match request.send().await {
                 Ok(response) => response,
@@ -775,6 +844,7 @@ impl Live {
         let url = format!("{}/v2/", self.base_url(repository));
         let mut attempt = 0;
         loop {
+            self.requests.sent(&host.name, Kind::Ping);
             match self.http.get(&url).send().await {
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
                     return Ok(response
@@ -888,6 +958,7 @@ impl Live {
             let this_try = request
                 .try_clone()
                 .expect("token requests have in-memory bodies");
+            self.requests.sent(&host.name, Kind::Token);
             match this_try.send().await {
                 Ok(response)
                     if response.status().is_server_error() && attempt < self.options.retries => {}
@@ -1008,7 +1079,7 @@ impl Registry for Live {
         self.runtime.block_on(
             futures_util::stream::iter(
                 tags.iter()
-                    .map(|t| self.in_time(&t.repository, self.manifest_digest(t))),
+                    .map(|t| self.in_time(&t.repository, self.tag_digest(t))),
             )
             .buffered(self.options.concurrency.max(1))
             .collect(),
@@ -1047,6 +1118,10 @@ impl Registry for Live {
         self.credentials.pin(host, credential)
     }
 
+    fn requests(&self) -> Vec<RequestCount> {
+        self.requests.counts()
+    }
+
     fn notes(&self) -> Vec<String> {
         let mut notes = self.notes.lock().expect("not poisoned").clone();
         let hosts = self.hosts.lock().expect("not poisoned");
@@ -1061,6 +1136,19 @@ impl Registry for Live {
             }
         }
         notes
+    }
+}
+
+impl Drop for Live {
+    /// Keeps the cache within its bound once the run has added to it.
+    fn drop(&mut self) {
+        if let Some(cache) = &self.cache
+            && self
+                .cache_written
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            cache.prune();
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //! concurrently behind this interface, while everything above it stays
 //! synchronous and pure. A [`snapshot::Snapshot`] answers from a file.
 
+pub mod cache;
 pub mod credentials;
 pub mod live;
 pub mod protocol;
+pub mod requests;
 pub mod snapshot;
 pub mod wire;
 
@@ -55,6 +57,12 @@ pub trait Registry {
     /// has one pinned, which then stays. Sources without credentials ignore it.
     fn pin_credential(&mut self, _host: &str, _credential: credentials::Credential) -> bool {
         true
+    }
+
+    /// The requests sent so far, per registry and kind, and those the cache
+    /// answered instead; empty for sources that send none.
+    fn requests(&self) -> Vec<requests::RequestCount> {
+        Vec::new()
     }
 
     /// Things worth reporting that are nobody's error (a low rate limit).

@@ -245,6 +245,10 @@ impl<R: Registry> Registry for Recorder<R> {
     fn notes(&self) -> Vec<String> {
         self.inner.notes()
     }
+
+    fn requests(&self) -> Vec<super::requests::RequestCount> {
+        self.inner.requests()
+    }
 }
 
 #[cfg(test)]

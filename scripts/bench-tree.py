@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""A generated GitOps tree shaped like real ones, for the benchmarks.
+
+    scripts/bench-tree.py OUT [--units N] [--repositories R] [--tags T] [--host HOST]
+
+Writes OUT/tree (the repository), OUT/snapshot.json (what a registry holding
+R repositories of T tags would answer) and OUT/tags.json (the tags per
+repository, for a real registry to be filled with). Deterministic: the same
+arguments give the same bytes.
+
+The mix, per unit (an application directory under clusters/prod/apps):
+two thirds hold a multi-document Deployment + Service + ConfigMap file (a block
+scalar, comments, some `image:` lines marked, most not), a quarter a Flux
+HelmRelease (`:name` / `:tag` markers on `values.image`), a fifth a
+kustomization with an `images:` entry, an eighth a Helm `values.yaml` with
+`templates/` that are not YAML, a tenth an Argo CD Application (annotations of
+every strategy, `.argocd-source-*` overrides); Argo CD ImageUpdater resources
+configure more applications; ImageRepository / ImagePolicy pairs of semver,
+filtered semver, timestamp and build-id kinds sit in flux-system, with one
+ImageUpdateAutomation; READMEs, dashboards and NetworkPolicies are noise.
+"""
+import argparse
+import json
+import os
+
+REPO_URL = "https://git.example.com/org/gitops.git"
+
+p = argparse.ArgumentParser()
+p.add_argument("out")
+p.add_argument("--units", type=int, default=1000)
+p.add_argument("--repositories", type=int, default=100)
+p.add_argument("--tags", type=int, default=300)
+p.add_argument("--host", default="registry.example.com")
+a = p.parse_args()
+tree = os.path.join(a.out, "tree")
+R = a.repositories
+
+
+def write(rel, text):
+    path = os.path.join(tree, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def image(r):
+    return f"{a.host}/bench/svc-{r}"
+
+
+KINDS = ["semver", "filtered", "timestamp", "build"]
+
+
+def kind(r):
+    return KINDS[r % 4]
+
+
+def tags_of(r):
+    """Tags as a registry lists them: semver releases, then the kind's own."""
+    n = a.tags
+    semver = [f"{1 + t // 100}.{(t // 10) % 10}.{t % 10}" for t in range(n // 2)]
+    k = kind(r)
+    if k == "timestamp":
+        own = [f"main-{t:07x}-{1700000000 + 3600 * t}" for t in range(n - len(semver))]
+    elif k == "build":
+        own = [f"build-{t}" for t in range(n - len(semver))]
+    else:
+        own = [f"{1 + t // 100}.{(t // 10) % 10}.{t % 10}-rc.{t % 3}" for t in range(n - len(semver))]
+    return semver + own + ["latest"]
+
+
+def current(r):
+    """A tag of repository r that is not the newest, so every run has changes."""
+    return {"timestamp": "main-0000001-1700003600", "build": "build-1"}.get(kind(r), "1.0.0")
+
+
+# --- Flux: one ImageRepository + ImagePolicy per repository, by team file.
+by_team = {}
+for r in range(R):
+    k = kind(r)
+    if k == "semver":
+        policy = f"  policy:\n    semver:\n      range: '>=1.0.0 <{2 + r % 3}.0.0'\n"
+    elif k == "filtered":
+        policy = (
+            "  filterTags:\n    pattern: '^(?P<v>[0-9]+\\.[0-9]+\\.[0-9]+)(-rc\\.[0-9]+)?$'\n"
+            "    extract: '$v'\n  policy:\n    semver:\n      range: '^1.x'\n"
+        )
+    elif k == "timestamp":
+        policy = (
+            "  filterTags:\n    pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)'\n    extract: '$ts'\n"
+            "  policy:\n    numerical:\n      order: asc\n"
+        )
+    else:
+        policy = (
+            "  filterTags:\n    pattern: '^build-(?P<n>[0-9]+)$'\n    extract: '$n'\n"
+            "  policy:\n    numerical:\n      order: asc\n"
+        )
+    by_team.setdefault(r % 10, []).append(
+        f"""---
+# {k} policy for svc-{r}
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: svc-{r}
+  namespace: flux-system
+spec:
+  image: {image(r)}
+  interval: 5m
+  insecure: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: svc-{r}
+  namespace: flux-system
+spec:
+  imageRepositoryRef:
+    name: svc-{r}
+{policy}"""
+    )
+for team, docs in by_team.items():
+    write(f"clusters/prod/flux-system/image-policies-team{team}.yaml", "".join(docs))
+write(
+    "clusters/prod/flux-system/image-automation.yaml",
+    """apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata:
+  name: prod
+  namespace: flux-system
+spec:
+  interval: 30m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  git:
+    checkout:
+      ref:
+        branch: main
+    commit:
+      author:
+        email: fluxcdbot@users.noreply.github.com
+        name: fluxcdbot
+      messageTemplate: |
+        Automated image update
+
+        {{ range .Changed.Changes }}
+        - {{ .OldValue }} -> {{ .NewValue }}
+        {{ end }}
+    push:
+      branch: main
+  update:
+    path: ./clusters/prod
+    strategy: Setters
+""",
+)
+write(
+    "clusters/prod/flux-system/gotk-sync.yaml",
+    """# This manifest was generated by flux. DO NOT EDIT.
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  secretRef:
+    name: flux-system
+  url: ssh://git@git.example.com/org/gitops
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  path: ./clusters/prod
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+""",
+)
+
+
+def marker(r, suffix=""):
+    return f'# {{"$imagepolicy": "flux-system:svc-{r}{suffix}"}}'
+
+
+def ref(r):
+    return f"{image(r)}:{current(r)}"
+
+
+argo_apps = []
+for u in range(a.units):
+    team = u % 20
+    base = f"clusters/prod/apps/team-{team}/app-{u}"
+    r, q = u % R, (u * 7 + 3) % R
+    if u % 3 != 2:
+        main = f"{ref(r)} {marker(r)}" if u % 4 == 0 else f"{a.host}/bench/svc-{r}:1.0.0"
+        write(
+            f"{base}/deployment.yaml",
+            f"""# Source: app-{u}
+# Owned by team-{team}; ask in #team-{team} before changing limits.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-{u}
+  namespace: team-{team}
+  labels:
+    app.kubernetes.io/name: app-{u}
+    app.kubernetes.io/part-of: shop
+  annotations:
+    description: >-
+      The app-{u} service of team {team}; it answers on 8080
+      and exposes metrics on 9090.
+spec:
+  replicas: {1 + u % 3}
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: app-{u}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: app-{u}
+    spec:
+      initContainers:
+        - name: migrate
+          image: docker.io/library/busybox:1.36
+          command: ["sh", "-c", "echo migrating"]
+      containers:
+        - name: main
+          image: {main}
+          ports:
+            - containerPort: 8080
+          env:
+            - name: LOG_LEVEL
+              value: info
+          resources:
+            requests: {{cpu: 100m, memory: 128Mi}}
+        - name: proxy
+          image: docker.io/envoyproxy/envoy:v1.30.1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: app-{u}
+  namespace: team-{team}
+spec:
+  ports:
+    - port: 80
+      targetPort: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-{u}-config
+  namespace: team-{team}
+data:
+  app.yaml: |
+    # not a marker: image: example/app:1.0.0
+    server:
+      port: 8080
+    upstreams:
+      - name: svc-{q}
+        url: http://svc-{q}.team-{team}.svc:80
+""",
+        )
+    if u % 11 < 3:
+        marked = u % 2 == 0
+        write(
+            f"{base}/helmrelease.yaml",
+            f"""---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: app-{u}
+  namespace: team-{team}
+spec:
+  interval: 10m
+  chart:
+    spec:
+      chart: app
+      version: "1.4.x"
+      sourceRef:
+        kind: HelmRepository
+        name: charts
+        namespace: flux-system
+  values:
+    image:
+      repository: {image(q)}{" " + marker(q, ":name") if marked else ""}
+      tag: {current(q)}{" " + marker(q, ":tag") if marked else ""}
+    podAnnotations:
+      prometheus.io/scrape: "true"
+    resources:
+      limits:
+        memory: 256Mi
+""",
+        )
+    if u % 5 == 1:
+        write(
+            f"{base}/kustomization.yaml",
+            f"""apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: team-{team}
+resources:
+  - ../../base
+images:
+  - name: app
+    newName: {image(r)}
+    newTag: {current(r)}{" " + marker(r, ":tag") if u % 2 == 1 else ""}
+""",
+        )
+    if u % 8 == 3:
+        write(
+            f"{base}/chart/values.yaml",
+            f"""# Default values for app-{u}.
+replicaCount: 1
+image:
+  repository: {image(q)}
+  tag: "{current(q)}" {marker(q, ":tag")}
+  pullPolicy: IfNotPresent
+service:
+  type: ClusterIP
+  port: 80
+""",
+        )
+        write(
+            f"{base}/chart/Chart.yaml",
+            f"apiVersion: v2\nname: app-{u}\nversion: 0.1.0\nappVersion: \"1.0.0\"\n",
+        )
+        write(
+            f"{base}/chart/templates/deployment.yaml",
+            """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "app.fullname" . }}
+spec:
+  {{- if not .Values.autoscaling.enabled }}
+  replicas: {{ .Values.replicaCount }}
+  {{- end }}
+  template:
+    spec:
+      containers:
+        - name: {{ .Chart.Name }}
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+""",
+        )
+    if u % 10 == 7:
+        strategy = ["semver", "newest-build", "digest", "alphabetical"][(u // 10) % 4]
+        constraint = {"semver": ":1.x", "digest": ":latest"}.get(strategy, "")
+        allow = "\n    argocd-image-updater.argoproj.io/svc.allow-tags: regexp:^build-1[0-9]$" if strategy == "newest-build" else ""
+        # A repository whose tags the strategy can rank: semver and newest-build
+        # need their kind; digest and alphabetical take any.
+        want = {"semver": "semver", "newest-build": "build"}.get(strategy)
+        if want:
+            r = r - r % 4 + KINDS.index(want)
+            r = r if r < R else r - 4
+        path = f"clusters/prod/argo/app-{u}"
+        helm = u % 20 == 7
+        write(
+            f"{path}/{'Chart.yaml' if helm else 'kustomization.yaml'}",
+            f"apiVersion: v2\nname: app-{u}\nversion: 0.1.0\n" if helm else "resources:\n  - deployment.yaml\n",
+        )
+        cur = current(r) if strategy != "digest" else "latest"
+        if helm:
+            override = f"helm:\n  parameters:\n  - name: image.name\n    value: {image(r)}\n    forcestring: true\n  - name: image.tag\n    value: {cur}\n    forcestring: true\n"
+        else:
+            override = f"kustomize:\n  images:\n  - {image(r)}:{cur}\n"
+        write(f"{path}/.argocd-source-app-{u}.yaml", override)
+        argo_apps.append(
+            f"""---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: app-{u}
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: svc={image(r)}{constraint}
+    argocd-image-updater.argoproj.io/svc.update-strategy: {strategy}{allow}
+    argocd-image-updater.argoproj.io/write-back-method: git
+spec:
+  project: default
+  source:
+    repoURL: {REPO_URL}
+    targetRevision: main
+    path: {path}
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: team-{team}
+"""
+        )
+    if u % 50 == 0:
+        write(f"{base}/README.md", f"# app-{u}\n\nOwned by team-{team}. `image:` lines here are not YAML.\n")
+        write(f"{base}/dashboard.json", json.dumps({"title": f"app-{u}", "panels": [{"id": i} for i in range(20)]}))
+        write(
+            f"{base}/networkpolicy.yaml",
+            f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: app-{u}\nspec:\n  podSelector: {{}}\n  policyTypes: [Ingress]\n",
+        )
+for chunk in range(0, len(argo_apps), 10):
+    write(f"clusters/prod/argocd/applications-{chunk // 10}.yaml", "".join(argo_apps[chunk : chunk + 10]))
+
+# Argo CD ImageUpdater resources: each configures three applications of its own.
+updaters = []
+for k in range(max(1, a.units // 100)):
+    r = (k * 13 + 5) % R
+    r = r if kind(r) in ("semver", "filtered") else r - r % 4
+    apps = []
+    for j in range(3):
+        name = f"iu-{k}-{j}"
+        path = f"clusters/prod/argo/{name}"
+        write(f"{path}/kustomization.yaml", "resources:\n  - deployment.yaml\n")
+        write(f"{path}/.argocd-source-{name}.yaml", f"kustomize:\n  images:\n  - {image(r)}:1.0.0\n")
+        apps.append(
+            f"""---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+  labels: {{updater: iu-{k}}}
+spec:
+  source:
+    repoURL: {REPO_URL}
+    path: {path}
+"""
+        )
+    write(f"clusters/prod/argocd/updater-{k}-apps.yaml", "".join(apps))
+    updaters.append(
+        f"""---
+apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata:
+  name: iu-{k}
+  namespace: argocd
+spec:
+  commonUpdateSettings:
+    updateStrategy: semver
+    ignoreTags: ["*-rc*"]
+  writeBackConfig:
+    method: git
+  applicationRefs:
+  - namePattern: "iu-{k}-*"
+    images:
+    - alias: svc
+      imageName: {image(r)}:1.x
+"""
+    )
+write("clusters/prod/argocd/image-updaters.yaml", "".join(updaters))
+
+snapshot = {"version": 1, "repositories": {}}
+all_tags = {}
+for r in range(R):
+    tags = tags_of(r)
+    all_tags[f"bench/svc-{r}"] = tags
+    digest = "sha256:" + f"{r:064x}"
+    # What `image-update snapshot` would record: build dates and platforms
+    # only of the tags newest-build ranks, digest and platforms of the tags
+    # followed.
+    built = [t for t in tags if t == "build-1" or (t.startswith("build-1") and len(t) == 8)]
+    snapshot["repositories"][image(r)] = {
+        "tags": tags,
+        "digests": {"latest": digest},
+        "created": {t: f"2024-01-{1 + i % 28:02d}T00:00:00Z" for i, t in enumerate(built)},
+        "platforms": {t: ["linux/amd64"] for t in built + ["latest"]},
+    }
+with open(os.path.join(a.out, "snapshot.json"), "w") as f:
+    json.dump(snapshot, f)
+with open(os.path.join(a.out, "tags.json"), "w") as f:
+    json.dump(all_tags, f)

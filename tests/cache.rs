@@ -1,0 +1,344 @@
+//! The registry cache against a real registry (Debian's `docker-registry`,
+//! behind a counting proxy): a warm cache turns manifest and config `GET`s
+//! into one `HEAD` per tag; a corrupt entry, `--no-cache` and runs sharing
+//! the directory at once all give the same answers as a cold run.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::proxy::{Action, Proxy};
+use support::{RegistryOptions, Seed};
+
+const REPO_URL: &str = "https://git.example.com/org/gitops.git";
+
+struct Fixture {
+    registry: support::Registry,
+    proxy: Proxy,
+    tree: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+/// Two Argo CD applications whose strategies read build dates and
+/// platforms: `newest-build` over plain images, and over an index.
+fn fixture() -> Fixture {
+    let (registry, _) = Seed::new()
+        .image("acme/web", "build-1", "2024-01-01T00:00:00Z")
+        .image("acme/web", "build-2", "2024-02-01T00:00:00Z")
+        .image("acme/web", "build-3", "2024-03-01T00:00:00Z")
+        .image("acme/worker", "w-1", "2024-01-15T00:00:00Z")
+        .index(
+            "acme/worker",
+            "w-2",
+            &[
+                ("linux/amd64", "2024-02-15T00:00:00Z"),
+                ("linux/arm64", "2024-02-15T00:00:00Z"),
+            ],
+        )
+        .start(RegistryOptions::new());
+    let proxy = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
+    let tree = tempfile::tempdir().unwrap();
+    let host = proxy.host();
+    let mut apps = Vec::new();
+    for (name, current) in [("web", "build-1"), ("worker", "w-1")] {
+        let path = tree.path().join("apps").join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("kustomization.yaml"), "resources: []\n").unwrap();
+        std::fs::write(
+            path.join(format!(".argocd-source-{name}.yaml")),
+            format!("kustomize:\n  images:\n  - {host}/acme/{name}:{current}\n"),
+        )
+        .unwrap();
+        apps.push(format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: {name}={host}/acme/{name}\n    argocd-image-updater.argoproj.io/{name}.update-strategy: newest-build\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: {REPO_URL}\n    path: apps/{name}\n"
+        ));
+    }
+    std::fs::write(tree.path().join("apps.yaml"), apps.join("---\n")).unwrap();
+    Fixture {
+        registry,
+        proxy,
+        tree,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Fixture {
+    /// `run --dry-run --output json` with `args`.
+    fn run(&self, args: &[&str]) -> (Output, serde_json::Value) {
+        let out = self
+            .command(args)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        (out, report)
+    }
+
+    /// `run --dry-run` with `args`; the default cache lives in a temporary
+    /// `$XDG_CACHE_HOME`, never the user's.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+        command
+            .arg("run")
+            .arg(self.tree.path())
+            .args(["--dry-run", "--repo-url", REPO_URL])
+            .args(["--insecure-registry", &self.proxy.host()])
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("XDG_CACHE_HOME", self.home.path().join("xdg"))
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("DOCKER_AUTH_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE");
+        command
+    }
+
+    /// Requests the registry saw since `mark`, as (manifest HEAD, manifest GET, blob GET).
+    fn seen_since(&self, mark: usize) -> (usize, usize, usize) {
+        let seen = self.proxy.seen();
+        let count = |method: &str, part: &str| {
+            seen[mark..]
+                .iter()
+                .filter(|s| s.method == method && s.target.contains(part))
+                .count()
+        };
+        (
+            count("HEAD", "/manifests/"),
+            count("GET", "/manifests/"),
+            count("GET", "/blobs/"),
+        )
+    }
+
+    fn mark(&self) -> usize {
+        self.proxy.seen().len()
+    }
+}
+
+/// What a run decided: each application's selected tag.
+fn selected(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["applications"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no applications in {report}"))
+        .iter()
+        .map(|a| {
+            (
+                a["application"].as_str().unwrap().to_string(),
+                a["images"][0]["selected"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The report's count of `kind` requests: (sent, answered from the cache).
+fn reported(report: &serde_json::Value, kind: &str) -> (u64, u64) {
+    report["requests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no requests in {report}"))
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .fold((0, 0), |(s, c), r| {
+            (
+                s + r["sent"].as_u64().unwrap(),
+                c + r["cached"].as_u64().unwrap(),
+            )
+        })
+}
+
+fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir.join("v1/sha256")) {
+        Ok(read) => read.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+const EXPECTED: [(&str, &str); 2] = [("argocd/web", "build-3"), ("argocd/worker", "w-2")];
+
+fn expected() -> Vec<(String, String)> {
+    EXPECTED
+        .iter()
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
+    let f = fixture();
+    let (out, cold) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{cold}");
+    assert_eq!(selected(&cold), expected());
+    let (heads, manifests, blobs) = f.seen_since(0);
+    // Five tags: each named digest read once (the index and its amd64 child
+    // are two manifests), each image config once.
+    assert_eq!((heads, manifests, blobs), (5, 6, 5));
+    // The report counts what the registry saw.
+    assert_eq!(reported(&cold, "manifest HEAD"), (5, 0));
+    assert_eq!(reported(&cold, "manifest GET"), (6, 0));
+    assert_eq!(reported(&cold, "blob GET"), (5, 0));
+    assert_eq!(reported(&cold, "list"), (2, 0));
+    // The default directory is $XDG_CACHE_HOME/image-update.
+    let dir = f.home.path().join("xdg/image-update");
+    assert_eq!(entries(&dir).len(), 6, "one entry per manifest");
+
+    let mark = f.mark();
+    let (out, warm) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{warm}");
+    assert_eq!(selected(&warm), expected());
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+    assert_eq!(reported(&warm, "manifest HEAD"), (5, 0));
+    assert_eq!(reported(&warm, "manifest GET"), (0, 6));
+    assert_eq!(reported(&warm, "blob GET"), (0, 5));
+
+    // The text summary says the same in one line.
+    let out = f.command(&["--output", "text"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("requests: "))
+        .unwrap_or_else(|| panic!("no requests line in {text}"));
+    assert_eq!(
+        line,
+        format!(
+            "requests: {}: 1 ping, 2 list, 5 manifest HEAD, 0 manifest GET (+6 from cache), 0 blob GET (+5 from cache)",
+            f.proxy.host()
+        )
+    );
+}
+
+#[test]
+fn a_moved_tag_is_asked_again_and_old_digests_stay_valid() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    let (_, cold) = f.run(&args);
+    assert_eq!(selected(&cold), expected());
+    // build-3 now names a newer image: the HEAD sees the new digest, and
+    // only that digest costs GETs.
+    support::push::push_image(
+        &f.registry.base_url(),
+        "acme/web",
+        "build-3",
+        "2024-06-01T00:00:00Z",
+        "linux/amd64",
+    );
+    let mark = f.mark();
+    let (_, moved) = f.run(&args);
+    assert_eq!(selected(&moved), expected());
+    assert_eq!(f.seen_since(mark), (5, 1, 1));
+}
+
+#[test]
+fn corrupt_entries_are_ignored_and_replaced() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    f.run(&args);
+    let written = entries(&cache);
+    assert_eq!(written.len(), 6);
+    // Garbage, a truncated entry, and an entry that names another digest.
+    let valid = std::fs::read_to_string(&written[1]).unwrap();
+    std::fs::write(&written[0], "{not json").unwrap();
+    std::fs::write(&written[1], &valid[..valid.len() / 2]).unwrap();
+    std::fs::write(&written[2], std::fs::read(&written[3]).unwrap()).unwrap();
+
+    let mark = f.mark();
+    let (out, report) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(selected(&report), expected());
+    let (_, manifests, _) = f.seen_since(mark);
+    assert_eq!(manifests, 3, "the three bad entries are read again");
+
+    // ...and replaced: the next run needs no GET at all.
+    let mark = f.mark();
+    f.run(&args);
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+}
+
+#[test]
+fn no_cache_reads_and_writes_nothing() {
+    let f = fixture();
+    let cache = f.home.path().join("xdg/image-update");
+    f.run(&[]);
+    assert_eq!(entries(&cache).len(), 6);
+    for _ in 0..2 {
+        let mark = f.mark();
+        let (out, report) = f.run(&["--no-cache"]);
+        assert_eq!(out.status.code(), Some(0), "{report}");
+        assert_eq!(selected(&report), expected());
+        assert_eq!(f.seen_since(mark), (5, 6, 5));
+        assert_eq!(reported(&report, "manifest GET"), (6, 0));
+    }
+    // A flag beats the default directory, and nothing else was written.
+    let other = f.home.path().join("other");
+    f.run(&["--no-cache", "--cache-dir", other.to_str().unwrap()]);
+    assert!(!other.exists());
+    assert_eq!(entries(&cache).len(), 6);
+}
+
+#[test]
+fn concurrent_runs_sharing_a_cache_agree_and_leave_it_whole() {
+    let f = fixture();
+    let cache = f.home.path().join("shared");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            f.command(&args)
+                .args(["--output", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(selected(&report), expected());
+    }
+    // Every entry is whole, no temporary file is left, and a fifth run is
+    // answered from them.
+    let written = entries(&cache);
+    assert_eq!(written.len(), 6, "{written:?}");
+    for entry in &written {
+        let text = std::fs::read(entry).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+    }
+    let mark = f.mark();
+    f.run(&args);
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+}
+
+#[test]
+fn snapshot_says_what_the_cache_answered() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    f.run(&["--cache-dir", cache.to_str().unwrap()]);
+    // `snapshot` knows the repository by its origin remote.
+    support::git(f.tree.path(), &["init", "-q"]);
+    support::git(f.tree.path(), &["remote", "add", "origin", REPO_URL]);
+    let snapshot = f.home.path().join("snap.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("snapshot")
+        .arg(f.tree.path())
+        .args(["-o", snapshot.to_str().unwrap()])
+        .args(["--insecure-registry", &f.proxy.host()])
+        .args(["--cache-dir", cache.to_str().unwrap()])
+        .env("HOME", f.home.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 manifest GET (+6 from cache), 0 blob GET (+5 from cache)"),
+        "{text}"
+    );
+    // The snapshot still holds the dates the cache answered.
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap();
+    let web = &file["repositories"][format!("{}/acme/web", f.proxy.host())];
+    assert_eq!(web["created"]["build-3"], "2024-03-01T00:00:00Z");
+}
