@@ -197,9 +197,8 @@ impl Reader {
             return Some(false);
         };
         if line.is_empty() {
-            if block.indent.is_none() {
-                return None;
-            }
+            // Empty lines before the first one would decide its indent.
+            block.indent?;
             block.blanks += 1;
             return Some(true);
         }
