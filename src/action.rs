@@ -70,6 +70,16 @@ fn flag(env: &Env, name: &str) -> Result<bool, String> {
     }
 }
 
+/// A whole-number input, or nothing when it is unset.
+fn number(env: &Env, name: &str) -> Result<Option<u64>, String> {
+    trimmed(env, name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| format!("input {name}: {v:?} is not a whole number of 0 or more"))
+        })
+        .transpose()
+}
+
 /// Decides the run's arguments, its environment and where results go.
 /// `is_dir` answers whether a directory exists (the report's location
 /// depends on it); nothing else looks outside `env`.
@@ -146,6 +156,11 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
         .filter(|d| !d.is_empty())
     {
         args.push(format!("--policies={}", resolve(dir).display()));
+    }
+    for (name, flag) in [("deadline", "--deadline"), ("max-tags", "--max-tags")] {
+        if let Some(n) = number(env, name)? {
+            args.push(format!("{flag}={n}"));
+        }
     }
     // Registry facts are cached for as long as the runner keeps its temporary
     // directory (the job; longer on a self-hosted runner).
@@ -390,7 +405,7 @@ pub fn split_words(text: &str) -> Result<Vec<String>, String> {
 /// The step outputs, in order: `changed`, `changes`, `commit-sha`, `report`.
 pub fn outputs(report: &Report, report_output: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("changed", (!report.changes.is_empty()).to_string()),
+        ("changed", (report.change_count() > 0).to_string()),
         (
             "changes",
             serde_json::to_string(&report.changes).expect("changes serialise"),
@@ -537,7 +552,8 @@ fn cell(text: &str) -> String {
 pub fn summary(report: &Report, prefix: &str) -> String {
     let mut out = String::from("## image-update\n\n");
     let files = report.files.len();
-    let changes = report.changes.len();
+    let changes = report.change_count();
+    let written = report.application_writes();
     if changes == 0 {
         out.push_str("No image reference needs a change.");
     } else {
@@ -573,7 +589,7 @@ pub fn summary(report: &Report, prefix: &str) -> String {
     }
     out.push_str("\n\n");
 
-    if !report.changes.is_empty() {
+    if changes > 0 {
         out.push_str("| File | Line | Change | Policy |\n| --- | ---: | --- | --- |\n");
         for c in &report.changes {
             let setter = match c.setter {
@@ -588,6 +604,18 @@ pub fn summary(report: &Report, prefix: &str) -> String {
                 code(&c.old),
                 code(&c.new),
                 code(&setter),
+            );
+        }
+        // Argo CD writes have no marker line; the policy is the image of
+        // an application.
+        for (app, i) in &written {
+            let _ = writeln!(
+                out,
+                "| {} |  | {} → {} | {} |",
+                code(&format!("{prefix}{}", app.target)),
+                code(i.current.as_deref().unwrap_or("(none)")),
+                code(i.new.as_deref().unwrap_or_default()),
+                code(&format!("{} {}", app.application, i.image)),
             );
         }
         out.push('\n');
@@ -781,6 +809,8 @@ mod tests {
             ("INPUT_INSECURE-REGISTRIES", "a:5000, b\nc:1\n\n"),
             ("INPUT_DOCKER-CONFIG", "/etc/docker/config.json"),
             ("INPUT_POLICIES", "infra/policies, /abs/flux\n"),
+            ("INPUT_DEADLINE", " 120 "),
+            ("INPUT_MAX-TAGS", "500"),
             ("INPUT_EXTRA-ARGS", "--include 'apps/**' --diff"),
         ]);
         let plan = plan(&e, &no_dirs).unwrap();
@@ -800,6 +830,8 @@ mod tests {
                 "--docker-config=/etc/docker/config.json",
                 "--policies=/github/workspace/infra/policies",
                 "--policies=/abs/flux",
+                "--deadline=120",
+                "--max-tags=500",
                 "--include",
                 "apps/**",
                 "--diff",
@@ -847,6 +879,15 @@ mod tests {
     fn a_bad_boolean_is_refused() {
         let e = env(&[("INPUT_DRY-RUN", "yes")]);
         assert!(plan(&e, &no_dirs).unwrap_err().contains("dry-run"));
+    }
+
+    #[test]
+    fn a_limit_that_is_not_a_whole_number_is_refused() {
+        for (name, value) in [("INPUT_DEADLINE", "10m"), ("INPUT_MAX-TAGS", "-1")] {
+            let error = plan(&env(&[(name, value)]), &no_dirs).unwrap_err();
+            assert!(error.contains(&name[6..].to_ascii_lowercase()), "{error}");
+            assert!(error.contains("not a whole number"), "{error}");
+        }
     }
 
     #[test]

@@ -570,9 +570,10 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
     report.exit_code()
 }
 
-/// The tags given as arguments, else one per line on standard input.
+/// The tags given as arguments, else one per line on standard input; an
+/// invalid OCI tag is skipped with a warning, as `run` skips it.
 fn listed_tags(args: &SelectArgs) -> Vec<String> {
-    if args.tags.is_empty() {
+    let listed = if args.tags.is_empty() {
         std::io::stdin()
             .lock()
             .lines()
@@ -582,7 +583,12 @@ fn listed_tags(args: &SelectArgs) -> Vec<String> {
             .collect()
     } else {
         args.tags.clone()
+    };
+    let (tags, skipped) = crate::registry::screen_tags(&"select", listed);
+    if let Some(note) = skipped {
+        eprintln!("image-update: warning: {note}");
     }
+    tags
 }
 
 /// `select --strategy`: Argo CD Image Updater's rules, over listed tags or a

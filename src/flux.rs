@@ -95,6 +95,9 @@ pub struct Resources {
     policies: Vec<ImagePolicy>,
     automations: Vec<Automation>,
     pub problems: Vec<Problem>,
+    /// Files that declare Flux resources but cannot be parsed (reported as
+    /// errors): what they declare is unknown.
+    pub unread: Vec<Origin>,
 }
 
 /// Where a policy's markers are honoured.
@@ -391,6 +394,22 @@ impl Resources {
         fn says(r: &ImageRepository) -> (&Option<String>, &Vec<String>, bool, bool) {
             (&r.image, &r.exclusions, r.access_from, r.insecure)
         }
+        let here = shared_dirs(&p.meta.origin.file, &first.meta.origin.file);
+        if let Some(u) = self
+            .unread
+            .iter()
+            .find(|u| shared_dirs(&p.meta.origin.file, &u.file) > here)
+        {
+            let conflict = format!(
+                "ImageRepository {}/{}: {} cannot be read and is nearer to this policy than the declaration at {}:{}, so it may hold this folder's own copy",
+                p.repository.0,
+                p.repository.1,
+                u.file,
+                first.meta.origin.file,
+                first.meta.origin.line
+            );
+            return (Some(first), Some(conflict));
+        }
         let conflict = nearest.iter().find(|r| says(r) != says(first)).map(|other| {
             format!(
                     "ImageRepository {}/{} is declared differently at {}:{} and {}:{}, both as near to this policy",
@@ -432,6 +451,13 @@ impl Resources {
                     nearest(&a.meta.origin.file, copies, |q| &q.meta.origin.file)
                         .iter()
                         .any(|q| std::ptr::eq(*q, p))
+                })
+                // A file nearer to the automation that cannot be read may
+                // hold the copy of its folder: it uses none it cannot see.
+                .filter(|a| {
+                    let at = |f: &str| shared_dirs(&a.meta.origin.file, f);
+                    let here = at(&p.meta.origin.file);
+                    !self.unread.iter().any(|u| at(&u.file) > here)
                 })
                 .filter_map(|a| {
                     Some(ScopedPath {
@@ -480,13 +506,37 @@ pub fn nearest<'a, T>(
 }
 
 /// How many leading directories two files (relative, `/`-separated) share.
+///
+/// A file of a `--policies` directory is named `PATH/<file>`, PATH starting
+/// with `/`, `./` or `../` as no tree file does. Beside a tree file it is
+/// compared by its path inside that directory, which is not known here: of
+/// its paths without 0, 1, 2, … leading directories, the one that shares
+/// the most (the copies of one directory lose the same leading part, so
+/// the nearest of them is still the one of the tree file's cluster).
 pub fn shared_dirs(a: &str, b: &str) -> usize {
-    let dirs = |f: &str| f.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-    let (a, b) = (dirs(a), dirs(b));
-    a.split('/')
-        .zip(b.split('/'))
-        .take_while(|(x, y)| !x.is_empty() && x == y)
-        .count()
+    fn dirs(f: &str) -> Vec<&str> {
+        f.rsplit_once('/')
+            .map_or(Vec::new(), |(d, _)| d.split('/').collect())
+    }
+    fn common(a: &[&str], b: &[&str]) -> usize {
+        a.iter()
+            .zip(b)
+            .take_while(|(x, y)| !x.is_empty() && x == y)
+            .count()
+    }
+    let outside = |f: &str| f.starts_with('/') || f.starts_with("./") || f.starts_with("../");
+    let (da, db) = (dirs(a), dirs(b));
+    match (outside(a), outside(b)) {
+        (true, false) => (0..da.len())
+            .map(|i| common(&da[i..], &db))
+            .max()
+            .unwrap_or(0),
+        (false, true) => (0..db.len())
+            .map(|i| common(&da, &db[i..]))
+            .max()
+            .unwrap_or(0),
+        _ => common(&da, &db),
+    }
 }
 
 fn policy_spec(spec: &Node, version: &str) -> Result<PolicySpec, String> {
@@ -901,6 +951,16 @@ mod tests {
         assert_eq!(shared_dirs("a/b/c.yaml", "a/bb/d.yaml"), 1);
         assert_eq!(shared_dirs("c.yaml", "d.yaml"), 0);
         assert_eq!(shared_dirs("a/c.yaml", "d.yaml"), 0);
+        // A `--policies` file beside a tree file: its path inside PATH.
+        assert_eq!(
+            shared_dirs("/p/infra/clusters/a/x.yaml", "clusters/a/d.yaml"),
+            2
+        );
+        assert_eq!(
+            shared_dirs("clusters/a/d.yaml", "./infra/clusters/b/x.yaml"),
+            1
+        );
+        assert_eq!(shared_dirs("./infra/a/x.yaml", "./infra/b/y.yaml"), 2);
     }
 
     #[test]

@@ -666,7 +666,8 @@ fn update_items(
     }
 
     let pinned = update::pinned_by(found.markers.iter());
-    let (outcomes, targets, warnings) = update::resolve(&declared, registry, &pinned);
+    let (outcomes, mut targets, warnings) = update::resolve(&declared, registry, &pinned);
+    update::add_unread(&mut targets, &resources.unread);
     results.extend(
         warnings
             .into_iter()

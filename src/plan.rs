@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::flux::{Origin, Scope, nearest};
+use crate::flux::{Origin, Scope, nearest, shared_dirs};
 use crate::image::Reference;
 use crate::image::{is_valid_digest, is_valid_tag};
 use crate::marker::{Field, Marker};
@@ -68,6 +68,11 @@ pub struct Target {
     /// The rule's ordering, when a value that ranks below the one in the
     /// file must not be written (`None`: `--allow-downgrade`, as upstream).
     pub guard: Option<Selector>,
+    /// Not a declaration but a file that may hold one: it declares Flux
+    /// resources and cannot be parsed (already reported). A marker to which
+    /// it is nearer than the declaration found is left unchanged, since its
+    /// folder's own copy of the policy may be in it.
+    pub unread: bool,
 }
 
 /// Every declaration of each policy: the same policy may be declared once
@@ -112,15 +117,30 @@ pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &Targets) -
             ));
             continue;
         };
-        let competing = reaching(file, id, copies);
+        let (unread, copies): (Vec<&Target>, Vec<&Target>) = copies.iter().partition(|t| t.unread);
+        let competing = reaching(file, id, &copies);
         let Some(target) = competing.first().copied() else {
-            let why = outside(file, id, copies);
+            let why = outside(file, id, &copies);
             plan.problems.push(problem(
                 Severity::Warning,
                 format!("marker {} not applied: {why}", marker.setter),
             ));
             continue;
         };
+        if target.scope == Scope::Everywhere
+            && let Some(u) = unread.iter().find(|u| {
+                shared_dirs(file, &u.origin.file) > shared_dirs(file, &target.origin.file)
+            })
+        {
+            plan.problems.push(problem(
+                Severity::Error,
+                format!(
+                    "marker {}: {} cannot be read and is nearer to this file than the declaration of policy {id} at {}:{}, so it may hold this folder's own copy; left unchanged",
+                    marker.setter, u.origin.file, target.origin.file, target.origin.line
+                ),
+            ));
+            continue;
+        }
         if let Some(conflict) = conflict(&competing, id, marker.setter.field) {
             plan.problems.push(problem(
                 Severity::Error,
@@ -183,10 +203,17 @@ pub fn plan_file(file: &str, src: &str, markers: &[Marker], targets: &Targets) -
 /// reaches the files of the automations that use it; with no automation in
 /// the tree, the declarations nearest to the file (those of its cluster
 /// directory) are the ones that apply.
-fn reaching<'a>(file: &str, id: &PolicyId, copies: &'a [Target]) -> Vec<&'a Target> {
-    let admitted = copies.iter().filter(|t| t.scope.admits(file, id).is_ok());
+fn reaching<'a>(file: &str, id: &PolicyId, copies: &[&'a Target]) -> Vec<&'a Target> {
+    let admitted = copies
+        .iter()
+        .copied()
+        .filter(|t| t.scope.admits(file, id).is_ok());
     if copies.iter().all(|t| t.scope == Scope::Everywhere) {
-        nearest(file, admitted, |t| &t.origin.file)
+        let admitted: Vec<&Target> = admitted.collect();
+        nearest(file, admitted.iter(), |t| &t.origin.file)
+            .into_iter()
+            .copied()
+            .collect()
     } else {
         admitted.collect()
     }
@@ -194,7 +221,7 @@ fn reaching<'a>(file: &str, id: &PolicyId, copies: &'a [Target]) -> Vec<&'a Targ
 
 /// Why no declaration of a policy reaches `file`, naming every automation
 /// that uses one.
-fn outside(file: &str, id: &PolicyId, copies: &[Target]) -> String {
+fn outside(file: &str, id: &PolicyId, copies: &[&Target]) -> String {
     let mut paths = Vec::new();
     for copy in copies {
         if let Scope::Paths(p) = &copy.scope {
@@ -241,6 +268,7 @@ mod tests {
             scope,
             latest,
             guard: None,
+            unread: false,
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::argocd::plan::{AppOutcome, ImageOutcome};
 use crate::marker::ObjectRef;
 use crate::policy::PolicyId;
 
@@ -127,6 +128,23 @@ impl Report {
         }
     }
 
+    /// The Argo CD images written (or, in a dry run, to be written), each
+    /// with its application, once: identical copies of an Application (one
+    /// per cluster folder) that write one file write each image once.
+    pub fn application_writes(&self) -> Vec<(&AppOutcome, &ImageOutcome)> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.applications
+            .iter()
+            .flat_map(|app| app.images.iter().map(move |i| (app, i)))
+            .filter(|(app, i)| i.new.is_some() && seen.insert(write_of(app, i)))
+            .collect()
+    }
+
+    /// Marker changes and Argo CD image writes: what is written.
+    pub fn change_count(&self) -> usize {
+        self.changes.len() + self.application_writes().len()
+    }
+
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("the report serialises");
         s.push('\n');
@@ -185,8 +203,12 @@ impl Report {
                 setter_name(c)
             );
         }
+        let mut said = std::collections::BTreeSet::new();
         for app in &self.applications {
             for i in &app.images {
+                if i.new.is_some() && !said.insert(write_of(app, i)) {
+                    continue;
+                }
                 let name = if i.alias.is_empty() {
                     &i.image
                 } else {
@@ -260,13 +282,8 @@ impl Report {
         }
         let failed = self.policies.iter().filter(|p| p.error.is_some()).count();
         let images = self.applications.iter().flat_map(|a| &a.images);
-        let (written, image_errors) = images.fold((0, 0), |(w, e), i| {
-            (
-                w + usize::from(i.new.is_some()),
-                e + usize::from(i.error.is_some()),
-            )
-        });
-        let changes = self.changes.len() + written;
+        let image_errors = images.filter(|i| i.error.is_some()).count();
+        let changes = self.change_count();
         let failed = failed + image_errors;
         let applications = match self.applications.len() {
             0 => String::new(),
@@ -302,6 +319,14 @@ impl Report {
         );
         out
     }
+}
+
+/// What one Argo CD image write is: the file, the image and its value.
+fn write_of<'a>(
+    app: &'a AppOutcome,
+    i: &'a ImageOutcome,
+) -> (&'a str, &'a str, &'a str, Option<&'a str>) {
+    (&app.target, &i.alias, &i.image, i.new.as_deref())
 }
 
 fn setter_name(c: &Change) -> String {

@@ -142,7 +142,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     // write-back method `argocd` (which edits it) cannot be done.
     configured.retain(|c| {
         let file = &c.app.origin.file;
-        let outside = external.iter().any(|p| file.starts_with(&format!("{p}/")));
+        let outside = external.iter().any(|(p, _)| file.starts_with(&format!("{p}/")));
         if outside && !c.write_back.is_git() {
             report.problems.push(Problem::at(
                 file,
@@ -158,13 +158,21 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         !outside || c.write_back.is_git()
     });
     // Applications share files (one file of many Applications, say): each
-    // is read once.
+    // is read once. A file named `PATH/<file>` is an Application's own file
+    // in a `--policies` directory, read from there.
     let cache = std::cell::RefCell::new(std::collections::HashMap::new());
     let read = |rel: &str| {
         cache
             .borrow_mut()
             .entry(rel.to_string())
-            .or_insert_with(|| read_in_tree(&options.root, rel))
+            .or_insert_with(|| {
+                match external.iter().find_map(|(prefix, dir)| {
+                    Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?))
+                }) {
+                    Some((dir, inside)) => read_in_tree(dir, inside),
+                    None => read_in_tree(&options.root, rel),
+                }
+            })
             .clone()
     };
     let prepared = argocd::plan::prepare(configured, &read, controller_ns);
@@ -178,6 +186,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     );
     report.problems.extend(skipped);
     let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    add_unread(&mut targets, &resources.unread);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
     if options.allow_downgrade {
@@ -343,6 +352,11 @@ struct Reading {
     /// The parsed file, when it may hold Flux resources.
     resources: Option<(String, yaml::Stream)>,
     marked: Option<MarkedFile>,
+    /// Set when the file declares Flux resources and cannot be parsed.
+    unread: Option<flux::Origin>,
+    /// Set when the file declares an Argo CD ImageUpdater and cannot be
+    /// parsed.
+    unread_updater: Option<String>,
 }
 
 /// Reads every file once: Flux resources from any YAML file, markers from the
@@ -360,7 +374,7 @@ fn read_tree(
     argocd::config::Declarations,
 ) {
     let readings = scan::walk_map(root, filter, leftovers, |entry| match entry {
-        Ok(entry) => read_file(&entry),
+        Ok(entry) => read_file(&entry, entry.editable),
         Err(problem) => Reading {
             problems: vec![problem],
             ..Reading::default()
@@ -374,6 +388,8 @@ fn read_tree(
         if let Some((rel, stream)) = reading.resources {
             declare(&rel, &stream, &mut resources, &mut argo, controller_ns);
         }
+        resources.unread.extend(reading.unread);
+        argo.unread.extend(reading.unread_updater);
         marked.extend(reading.marked);
     }
     (marked, resources, argo)
@@ -400,7 +416,8 @@ fn declare(
 /// are, their markers never, and nothing in them is edited. Their files are
 /// named `<PATH>/<file>` (PATH as given, `./` before a relative one that
 /// has none), which no tree file can be, so an Application read there is
-/// never read or written as a tree file. Returns those prefixes.
+/// never read or written as a tree file. Returns those prefixes, each with
+/// its directory.
 /// `root` is the tree, when there is one (a PATH inside it is skipped).
 pub fn read_policies(
     root: Option<&Path>,
@@ -409,7 +426,7 @@ pub fn read_policies(
     argo: &mut argocd::config::Declarations,
     controller_ns: &str,
     problems: &mut Vec<Problem>,
-) -> Vec<String> {
+) -> Vec<(String, PathBuf)> {
     let tree = root.and_then(|r| r.canonicalize().ok());
     let mut prefixes = Vec::new();
     for dir in dirs {
@@ -438,10 +455,14 @@ pub fn read_policies(
                 &Filter::default(),
                 scan::Leftovers::Skip,
                 |entry| match entry {
-                    Ok(entry) => read_file(&scan::Entry {
-                        editable: false,
-                        ..entry
-                    }),
+                    // Never edited, but asked for: a file we cannot parse is said.
+                    Ok(entry) => read_file(
+                        &scan::Entry {
+                            editable: false,
+                            ..entry
+                        },
+                        true,
+                    ),
                     Err(problem) => Reading {
                         problems: vec![problem],
                         ..Reading::default()
@@ -456,8 +477,16 @@ pub fn read_policies(
             if let Some((rel, stream)) = reading.resources {
                 declare(&named(&rel), &stream, resources, argo, controller_ns);
             }
+            resources
+                .unread
+                .extend(reading.unread.map(|o| flux::Origin {
+                    file: named(&o.file),
+                    ..o
+                }));
+            argo.unread
+                .extend(reading.unread_updater.map(|f| named(&f)));
         }
-        prefixes.push(prefix);
+        prefixes.push((prefix, dir.clone()));
     }
     prefixes
 }
@@ -523,7 +552,9 @@ fn utf16_with_declarations(rel: &str, bytes: &[u8]) -> Option<Problem> {
     })
 }
 
-fn read_file(entry: &scan::Entry) -> Reading {
+/// Reads one file; `say_unparsable` is whether a file we need that does
+/// not parse is reported (not for a tree file `--exclude`d from editing).
+fn read_file(entry: &scan::Entry, say_unparsable: bool) -> Reading {
     let mut reading = Reading::default();
     let rel = entry.rel.as_str();
     let bytes = match std::fs::read(&entry.path) {
@@ -583,9 +614,23 @@ fn read_file(entry: &scan::Entry) -> Reading {
     let stream = match yaml::parse(&src) {
         Ok(stream) => stream,
         Err(e) => {
-            reading
-                .problems
-                .extend(unparsable(rel, &src, has_marker, entry.editable, &e));
+            let problem = unparsable(rel, &src, has_marker, say_unparsable, &e);
+            // What it declares is unknown: it may hold a folder's copy.
+            if problem
+                .as_ref()
+                .is_some_and(|p| p.severity == Severity::Error)
+            {
+                if declares(&src, &[flux::API_GROUP, crate::kubesphere::API_GROUP]) {
+                    reading.unread = Some(flux::Origin {
+                        file: rel.to_string(),
+                        line: e.line,
+                    });
+                }
+                if declares(&src, &[argocd::config::UPDATER_API]) {
+                    reading.unread_updater = Some(rel.to_string());
+                }
+            }
+            reading.problems.extend(problem);
             return reading;
         }
     };
@@ -620,39 +665,36 @@ fn read_file(entry: &scan::Entry) -> Reading {
 /// merely mentions a group (an `argocd.argoproj.io/hook` annotation, say)
 /// is passed over in silence, as Flux passes over files it cannot parse;
 /// one that declares resources gets a note, since templates are not read;
-/// a file excluded from editing is never reported.
+/// a tree file excluded from editing is never reported (`say` false).
 fn unparsable(
     rel: &str,
     src: &str,
     has_marker: bool,
-    editable: bool,
+    say: bool,
     e: &yaml::SyntaxError,
 ) -> Option<Problem> {
-    if !editable {
+    if !say {
         return None;
     }
-    let template = src.contains("{{");
-    let declares = src.lines().any(|line| {
-        let line = line.trim_start().trim_start_matches("- ");
-        line.strip_prefix("apiVersion:").is_some_and(|v| {
-            let group = v.trim().trim_matches(['"', '\'']);
-            [
-                flux::API_GROUP,
-                argocd::config::SCREEN,
-                "argocd-image-updater.argoproj.io/",
-                crate::kubesphere::API_GROUP,
-            ]
-            .iter()
-            .any(|g| group.starts_with(g))
-        })
-    });
+    // A file that is YAML but for a repeated key is no template, whatever
+    // its values mention (an automation's `{{range …}}` message template).
+    let template = src.contains("{{") && yaml::parse_full(src).is_err();
+    let declares = declares(
+        src,
+        &[
+            flux::API_GROUP,
+            argocd::config::SCREEN,
+            argocd::config::UPDATER_API,
+            crate::kubesphere::API_GROUP,
+        ],
+    );
     let (severity, message) = match (has_marker, declares, template) {
         (true, _, _) | (false, true, false) => (
             Severity::Error,
             format!(
                 "malformed YAML: {}; file left untouched{}",
                 e.message,
-                template_hint(src, rel)
+                template_hint(template, rel)
             ),
         ),
         (false, true, true) => (
@@ -665,6 +707,18 @@ fn unparsable(
         (false, false, _) => return None,
     };
     Some(Problem::at(rel, e.line, Some(e.column), severity, message))
+}
+
+/// Whether `src` has an `apiVersion:` line of one of `groups`: it declares
+/// resources of that group (a mere mention, in an annotation, does not).
+fn declares(src: &str, groups: &[&str]) -> bool {
+    src.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("- ");
+        line.strip_prefix("apiVersion:").is_some_and(|v| {
+            let group = v.trim().trim_matches(['"', '\'']);
+            groups.iter().any(|g| group.starts_with(g))
+        })
+    })
 }
 
 /// A reference a full marker already pins: `name:tag@digest`.
@@ -899,6 +953,21 @@ fn tag_metadata(registry: &dyn Registry, wanted: &[(TagRef, String, bool)]) -> M
     }
 }
 
+/// Files that declare Flux resources but cannot be read stand beside each
+/// policy's declarations: a marker nearer to one of them than to the
+/// declaration found is left unchanged (its folder's copy may be there).
+pub fn add_unread(targets: &mut Targets, unread: &[flux::Origin]) {
+    for copies in targets.values_mut() {
+        copies.extend(unread.iter().map(|origin| Target {
+            origin: origin.clone(),
+            scope: flux::Scope::Everywhere,
+            latest: Err(()),
+            guard: None,
+            unread: true,
+        }));
+    }
+}
+
 /// Lists each repository once, selects every policy, then looks up the
 /// digests the chosen tags need, in one batch.
 pub fn resolve(
@@ -984,6 +1053,7 @@ fn resolve_listed(
             scope: d.scope.clone(),
             latest: latest.map_err(|_| ()),
             guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
+            unread: false,
         });
     }
     outcomes.sort_by(|a, b| a.policy.cmp(&b.policy));
@@ -992,8 +1062,8 @@ fn resolve_listed(
 
 /// For a file that does not parse because it is a template (Helm's
 /// `templates/`, or any `{{ }}`), how to stop reading it.
-fn template_hint(src: &str, rel: &str) -> String {
-    if src.contains("{{") {
+fn template_hint(template: bool, rel: &str) -> String {
+    if template {
         let dir = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
         let glob = if dir.is_empty() {
             rel.to_string()
@@ -1029,6 +1099,7 @@ mod tests {
                     scope: flux::Scope::Everywhere,
                     latest: Ok(resolved),
                     guard: None,
+                    unread: false,
                 }],
             )]),
             argo: BTreeMap::from([(

@@ -395,6 +395,8 @@ fn action_yml_declares_the_documented_interface() {
             "insecure-registries",
             "docker-config",
             "policies",
+            "deadline",
+            "max-tags",
             "extra-args"
         ]
     );
@@ -534,6 +536,61 @@ fn dry_run_sets_outputs_summary_and_annotations_and_writes_nothing() {
             .any(|l| l.starts_with("2 policies, 2 changes in 2 files")),
         "{}",
         step.context()
+    );
+}
+
+/// A tree with only Argo CD applications: the override file it writes is
+/// a change, so `changed` is `true` and the summary counts and lists it.
+#[test]
+fn argo_cd_writes_count_as_changes_for_the_outputs_and_summary() {
+    let workspace = tempfile::tempdir().unwrap();
+    let put = |rel: &str, text: &str| {
+        let path = workspace.path().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    };
+    put(
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n",
+    );
+    put(
+        "apps/web/kustomization.yaml",
+        "images:\n- name: ghcr.io/acme/web\n  newTag: 1.0.0\n",
+    );
+    put(
+        "snapshot.json",
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    );
+    let step = run_step(
+        workspace.path(),
+        &[
+            ("registry-snapshot", "snapshot.json"),
+            (
+                "extra-args",
+                "--repo-url https://git.example.com/org/gitops",
+            ),
+        ],
+        None,
+    );
+    assert_eq!(step.code, Some(0), "{}", step.context());
+    assert_eq!(step.outputs["changed"], "true", "{}", step.context());
+    assert!(
+        step.summary.contains("1 reference changed in 1 file."),
+        "{}",
+        step.summary
+    );
+    assert!(
+        step.summary.contains(
+            "| `apps/web/.argocd-source-web.yaml` |  | `ghcr.io/acme/web:1.0.0` → `ghcr.io/acme/web:1.1.0` | `argocd/web ghcr.io/acme/web` |"
+        ),
+        "{}",
+        step.summary
+    );
+    assert!(
+        workspace
+            .path()
+            .join("apps/web/.argocd-source-web.yaml")
+            .is_file()
     );
 }
 

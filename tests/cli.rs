@@ -307,6 +307,75 @@ fn fixture_argocd_sources_of_real_repositories() {
     fixture("argocd-sources", 0);
 }
 
+/// Issue 17.4 with issue 16.2's rule: the image an application runs is
+/// found in its manifests as upstream's `ContainsImage` finds it in the
+/// live image list (registry-scanner/pkg/image/image.go:169): a reference
+/// of the Kustomize name first, wherever it is, then of the image, with
+/// the registry as written (`docker.io/library/nginx` is not `nginx`, so
+/// that image is not found and not written).
+#[test]
+fn the_running_image_is_found_by_upstreams_rule() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}, "docker.io/library/nginx": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    put(
+        work.path(),
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x, proxy=nginx:1.x\n    argocd-image-updater.argoproj.io/web.kustomize.image-name: web\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n",
+    );
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
+        "resources:\n- sidecar.yaml\n- deployment.yaml\n",
+    );
+    put(
+        work.path(),
+        "apps/web/sidecar.yaml",
+        "kind: Pod\nspec:\n  containers:\n  - image: ghcr.io/acme/web:0.9.0\n  - image: docker.io/library/nginx:1.0.0\n",
+    );
+    put(
+        work.path(),
+        "apps/web/deployment.yaml",
+        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - image: web:1.0.0\n",
+    );
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let images = &report["applications"][0]["images"];
+    assert_eq!(images[0]["current"], "web:1.0.0", "{report}");
+    assert_eq!(
+        images[0]["current_from"], "apps/web/deployment.yaml",
+        "{report}"
+    );
+    assert_eq!(images[0]["new"], "ghcr.io/acme/web:1.1.0", "{report}");
+    assert_eq!(images[1]["current"], serde_json::Value::Null, "{report}");
+    assert_eq!(images[1]["new"], serde_json::Value::Null, "{report}");
+    assert!(
+        images[1]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("not written: no current value found"),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("apps/web/.argocd-source-web.yaml")).unwrap(),
+        "kustomize:\n  images:\n  - web=ghcr.io/acme/web:1.1.0\n"
+    );
+}
+
 /// A source path with neither a chart nor a kustomization is named, with
 /// what to check.
 #[test]
@@ -387,6 +456,38 @@ fn two_application_copies_writing_one_file_and_disagreeing_are_a_conflict() {
             .path()
             .join("apps/web/.argocd-source-web.yaml")
             .exists()
+    );
+}
+
+/// Identical copies of one Argo CD Application (one per cluster folder)
+/// write its override file once; the text report says and counts that one
+/// change, not one per copy.
+#[test]
+fn identical_application_copies_are_one_change_in_the_text_report() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n";
+    for cluster in ["a", "b"] {
+        put(work.path(), &format!("clusters/{cluster}/app.yaml"), app);
+    }
+    put(
+        work.path(),
+        "apps/web/kustomization.yaml",
+        "images:\n- name: ghcr.io/acme/web\n  newTag: 0.9.0\n",
+    );
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &["--repo-url", "https://git.example.com/org/gitops"],
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let line = "apps/web/.argocd-source-web.yaml: application argocd/web image ghcr.io/acme/web: changed ghcr.io/acme/web:0.9.0 -> ghcr.io/acme/web:1.1.0\n";
+    assert_eq!(text.matches(line).count(), 1, "{text}");
+    assert!(
+        text.ends_with("0 policies, 2 applications, 1 change in 1 file\n"),
+        "{text}"
     );
 }
 
@@ -1081,6 +1182,214 @@ fn a_file_with_a_duplicate_key_is_reported_and_left_alone() {
     );
 }
 
+/// A file whose only fault is a repeated key is YAML, not a template,
+/// even when a value mentions `{{` (an automation's message template): it
+/// is an error, not a note, or the automation would be dropped and every
+/// policy would apply everywhere with exit 0.
+#[test]
+fn a_repeated_key_in_a_file_with_a_message_template_is_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    put(
+        work.path(),
+        "automation.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: apps, namespace: apps}\nspec:\n  interval: 5m\n  interval: 10m\n  git:\n    commit:\n      messageTemplate: '{{range .Changed.Changes}}{{.NewValue}} {{end}}'\n  update: {path: ./deploy, strategy: Setters}\n",
+    );
+    let marked = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    put(work.path(), "elsewhere/deploy.yaml", marked);
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"] == "automation.yaml")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        (&problem["severity"], &problem["line"]),
+        (&serde_json::json!("error"), &serde_json::json!(6)),
+        "{report}"
+    );
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"interval\""),
+        "{report}"
+    );
+    assert!(
+        !problem["message"].as_str().unwrap().contains("--exclude"),
+        "{report}"
+    );
+}
+
+/// A cluster folder whose policy file cannot be read (a repeated key) is
+/// not updated with another folder's copy of the policy: its own copy may
+/// be in that file. Production stays as it is; staging is updated.
+#[test]
+fn an_unreadable_cluster_copy_is_not_replaced_by_another_clusters() {
+    let work = tempfile::tempdir().unwrap();
+    let policy = |range: &str, extra: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec:\n  imageRepositoryRef: {{name: web}}\n  policy: {{semver: {{range: {range}}}}}\n{extra}"
+        )
+    };
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        &policy("1.0.x", "  policy: {semver: {range: 1.0.x}}\n"),
+    );
+    put(
+        work.path(),
+        "clusters/staging/policy.yaml",
+        &policy("1.x", ""),
+    );
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    for cluster in ["production", "staging"] {
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/deploy.yaml"),
+            deploy,
+        );
+    }
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.0.1", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let read = |c: &str| {
+        fs::read_to_string(work.path().join(format!("clusters/{c}/deploy.yaml"))).unwrap()
+    };
+    assert_eq!(read("production"), deploy, "{report}");
+    assert_eq!(
+        read("staging"),
+        deploy.replace("1.0.0", "1.1.0"),
+        "{report}"
+    );
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("clusters/production/policy.yaml cannot be read and is nearer to this file than the declaration of policy apps:web at clusters/staging/policy.yaml:6"),
+        "{report}"
+    );
+
+    // The policy is read but its folder's ImageRepository file is not: the
+    // policy fails rather than use staging's repository.
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        policy("1.0.x", "").split_once("---\n").unwrap().1,
+    );
+    put(
+        work.path(),
+        "clusters/production/repository.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\nspec: {image: ghcr.io/acme/web}\n",
+    );
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(read("production"), deploy, "{report}");
+    assert!(
+        report["policies"].to_string().contains("clusters/production/repository.yaml cannot be read and is nearer to this policy than the declaration at clusters/staging/policy.yaml:1"),
+        "{report}"
+    );
+    fs::remove_file(work.path().join("clusters/production/repository.yaml")).unwrap();
+    put(
+        work.path(),
+        "clusters/production/policy.yaml",
+        &policy("1.0.x", "  policy: {semver: {range: 1.0.x}}\n"),
+    );
+
+    // With an automation per cluster, production's uses no other copy.
+    for cluster in ["production", "staging"] {
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/deploy.yaml"),
+            deploy,
+        );
+        put(
+            work.path(),
+            &format!("clusters/{cluster}/automation.yaml"),
+            &format!(
+                "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {{name: auto, namespace: apps}}\nspec:\n  update: {{path: ./clusters/{cluster}, strategy: Setters}}\n"
+            ),
+        );
+    }
+    let output = run_in(work.path(), &snapshot, &["--output", "json"]);
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(read("production"), deploy, "{report}");
+    assert_eq!(
+        read("staging"),
+        deploy.replace("1.0.0", "1.1.0"),
+        "{report}"
+    );
+}
+
+/// The Argo CD side: a cluster folder whose ImageUpdater file cannot be
+/// read gets an error for its application, not the other folder's copy.
+#[test]
+fn an_unreadable_image_updater_copy_leaves_its_folders_application_alone() {
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = small_tree(work.path());
+    fs::remove_file(work.path().join("policy.yaml")).unwrap();
+    let updater = "apiVersion: argocd-image-updater.argoproj.io/v1alpha1\nkind: ImageUpdater\nmetadata: {name: updater, namespace: argocd}\nspec:\n  writeBackConfig: {method: git}\n  applicationRefs:\n  - namePattern: web\n    images:\n    - alias: web\n      imageName: ghcr.io/acme/web:1.x\n";
+    put(work.path(), "clusters/b/updater.yaml", updater);
+    put(
+        work.path(),
+        "clusters/a/updater.yaml",
+        &format!("{updater}  writeBackConfig: {{method: git}}\n"),
+    );
+    for c in ["a", "b"] {
+        put(
+            work.path(),
+            &format!("clusters/{c}/app.yaml"),
+            &format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: web, namespace: argocd}}\nspec:\n  source: {{repoURL: \"https://git.example.com/org/gitops\", path: apps/{c}}}\n"
+            ),
+        );
+        put(
+            work.path(),
+            &format!("apps/{c}/kustomization.yaml"),
+            "images:\n- name: ghcr.io/acme/web\n  newTag: 1.0.0\n",
+        );
+    }
+    let output = run_in(
+        work.path(),
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(
+        report["files"],
+        serde_json::json!(["apps/b/.argocd-source-web.yaml"]),
+        "{report}"
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["file"] == "clusters/a/app.yaml"
+                && p["severity"] == "error"
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("clusters/a/updater.yaml cannot be read")),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_helm_template_that_does_not_parse_suggests_exclude() {
     let work = tempfile::tempdir().unwrap();
@@ -1177,6 +1486,164 @@ fn select_with_an_image_skips_an_invalid_listed_tag() {
     assert!(
         stderr.contains("skipped 1 listed tag that is not a valid OCI tag (\"zz top\")"),
         "{stderr}"
+    );
+}
+
+/// Tags given on the command line or standard input are screened as
+/// `run` and `select --image` screen a registry's: an invalid OCI tag is
+/// skipped and counted in a warning, under Flux's rules and Argo CD's.
+#[test]
+fn select_skips_an_invalid_tag_given_as_an_argument_or_on_stdin() {
+    let skipped = "skipped 1 listed tag that is not a valid OCI tag (\"zz top\")";
+    let (code, out, err) = select(&["--alphabetical", "asc", "1", "2", "zz top"], "");
+    assert_eq!((code, out.as_str()), (Some(0), "2\n"), "{err}");
+    assert!(err.contains(skipped), "{err}");
+    let (code, out, err) = select(&["--strategy", "alphabetical"], "1\n2\nzz top\n");
+    assert_eq!((code, out.as_str()), (Some(0), "2\n"), "{err}");
+    assert!(err.contains(skipped), "{err}");
+    let (code, out, err) = select(&["--semver", "*"], "1.0.0\n2.0.0+a/b\n");
+    assert_eq!((code, out.as_str()), (Some(0), "1.0.0\n"), "{err}");
+    assert!(
+        err.contains("skipped 1 listed tag that is not a valid OCI tag (\"2.0.0+a/b\")"),
+        "{err}"
+    );
+}
+
+/// Cluster copies kept in a `--policies` directory with the tree's layout
+/// (`clusters/a`, `clusters/b`): each cluster's markers use the copy of
+/// their own cluster, the path inside the directory being compared with
+/// the tree's, as if the directory were the tree.
+#[test]
+fn cluster_copies_in_a_policies_directory_are_matched_by_their_path_inside_it() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    let policy = |range: &str| {
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {{name: web, namespace: apps}}\nspec: {{image: ghcr.io/acme/web}}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {{name: web, namespace: apps}}\nspec: {{imageRepositoryRef: {{name: web}}, policy: {{semver: {{range: {range}}}}}}}\n"
+        )
+    };
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    for (cluster, range) in [("a", "1.0.x"), ("b", "1.x")] {
+        put(
+            &infra,
+            &format!("clusters/{cluster}/policy.yaml"),
+            &policy(range),
+        );
+        put(&tree, &format!("clusters/{cluster}/deploy.yaml"), deploy);
+    }
+    let snapshot = work.path().join("snapshot.json");
+    fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.0.1", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    for infra_arg in [infra.to_str().unwrap(), "../infra"] {
+        for cluster in ["a", "b"] {
+            put(&tree, &format!("clusters/{cluster}/deploy.yaml"), deploy);
+        }
+        let output = bin()
+            .current_dir(&tree)
+            .args(["run", ".", "--output", "json", "--policies", infra_arg])
+            .arg("--registry-snapshot")
+            .arg(&snapshot)
+            .output()
+            .unwrap();
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(0), "{report}");
+        let read =
+            |c: &str| fs::read_to_string(tree.join(format!("clusters/{c}/deploy.yaml"))).unwrap();
+        assert_eq!(read("a"), deploy.replace("1.0.0", "1.0.1"), "{report}");
+        assert_eq!(read("b"), deploy.replace("1.0.0", "1.1.0"), "{report}");
+    }
+}
+
+/// An Application kept in a `--policies` directory (write-back `git`) is
+/// read from there for its own `kustomize.images`: the current value, and
+/// the images the override file carries, as for one in the tree.
+#[test]
+fn an_application_in_a_policies_directory_gives_its_own_kustomize_images() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    put(
+        &infra,
+        "app.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: https://git.example.com/org/gitops\n    path: apps/web\n    kustomize:\n      images:\n      - ghcr.io/acme/web:1.0.0\n      - ghcr.io/acme/side:2.0.0\n",
+    );
+    put(&tree, "apps/web/kustomization.yaml", "resources: []\n");
+    let snapshot = small_tree(work.path());
+    let output = run_in(
+        &tree,
+        &snapshot,
+        &[
+            "--repo-url",
+            "https://git.example.com/org/gitops",
+            "--output",
+            "json",
+            "--policies",
+            infra.to_str().unwrap(),
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["current"], "ghcr.io/acme/web:1.0.0", "{report}");
+    assert_eq!(
+        fs::read_to_string(tree.join("apps/web/.argocd-source-web.yaml")).unwrap(),
+        "kustomize:\n  images:\n  - ghcr.io/acme/web:1.1.0\n  - ghcr.io/acme/side:2.0.0\n"
+    );
+}
+
+/// `--policies` files are read as the tree's are, unparsable ones too: a
+/// file there that declares our resources but is not YAML (a repeated key)
+/// is an error naming it, not passed over in silence as an `--exclude`d
+/// tree file is (the run would otherwise only warn that the policy is not
+/// found, and exit 0).
+#[test]
+fn an_unparsable_policies_file_is_an_error() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let infra = work.path().join("infra");
+    let deploy = "image: ghcr.io/acme/web:1.0.0 # {\"$imagepolicy\": \"apps:web\"}\n";
+    put(&tree, "deploy.yaml", deploy);
+    put(
+        &infra,
+        "policies.yaml",
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec:\n  imageRepositoryRef: {name: web}\n  policy: {semver: {range: 1.x}}\n  policy: {semver: {range: 2.x}}\n",
+    );
+    put(
+        &infra,
+        "chart/templates/hook.yaml",
+        "metadata:\n  annotations:\n    argocd.argoproj.io/hook: {{ .Values.hook }}\n",
+    );
+    let snapshot = small_tree(work.path());
+    let infra_arg = infra.to_str().unwrap();
+    let output = run_in(
+        &tree,
+        &snapshot,
+        &["--output", "json", "--policies", infra_arg],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let problems = report["problems"].as_array().unwrap();
+    let file = format!("{infra_arg}/policies.yaml");
+    assert!(
+        problems.iter().any(|p| p["file"] == file.as_str()
+            && p["severity"] == "error"
+            && p["line"] == 7
+            && p["message"].as_str().unwrap().contains("malformed YAML")),
+        "{report}"
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p["file"].as_str().unwrap_or_default().contains("hook.yaml")),
+        "{report}"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("deploy.yaml")).unwrap(),
+        deploy
     );
 }
 

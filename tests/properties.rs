@@ -192,7 +192,7 @@ proptest! {
         let found = marker::find(&src, &stream);
         let targets = BTreeMap::from([(
             PolicyId::new("ns", "p"),
-            vec![Target { origin: Origin { file: "p.yaml".into(), line: 1 }, scope: Scope::Everywhere, latest: Ok(Resolved::new("ghcr.io/new/img", NEW_TAGS[tag], None).unwrap()), guard: None }],
+            vec![Target { origin: Origin { file: "p.yaml".into(), line: 1 }, scope: Scope::Everywhere, latest: Ok(Resolved::new("ghcr.io/new/img", NEW_TAGS[tag], None).unwrap()), guard: None, unread: false }],
         )]);
         let planned = plan::plan_file("f.yaml", &src, &found.markers, &targets);
         let out = rewrite::apply(&src, &planned.edits).unwrap();

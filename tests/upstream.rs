@@ -179,6 +179,19 @@ fn argocd_image_updater_cases() {
                     case.str_at(&["expected"]),
                 )
             }
+            "contains_image" => {
+                let running = strings(case.get("running"));
+                same(
+                    "running image",
+                    kustomize::running(
+                        &running,
+                        case.str_at(&["image"]).unwrap(),
+                        case.str_at(&["kustomize_name"]),
+                    )
+                    .map(|i| running[i].as_str()),
+                    case.str_at(&["expected"]),
+                )
+            }
             "merge_override" => {
                 let mut got = kustomize::merge_override(
                     &strings(case.get("existing")),
@@ -483,7 +496,8 @@ fn image_reflector_controller_cases() {
                         "selected",
                         (out.status.code(), stdout.as_str()),
                         (Some(0), tag),
-                    ),
+                    )
+                    .and_then(|()| really_differs(case, std::slice::from_ref(&stdout))),
                 }
             }
             "filter" => {

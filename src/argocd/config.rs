@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::flux::{LabelSelector, Origin, string_map};
+use crate::flux::{LabelSelector, Origin, shared_dirs, string_map};
 use crate::policy::argo::go_glob;
 use crate::report::{Problem, Severity};
 use crate::yaml::Node;
@@ -20,7 +20,7 @@ use super::repo_url;
 /// Found in every file worth parsing: Applications and ImageUpdaters.
 pub const SCREEN: &str = "argoproj.io/";
 const APPLICATION_API: &str = "argoproj.io/";
-const UPDATER_API: &str = "argocd-image-updater.argoproj.io/";
+pub const UPDATER_API: &str = "argocd-image-updater.argoproj.io/";
 const ANNOTATION: &str = "argocd-image-updater.argoproj.io/";
 /// The namespace Argo CD runs in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "argocd";
@@ -56,7 +56,8 @@ impl Settings {
         };
         Settings {
             strategy: text(node, "updateStrategy"),
-            force_update: text(node, "forceUpdate").map(|v| v == "true"),
+            // Checked by `invalid_force_update` before a resource is kept.
+            force_update: node.get("forceUpdate").and_then(|v| yaml_bool(v).ok()),
             allow_tags: text(node, "allowTags"),
             ignore_tags: node.get("ignoreTags").map(strings),
             pull_secret: text(node, "pullSecret"),
@@ -322,6 +323,9 @@ struct Updater {
 pub struct Declarations {
     apps: Vec<Application>,
     updaters: Vec<Updater>,
+    /// Files that declare an ImageUpdater but cannot be parsed (reported
+    /// as errors): what they declare is unknown.
+    pub unread: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -353,6 +357,28 @@ impl Declarations {
         }
         let spec = root.get("spec").unwrap_or(&Node::Empty);
         if is_updater {
+            let label = format!("ImageUpdater {namespace}/{name}");
+            if let Some((at, message)) = invalid_force_update(spec) {
+                self.problems.push(Problem::at(
+                    file,
+                    at.line,
+                    Some(at.column),
+                    Severity::Error,
+                    format!("{label}: {message}"),
+                ));
+                // Kept without refs: still the nearest copy for the
+                // applications of its cluster folder, which it then leaves
+                // alone, as a refused resource would in that cluster.
+                self.updaters.push(Updater {
+                    settings: Settings::default(),
+                    write_back: WriteBack::default(),
+                    refs: Vec::new(),
+                    label,
+                    namespace,
+                    file: file.to_string(),
+                });
+                return;
+            }
             self.updaters.push(Updater {
                 settings: Settings::from_resource(spec.get("commonUpdateSettings")),
                 write_back: WriteBack::from_resource(spec.get("writeBackConfig")),
@@ -363,7 +389,7 @@ impl Declarations {
                     .iter()
                     .map(read_ref)
                     .collect(),
-                label: format!("ImageUpdater {namespace}/{name}"),
+                label,
                 namespace,
                 file: file.to_string(),
             });
@@ -554,6 +580,23 @@ impl Declarations {
                     _ => Some((u, r)),
                 },
             );
+        // An ImageUpdater file nearer to the application than the one found
+        // may hold its folder's own copy.
+        if let Some((u, _)) = best
+            && let Some(file) = self
+                .unread
+                .iter()
+                .find(|f| shared_dirs(&app.origin.file, f) > shared_dirs(&app.origin.file, &u.file))
+        {
+            return Some((
+                Err(format!(
+                    "{file} cannot be read and is nearer than {} at {}, so it may hold this folder's own copy; not updated",
+                    u.label, u.file
+                )),
+                WriteBack::default(),
+                u.label.clone(),
+            ));
+        }
         let from_annotations = WriteBack::from_annotations(&app.annotations);
         match best {
             Some((u, r)) if !r.use_annotations => {
@@ -852,6 +895,51 @@ fn go_parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// A YAML boolean as the API server reads one (YAML 1.1, as
+/// `sigs.k8s.io/yaml` does); a quoted value is a string.
+fn yaml_bool(node: &Node) -> Result<bool, String> {
+    match node {
+        Node::Scalar(s) if s.style == granit_parser::ScalarStyle::Plain => match s.value.as_str() {
+            "true" | "True" | "TRUE" | "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+                Ok(true)
+            }
+            "false" | "False" | "FALSE" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off"
+            | "OFF" => Ok(false),
+            v => Err(format!("{v:?}")),
+        },
+        Node::Scalar(s) => Err(format!("the string {:?}", s.value)),
+        _ => Err("a collection".to_string()),
+    }
+}
+
+/// The first `forceUpdate` of an ImageUpdater's spec (at any of its three
+/// levels) that is not a boolean, as its CRD's schema requires: the API
+/// server refuses such a resource, so it updates nothing (as an invalid
+/// `force-update` annotation makes upstream skip its application).
+fn invalid_force_update(spec: &Node) -> Option<(crate::yaml::Position, String)> {
+    let refs = spec
+        .get("applicationRefs")
+        .map(Node::items)
+        .unwrap_or_default();
+    let images = refs
+        .iter()
+        .flat_map(|r| r.get("images").map(Node::items).unwrap_or_default());
+    std::iter::once(spec)
+        .chain(refs)
+        .chain(images)
+        .filter_map(|n| n.at(&["commonUpdateSettings", "forceUpdate"]))
+        .filter(|v| !v.is_null())
+        .find_map(|v| {
+            let found = yaml_bool(v).err()?;
+            Some((
+                v.position(),
+                format!(
+                    "forceUpdate is {found}, not a boolean (true or false) as the ImageUpdater schema requires; the API server would refuse the resource, so it updates nothing"
+                ),
+            ))
+        })
+}
+
 fn text(node: &Node, key: &str) -> Option<String> {
     node.str_at(&[key]).map(str::to_string)
 }
@@ -879,10 +967,17 @@ mod tests {
 
     fn declarations(src: &str) -> Declarations {
         let mut d = Declarations::default();
-        for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
-            d.read("apps.yaml", i, &doc.root, DEFAULT_NAMESPACE);
-        }
+        read_files(&mut d, &[("apps.yaml", src)]);
         d
+    }
+
+    /// Reads every document of each `(file, text)`.
+    fn read_files(d: &mut Declarations, files: &[(&str, &str)]) {
+        for (file, src) in files {
+            for (i, doc) in parse(src).unwrap().documents.iter().enumerate() {
+                d.read(file, i, &doc.root, DEFAULT_NAMESPACE);
+            }
+        }
     }
 
     const REPO: &str = "https://github.com/org/gitops.git";
@@ -979,6 +1074,119 @@ metadata: {name: web-other, namespace: team}
 spec:
   source: {repoURL: "https://github.com/org/gitops", path: other}
 "#;
+
+    /// The CRD types `forceUpdate` as a boolean: a string (quoted, or a
+    /// word YAML does not read as a boolean) at any level makes the
+    /// resource one the API server refuses, an error that updates nothing,
+    /// as upstream refuses an invalid `force-update` annotation.
+    #[test]
+    fn an_image_updater_with_a_force_update_that_is_not_a_boolean_is_an_error() {
+        let at_image = UPDATER.replace(
+            "commonUpdateSettings: {updateStrategy: newest-build}",
+            "commonUpdateSettings: {updateStrategy: newest-build, forceUpdate: \"true\"}",
+        );
+        let at_spec = UPDATER.replace(
+            "    updateStrategy: semver\n",
+            "    updateStrategy: semver\n    forceUpdate: invalid\n",
+        );
+        for (src, line, found) in [
+            (at_image, 17, "the string \"true\""),
+            (at_spec.clone(), 7, "\"invalid\""),
+        ] {
+            let mut d = declarations(&src);
+            let configured = d.configure(Some(REPO));
+            assert!(
+                configured.iter().all(|c| c.by == "annotations"),
+                "{configured:?}"
+            );
+            let problem = &d.problems[0];
+            assert_eq!(
+                (problem.severity, problem.line),
+                (Severity::Error, Some(line)),
+                "{problem:?}"
+            );
+            assert!(
+                problem.message.starts_with(&format!(
+                    "ImageUpdater argocd/updater: forceUpdate is {found}, not a boolean"
+                )),
+                "{}",
+                problem.message
+            );
+        }
+        let valid = UPDATER.replace(
+            "    updateStrategy: semver\n",
+            "    updateStrategy: semver\n    forceUpdate: yes\n",
+        );
+        let mut d = declarations(&valid);
+        let configured = d.configure(Some(REPO));
+        let dev = configured.iter().find(|c| c.app.name == "web-dev").unwrap();
+        assert_eq!(dev.images[0].settings.force_update, Some(true));
+
+        // Cluster copies: the refused copy of cluster a is still that
+        // cluster's, so cluster b's copy does not configure a's application.
+        let (updater, apps) = UPDATER.split_once("---\n").unwrap();
+        let mut d = Declarations::default();
+        read_files(
+            &mut d,
+            &[
+                (
+                    "clusters/a/updater.yaml",
+                    at_spec.split_once("---\n").unwrap().0,
+                ),
+                ("clusters/b/updater.yaml", updater),
+                ("clusters/a/apps.yaml", apps),
+                ("clusters/b/apps.yaml", apps),
+            ],
+        );
+        let configured = d.configure(Some(REPO));
+        let by_updater: Vec<&str> = configured
+            .iter()
+            .filter(|c| c.by.starts_with("ImageUpdater"))
+            .map(|c| c.app.origin.file.as_str())
+            .collect();
+        assert!(!by_updater.is_empty(), "{configured:?}");
+        assert!(
+            by_updater.iter().all(|f| f.starts_with("clusters/b/")),
+            "{by_updater:?}"
+        );
+    }
+
+    /// An ImageUpdater file of a cluster folder that cannot be parsed may
+    /// hold that folder's copy: the folder's applications are an error,
+    /// not configured by another folder's copy.
+    #[test]
+    fn an_unreadable_image_updater_copy_is_not_replaced_by_another_folders() {
+        let (updater, apps) = UPDATER.split_once("---\n").unwrap();
+        let mut d = Declarations {
+            unread: vec!["clusters/a/updater.yaml".to_string()],
+            ..Declarations::default()
+        };
+        read_files(
+            &mut d,
+            &[
+                ("clusters/b/updater.yaml", updater),
+                ("clusters/a/apps.yaml", apps),
+                ("clusters/b/apps.yaml", apps),
+            ],
+        );
+        let configured = d.configure(Some(REPO));
+        assert!(
+            configured
+                .iter()
+                .all(|c| c.app.origin.file == "clusters/b/apps.yaml"),
+            "{configured:?}"
+        );
+        assert!(!configured.is_empty());
+        assert!(
+            d.problems.iter().any(|p| p.severity == Severity::Error
+                && p.file.as_deref() == Some("clusters/a/apps.yaml")
+                && p.message.contains(
+                    "clusters/a/updater.yaml cannot be read and is nearer than ImageUpdater argocd/updater at clusters/b/updater.yaml"
+                )),
+            "{:?}",
+            d.problems
+        );
+    }
 
     #[test]
     fn image_updater_settings_inherit_field_by_field() {

@@ -14,7 +14,11 @@
 //!   text before the first `=`, `:` or `@` (whichever the new entry has,
 //!   tried in that order);
 //! - merging into the override file (`mergeKustomizeOverride`): image name
-//!   and registry, `docker.io` and none being the same.
+//!   and registry, `docker.io` and none being the same;
+//! - finding the image an application runs (`ContainsImage` over the live
+//!   `status.summary.images`, here the references in its manifests): the
+//!   same registry and name as the Kustomize name when there is one, else
+//!   as the image, as written (`docker.io/x` is not `x`).
 //!
 //! All of it is pure: strings in, strings out.
 
@@ -159,7 +163,7 @@ pub fn current<'a>(
         let k = ContainerImage::parse(k);
         parsed
             .iter()
-            .position(|e| e.alias.is_empty() && e.name == k.name && e.registry == k.registry)
+            .position(|e| e.alias.is_empty() && !e.differs_from(&k))
     });
     let name = ContainerImage::parse(image).name;
     by_kustomize_name
@@ -169,6 +173,19 @@ pub fn current<'a>(
                 .position(|e| same_entry(e, &name, kustomize_name))
         })
         .map(|i| &images[i])
+}
+
+/// `ContainerImageList.ContainsImage` without the version: the index of
+/// the first of `running` (image references as an application runs them)
+/// with the registry and name of `kustomize_name` when one matches, else
+/// of `image`.
+pub fn running(running: &[String], image: &str, kustomize_name: Option<&str>) -> Option<usize> {
+    let parsed: Vec<ContainerImage> = running.iter().map(|r| ContainerImage::parse(r)).collect();
+    let find = |wanted: &str| {
+        let wanted = ContainerImage::parse(wanted);
+        parsed.iter().position(|r| !r.differs_from(&wanted))
+    };
+    kustomize_name.and_then(find).or_else(|| find(image))
 }
 
 /// Argo CD's `KustomizeImages.Find`: the first entry that matches `image`

@@ -528,11 +528,6 @@ fn kustomize_name(spec: &ImageSpec) -> &str {
     spec.targets.kustomize_name.as_deref().unwrap_or(&spec.name)
 }
 
-/// Whether two image names are the same repository (`docker.io/x` = `x`).
-fn same_image(a: &str, b: &str) -> bool {
-    a == b || matches!((Repository::parse(a), Repository::parse(b)), (Ok(x), Ok(y)) if x == y)
-}
-
 /// The files an application's current values are read from, each read
 /// and parsed once for all its images.
 struct Files {
@@ -648,8 +643,10 @@ fn current_value(c: &Configured, spec: &ImageSpec, kind: Kind, files: &Files) ->
 /// manifests; a repository holds those manifests: for a Kustomize app the
 /// files its kustomization reaches (`resources`, `bases`, `components`,
 /// recursively), for a Helm app its values files. A reference to the same
-/// repository with a tag or digest (`image: ghcr.io/acme/web:1.2.0`), or a
-/// `repository` + `tag` pair, is the current value.
+/// reference with a tag or digest (`image: ghcr.io/acme/web:1.2.0`), or a
+/// `repository` + `tag` pair, stands for a running image, and the one
+/// upstream's `ContainsImage` picks ([`kustomize::running`]) is the current
+/// value.
 fn running(
     c: &Configured,
     spec: &ImageSpec,
@@ -657,8 +654,6 @@ fn running(
     target: Option<&Target>,
     read: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Current> {
-    let kname = kustomize_name(spec);
-    let wanted = |name: &str| same_image(name, &spec.name) || name == kname;
     let mut files: Vec<String> = Vec::new();
     match kind {
         Kind::Helm => {
@@ -699,45 +694,65 @@ fn running(
             }
         }
     }
-    files.iter().find_map(|file| {
-        let stream = yaml::parse(&read(file)?).ok()?;
-        let at_parameters = || match kind {
-            Kind::Helm => helm_reference(spec, &|p| write::values_at(first(&stream)?, p)),
-            Kind::Kustomize => None,
-        };
-        let reference = at_parameters().or_else(|| {
-            stream
-                .documents
-                .iter()
-                .find_map(|d| reference_in(&d.root, &wanted))
-        })?;
-        Some(Current {
-            reference,
-            from: file.clone(),
-        })
+    let streams: Vec<(&String, yaml::Stream)> = files
+        .iter()
+        .filter_map(|file| Some((file, yaml::parse(&read(file)?).ok()?)))
+        .collect();
+    let at_parameters = streams.iter().find_map(|(file, stream)| match kind {
+        Kind::Helm => Some(Current {
+            reference: helm_reference(spec, &|p| write::values_at(first(stream)?, p))?,
+            from: file.to_string(),
+        }),
+        Kind::Kustomize => None,
+    });
+    if at_parameters.is_some() {
+        return at_parameters;
+    }
+    let mut found: Vec<(&String, String)> = Vec::new();
+    for (file, stream) in &streams {
+        let mut references = Vec::new();
+        for document in &stream.documents {
+            references_in(&document.root, &mut references);
+        }
+        found.extend(references.into_iter().map(|r| (*file, r)));
+    }
+    let references: Vec<String> = found.iter().map(|(_, r)| r.clone()).collect();
+    let i = kustomize::running(
+        &references,
+        &spec.name,
+        spec.targets.kustomize_name.as_deref(),
+    )?;
+    let (file, reference) = found.swap_remove(i);
+    Some(Current {
+        reference,
+        from: file.clone(),
     })
 }
 
-/// The first reference to a wanted image with a tag or digest in a tree.
-fn reference_in(node: &Node, wanted: &dyn Fn(&str) -> bool) -> Option<String> {
+/// Every image reference with a tag or digest in a tree, in order.
+fn references_in(node: &Node, out: &mut Vec<String>) {
     match node {
         Node::Scalar(_) => {
-            let value = node.as_str()?;
-            let (name, tag, digest) = argo::split_reference(value);
-            (wanted(name) && (tag.is_some() || digest.is_some())).then(|| value.to_string())
+            if let Some(value) = node.as_str() {
+                let (_, tag, digest) = argo::split_reference(value);
+                if tag.is_some() || digest.is_some() {
+                    out.push(value.to_string());
+                }
+            }
         }
         Node::Mapping(entries, _) => {
             if let (Some(repository), Some(tag)) =
                 (node.str_at(&["repository"]), node.str_at(&["tag"]))
-                && wanted(repository)
                 && !tag.is_empty()
             {
-                return Some(format!("{repository}:{tag}"));
+                out.push(format!("{repository}:{tag}"));
             }
-            entries.iter().find_map(|(_, v)| reference_in(v, wanted))
+            for (_, v) in entries {
+                references_in(v, out);
+            }
         }
-        Node::Sequence(items, _) => items.iter().find_map(|i| reference_in(i, wanted)),
-        Node::Alias(_) | Node::Empty => None,
+        Node::Sequence(items, _) => items.iter().for_each(|i| references_in(i, out)),
+        Node::Alias(_) | Node::Empty => {}
     }
 }
 

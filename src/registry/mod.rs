@@ -71,11 +71,14 @@ pub trait Registry {
     }
 }
 
-/// The tags of `repository` that are valid OCI tags, in order, and a note
-/// counting the others. An invalid tag is dropped before any strategy sees
-/// it, so none can choose it (and then refuse to write it) while another
-/// would have skipped it.
-pub fn screen_tags(repository: &Repository, tags: Vec<String>) -> (Vec<String>, Option<String>) {
+/// The tags of `repository` (or another source, such as the command line)
+/// that are valid OCI tags, in order, and a note counting the others. An
+/// invalid tag is dropped before any strategy sees it, so none can choose
+/// it (and then refuse to write it) while another would have skipped it.
+pub fn screen_tags(
+    repository: &dyn std::fmt::Display,
+    tags: Vec<String>,
+) -> (Vec<String>, Option<String>) {
     let (valid, invalid): (Vec<String>, Vec<String>) =
         tags.into_iter().partition(|t| is_valid_tag(t));
     if invalid.is_empty() {

@@ -1,12 +1,15 @@
 //! A fast reader for the plain block subset of YAML that almost every
 //! Kubernetes manifest is written in: block mappings and sequences (including
 //! sequences not indented under their key), one-line plain, single- and
-//! double-quoted scalars, comments, and `---` between documents.
+//! double-quoted scalars, flow collections of such scalars on one line,
+//! literal and folded block scalars (`|`, `|-`, `>`, `>-`) as mapping values,
+//! comments, and `---` between documents.
 //!
 //! It exists for speed alone: the full parser costs most of a run's time on a
 //! large tree. It must produce exactly the tree the full parser produces, so it
 //! declines (returns `None`) at the first thing outside the subset or anything
-//! it is unsure of — flow collections, block scalars, anchors, aliases, tags,
+//! it is unsure of — nested flow collections, other block scalar headers,
+//! more-indented folded lines, anchors, aliases, tags,
 //! escapes, multi-line scalars, empty values, tabs in indentation, directives —
 //! and the caller falls back to the full parser. A differential test holds the
 //! two to the same answers.
@@ -31,9 +34,17 @@ pub(super) fn parse(src: &str) -> Option<Stream> {
         if line.contains('\r') {
             return None;
         }
-        reader.line(src, start, line, number)?;
+        if !reader.block_line(start, line, number)? {
+            reader.line(src, start, line, number)?;
+        }
         start = end + 1;
     }
+    let eof_line = if src.ends_with('\n') {
+        number + 1
+    } else {
+        number
+    };
+    reader.end_block(src.len(), eof_line)?;
     reader.finish()
 }
 
@@ -47,6 +58,24 @@ struct Reader {
     /// The indent of the collection that owns the last one-line value; a
     /// deeper line after it would continue that scalar over several lines.
     last_value_owner: Option<usize>,
+    /// A block scalar (`|`, `|-`, `>`, `>-`) whose lines are being read.
+    block: Option<Block>,
+}
+
+/// A literal or folded block scalar under way: the value of `key` in the
+/// mapping at `owner`, with clip or strip chomping.
+struct Block {
+    key: Node,
+    owner: usize,
+    literal: bool,
+    strip: bool,
+    /// The indent of its first line, once seen.
+    indent: Option<usize>,
+    /// Its lines without their indent, each with the count of empty lines before it.
+    lines: Vec<(usize, String)>,
+    /// Empty lines since the last content line.
+    blanks: usize,
+    start: Option<(usize, Position)>,
 }
 
 enum Frame {
@@ -159,6 +188,89 @@ impl Reader {
         }
         let _ = src;
         self.content(indent, at)
+    }
+
+    /// Feeds a line to the block scalar under way: `Some(true)` when the line
+    /// belongs to it, `Some(false)` when the scalar ended before this line.
+    fn block_line(&mut self, start: usize, line: &str, number: usize) -> Option<bool> {
+        let Some(block) = &mut self.block else {
+            return Some(false);
+        };
+        if line.is_empty() {
+            // Empty lines before the first one would decide its indent.
+            block.indent?;
+            block.blanks += 1;
+            return Some(true);
+        }
+        let indent = line.bytes().take_while(|&b| b == b' ').count();
+        if indent == line.len() || line[indent..].starts_with('\t') {
+            return None;
+        }
+        let content = *block.indent.get_or_insert(indent);
+        if indent <= block.owner {
+            // The full parser ends the scalar after the next line's indent.
+            self.end_block(start + indent, number)?;
+            return Some(false);
+        }
+        if indent < content {
+            return None;
+        }
+        if indent > content && !block.literal {
+            return None;
+        }
+        if block.start.is_none() {
+            let position = Position {
+                line: number,
+                column: content + 1,
+            };
+            block.start = Some((start + content, position));
+        }
+        block
+            .lines
+            .push((block.blanks, line[content..].to_string()));
+        block.blanks = 0;
+        Some(true)
+    }
+
+    /// Ends the block scalar under way, if any, at `offset` on `line`.
+    fn end_block(&mut self, offset: usize, line: usize) -> Option<()> {
+        let Some(block) = self.block.take() else {
+            return Some(());
+        };
+        let (begin, start) = block.start?;
+        let mut value = String::new();
+        for (i, (blanks, text)) in block.lines.iter().enumerate() {
+            if i > 0 {
+                if block.literal {
+                    value.push('\n');
+                } else if *blanks == 0 {
+                    value.push(' ');
+                }
+                value.extend(std::iter::repeat_n('\n', *blanks));
+            }
+            value.push_str(text);
+        }
+        if !block.strip {
+            value.push('\n');
+        }
+        let style = if block.literal {
+            ScalarStyle::Literal
+        } else {
+            ScalarStyle::Folded
+        };
+        let scalar = Scalar {
+            value,
+            style,
+            span: begin..offset,
+            start,
+            end_line: line,
+        };
+        match self.stack.last_mut() {
+            Some(Frame::Map { entries, .. }) => entries.push((block.key, Node::Scalar(scalar))),
+            _ => return None,
+        }
+        self.last_value_owner = Some(block.owner);
+        Some(())
     }
 
     fn comment(&mut self, at: At) {
@@ -300,6 +412,19 @@ impl Reader {
         if !after.text.starts_with(' ') {
             return None;
         }
+        if let Some((literal, strip)) = block_header(rest.text) {
+            self.block = Some(Block {
+                key,
+                owner: indent,
+                literal,
+                strip,
+                indent: None,
+                lines: Vec::new(),
+                blanks: 0,
+                start: None,
+            });
+            return Some(());
+        }
         let value = self.scalar(rest)?;
         match self.stack.last_mut() {
             Some(Frame::Map { entries, .. }) => entries.push((key, value)),
@@ -371,6 +496,18 @@ impl Reader {
     fn finish(mut self) -> Option<Stream> {
         self.close_document()?;
         (!self.stream.documents.is_empty()).then_some(self.stream)
+    }
+}
+
+/// Whether a block scalar header is literal and strips its final line break;
+/// only the four headers without indentation indicator, keep chomping or comment.
+fn block_header(text: &str) -> Option<(bool, bool)> {
+    match text {
+        "|" => Some((true, false)),
+        "|-" => Some((true, true)),
+        ">" => Some((false, false)),
+        ">-" => Some((false, true)),
+        _ => None,
     }
 }
 
@@ -516,12 +653,25 @@ mod tests {
         "a: [1, 2]\n",
         "a: {b: c}\n",
         "r: {}\nl: [] # empty\ns:\n- [x]\n- {a: \"b\", c: d}\n",
+        "a: |\n  x\n\n  y\n\nb: 1\n",
+        "a: >-\n  x\n  y\n# c\nb: 1\n",
+        "a: |\n  x",
+        "a:\n  b: >\n    one\n    two\n\n    three\n  c: |-\n    # not a comment\n      deeper\n    last\n# after\n",
+        "- m: |\n    x\n  n: 1\n",
     ];
 
     /// Inputs the fast reader must decline (the full parser may accept or reject them).
     const DECLINED: &[&str] = &[
-        "a: |\n  text\n",
-        "a: >\n  text\n",
+        "a: |\n",
+        "a: |\nb: 1\n",
+        "a: |\n\n  text\n",
+        "a: | # c\n  text\n",
+        "a: |2\n  text\n",
+        "a: |+\n  text\n",
+        "a: >\n  x\n    y\n",
+        "a:\n  b: |\n   x\n  y\n",
+        "a: |\n  x\n  \n",
+        "- |\n  x\n",
         "a: &x 1\nb: *x\n",
         "a: !!str 1\n",
         "a: \"x\\ty\"\n",
@@ -579,6 +729,8 @@ mod tests {
         "{a: b}",
         "|",
         ">-",
+        "|-",
+        ">",
         "&a x",
         "*a",
         "!t x",
