@@ -14,7 +14,8 @@
 
 use regex::Regex;
 
-use super::semver::{self, Constraints, Flavor};
+use super::candidates::{self, Candidates, Gate, GateFn, Mark, Rank, Tally};
+use super::semver::{self, Constraints, Flavor, Version};
 
 /// Platform assumed when an image names none (the updater's own platform,
 /// which is `linux/amd64` in its published images).
@@ -184,6 +185,130 @@ impl ArgoRule {
     /// Errors are configuration errors: `digest` without a tag to follow, an
     /// invalid semver constraint, a build date that is not RFC 3339.
     pub fn select(&self, tags: &[TagInfo]) -> Result<Option<TagInfo>, String> {
+        let e = self.evaluate(tags, None)?;
+        Ok(e.winner.map(|w| tags[w].clone()))
+    }
+
+    /// [`ArgoRule::select`] under `gate` (holds and promotion waits: gated
+    /// candidates are not chosen), with why every listed tag was or was not
+    /// chosen, at most `per` of each outcome but the chosen one.
+    pub fn candidates(
+        &self,
+        tags: &[TagInfo],
+        gate: Option<GateFn>,
+        per: usize,
+    ) -> Result<(Option<TagInfo>, Candidates), String> {
+        let e = self.evaluate(tags, gate)?;
+        let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
+        let semver = self.strategy == Strategy::Semver;
+        let ranked = |m: Mark| match m {
+            Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate => true,
+            Mark::OutOfRange | Mark::PreRelease => semver,
+            _ => false,
+        };
+        let mut tally = Tally::new(per);
+        let mut compared = 0;
+        for (i, &mark) in e.marks.iter().enumerate() {
+            compared += usize::from(matches!(
+                mark,
+                Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate
+            ));
+            let rank = match self.strategy {
+                Strategy::Alphabetical => Some(Rank::Text(names[i])),
+                _ => None,
+            };
+            if !ranked(mark) || rank.is_some() {
+                tally.add(i, mark, rank);
+            }
+        }
+        for (version, i) in &e.versions {
+            if ranked(e.marks[*i]) {
+                tally.add(*i, e.marks[*i], Some(Rank::Version(version)));
+            }
+        }
+        for (when, i) in &e.dates {
+            if ranked(e.marks[*i]) {
+                tally.add(*i, e.marks[*i], Some(Rank::Date(*when, names[*i])));
+            }
+        }
+        let chosen = e.winner.map(|w| &tags[w]);
+        let explained = tally.finish(&names, &e.marks, |i, mark| {
+            self.reason(&tags[i], mark, chosen, compared, &e.gates)
+        });
+        Ok((chosen.cloned(), explained))
+    }
+
+    /// Why `tag` got `mark`, for the report.
+    fn reason(
+        &self,
+        tag: &TagInfo,
+        mark: Mark,
+        chosen: Option<&TagInfo>,
+        compared: usize,
+        gates: &[Gate],
+    ) -> String {
+        let of = candidates::tags(compared);
+        let range = match self.constraint.as_str() {
+            "" => "*",
+            c => c,
+        };
+        let chosen_name = chosen.map_or("", |c| c.name.as_str());
+        let built = |t: &TagInfo| match (&t.created, self.tag_sort) {
+            (_, TagSortMode::LatestFirst | TagSortMode::LatestLast) => String::new(),
+            (Some(date), TagSortMode::None) => format!(" (built {date})"),
+            (None, TagSortMode::None) => " (no build date)".to_string(),
+        };
+        match (mark, self.strategy) {
+            (Mark::Chosen, Strategy::Semver) => format!("newest of {of} in range {range}"),
+            (Mark::Chosen, Strategy::Alphabetical) => format!("last of {of} in byte order"),
+            (Mark::Chosen, Strategy::NewestBuild) => match self.tag_sort {
+                TagSortMode::None => format!("newest build of {of}{}", built(tag)),
+                _ => format!("listed as the latest of {of} (tag sort mode)"),
+            },
+            (Mark::Chosen, Strategy::Digest) => match &tag.digest {
+                Some(digest) => format!("the followed tag, at {digest}"),
+                None => "the followed tag".to_string(),
+            },
+            (Mark::Older, Strategy::Semver) => format!("older than {chosen_name}"),
+            (Mark::Older, Strategy::Alphabetical) => format!("sorts before {chosen_name}"),
+            (Mark::Older, _) => format!("built before {chosen_name}{}", built(tag)),
+            (Mark::NoBuildDate, _) => format!(
+                "no build date, which orders as 1970-01-01 (as upstream), before {chosen_name}"
+            ),
+            (Mark::Held(g) | Mark::Waiting(g), _) => candidates::gate_reason(&gates[g]).to_string(),
+            (Mark::NotAllowed, _) => match &self.allow {
+                Some(AllowTags::Regexp(re)) => format!("not allowed by allow-tags regexp:{re}"),
+                _ => "not allowed by allow-tags".to_string(),
+            },
+            (Mark::Ignored(g), _) => format!("ignored by ignore-tags {}", self.ignore[g]),
+            (Mark::NotFollowed, _) => format!("not the followed tag {}", self.constraint),
+            (Mark::PlatformMissing, _) => format!(
+                "built for {}, not {}",
+                tag.platforms.join(", "),
+                self.wanted_platforms().join(", ")
+            ),
+            (Mark::NotAVersion, _) => "not a version".to_string(),
+            (Mark::OutOfRange, _) => format!("outside the range {range}"),
+            (Mark::PreRelease, _) => format!("a pre-release, which {range} does not admit"),
+            _ => "not ranked: the selection failed".to_string(),
+        }
+    }
+
+    fn wanted_platforms(&self) -> Vec<&str> {
+        if self.platforms.is_empty() {
+            vec![DEFAULT_PLATFORM]
+        } else {
+            self.platforms.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// One mark per listed tag and the winner, in upstream's order: tags
+    /// `allowTags` does not match, `ignoreTags` ignores or `digest` does not
+    /// follow are dropped first (registry-scanner/pkg/registry/registry.go:84-90
+    /// at de2cfec), then those without a wanted platform (their manifests
+    /// are read next), then the strategy's own test (the semver constraint,
+    /// registry-scanner/pkg/image/version.go:143).
+    fn evaluate(&self, tags: &[TagInfo], gate: Option<GateFn>) -> Result<ArgoEvaluation, String> {
         if self.strategy == Strategy::Digest && self.constraint.is_empty() {
             return Err("the digest strategy needs a tag to follow in the image reference".into());
         }
@@ -202,74 +327,138 @@ impl ArgoRule {
             }
             _ => None,
         };
-        let passes = self.tag_filter();
+        let ignore: Vec<(usize, Regex)> = self
+            .ignore
+            .iter()
+            .enumerate()
+            .filter_map(|(k, g)| Some((k, go_glob(g)?)))
+            .collect();
         // Only with manifests read (and not replaced by a tag sort mode) are
         // platforms known and checked.
         let check_platforms = self.strategy.needs_metadata() && self.tag_sort == TagSortMode::None;
-        let wanted: Vec<&str> = if self.platforms.is_empty() {
-            vec![DEFAULT_PLATFORM]
-        } else {
-            self.platforms.iter().map(String::as_str).collect()
+        let wanted = self.wanted_platforms();
+        let mut e = ArgoEvaluation {
+            marks: Vec::with_capacity(tags.len()),
+            winner: None,
+            versions: Vec::new(),
+            dates: Vec::new(),
+            gates: Vec::new(),
         };
-
+        // Candidates: the listed tags that pass the filters, by index.
+        let mut candidates: Vec<usize> = Vec::new();
+        for (i, t) in tags.iter().enumerate() {
+            let mark = if !self.allow.as_ref().is_none_or(|a| a.matches(&t.name)) {
+                Mark::NotAllowed
+            } else if let Some((k, _)) = ignore.iter().find(|(_, re)| re.is_match(&t.name)) {
+                Mark::Ignored(*k)
+            } else if self.strategy == Strategy::Digest && t.name != self.constraint {
+                Mark::NotFollowed
+            } else if check_platforms
+                && !t.platforms.is_empty()
+                && !t.platforms.iter().any(|p| platform_matches(&wanted, p))
+            {
+                Mark::PlatformMissing
+            } else {
+                candidates.push(i);
+                Mark::Older
+            };
+            e.marks.push(mark);
+        }
         let listed = tags.len();
-        let candidates: Vec<(usize, &TagInfo)> = tags
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| passes(&t.name))
-            .filter(|(_, t)| {
-                !check_platforms
-                    || t.platforms.is_empty()
-                    || t.platforms.iter().any(|p| platform_matches(&wanted, p))
-            })
-            .collect();
-
-        let chosen = match self.strategy {
+        let gated = |i: usize, marks: &mut Vec<Mark>, gates: &mut Vec<Gate>| {
+            marks[i] = Mark::gated(gate, &tags[i].name, gates);
+            marks[i] == Mark::Older
+        };
+        e.winner = match self.strategy {
             Strategy::Semver => {
-                let parsed = candidates.iter().filter_map(|(_, t)| {
-                    let version = Flavor::Argo.parse_tag(&t.name).ok()?;
-                    constraints
-                        .as_ref()
-                        .is_none_or(|c| c.matches(&version))
-                        .then_some((version, t.name.as_str()))
-                });
-                semver::best(parsed, Flavor::Argo)
-                    .and_then(|name| candidates.iter().find(|(_, t)| t.name == name))
-                    .map(|(_, t)| *t)
+                for &i in &candidates {
+                    let Ok(version) = Flavor::Argo.parse_tag(&tags[i].name) else {
+                        e.marks[i] = Mark::NotAVersion;
+                        continue;
+                    };
+                    let c = constraints.as_ref().expect("semver has constraints");
+                    if c.matches(&version) {
+                        gated(i, &mut e.marks, &mut e.gates);
+                    } else if c.refuses_only_as_prerelease(&version) {
+                        e.marks[i] = Mark::PreRelease;
+                    } else {
+                        e.marks[i] = Mark::OutOfRange;
+                    }
+                    e.versions.push((version, i));
+                }
+                let admitted = e
+                    .versions
+                    .iter()
+                    .filter(|(_, i)| e.marks[*i] == Mark::Older)
+                    .map(|(v, i)| (v, (tags[*i].name.as_str(), *i)));
+                // Ties go to the byte-wise greatest text; the first listed
+                // of equal names.
+                semver::best(admitted, Flavor::Argo).map(|(name, _)| {
+                    *candidates
+                        .iter()
+                        .find(|&&i| tags[i].name == name)
+                        .expect("the winner is a candidate")
+                })
             }
             Strategy::Alphabetical => candidates
                 .iter()
-                .map(|(_, t)| *t)
-                .max_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes())),
+                .copied()
+                .filter(|&i| gated(i, &mut e.marks, &mut e.gates))
+                .max_by(|&a, &b| tags[a].name.as_bytes().cmp(tags[b].name.as_bytes())),
             Strategy::Digest => candidates
                 .iter()
-                .map(|(_, t)| *t)
-                .find(|t| t.name == self.constraint),
+                .copied()
+                .find(|&i| gated(i, &mut e.marks, &mut e.gates)),
             Strategy::NewestBuild => {
-                let mut dated = Vec::with_capacity(candidates.len());
-                for (i, t) in &candidates {
+                for &i in &candidates {
+                    let t = &tags[i];
                     let when = match self.tag_sort {
                         TagSortMode::LatestFirst => ((listed - i) as i64, 0),
-                        TagSortMode::LatestLast => (*i as i64, 0),
+                        TagSortMode::LatestLast => (i as i64, 0),
                         TagSortMode::None => match &t.created {
                             Some(text) => parse_rfc3339(text)
                                 .ok_or_else(|| format!("tag {:?}: bad date {text:?}", t.name))?,
                             None => (0, 0),
                         },
                     };
-                    dated.push((when, *t));
+                    if gated(i, &mut e.marks, &mut e.gates) {
+                        e.dates.push((when, i));
+                    }
                 }
-                dated
-                    .into_iter()
+                let winner = e
+                    .dates
+                    .iter()
                     .max_by(|(wa, a), (wb, b)| {
                         wa.cmp(wb)
-                            .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+                            .then_with(|| tags[*a].name.as_bytes().cmp(tags[*b].name.as_bytes()))
                     })
-                    .map(|(_, t)| t)
+                    .map(|(_, i)| *i);
+                if self.tag_sort == TagSortMode::None {
+                    for &(_, i) in &e.dates {
+                        if tags[i].created.is_none() && Some(i) != winner {
+                            e.marks[i] = Mark::NoBuildDate;
+                        }
+                    }
+                }
+                winner
             }
         };
-        Ok(chosen.cloned())
+        if let Some(w) = e.winner {
+            e.marks[w] = Mark::Chosen;
+        }
+        Ok(e)
     }
+}
+
+/// What [`ArgoRule::evaluate`] made of the listed tags.
+struct ArgoEvaluation {
+    marks: Vec<Mark>,
+    winner: Option<usize>,
+    /// `semver`: each candidate that parsed, with its listed index.
+    versions: Vec<(Version, usize)>,
+    /// `newest-build`: each ungated candidate's date, with its listed index.
+    dates: Vec<((i64, u32), usize)>,
+    gates: Vec<Gate>,
 }
 
 /// The update decision: given what is currently written (`current`, an image

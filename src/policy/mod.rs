@@ -8,6 +8,7 @@
 //! `Flavor`, because Flux and Argo CD parse tags differently.
 
 pub mod argo;
+pub mod candidates;
 pub mod semver;
 
 use std::borrow::Cow;
@@ -18,6 +19,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::image::Repository;
+pub use candidates::{Candidate, Candidates, Outcome, PER_OUTCOME};
+use candidates::{Gate, GateFn, Mark, Rank, Tally};
 pub use semver::{Constraints, Flavor, Version};
 
 /// A policy's name as markers refer to it: `<namespace>:<name>`.
@@ -176,6 +179,9 @@ pub enum SelectError {
     NoMatch(String),
     #[error("tag {tag:?} is not a number ({rule} fails on any tag that does not parse)")]
     Unparseable { tag: String, rule: String },
+    /// Every candidate is held back by the repository's history.
+    #[error("no tag to move to: {0}")]
+    Gated(String),
 }
 
 impl SelectError {
@@ -185,6 +191,7 @@ impl SelectError {
             SelectError::NoTags(_) => "no-tags",
             SelectError::NoMatch(_) => "no-match",
             SelectError::Unparseable { .. } => "unparseable-number",
+            SelectError::Gated(_) => "gated",
         }
     }
 }
@@ -196,22 +203,6 @@ pub struct Verdict {
     pub chosen: bool,
     /// Why the tag was rejected, or for a candidate that lost, why it lost.
     pub reason: String,
-}
-
-/// What happened to one listed tag; cheap to record for every tag of every
-/// policy, described only when someone asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    /// Index into `Selector::exclusions`.
-    Excluded(usize),
-    Unmatched,
-    /// Another tag listed later extracts the same value.
-    Shadowed,
-    NotAVersion,
-    OutOfRange,
-    /// A candidate that lost to the chosen tag.
-    Outranked,
-    Chosen,
 }
 
 impl Selector {
@@ -241,8 +232,8 @@ impl Selector {
 
     /// The latest tag, exactly as listed.
     pub fn select<S: AsRef<str>>(&self, tags: &[S]) -> Result<String, SelectError> {
-        let (_, winner) = self.evaluate(tags);
-        Ok(tags[winner?].as_ref().to_string())
+        let winner = self.evaluate(tags, None).winner?;
+        Ok(tags[winner].as_ref().to_string())
     }
 
     /// Whether `candidate` ranks strictly below `current` under this rule's
@@ -283,64 +274,201 @@ impl Selector {
         }
     }
 
-    /// Why each listed tag was kept or rejected, also when nothing qualifies.
+    /// Why each listed tag was kept or rejected, also when nothing qualifies,
+    /// as `select --explain` prints it.
     pub fn explain<S: AsRef<str>>(&self, tags: &[S]) -> Vec<Verdict> {
-        let (reasons, _) = self.evaluate(tags);
+        let e = self.evaluate(tags, None);
         tags.iter()
-            .zip(reasons)
-            .map(|(tag, reason)| Verdict {
+            .zip(e.marks)
+            .map(|(tag, mark)| Verdict {
                 tag: tag.as_ref().to_string(),
-                chosen: reason == Reason::Chosen,
-                reason: self.describe(tag.as_ref(), reason),
+                chosen: mark == Mark::Chosen,
+                reason: self.describe(tag.as_ref(), mark),
             })
             .collect()
     }
 
-    fn describe(&self, tag: &str, reason: Reason) -> String {
-        let value = || match &self.filter {
-            Some(filter) => filter.apply(tag).unwrap_or_default(),
-            None => Cow::Borrowed(tag),
-        };
-        match (reason, &self.rule) {
-            (Reason::Excluded(i), _) => {
+    fn describe(&self, tag: &str, mark: Mark) -> String {
+        let value = || self.value_of(tag);
+        match (mark, &self.rule) {
+            (Mark::Excluded(i), _) => {
                 format!("excluded by exclusionList /{}/", self.exclusions[i])
             }
-            (Reason::Unmatched, _) => match &self.filter {
+            (Mark::Filtered, _) => match &self.filter {
                 Some(f) => format!("does not match filterTags.pattern /{}/", f.pattern),
                 None => "does not match the filter".to_string(),
             },
-            (Reason::Shadowed, _) => "extracts the same value as a later tag".to_string(),
-            (Reason::NotAVersion, _) if self.flavor == Flavor::Flux => {
+            (Mark::SameValue, _) => "extracts the same value as a later tag".to_string(),
+            (Mark::NotAVersion, _) if self.flavor == Flavor::Flux => {
                 format!(
                     "{:?} is not a version (Flux requires MAJOR.MINOR.PATCH)",
                     value()
                 )
             }
-            (Reason::NotAVersion, _) => format!("{:?} is not a version", value()),
-            (Reason::OutOfRange, Rule::Semver(c)) => format!("{} is outside {c}", value()),
-            (Reason::OutOfRange, _) => "out of range".to_string(),
-            (Reason::Outranked, Rule::Semver(_)) => {
-                "in range, but older than the chosen tag".to_string()
-            }
-            (Reason::Outranked, Rule::Alphabetical(o) | Rule::Numerical(o)) => {
+            (Mark::NotAVersion, _) => format!("{:?} is not a version", value()),
+            (Mark::OutOfRange, Rule::Semver(c)) => format!("{} is outside {c}", value()),
+            (Mark::PreRelease, Rule::Semver(c)) => format!(
+                "{} is outside {c}: a pre-release, which no comparator of its group admits",
+                value()
+            ),
+            (Mark::Older, Rule::Semver(_)) => "in range, but older than the chosen tag".to_string(),
+            (Mark::Older, Rule::Alphabetical(o) | Rule::Numerical(o)) => {
                 format!("sorts {} the chosen tag", before(*o))
             }
-            (Reason::Chosen, rule) => format!("chosen by {rule}"),
+            (Mark::Chosen, rule) => format!("chosen by {rule}"),
+            (Mark::NotANumber, rule) => format!("not a number, which fails {rule}"),
+            _ => "not ranked: the selection failed".to_string(),
         }
     }
 
-    /// One reason per listed tag, and the index of the winner.
-    fn evaluate<S: AsRef<str>>(&self, tags: &[S]) -> (Vec<Reason>, Result<usize, SelectError>) {
-        let mut reasons = vec![Reason::Outranked; tags.len()];
-        // The values the rule compares, each with the listed tag it maps back
-        // to. As in Flux, when two tags extract the same value, the one
-        // listed last wins the value.
-        let mut values: Vec<(Cow<str>, usize)> = Vec::with_capacity(tags.len());
+    /// The value the rule compares for `tag` (its extract, with a filter).
+    fn value_of<'t>(&self, tag: &'t str) -> Cow<'t, str> {
+        match &self.filter {
+            Some(filter) => filter.apply(tag).unwrap_or_default(),
+            None => Cow::Borrowed(tag),
+        }
+    }
+
+    /// The latest tag under `gate` (holds and promotion waits: gated
+    /// candidates are not chosen), with why every listed tag was or was not
+    /// chosen, at most `per` of each outcome but the chosen one (see
+    /// [`candidates`]).
+    pub fn candidates<S: AsRef<str>>(
+        &self,
+        tags: &[S],
+        gate: Option<GateFn>,
+        per: usize,
+    ) -> (Result<String, SelectError>, Candidates) {
+        let e = self.evaluate(tags, gate);
+        let names: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
+        let semver = matches!(self.rule, Rule::Semver(_));
+        let ranked = |m: Mark| match m {
+            Mark::Older | Mark::Held(_) | Mark::Waiting(_) => true,
+            Mark::OutOfRange | Mark::PreRelease => semver,
+            _ => false,
+        };
+        let mut tally = Tally::new(per);
+        let mut compared = 0;
+        for (i, &mark) in e.marks.iter().enumerate() {
+            compared += usize::from(matches!(
+                mark,
+                Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_)
+            ));
+            if !ranked(mark) {
+                tally.add(i, mark, None);
+            }
+        }
+        match &self.rule {
+            Rule::Semver(_) => {
+                for (version, pos) in &e.versions {
+                    let i = e.values[*pos].1;
+                    if ranked(e.marks[i]) {
+                        tally.add(i, e.marks[i], Some(Rank::Version(version)));
+                    }
+                }
+            }
+            Rule::Alphabetical(order) | Rule::Numerical(order) => {
+                for (value, i) in &e.values {
+                    let rank = match (&self.rule, order) {
+                        (Rule::Alphabetical(_), Order::Asc) => Some(Rank::Text(value)),
+                        (Rule::Alphabetical(_), Order::Desc) => Some(Rank::TextDesc(value)),
+                        (_, Order::Asc) => value.parse().ok().map(Rank::Number),
+                        (_, Order::Desc) => value.parse::<f64>().ok().map(|n| Rank::Number(-n)),
+                    };
+                    if ranked(e.marks[*i]) {
+                        tally.add(*i, e.marks[*i], rank);
+                    }
+                }
+            }
+        }
+        let chosen = e.winner.as_ref().ok().map(|&w| names[w]);
+        let explained = tally.finish(&names, &e.marks, |i, mark| {
+            self.reason(names[i], mark, chosen, compared, &e.gates)
+        });
+        (e.winner.map(|w| names[w].to_string()), explained)
+    }
+
+    /// Why `tag` got `mark`, for the report: `chosen` is the winner, and
+    /// `compared` how many candidates the rule ranked.
+    fn reason(
+        &self,
+        tag: &str,
+        mark: Mark,
+        chosen: Option<&str>,
+        compared: usize,
+        gates: &[Gate],
+    ) -> String {
+        let value = self.value_of(tag);
+        let shown = if value != tag {
+            format!(" (value {value})")
+        } else {
+            String::new()
+        };
+        let chosen = chosen.unwrap_or_default();
+        let of = candidates::tags(compared);
+        match (mark, &self.rule) {
+            (Mark::Chosen, Rule::Semver(c)) => format!("newest of {of} in range {c}{shown}"),
+            (Mark::Chosen, Rule::Alphabetical(Order::Asc)) => {
+                format!("last of {of} in alphabetical order{shown}")
+            }
+            (Mark::Chosen, Rule::Alphabetical(Order::Desc)) => {
+                format!("first of {of} in alphabetical order{shown}")
+            }
+            (Mark::Chosen, Rule::Numerical(Order::Asc)) => format!("highest of {of}{shown}"),
+            (Mark::Chosen, Rule::Numerical(Order::Desc)) => format!("lowest of {of}{shown}"),
+            (Mark::Older, Rule::Semver(_)) => format!("older than {chosen}{shown}"),
+            (Mark::Older, Rule::Alphabetical(Order::Asc)) => {
+                format!("sorts before {chosen}{shown}")
+            }
+            (Mark::Older, Rule::Alphabetical(Order::Desc)) => {
+                format!("sorts after {chosen}{shown}")
+            }
+            (Mark::Older, Rule::Numerical(Order::Asc)) => format!("lower than {chosen}{shown}"),
+            (Mark::Older, Rule::Numerical(Order::Desc)) => {
+                format!("higher than {chosen}{shown}")
+            }
+            (Mark::Held(g) | Mark::Waiting(g), _) => candidates::gate_reason(&gates[g]).to_string(),
+            (Mark::SameValue, _) => format!("a later tag extracts the same value{shown}"),
+            (Mark::Unranked, _) => "not ranked: the selection failed".to_string(),
+            (Mark::Excluded(i), _) => {
+                format!("excluded by the exclusionList /{}/", self.exclusions[i])
+            }
+            (Mark::Filtered, _) => match &self.filter {
+                Some(f) => format!("does not match filterTags.pattern /{}/", f.pattern),
+                None => "does not match the filter".to_string(),
+            },
+            (Mark::NotAVersion, _) if self.flavor == Flavor::Flux => {
+                format!("not a version{shown}: Flux requires MAJOR.MINOR.PATCH")
+            }
+            (Mark::NotAVersion, _) => format!("not a version{shown}"),
+            (Mark::NotANumber, _) => {
+                format!("not a number{shown}, which fails {}", self.rule)
+            }
+            (Mark::OutOfRange, Rule::Semver(c)) => format!("outside the range {c}{shown}"),
+            (Mark::PreRelease, Rule::Semver(c)) => {
+                format!("a pre-release{shown}, which {c} does not admit")
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// One mark per listed tag, and the winner.
+    fn evaluate<'t, S: AsRef<str>>(&self, tags: &'t [S], gate: Option<GateFn>) -> Evaluation<'t> {
+        let mut e = Evaluation {
+            marks: vec![Mark::Older; tags.len()],
+            winner: Ok(0),
+            values: Vec::with_capacity(tags.len()),
+            versions: Vec::new(),
+            gates: Vec::new(),
+        };
+        // The values the rule compares, each with the listed tag it maps
+        // back to. As in Flux, when two tags extract the same value, the
+        // one listed last wins the value.
         let mut slots: HashMap<Cow<str>, usize> = HashMap::with_capacity(tags.len());
         for (i, tag) in tags.iter().enumerate() {
             let tag = tag.as_ref();
-            if let Some(e) = self.exclusions.iter().position(|re| re.is_match(tag)) {
-                reasons[i] = Reason::Excluded(e);
+            if let Some(x) = self.exclusions.iter().position(|re| re.is_match(tag)) {
+                e.marks[i] = Mark::Excluded(x);
                 continue;
             }
             let value = match &self.filter {
@@ -348,22 +476,22 @@ impl Selector {
                 Some(filter) => match filter.apply(tag) {
                     Some(v) => v,
                     None => {
-                        reasons[i] = Reason::Unmatched;
+                        e.marks[i] = Mark::Filtered;
                         continue;
                     }
                 },
             };
             match slots.get(&value) {
                 Some(&slot) => {
-                    reasons[std::mem::replace(&mut values[slot].1, i)] = Reason::Shadowed
+                    e.marks[std::mem::replace(&mut e.values[slot].1, i)] = Mark::SameValue
                 }
                 None => {
-                    slots.insert(value.clone(), values.len());
-                    values.push((value, i));
+                    slots.insert(value.clone(), e.values.len());
+                    e.values.push((value, i));
                 }
             }
         }
-        if values.is_empty() {
+        e.winner = if e.values.is_empty() {
             let why = if tags.is_empty() {
                 String::new()
             } else {
@@ -372,61 +500,120 @@ impl Selector {
                     tags.len()
                 )
             };
-            return (reasons, Err(SelectError::NoTags(why)));
-        }
-        let winner = match self.rank(&values, &mut reasons, tags) {
-            Ok(w) => w,
-            Err(e) => return (reasons, Err(e)),
+            Err(SelectError::NoTags(why))
+        } else {
+            self.rank(&mut e, tags, gate)
         };
-        reasons[winner] = Reason::Chosen;
-        (reasons, Ok(winner))
+        if let Ok(winner) = e.winner {
+            e.marks[winner] = Mark::Chosen;
+        }
+        e
     }
 
-    /// The index of the winning listed tag among the filtered values.
+    /// The index of the winning listed tag among the compared values; marks
+    /// the values the rule refuses, and the candidates `gate` holds back.
     fn rank<S: AsRef<str>>(
         &self,
-        values: &[(Cow<str>, usize)],
-        reasons: &mut [Reason],
+        e: &mut Evaluation,
         tags: &[S],
+        gate: Option<GateFn>,
     ) -> Result<usize, SelectError> {
+        let Evaluation {
+            marks,
+            values,
+            versions,
+            gates,
+            ..
+        } = e;
         let winner = match &self.rule {
             Rule::Semver(constraints) => {
-                let mut candidates = Vec::new();
-                for (value, i) in values {
+                for (pos, (value, i)) in values.iter().enumerate() {
                     match self.flavor.parse_tag(value) {
-                        Err(_) => reasons[*i] = Reason::NotAVersion,
-                        Ok(v) if !constraints.matches(&v) => reasons[*i] = Reason::OutOfRange,
-                        Ok(v) => candidates.push((v, value.as_ref())),
+                        Err(_) => marks[*i] = Mark::NotAVersion,
+                        Ok(v) => {
+                            marks[*i] = if constraints.matches(&v) {
+                                Mark::gated(gate, tags[*i].as_ref(), gates)
+                            } else if constraints.refuses_only_as_prerelease(&v) {
+                                Mark::PreRelease
+                            } else {
+                                Mark::OutOfRange
+                            };
+                            versions.push((v, pos));
+                        }
                     }
                 }
-                let best = semver::best(candidates, self.flavor)
-                    .ok_or_else(|| SelectError::NoMatch(format!("semver range {constraints}")))?;
-                values.iter().find(|(v, _)| v == best)
+                let admitted = versions
+                    .iter()
+                    .filter(|(_, pos)| marks[values[*pos].1] == Mark::Older)
+                    .map(|(v, pos)| (v, (values[*pos].0.as_ref(), *pos)));
+                semver::best(admitted, self.flavor).map(|(_, pos)| values[pos].1)
             }
-            Rule::Alphabetical(Order::Asc) => values.iter().max_by(|a, b| a.0.cmp(&b.0)),
-            Rule::Alphabetical(Order::Desc) => values.iter().min_by(|a, b| a.0.cmp(&b.0)),
+            Rule::Alphabetical(order) => {
+                for (_, i) in values.iter() {
+                    marks[*i] = Mark::gated(gate, tags[*i].as_ref(), gates);
+                }
+                let admitted = values.iter().filter(|(_, i)| marks[*i] == Mark::Older);
+                match order {
+                    Order::Asc => admitted.max_by(|a, b| a.0.cmp(&b.0)),
+                    Order::Desc => admitted.min_by(|a, b| a.0.cmp(&b.0)),
+                }
+                .map(|(_, i)| *i)
+            }
             Rule::Numerical(order) => {
                 // As in Flux: one value that does not parse fails the policy,
                 // and among equal numbers the last listed wins.
-                let mut best: Option<(f64, &(Cow<str>, usize))> = None;
-                for entry in values {
-                    let n: f64 = entry.0.parse().map_err(|_| SelectError::Unparseable {
-                        tag: tags[entry.1].as_ref().to_string(),
-                        rule: self.rule.to_string(),
-                    })?;
-                    let better = best.is_none_or(|(b, _)| match order {
-                        Order::Asc => n >= b,
-                        Order::Desc => n <= b,
-                    });
+                let mut failed = None;
+                let mut best: Option<(f64, usize)> = None;
+                for (value, i) in values.iter() {
+                    let Ok(n) = value.parse::<f64>() else {
+                        marks[*i] = Mark::NotANumber;
+                        failed.get_or_insert(*i);
+                        continue;
+                    };
+                    marks[*i] = Mark::gated(gate, tags[*i].as_ref(), gates);
+                    let better = marks[*i] == Mark::Older
+                        && best.is_none_or(|(b, _)| match order {
+                            Order::Asc => n >= b,
+                            Order::Desc => n <= b,
+                        });
                     if better {
-                        best = Some((n, entry));
+                        best = Some((n, *i));
                     }
                 }
-                best.map(|(_, entry)| entry)
+                if let Some(i) = failed {
+                    for mark in marks.iter_mut().filter(|m| **m == Mark::Older) {
+                        *mark = Mark::Unranked;
+                    }
+                    return Err(SelectError::Unparseable {
+                        tag: tags[i].as_ref().to_string(),
+                        rule: self.rule.to_string(),
+                    });
+                }
+                best.map(|(_, i)| i)
             }
         };
-        Ok(winner.expect("values is not empty").1)
+        winner.ok_or_else(|| match (&self.rule, gates.first()) {
+            (_, Some(first)) => SelectError::Gated(format!(
+                "{} held or waiting, e.g. {}",
+                candidates::tags(gates.len()),
+                candidates::gate_reason(first)
+            )),
+            (Rule::Semver(c), None) => SelectError::NoMatch(format!("semver range {c}")),
+            (_, None) => unreachable!("an alphabetical or numerical rule ranks every value"),
+        })
     }
+}
+
+/// What a selection made of the listed tags.
+struct Evaluation<'t> {
+    marks: Vec<Mark>,
+    winner: Result<usize, SelectError>,
+    /// The values the rule compares, each with the listed tag it maps to.
+    values: Vec<(Cow<'t, str>, usize)>,
+    /// Semver: each compared value that parsed, by its place in `values`.
+    versions: Vec<(Version, usize)>,
+    /// What the gate said of the candidates it holds back.
+    gates: Vec<Gate>,
 }
 
 fn before(order: Order) -> &'static str {

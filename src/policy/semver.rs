@@ -562,6 +562,17 @@ impl Constraints {
         })
     }
 
+    /// Whether `v`, which these constraints refuse, is refused only for
+    /// being a pre-release: some alternative would take it if it admitted
+    /// pre-releases.
+    pub fn refuses_only_as_prerelease(&self, v: &Version) -> bool {
+        v.is_prerelease()
+            && self
+                .groups
+                .iter()
+                .any(|group| group.comparators.iter().all(|c| c.admits(v, true)))
+    }
+
     /// Masterminds `Check`: some alternative has every comparator satisfied.
     /// A prerelease version can only satisfy an alternative in which some
     /// comparator names a prerelease.
@@ -647,15 +658,17 @@ pub fn latest<'a>(constraints: &Constraints, tags: &[&'a str], flavor: Flavor) -
 
 /// The winner among already parsed and matched candidates, in listing order,
 /// by the flavour's rule for equal versions (see [`latest`]).
-pub fn best<'a>(
-    candidates: impl IntoIterator<Item = (Version, &'a str)>,
+/// A candidate is `(version, label)`: the label is the tag text (compared
+/// for Argo's ties), possibly with more after it.
+pub fn best<V: std::borrow::Borrow<Version>, T: PartialOrd>(
+    candidates: impl IntoIterator<Item = (V, T)>,
     flavor: Flavor,
-) -> Option<&'a str> {
-    let mut best: Option<(Version, &'a str)> = None;
+) -> Option<T> {
+    let mut best: Option<(V, T)> = None;
     for (version, tag) in candidates {
         let better = match &best {
             None => true,
-            Some((best_version, best_tag)) => match version.cmp(best_version) {
+            Some((best_version, best_tag)) => match version.borrow().cmp(best_version.borrow()) {
                 Ordering::Greater => true,
                 Ordering::Equal => flavor == Flavor::Argo && tag > *best_tag,
                 Ordering::Less => false,
