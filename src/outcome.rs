@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::marker::ObjectRef;
-use crate::policy::PolicyId;
+use crate::policy::{Candidates, PolicyId};
 use crate::registry::requests::RequestCount;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -80,6 +80,10 @@ pub struct PolicyOutcome {
     /// Where the policy is declared.
     pub file: String,
     pub line: usize,
+    /// Why each listed tag was or was not chosen (bounded); absent when
+    /// no tags were listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Candidates>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,6 +175,10 @@ pub struct ImageOutcome {
     pub new: Option<String>,
     pub error: Option<String>,
     pub note: Option<String>,
+    /// Why each listed tag was or was not chosen (bounded); absent when
+    /// no selection was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Candidates>,
 }
 
 /// One application's outcome, for the report.

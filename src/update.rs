@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
+use crate::argocd::{self, plan::Fact, plan::Invalid, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
 use crate::image::Reference;
 use crate::image::Repository;
@@ -16,7 +16,7 @@ use crate::marker::{self, Field, Marker};
 use crate::outcome::{PolicyOutcome, Problem, Report, Severity};
 use crate::plan::{self, Resolved, Target, Targets};
 use crate::policy::argo::TagInfo;
-use crate::policy::{DigestReflection, Policy, PolicyId};
+use crate::policy::{Candidates, DigestReflection, PER_OUTCOME, Policy, PolicyId};
 use crate::registry::{Registry, TagRef};
 use crate::report;
 use crate::rewrite;
@@ -181,15 +181,21 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
     pin_pull_secrets(&prepared, registry, &mut report.problems);
-    let (listed, skipped) = list(
+    let (listed, invalid, skipped) = list(
         registry,
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
     report.problems.extend(skipped);
-    let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed, &invalid);
     add_unread(&mut targets, &resources.unread);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
-    let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
+    let argo = argocd::plan::finish(
+        prepared,
+        &listed,
+        &invalid,
+        &metadata,
+        options.allow_downgrade,
+    );
     if options.allow_downgrade {
         targets.values_mut().flatten().for_each(|t| t.guard = None);
     }
@@ -866,27 +872,32 @@ fn repositories_of(declared: &[Declared]) -> impl Iterator<Item = Repository> + 
 
 /// Lists each repository once, in one batch. A tag that is not a valid OCI
 /// tag is dropped here, before any strategy sees it (so none can choose it
-/// and fail the policy), and counted in a warning per repository.
+/// and fail the policy), counted in a warning per repository, and kept
+/// aside for the explanations.
 fn list(
     registry: &dyn Registry,
     repositories: impl Iterator<Item = Repository>,
-) -> (Listed, Vec<Problem>) {
+) -> (Listed, Invalid, Vec<Problem>) {
     let repositories: Vec<_> = repositories.collect::<BTreeSet<_>>().into_iter().collect();
     let mut warnings = Vec::new();
+    let mut invalid = Invalid::new();
     let listed = repositories
         .iter()
         .cloned()
         .zip(registry.tags(&repositories))
         .map(|(repository, tags)| {
             let tags = tags.map(|tags| {
-                let (valid, skipped) = crate::registry::screen_tags(&repository, tags);
-                warnings.extend(skipped.map(|note| Problem::general(Severity::Warning, note)));
+                let (valid, skipped, note) = crate::registry::partition_tags(&repository, tags);
+                warnings.extend(note.map(|note| Problem::general(Severity::Warning, note)));
+                if !skipped.is_empty() {
+                    invalid.insert(repository.clone(), skipped);
+                }
                 valid
             });
             (repository, tags)
         })
         .collect();
-    (listed, warnings)
+    (listed, invalid, warnings)
 }
 
 /// Build dates, platforms and digests of the tags Argo CD strategies need,
@@ -978,8 +989,8 @@ pub fn resolve(
 ) -> (Vec<PolicyOutcome>, Targets, Vec<Problem>) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
-    let (listed, warnings) = list(registry, repositories_of(declared));
-    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed);
+    let (listed, invalid, warnings) = list(registry, repositories_of(declared));
+    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed, &invalid);
     (outcomes, targets, warnings)
 }
 
@@ -989,15 +1000,27 @@ fn resolve_listed(
     registry: &dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
+    invalid: &Invalid,
 ) -> (Vec<PolicyOutcome>, Targets) {
-    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
-        let p = d.policy.as_ref().map_err(Clone::clone)?;
-        let tags = listed[&p.repository]
-            .as_ref()
-            .map_err(ToString::to_string)?;
-        let tag = p.selector.select(tags).map_err(|e| e.to_string())?;
-        Ok((p, tag))
-    });
+    type Chosen<'p> = (Result<(&'p Policy, String), String>, Option<Candidates>);
+    let (chosen, mut explained): (Vec<_>, Vec<_>) = parallel_map(declared.iter(), |d| -> Chosen {
+        let p = match &d.policy {
+            Ok(p) => p,
+            Err(e) => return (Err(e.clone()), None),
+        };
+        let tags = match &listed[&p.repository] {
+            Ok(tags) => tags,
+            Err(e) => return (Err(e.to_string()), None),
+        };
+        let (tag, candidates) = p.selector.candidates(tags, None, PER_OUTCOME);
+        let skipped = invalid.get(&p.repository).map_or(&[][..], Vec::as_slice);
+        (
+            tag.map(|tag| (p, tag)).map_err(|e| e.to_string()),
+            Some(candidates.with_invalid(skipped)),
+        )
+    })
+    .into_iter()
+    .unzip();
 
     let mut lookups = Vec::new();
     for (p, tag) in chosen.iter().flatten() {
@@ -1020,7 +1043,7 @@ fn resolve_listed(
 
     let mut outcomes = Vec::new();
     let mut targets = Targets::new();
-    for (d, chosen) in declared.iter().zip(chosen) {
+    for ((d, chosen), candidates) in declared.iter().zip(chosen).zip(explained.iter_mut()) {
         let latest = chosen.and_then(|(p, tag)| {
             let digest = match p.digest {
                 DigestReflection::Never => None,
@@ -1048,6 +1071,12 @@ fn resolve_listed(
             error: latest.as_ref().err().cloned(),
             file: d.origin.file.clone(),
             line: d.origin.line,
+            // A choice the policy could not use (its digest unread, say)
+            // is no longer the chosen one.
+            candidates: match &latest {
+                Ok(_) => candidates.take(),
+                Err(e) => candidates.take().map(|c| c.unchosen(e)),
+            },
         });
         targets.entry(d.id.clone()).or_default().push(Target {
             origin: d.origin.clone(),

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use crate::image::Repository;
 use crate::outcome::{AppOutcome, ImageOutcome, Problem, Severity};
 use crate::policy::argo::{self, AllowTags, ArgoRule, Strategy, TagInfo};
-use crate::policy::{Flavor, semver};
+use crate::policy::{Candidates, Flavor, PER_OUTCOME, semver};
 use crate::registry::{RegistryError, TagRef};
 use crate::yaml::{self, Node};
 
@@ -25,6 +25,10 @@ use super::write::{self, HelmParam};
 
 /// The tag lists of a run, one answer per repository.
 pub type Listed = BTreeMap<Repository, Result<Vec<String>, RegistryError>>;
+
+/// The listed tags that are not valid OCI tags, which no rule sees, by
+/// repository (only repositories that have some).
+pub type Invalid = BTreeMap<Repository, Vec<String>>;
 
 /// What the registry said about the tags [`Prepared::metadata_wanted`]
 /// named: their facts, and for each fact that could not be had, why.
@@ -772,6 +776,7 @@ pub struct Finished {
 pub fn finish(
     prepared: Prepared,
     listed: &Listed,
+    invalid: &Invalid,
     metadata: &Metadata,
     allow_downgrade: bool,
 ) -> Finished {
@@ -845,8 +850,23 @@ pub fn finish(
             new: None,
             error: None,
             note: None,
+            candidates: None,
         };
-        match decide_image(&job, target, *kind, listed, metadata, allow_downgrade) {
+        let decision = decide_image(
+            &job,
+            target,
+            *kind,
+            (listed, invalid),
+            metadata,
+            allow_downgrade,
+            &mut outcome.candidates,
+        );
+        // A choice the image could not use (no digest, say) is no longer
+        // the chosen one.
+        if let Err(e) = &decision {
+            outcome.candidates = outcome.candidates.take().map(|c| c.unchosen(e));
+        }
+        match decision {
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
@@ -946,13 +966,16 @@ enum Decision {
     },
 }
 
+/// `explained` receives why each listed tag was or was not chosen, once
+/// the rule has been applied.
 fn decide_image(
     job: &Job,
     target: &Result<Target, String>,
     kind: Kind,
-    listed: &Listed,
+    (listed, invalid): (&Listed, &Invalid),
     metadata: &Metadata,
     allow_downgrade: bool,
+    explained: &mut Option<Candidates>,
 ) -> Result<Decision, String> {
     target.as_ref().map_err(Clone::clone)?;
     let rule = job.rule.as_ref().map_err(Clone::clone)?;
@@ -997,7 +1020,10 @@ fn decide_image(
             .map_or_else(|| TagInfo::named(name), |i| (*i).clone())
     };
     let tags: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
-    let Some(selected) = rule.select(&tags)? else {
+    let (selected, candidates) = rule.candidates(&tags, None, PER_OUTCOME)?;
+    let skipped = invalid.get(repository).map_or(&[][..], Vec::as_slice);
+    *explained = Some(candidates.with_invalid(skipped));
+    let Some(selected) = selected else {
         return Ok(Decision::Keep {
             selected: None,
             note: "no tag qualifies; nothing written".to_string(),

@@ -79,10 +79,20 @@ pub fn screen_tags(
     repository: &dyn std::fmt::Display,
     tags: Vec<String>,
 ) -> (Vec<String>, Option<String>) {
+    let (valid, _, note) = partition_tags(repository, tags);
+    (valid, note)
+}
+
+/// [`screen_tags`], keeping the invalid tags too, as listed (the report
+/// shows some of them).
+pub fn partition_tags(
+    repository: &dyn std::fmt::Display,
+    tags: Vec<String>,
+) -> (Vec<String>, Vec<String>, Option<String>) {
     let (valid, invalid): (Vec<String>, Vec<String>) =
         tags.into_iter().partition(|t| is_valid_tag(t));
     if invalid.is_empty() {
-        return (valid, None);
+        return (valid, invalid, None);
     }
     let examples: Vec<String> = invalid
         .iter()
@@ -100,5 +110,5 @@ pub fn screen_tags(
         "{repository}: skipped {n} listed {what} ({}{more})",
         examples.join(", ")
     );
-    (valid, Some(note))
+    (valid, invalid, Some(note))
 }
