@@ -72,6 +72,10 @@ struct RunArgs {
     diff: bool,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// With text output: list under each policy and Argo CD image the tags
+    /// it considered and why each was or was not chosen (JSON always has them).
+    #[arg(long)]
+    explain: bool,
     /// Answer registry questions from this snapshot file instead of the network.
     #[arg(long, value_name = "FILE")]
     registry_snapshot: Option<PathBuf>,
@@ -315,6 +319,8 @@ impl RegistryArgs {
 enum Output {
     Text,
     Json,
+    /// As the GitHub Action's step summary (for pull-request bodies).
+    Markdown,
 }
 
 #[derive(Debug, clap::Args)]
@@ -428,7 +434,7 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let output = args.output;
+    let (output, explain) = (args.output, args.explain);
     let report = match execute(args) {
         Ok(report) => report,
         Err(message) => return usage_error(message),
@@ -436,15 +442,31 @@ fn run(args: RunArgs) -> ExitCode {
     let text = match output {
         Output::Json => report.to_json(),
         Output::Text => {
-            let mut text = report.to_text();
+            let mut text = match explain {
+                true => report.to_text_explained(),
+                false => report.to_text(),
+            };
             if let Some(diff) = &report.diff {
                 text.push_str(diff);
+            }
+            text
+        }
+        Output::Markdown => {
+            let mut text = report.to_markdown("");
+            if let Some(diff) = report.diff.as_deref().filter(|d| !d.is_empty()) {
+                let fence = "`".repeat(3.max(longest_backtick_run(diff) + 1));
+                text.push_str(&format!("### Diff\n\n{fence}diff\n{diff}{fence}\n"));
             }
             text
         }
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     report.exit_code()
+}
+
+/// The longest run of backticks in `text`, so a fence can be longer.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// Runs `image-update run` with these arguments (everything after `run`) and

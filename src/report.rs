@@ -1,10 +1,13 @@
 //! The only code that prints a run's outcome (`outcome::Report`): text for
-//! people, JSON for machines (a stable schema, `version: 1`), and a unified
-//! diff.
+//! people, JSON for machines (a stable schema, `version: 1`), Markdown
+//! (`markdown`) and a unified diff.
+
+mod markdown;
 
 use std::fmt::Write as _;
 
 use crate::outcome::{Change, Report, Severity, write_of};
+use crate::policy::{Candidates, Outcome, PER_OUTCOME};
 
 impl Report {
     pub fn to_json(&self) -> String {
@@ -14,6 +17,16 @@ impl Report {
     }
 
     pub fn to_text(&self) -> String {
+        self.text(false)
+    }
+
+    /// The text report with, under each policy and Argo CD image, the
+    /// candidates it considered and why each was or was not chosen.
+    pub fn to_text_explained(&self) -> String {
+        self.text(true)
+    }
+
+    fn text(&self, explain: bool) -> String {
         let mut out = String::new();
         for p in &self.policies {
             match (&p.tag, &p.error) {
@@ -47,6 +60,9 @@ impl Report {
                     );
                 }
                 (None, None) => {}
+            }
+            if explain && let Some(candidates) = &p.candidates {
+                explained(&mut out, candidates);
             }
         }
         let verb = if self.dry_run {
@@ -102,6 +118,25 @@ impl Report {
                     }),
                     app.application
                 );
+            }
+        }
+        if explain {
+            for app in &self.applications {
+                for i in app.images.iter().filter(|i| i.candidates.is_some()) {
+                    let name = if i.alias.is_empty() {
+                        &i.image
+                    } else {
+                        &i.alias
+                    };
+                    let _ = writeln!(
+                        out,
+                        "application {} image {name}: {} ({})",
+                        app.application,
+                        i.selected.as_deref().unwrap_or("nothing selected"),
+                        i.strategy
+                    );
+                    explained(&mut out, i.candidates.as_ref().expect("filtered"));
+                }
             }
         }
         for p in &self.problems {
@@ -180,6 +215,37 @@ impl Report {
             },
         );
         out
+    }
+}
+
+/// The candidates under a policy or image line, as `select --explain` lists
+/// tags: `*` before the chosen one, then the outcome and the reason.
+fn explained(out: &mut String, candidates: &Candidates) {
+    for c in &candidates.shown {
+        let mark = if c.outcome == Outcome::Chosen {
+            '*'
+        } else {
+            ' '
+        };
+        let _ = writeln!(
+            out,
+            "  {mark} {:<24} {:<16} {}",
+            shown(&c.tag),
+            c.outcome.name(),
+            c.reason
+        );
+    }
+    if !candidates.omitted.is_empty() {
+        let counts: Vec<String> = candidates
+            .omitted
+            .iter()
+            .map(|(outcome, n)| format!("{n} {}", outcome.name()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    ... not shown: {} (at most {PER_OUTCOME} of each outcome are)",
+            counts.join(", ")
+        );
     }
 }
 
