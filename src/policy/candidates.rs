@@ -358,11 +358,15 @@ impl Rank<'_> {
     }
 }
 
+/// The tags of one outcome: how many, and the best kept (listed index,
+/// rank).
+type Bucket<'a> = (usize, Vec<(usize, Option<Rank<'a>>)>);
+
 /// Collects the marks of a selection, keeping for each outcome only the
 /// best `per` tags (by rank, else the first listed) and counting the rest.
 pub(crate) struct Tally<'a> {
     per: usize,
-    buckets: [(usize, Vec<(usize, Option<Rank<'a>>)>); Outcome::ALL.len()],
+    buckets: [Bucket<'a>; Outcome::ALL.len()],
 }
 
 impl<'a> Tally<'a> {
@@ -439,9 +443,7 @@ mod tests {
         let numbers: Vec<f64> = (0..20).map(f64::from).collect();
         let mut marks = vec![Mark::Older; 20];
         marks[7] = Mark::Chosen;
-        for i in 10..20 {
-            marks[i] = Mark::Filtered;
-        }
+        marks[10..].fill(Mark::Filtered);
         let mut tally = Tally::new(3);
         for (i, mark) in marks.iter().enumerate() {
             let rank = (*mark == Mark::Older).then_some(Rank::Number(numbers[i]));
