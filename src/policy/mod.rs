@@ -382,8 +382,10 @@ impl Selector {
             }
         }
         let chosen = e.winner.as_ref().ok().map(|&w| names[w]);
-        let explained = tally.finish(&names, &e.marks, |i, mark| {
-            self.reason(names[i], mark, chosen, compared, &e.gates)
+        let failure = e.winner.as_ref().err().map(ToString::to_string);
+        let explained = tally.finish(&names, &e.marks, |i, mark| match (mark, &failure) {
+            (Mark::Unranked, Some(failure)) => format!("not ranked: {failure}"),
+            _ => self.reason(names[i], mark, chosen, compared, &e.gates),
         });
         (e.winner.map(|w| names[w].to_string()), explained)
     }
