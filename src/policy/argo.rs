@@ -213,20 +213,24 @@ impl ArgoRule {
                 mark,
                 Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate
             ));
-            let rank = match self.strategy {
-                Strategy::Alphabetical => Some(Rank::Text(names[i])),
-                _ => None,
-            };
-            if !ranked(mark) || rank.is_some() {
-                tally.add(i, mark, rank);
+            if self.strategy != Strategy::Alphabetical && !ranked(mark) {
+                tally.add(i, mark, None);
             }
         }
-        for (version, i) in &e.versions {
+        // Alphabetical ranks every tag by its name; last listed first (see
+        // `Tally`).
+        if self.strategy == Strategy::Alphabetical {
+            for (i, name) in names.iter().enumerate().rev() {
+                tally.add(i, e.marks[i], Some(Rank::Text(name)));
+            }
+        }
+        // Last listed first: see `Tally`.
+        for (version, i) in e.versions.iter().rev() {
             if ranked(e.marks[*i]) {
                 tally.add(*i, e.marks[*i], Some(Rank::Version(version)));
             }
         }
-        for (when, i) in &e.dates {
+        for (when, i) in e.dates.iter().rev() {
             if ranked(e.marks[*i]) {
                 tally.add(*i, e.marks[*i], Some(Rank::Date(*when, names[*i])));
             }
@@ -247,7 +251,7 @@ impl ArgoRule {
         compared: usize,
         gates: &[Gate],
     ) -> String {
-        let of = candidates::tags(compared);
+        let of = || candidates::tags(compared);
         let range = match self.constraint.as_str() {
             "" => "*",
             c => c,
@@ -259,11 +263,11 @@ impl ArgoRule {
             (None, TagSortMode::None) => " (no build date)".to_string(),
         };
         match (mark, self.strategy) {
-            (Mark::Chosen, Strategy::Semver) => format!("newest of {of} in range {range}"),
-            (Mark::Chosen, Strategy::Alphabetical) => format!("last of {of} in byte order"),
+            (Mark::Chosen, Strategy::Semver) => format!("newest of {} in range {range}", of()),
+            (Mark::Chosen, Strategy::Alphabetical) => format!("last of {} in byte order", of()),
             (Mark::Chosen, Strategy::NewestBuild) => match self.tag_sort {
-                TagSortMode::None => format!("newest build of {of}{}", built(tag)),
-                _ => format!("listed as the latest of {of} (tag sort mode)"),
+                TagSortMode::None => format!("newest build of {}{}", of(), built(tag)),
+                _ => format!("listed as the latest of {} (tag sort mode)", of()),
             },
             (Mark::Chosen, Strategy::Digest) => match &tag.digest {
                 Some(digest) => format!("the followed tag, at {digest}"),
@@ -340,12 +344,15 @@ impl ArgoRule {
         let mut e = ArgoEvaluation {
             marks: Vec::with_capacity(tags.len()),
             winner: None,
-            versions: Vec::new(),
+            versions: Vec::with_capacity(match self.strategy {
+                Strategy::Semver => tags.len(),
+                _ => 0,
+            }),
             dates: Vec::new(),
             gates: Vec::new(),
         };
         // Candidates: the listed tags that pass the filters, by index.
-        let mut candidates: Vec<usize> = Vec::new();
+        let mut candidates: Vec<usize> = Vec::with_capacity(tags.len());
         for (i, t) in tags.iter().enumerate() {
             let mark = if !self.allow.as_ref().is_none_or(|a| a.matches(&t.name)) {
                 Mark::NotAllowed

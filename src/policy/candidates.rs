@@ -359,11 +359,14 @@ impl Rank<'_> {
 }
 
 /// The tags of one outcome: how many, and the best kept (listed index,
-/// rank).
+/// rank), best first.
 type Bucket<'a> = (usize, Vec<(usize, Option<Rank<'a>>)>);
 
 /// Collects the marks of a selection, keeping for each outcome only the
-/// best `per` tags (by rank, else the first listed) and counting the rest.
+/// best `per` tags (by rank, then the first listed) and counting the rest.
+/// The kept tags do not depend on the order tags are added in; adding the
+/// best first (registries mostly list oldest first, so callers add ranked
+/// tags last listed first) makes most tags cost one comparison.
 pub(crate) struct Tally<'a> {
     per: usize,
     buckets: [Bucket<'a>; Outcome::ALL.len()],
@@ -379,24 +382,27 @@ impl<'a> Tally<'a> {
 
     /// Records listed tag `index` with `mark`, ranked by `rank` among the
     /// tags of its outcome.
+    #[inline]
     pub(crate) fn add(&mut self, index: usize, mark: Mark, rank: Option<Rank<'a>>) {
-        let per = match mark {
-            Mark::Chosen => usize::MAX,
+        let outcome = mark.outcome();
+        let per = match outcome {
+            Outcome::Chosen => usize::MAX,
             _ => self.per,
         };
-        let (count, kept) = &mut self.buckets[mark.outcome() as usize];
+        let (count, kept) = &mut self.buckets[outcome as usize];
         *count += 1;
-        // Before the first kept entry it beats: a higher rank, or an equal
-        // one listed earlier (entries arrive in listing order).
-        let beats = |(_, kept): &(usize, Option<Rank>)| match (&rank, kept) {
-            (Some(a), Some(b)) => a.cmp(b) == Ordering::Greater,
-            _ => false,
+        // Whether this tag goes before a kept one: a higher rank, or an
+        // equal one (or none) listed earlier.
+        let beats = |(j, b): &(usize, Option<Rank>)| match (&rank, b) {
+            (Some(a), Some(b)) => a.cmp(b).then(j.cmp(&index)) == Ordering::Greater,
+            _ => index < *j,
         };
-        let at = kept.iter().position(beats).unwrap_or(kept.len());
-        if at < per {
-            kept.insert(at, (index, rank));
-            kept.truncate(per);
+        if kept.len() >= per && !kept.last().is_some_and(beats) {
+            return;
         }
+        let at = kept.iter().position(beats).unwrap_or(kept.len());
+        kept.insert(at, (index, rank));
+        kept.truncate(per);
     }
 
     /// The explanation: `describe(index, mark)` says why each kept tag got

@@ -360,7 +360,7 @@ impl Selector {
         }
         match &self.rule {
             Rule::Semver(_) => {
-                for (version, pos) in &e.versions {
+                for (version, pos) in e.versions.iter().rev() {
                     let i = e.values[*pos].1;
                     if ranked(e.marks[i]) {
                         tally.add(i, e.marks[i], Some(Rank::Version(version)));
@@ -368,7 +368,7 @@ impl Selector {
                 }
             }
             Rule::Alphabetical(order) | Rule::Numerical(order) => {
-                for (value, i) in &e.values {
+                for (value, i) in e.values.iter().rev() {
                     let rank = match (&self.rule, order) {
                         (Rule::Alphabetical(_), Order::Asc) => Some(Rank::Text(value)),
                         (Rule::Alphabetical(_), Order::Desc) => Some(Rank::TextDesc(value)),
@@ -400,24 +400,29 @@ impl Selector {
         compared: usize,
         gates: &[Gate],
     ) -> String {
-        let value = self.value_of(tag);
+        // Only an extract makes the compared value differ from the tag.
+        let extracts = self.filter.as_ref().is_some_and(|f| !f.extract.is_empty());
+        let value = match extracts {
+            true => self.value_of(tag),
+            false => Cow::Borrowed(tag),
+        };
         let shown = if value != tag {
             format!(" (value {value})")
         } else {
             String::new()
         };
         let chosen = chosen.unwrap_or_default();
-        let of = candidates::tags(compared);
+        let of = || candidates::tags(compared);
         match (mark, &self.rule) {
-            (Mark::Chosen, Rule::Semver(c)) => format!("newest of {of} in range {c}{shown}"),
+            (Mark::Chosen, Rule::Semver(c)) => format!("newest of {} in range {c}{shown}", of()),
             (Mark::Chosen, Rule::Alphabetical(Order::Asc)) => {
-                format!("last of {of} in alphabetical order{shown}")
+                format!("last of {} in alphabetical order{shown}", of())
             }
             (Mark::Chosen, Rule::Alphabetical(Order::Desc)) => {
-                format!("first of {of} in alphabetical order{shown}")
+                format!("first of {} in alphabetical order{shown}", of())
             }
-            (Mark::Chosen, Rule::Numerical(Order::Asc)) => format!("highest of {of}{shown}"),
-            (Mark::Chosen, Rule::Numerical(Order::Desc)) => format!("lowest of {of}{shown}"),
+            (Mark::Chosen, Rule::Numerical(Order::Asc)) => format!("highest of {}{shown}", of()),
+            (Mark::Chosen, Rule::Numerical(Order::Desc)) => format!("lowest of {}{shown}", of()),
             (Mark::Older, Rule::Semver(_)) => format!("older than {chosen}{shown}"),
             (Mark::Older, Rule::Alphabetical(Order::Asc)) => {
                 format!("sorts before {chosen}{shown}")
