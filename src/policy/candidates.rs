@@ -514,6 +514,302 @@ mod tests {
         );
     }
 
+    use crate::policy::argo::{AllowTags, ArgoRule, Strategy, TagInfo, TagSortMode};
+    use crate::policy::{Flavor, Order, Rule, Selector, TagFilter};
+
+    /// `(tag, outcome, reason)` of every shown candidate.
+    fn shown(c: &Candidates) -> Vec<(&str, Outcome, &str)> {
+        c.shown
+            .iter()
+            .map(|c| (c.tag.as_str(), c.outcome, c.reason.as_str()))
+            .collect()
+    }
+
+    fn flux(rule: Rule) -> Selector {
+        Selector::new(rule, Flavor::Flux)
+    }
+
+    #[test]
+    fn flux_semver_names_every_reason_in_the_order_the_selection_drops_tags() {
+        let mut s = flux(Rule::semver("^1.2").unwrap())
+            .with_exclusions(&["^dev-".to_string()])
+            .unwrap();
+        s.filter = Some(TagFilter::new("^v?[0-9]|^dev-", "").unwrap());
+        let tags = [
+            "1.2.0",
+            "latest",
+            "dev-1.9.0",
+            "2.0.0",
+            "1.3.0-rc.1",
+            "1.2",
+            "1.4.1",
+            "1.3.0",
+        ];
+        let (chosen, c) = s.candidates(&tags, None, PER_OUTCOME);
+        assert_eq!(chosen.unwrap(), "1.4.1");
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("1.4.1", Outcome::Chosen, "newest of 3 tags in range ^1.2"),
+                ("1.3.0", Outcome::Older, "older than 1.4.1"),
+                ("1.2.0", Outcome::Older, "older than 1.4.1"),
+                (
+                    "dev-1.9.0",
+                    Outcome::Excluded,
+                    "excluded by the exclusionList /^dev-/"
+                ),
+                (
+                    "latest",
+                    Outcome::Filtered,
+                    "does not match filterTags.pattern /^v?[0-9]|^dev-/"
+                ),
+                (
+                    "1.2",
+                    Outcome::NotAVersion,
+                    "not a version: Flux requires MAJOR.MINOR.PATCH"
+                ),
+                ("2.0.0", Outcome::OutOfRange, "outside the range ^1.2"),
+                (
+                    "1.3.0-rc.1",
+                    Outcome::PreRelease,
+                    "a pre-release, which ^1.2 does not admit"
+                ),
+            ]
+        );
+        assert_eq!(c.listed, tags.len());
+        assert!(c.omitted.is_empty());
+        // A range that names a pre-release admits it: no pre-release reason.
+        let s = flux(Rule::semver(">=1.3.0-0").unwrap());
+        let (chosen, c) = s.candidates(&["1.3.0-rc.1", "1.2.0"], None, PER_OUTCOME);
+        assert_eq!(chosen.unwrap(), "1.3.0-rc.1");
+        assert_eq!(c.count(Outcome::OutOfRange), 1);
+        assert_eq!(c.count(Outcome::PreRelease), 0);
+    }
+
+    #[test]
+    fn flux_extract_values_shadowing_and_orders() {
+        let mut s = flux(Rule::Numerical(Order::Asc));
+        s.filter = Some(TagFilter::new("^(?:a|b)-([0-9]+)$", "$1").unwrap());
+        let (chosen, c) = s.candidates(&["a-5", "b-5", "a-3"], None, PER_OUTCOME);
+        assert_eq!(chosen.unwrap(), "b-5");
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("b-5", Outcome::Chosen, "highest of 2 tags (value 5)"),
+                ("a-3", Outcome::Older, "lower than b-5 (value 3)"),
+                (
+                    "a-5",
+                    Outcome::SameValue,
+                    "a later tag extracts the same value (value 5)"
+                ),
+            ]
+        );
+        let (_, c) = flux(Rule::Alphabetical(Order::Desc)).candidates(&["b", "a", "c"], None, 5);
+        assert_eq!(
+            shown(&c),
+            vec![
+                (
+                    "a",
+                    Outcome::Chosen,
+                    "first of 3 tags in alphabetical order"
+                ),
+                ("b", Outcome::Older, "sorts after a"),
+                ("c", Outcome::Older, "sorts after a"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_numerical_policy_names_the_culprit_and_ranks_nothing() {
+        let (chosen, c) =
+            flux(Rule::Numerical(Order::Asc)).candidates(&["1", "x", "2"], None, PER_OUTCOME);
+        assert!(chosen.is_err());
+        assert_eq!(c.chosen(), None);
+        assert_eq!(
+            c.shown.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+            vec![Outcome::Unranked, Outcome::Unranked, Outcome::NotANumber]
+        );
+        assert!(
+            c.shown[0]
+                .reason
+                .starts_with("not ranked: tag \"x\" is not a number")
+        );
+        assert_eq!(
+            c.summary(),
+            "3 listed tags, none qualifies: 2 not ranked, 1 not numbers"
+        );
+    }
+
+    #[test]
+    fn gates_hold_back_candidates_and_the_best_ungated_one_is_chosen() {
+        let gate = |tag: &str| match tag {
+            "1.4.0" => Some(Gate::Held {
+                reason: "held: rolled back by 1a2b3c4 on 2026-12-01".into(),
+            }),
+            "1.3.0" => Some(Gate::Waiting {
+                reason: "waiting: in clusters/staging until 2026-12-05".into(),
+            }),
+            _ => None,
+        };
+        let s = flux(Rule::semver("^1").unwrap());
+        let tags = ["1.2.0", "1.3.0", "1.4.0"];
+        let (chosen, c) = s.candidates(&tags, Some(&gate), PER_OUTCOME);
+        assert_eq!(chosen.unwrap(), "1.2.0");
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("1.2.0", Outcome::Chosen, "newest of 3 tags in range ^1"),
+                (
+                    "1.4.0",
+                    Outcome::Held,
+                    "held: rolled back by 1a2b3c4 on 2026-12-01"
+                ),
+                (
+                    "1.3.0",
+                    Outcome::Waiting,
+                    "waiting: in clusters/staging until 2026-12-05"
+                ),
+            ]
+        );
+        // Without a gate the selection is the plain one.
+        assert_eq!(s.candidates(&tags, None, 5).0.unwrap(), "1.4.0");
+        assert_eq!(s.select(&tags).unwrap(), "1.4.0");
+        // Everything gated: nothing chosen, and the error says why.
+        let all = |_: &str| {
+            Some(Gate::Held {
+                reason: "held: rolled back".into(),
+            })
+        };
+        let (chosen, c) = s.candidates(&tags, Some(&all), PER_OUTCOME);
+        assert_eq!(chosen.unwrap_err().class(), "gated");
+        assert_eq!(c.count(Outcome::Held), 3);
+        // The same predicate drives the Argo CD rule.
+        let rule = ArgoRule::new(Strategy::Alphabetical);
+        let infos: Vec<TagInfo> = tags.iter().map(|t| TagInfo::named(t)).collect();
+        let (chosen, c) = rule.candidates(&infos, Some(&gate), PER_OUTCOME).unwrap();
+        assert_eq!(chosen.unwrap().name, "1.2.0");
+        assert_eq!(c.count(Outcome::Held) + c.count(Outcome::Waiting), 2);
+    }
+
+    #[test]
+    fn argo_names_every_reason_in_upstreams_order() {
+        let mut rule = ArgoRule::new(Strategy::Semver);
+        rule.constraint = "1.x".into();
+        rule.allow = Some(AllowTags::parse("regexp:^v?[0-9]").unwrap());
+        rule.ignore = vec!["*-debug".into()];
+        let names = [
+            "1.0.0",
+            "main",
+            "1.1.0-debug",
+            "1.2.0-rc.1",
+            "2.0.0",
+            "1.1",
+            "x1",
+        ];
+        let tags: Vec<TagInfo> = names.iter().map(|n| TagInfo::named(n)).collect();
+        let (chosen, c) = rule.candidates(&tags, None, PER_OUTCOME).unwrap();
+        assert_eq!(chosen.unwrap().name, "1.1");
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("1.1", Outcome::Chosen, "newest of 2 tags in range 1.x"),
+                ("1.0.0", Outcome::Older, "older than 1.1"),
+                (
+                    "main",
+                    Outcome::NotAllowed,
+                    "not allowed by allow-tags regexp:^v?[0-9]"
+                ),
+                (
+                    "x1",
+                    Outcome::NotAllowed,
+                    "not allowed by allow-tags regexp:^v?[0-9]"
+                ),
+                (
+                    "1.1.0-debug",
+                    Outcome::Ignored,
+                    "ignored by ignore-tags *-debug"
+                ),
+                ("2.0.0", Outcome::OutOfRange, "outside the range 1.x"),
+                (
+                    "1.2.0-rc.1",
+                    Outcome::PreRelease,
+                    "a pre-release, which 1.x does not admit"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn argo_newest_build_platforms_dates_and_digest() {
+        let dated = |name: &str, created: Option<&str>, platforms: &[&str]| TagInfo {
+            created: created.map(str::to_string),
+            platforms: platforms.iter().map(|p| p.to_string()).collect(),
+            ..TagInfo::named(name)
+        };
+        let rule = ArgoRule::new(Strategy::NewestBuild);
+        let tags = vec![
+            dated("old", Some("2024-01-01T00:00:00Z"), &[]),
+            dated("arm", Some("2024-06-01T00:00:00Z"), &["linux/arm64"]),
+            dated("undated", None, &[]),
+            dated("new", Some("2024-05-01T00:00:00Z"), &["linux/amd64"]),
+        ];
+        let (chosen, c) = rule.candidates(&tags, None, PER_OUTCOME).unwrap();
+        assert_eq!(chosen.unwrap().name, "new");
+        assert_eq!(
+            shown(&c),
+            vec![
+                (
+                    "new",
+                    Outcome::Chosen,
+                    "newest build of 3 tags (built 2024-05-01T00:00:00Z)"
+                ),
+                (
+                    "old",
+                    Outcome::Older,
+                    "built before new (built 2024-01-01T00:00:00Z)"
+                ),
+                (
+                    "undated",
+                    Outcome::NoBuildDate,
+                    "no build date, which orders as 1970-01-01 (as upstream), before new"
+                ),
+                (
+                    "arm",
+                    Outcome::PlatformMissing,
+                    "built for linux/arm64, not linux/amd64"
+                ),
+            ]
+        );
+        let mut rule = ArgoRule::new(Strategy::Digest);
+        rule.constraint = "stable".into();
+        let tags = vec![
+            TagInfo::named("latest"),
+            TagInfo {
+                digest: Some("sha256:aa".into()),
+                ..TagInfo::named("stable")
+            },
+        ];
+        let (_, c) = rule.candidates(&tags, None, PER_OUTCOME).unwrap();
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("stable", Outcome::Chosen, "the followed tag, at sha256:aa"),
+                (
+                    "latest",
+                    Outcome::NotFollowed,
+                    "not the followed tag stable"
+                ),
+            ]
+        );
+        // A tag sort mode stands in for build dates.
+        let mut rule = ArgoRule::new(Strategy::NewestBuild);
+        rule.tag_sort = TagSortMode::LatestFirst;
+        let (chosen, _) = rule
+            .candidates(&[TagInfo::named("b"), TagInfo::named("a")], None, 5)
+            .unwrap();
+        assert_eq!(chosen.unwrap().name, "b");
+    }
+
     #[test]
     fn outcome_names_are_the_json_names() {
         for outcome in Outcome::ALL {
@@ -523,5 +819,11 @@ mod tests {
             );
         }
         assert!(Outcome::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            Outcome::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, o)| *o as usize == i)
+        );
     }
 }
