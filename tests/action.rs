@@ -539,6 +539,43 @@ fn dry_run_sets_outputs_summary_and_annotations_and_writes_nothing() {
     );
 }
 
+/// The step summary says why: each change with the one-line reason of its
+/// choice, and, once everything is up to date, why nothing moved.
+#[test]
+fn the_step_summary_says_why_each_reference_moved_or_not() {
+    let workspace = tempfile::tempdir().unwrap();
+    copy_example(workspace.path());
+    fs::copy(example_snapshot(), workspace.path().join("snap.json")).unwrap();
+    let with = [("registry-snapshot", "snap.json")];
+
+    let step = run_step(workspace.path(), &with, None);
+    assert_eq!(step.code, Some(0), "{}", step.context());
+    let s = &step.summary;
+    assert!(s.contains("| File | Line | Change | Policy | Why |"), "{s}");
+    assert!(
+        s.contains("| `apps/podinfo/deployment.yaml` | 18 | `ghcr.io/stefanprodan/podinfo:6.5.0` → `ghcr.io/stefanprodan/podinfo:6.6.0` | `flux-system:podinfo` | newest of 3 tags in range 6.x |"),
+        "{s}"
+    );
+    assert!(
+        s.contains("| `7.2.3-alpine` → `7.2.5-alpine` | `flux-system:redis:tag` | newest of 2 tags in range ~7.2 (value 7.2.5) |"),
+        "{s}"
+    );
+
+    // Everything written: a second run moves nothing and says why.
+    let step = run_step(workspace.path(), &with, None);
+    assert_eq!(step.code, Some(0), "{}", step.context());
+    let s = &step.summary;
+    assert!(s.contains("No image reference needs a change."), "{s}");
+    assert!(
+        s.contains("| `flux-system:podinfo` | `ghcr.io/stefanprodan/podinfo` | semver 6.x | `6.6.0` | newest of 3 tags in range 6.x; marker flux-system:podinfo not applied: the file is outside the update.path"),
+        "{s}"
+    );
+    assert!(
+        s.contains("| `flux-system:redis` | `redis` | semver ~7.2 | `7.2.5-alpine` | up to date: newest of 2 tags in range ~7.2 (value 7.2.5) |"),
+        "{s}"
+    );
+}
+
 /// A tree with only Argo CD applications: the override file it writes is
 /// a change, so `changed` is `true` and the summary counts and lists it.
 #[test]

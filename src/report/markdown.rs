@@ -173,9 +173,9 @@ impl Report {
     }
 
     /// Why a policy moved, or why nothing moved: the choice's reason when
-    /// a marker changed; an error's tally of the candidates; a marker left
-    /// unchanged (a refused downgrade, a marker outside the update path);
-    /// else up to date.
+    /// a marker changed; an error's tally of the candidates; the choice and
+    /// the markers left unchanged (a refused downgrade, a marker outside
+    /// the update path); else up to date.
     fn why_policy(&self, p: &PolicyOutcome) -> String {
         if p.error.is_some() {
             return match &p.candidates {
@@ -187,13 +187,22 @@ impl Report {
             return reason_of(p);
         }
         let marker = format!("marker {}", p.policy);
-        let left = self.problems.iter().find(|problem| {
-            problem.message.starts_with(&marker)
-                && problem.message[marker.len()..].starts_with([':', ' '])
-        });
-        match left {
-            Some(problem) => format!("unchanged: {}", problem.message),
-            None => format!("up to date: {}", reason_of(p)),
+        let left: Vec<&str> = self
+            .problems
+            .iter()
+            .map(|problem| problem.message.as_str())
+            .filter(|message| {
+                message.starts_with(&marker) && message[marker.len()..].starts_with([':', ' '])
+            })
+            .collect();
+        match left[..] {
+            [] => format!("up to date: {}", reason_of(p)),
+            [one] => format!("{}; {one}", reason_of(p)),
+            [first, ..] => format!(
+                "{}; {first}; and {} more (see the problems)",
+                reason_of(p),
+                left.len() - 1
+            ),
         }
     }
 }
