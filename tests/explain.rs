@@ -600,3 +600,22 @@ fn ten_thousand_tags_are_explained_within_the_bound() {
         "{text}"
     );
 }
+
+/// README's worked example of `--explain` is what `run` prints.
+#[test]
+fn the_readme_explain_example_is_what_run_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let command = "$ image-update run examples/flux --registry-snapshot examples/flux.snapshot.json --dry-run --explain\n";
+    let shown = readme
+        .split(command)
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README shows the --explain example");
+    let out = bin()
+        .current_dir(root)
+        .args(command[2..].split_whitespace().skip(1))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
+}
