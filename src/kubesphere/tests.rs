@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn read(src: &str) -> Result<Option<Unified>, Vec<FieldError>> {
