@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::outcome::Severity;
+use crate::rewrite::{self, Edit};
 use crate::yaml::{self, Node};
 
 use super::Lines;
@@ -256,16 +257,23 @@ pub fn append_results(src: &str, root: &Node, results: &[FnResult]) -> Result<St
         .find(|(k, _)| k.as_str() == Some("results"));
     let before = existing.map_or(0, |(_, v)| v.items().len());
 
-    let mut out = String::with_capacity(src.len() + results.len() * 256);
-    match existing {
+    // One insertion (or, for a null `results`, one replacement), spliced by
+    // the same engine as every other edit.
+    let insert = |at: usize, new: String| Edit {
+        span: at..at,
+        old: String::new(),
+        new,
+    };
+    let edit = match existing {
         None if flow_root => {
             let end =
                 flow_end(src, root_start).ok_or("the ResourceList mapping is not closed")? - 1;
             let last = src[..end].trim_end().len();
             let comma = if root.entries().is_empty() { "" } else { ", " };
-            out.push_str(&src[..last]);
-            let _ = write!(out, "{comma}\"results\": [{}]", render_flow(results));
-            out.push_str(&src[last..]);
+            insert(
+                last,
+                format!("{comma}\"results\": [{}]", render_flow(results)),
+            )
         }
         None => {
             let indent = " ".repeat(root.position().column.saturating_sub(1));
@@ -276,13 +284,13 @@ pub fn append_results(src: &str, root: &Node, results: &[FnResult]) -> Result<St
                 None if body.trim() == "..." => 0,
                 _ => src.len(),
             };
-            out.push_str(&src[..at]);
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push_str(nl);
+            let mut text = String::new();
+            if at > 0 && !src[..at].ends_with('\n') {
+                text.push_str(nl);
             }
-            let _ = write!(out, "{indent}results:{nl}");
-            out.push_str(&render_block(results, &indent, nl));
-            out.push_str(&src[at..]);
+            let _ = write!(text, "{indent}results:{nl}");
+            text.push_str(&render_block(results, &indent, nl));
+            insert(at, text)
         }
         Some((key, value)) => {
             let Node::Scalar(key) = key else {
@@ -301,33 +309,33 @@ pub fn append_results(src: &str, root: &Node, results: &[FnResult]) -> Result<St
                     Node::Scalar(s) if !s.span.is_empty() => (s.span.start, s.span.end),
                     _ => (colon + 1, colon + 1),
                 };
-                out.push_str(&src[..from]);
                 let space = if from == colon + 1 { " " } else { "" };
-                let _ = write!(out, "{space}[{}]", render_flow(results));
-                out.push_str(&src[to..]);
+                Edit {
+                    span: from..to,
+                    old: src[from..to].to_string(),
+                    new: format!("{space}[{}]", render_flow(results)),
+                }
             } else if matches!(value, Node::Sequence(..)) && rest.starts_with('[') {
                 let end = flow_end(src, start).ok_or("the `results` list is not closed")? - 1;
                 let last = src[..end].trim_end().len();
                 let comma = if value.items().is_empty() { "" } else { ", " };
-                out.push_str(&src[..last]);
-                let _ = write!(out, "{comma}{}", render_flow(results));
-                out.push_str(&src[last..]);
+                insert(last, format!("{comma}{}", render_flow(results)))
             } else if matches!(value, Node::Sequence(..)) && rest.starts_with('-') {
                 let at = block_end(src, &lines, key.start.line, key.start.column - 1);
                 let dash_line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
                 let indent = &src[dash_line_start..start];
-                let mut text = src[..at].to_string();
-                if !text.ends_with('\n') {
+                let mut text = String::new();
+                if !src[..at].ends_with('\n') {
                     text.push_str(nl);
                 }
-                out.push_str(&text);
-                out.push_str(&render_block(results, indent, nl));
-                out.push_str(&src[at..]);
+                text.push_str(&render_block(results, indent, nl));
+                insert(at, text)
             } else {
                 return Err("the input's `results` is not a list; cannot add to it".to_string());
             }
         }
-    }
+    };
+    let out = rewrite::apply(src, &[edit]).map_err(|e| format!("internal error: {e}"))?;
     check_appended(&out, before + results.len())?;
     Ok(out)
 }
