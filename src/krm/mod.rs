@@ -11,6 +11,9 @@
 //! orchestrator as they came, and it writes each item back to its own file.
 //! The function's findings are appended as a `results` list, the only other
 //! change to the text.
+//!
+//! This file holds the processing of the items and the process (`main`);
+//! `config` reads the function's settings, `results` writes the results list.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
