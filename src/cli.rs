@@ -13,7 +13,7 @@ use crate::commit;
 use crate::krm;
 use crate::outcome::{Problem, Report, Severity};
 use crate::policy::argo::{AllowTags, ArgoRule, Strategy, TagInfo};
-use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
+use crate::policy::{Flavor, Order, Outcome, Rule, RuleError, Selector, TagFilter};
 use crate::registry::TagRef;
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
@@ -640,6 +640,19 @@ fn select_argo(strategy: &str, args: &SelectArgs) -> ExitCode {
             }
         },
     };
+    if args.explain
+        && let Ok((_, explained)) = rule.candidates(&tags, None, usize::MAX)
+    {
+        let mut err = std::io::stderr().lock();
+        for c in &explained.shown {
+            let mark = if c.outcome == Outcome::Chosen {
+                '*'
+            } else {
+                ' '
+            };
+            let _ = writeln!(err, "{mark} {:<30} {}", c.tag, c.reason);
+        }
+    }
     match rule.select(&tags) {
         Ok(Some(tag)) => {
             match (&tag.digest, rule.strategy) {

@@ -619,3 +619,44 @@ fn the_readme_explain_example_is_what_run_prints() {
         .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), shown);
 }
+
+/// `select --strategy … --explain`: Argo CD's reasons, among them a tag
+/// without a build date, which upstream orders as 1970-01-01.
+#[test]
+fn select_explains_argo_cd_strategies_too() {
+    let dir = tempfile::tempdir().unwrap();
+    put(
+        dir.path(),
+        "snap.json",
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/app": {
+            "tags": ["a", "b", "c", "arm"],
+            "created": {"a": "2024-01-01T00:00:00Z", "c": "2024-02-01T00:00:00Z", "arm": "2024-03-01T00:00:00Z"},
+            "platforms": {"arm": ["linux/arm64"]}}}}"#,
+    );
+    let out = bin()
+        .args(["select", "--strategy", "newest-build", "--explain"])
+        .args(["--image", "ghcr.io/acme/app", "--registry-snapshot"])
+        .arg(dir.path().join("snap.json"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "c\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[0].starts_with("* c ") && lines[0].contains("newest build of 3 tags"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("built before c (built 2024-01-01T00:00:00Z)"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("  b ") && lines[2].contains("no build date"),
+        "{err}"
+    );
+    assert!(
+        lines[3].contains("built for linux/arm64, not linux/amd64"),
+        "{err}"
+    );
+}
