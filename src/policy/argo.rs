@@ -200,19 +200,11 @@ impl ArgoRule {
     ) -> Result<(Option<TagInfo>, Candidates), String> {
         let e = self.evaluate(tags, gate)?;
         let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
-        let semver = self.strategy == Strategy::Semver;
-        let ranked = |m: Mark| match m {
-            Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate => true,
-            Mark::OutOfRange | Mark::PreRelease => semver,
-            _ => false,
-        };
+        let ranked = |m: Mark| m.ranked(self.strategy == Strategy::Semver);
         let mut tally = Tally::new(per);
         let mut compared = 0;
         for (i, &mark) in e.marks.iter().enumerate() {
-            compared += usize::from(matches!(
-                mark,
-                Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate
-            ));
+            compared += usize::from(mark.competed());
             if self.strategy != Strategy::Alphabetical && !ranked(mark) {
                 tally.add(i, mark, None);
             }

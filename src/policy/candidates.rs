@@ -305,6 +305,26 @@ impl Mark {
         }
     }
 
+    /// Whether the tag competed: it passed every rule and was ranked
+    /// against the others (or held back from them by a gate).
+    pub(crate) fn competed(self) -> bool {
+        matches!(
+            self,
+            Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate
+        )
+    }
+
+    /// Whether the tags of this mark are shown best first by the rule's
+    /// order (else as listed): those that competed, and under a version
+    /// order (`by_version`) those outside the range too.
+    pub(crate) fn ranked(self, by_version: bool) -> bool {
+        match self {
+            Mark::Older | Mark::Held(_) | Mark::Waiting(_) | Mark::NoBuildDate => true,
+            Mark::OutOfRange | Mark::PreRelease => by_version,
+            _ => false,
+        }
+    }
+
     /// Asks `gate` about an admitted candidate; a gated one is recorded in
     /// `gates` and marked, an ungated one stays a candidate (`Older` until
     /// one is chosen).

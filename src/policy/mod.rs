@@ -341,19 +341,11 @@ impl Selector {
     ) -> (Result<String, SelectError>, Candidates) {
         let e = self.evaluate(tags, gate);
         let names: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
-        let semver = matches!(self.rule, Rule::Semver(_));
-        let ranked = |m: Mark| match m {
-            Mark::Older | Mark::Held(_) | Mark::Waiting(_) => true,
-            Mark::OutOfRange | Mark::PreRelease => semver,
-            _ => false,
-        };
+        let ranked = |m: Mark| m.ranked(matches!(self.rule, Rule::Semver(_)));
         let mut tally = Tally::new(per);
         let mut compared = 0;
         for (i, &mark) in e.marks.iter().enumerate() {
-            compared += usize::from(matches!(
-                mark,
-                Mark::Chosen | Mark::Older | Mark::Held(_) | Mark::Waiting(_)
-            ));
+            compared += usize::from(mark.competed());
             if !ranked(mark) {
                 tally.add(i, mark, None);
             }
