@@ -91,6 +91,16 @@ fn tag_info(node: &Node) -> TagInfo {
     }
 }
 
+/// A case's `tags`, names or `{name, created, digest, platforms}`.
+fn tag_infos(case: &Node) -> Vec<TagInfo> {
+    case.get("tags")
+        .unwrap()
+        .items()
+        .iter()
+        .map(tag_info)
+        .collect()
+}
+
 /// An Argo CD rule from a case's `strategy`, `constraint`, `allow_tags`,
 /// `ignore_tags` and `platforms`; `None` for a malformed `allowTags`
 /// (upstream then selects nothing, which nothing can explain).
@@ -138,13 +148,7 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_ported_upstream_case() {
         if case.str_at(&["kind"]) != Some("tag_selection") {
             continue;
         }
-        let tags: Vec<TagInfo> = case
-            .get("tags")
-            .unwrap()
-            .items()
-            .iter()
-            .map(tag_info)
-            .collect();
+        let tags = tag_infos(case);
         argo_check(
             &argo_rule(case).unwrap(),
             &tags,
@@ -199,13 +203,7 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_conformance_case() {
         let Some(rule) = argo_rule(input) else {
             continue;
         };
-        let tags: Vec<TagInfo> = input
-            .get("tags")
-            .unwrap()
-            .items()
-            .iter()
-            .map(tag_info)
-            .collect();
+        let tags = tag_infos(input);
         argo_check(&rule, &tags, case.str_at(&["name"]).unwrap());
         checked += 1;
     }
