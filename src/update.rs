@@ -1009,7 +1009,7 @@ fn resolve_listed(
     invalid: &Invalid,
 ) -> (Vec<PolicyOutcome>, Targets) {
     type Chosen<'p> = (Result<(&'p Policy, String), String>, Option<Candidates>);
-    let (chosen, mut explained): (Vec<_>, Vec<_>) = parallel_map(declared.iter(), |d| -> Chosen {
+    let (chosen, explained): (Vec<_>, Vec<_>) = parallel_map(declared.iter(), |d| -> Chosen {
         let p = match &d.policy {
             Ok(p) => p,
             Err(e) => return (Err(e.clone()), None),
@@ -1049,7 +1049,7 @@ fn resolve_listed(
 
     let mut outcomes = Vec::new();
     let mut targets = Targets::new();
-    for ((d, chosen), candidates) in declared.iter().zip(chosen).zip(explained.iter_mut()) {
+    for ((d, chosen), candidates) in declared.iter().zip(chosen).zip(explained) {
         let latest = chosen.and_then(|(p, tag)| {
             let digest = match p.digest {
                 DigestReflection::Never => None,
@@ -1080,8 +1080,8 @@ fn resolve_listed(
             // A choice the policy could not use (its digest unread, say)
             // is no longer the chosen one.
             candidates: match &latest {
-                Ok(_) => candidates.take(),
-                Err(e) => candidates.take().map(|c| c.unchosen(e)),
+                Ok(_) => candidates,
+                Err(e) => candidates.map(|c| c.unchosen(e)),
             },
         });
         targets.entry(d.id.clone()).or_default().push(Target {
