@@ -576,7 +576,11 @@ pub fn main(run: impl FnOnce(&[String]) -> Result<Report, String>) -> ExitCode {
     // The report quotes file contents and names; none of it may be taken
     // for a workflow command.
     let stop = random_token();
-    let mut log = report.to_text();
+    // `extra-args: --explain` lists the candidates in the log, as for `run`.
+    let mut log = match plan.args.iter().any(|a| a == "--explain") {
+        true => report.to_text_explained(),
+        false => report.to_text(),
+    };
     if let Some(diff) = &report.diff {
         log.push_str(diff);
     }

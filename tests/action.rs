@@ -561,8 +561,23 @@ fn the_step_summary_says_why_each_reference_moved_or_not() {
         "{s}"
     );
 
-    // Everything written: a second run moves nothing and says why.
-    let step = run_step(workspace.path(), &with, None);
+    // Everything written: a second run moves nothing and says why; with
+    // --explain the log lists the candidates.
+    let step = run_step(
+        workspace.path(),
+        &[
+            ("registry-snapshot", "snap.json"),
+            ("extra-args", "--explain"),
+        ],
+        None,
+    );
+    assert!(
+        step.fenced
+            .iter()
+            .any(|l| l.starts_with("  * 6.6.0") && l.contains("newest of 3 tags in range 6.x")),
+        "{}",
+        step.context()
+    );
     assert_eq!(step.code, Some(0), "{}", step.context());
     let s = &step.summary;
     assert!(s.contains("No image reference needs a change."), "{s}");
