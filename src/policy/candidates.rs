@@ -194,7 +194,7 @@ impl Candidates {
     }
 
     /// One line: the chosen tag's reason, else why none was chosen
-    /// ("none of 40 tags qualifies: 38 outside the range, 2 not versions").
+    /// ("40 listed tags, none qualifies: 38 outside the range, 2 not versions").
     pub fn summary(&self) -> String {
         if let Some(chosen) = self.chosen() {
             return chosen.reason.clone();
