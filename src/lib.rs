@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commit;
 pub mod flux;
 pub mod git;
+pub mod hold;
 pub mod image;
 pub mod krm;
 pub mod kubesphere;
