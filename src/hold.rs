@@ -256,6 +256,23 @@ pub struct Presence {
     pub since: BTreeMap<String, Since>,
 }
 
+impl Presence {
+    /// One repository's tags and digests, from a presence keyed by
+    /// `repository:tag` and `repository@digest`.
+    pub fn of(&self, repository: &str) -> Presence {
+        let since = self
+            .since
+            .iter()
+            .filter_map(|(key, since)| {
+                let rest = key.strip_prefix(repository)?;
+                let value = rest.strip_prefix(':').or_else(|| rest.strip_prefix('@'))?;
+                Some((value.to_string(), *since))
+            })
+            .collect();
+        Presence { since }
+    }
+}
+
 /// One commit of a path's history, newest first: its date and the files
 /// it changed, each with what the file held before it (`None`: the file
 /// did not exist).

@@ -1,0 +1,235 @@
+//! The git history edge: what the files that hold managed values (and the
+//! paths promotion gates name) held in the last commits, for the rollback
+//! holds and promotion gates of `hold`.
+//!
+//! It costs a fixed number of `git` processes whatever the repository's
+//! size: one `rev-parse`, one `log` of at most `depth` first-parent commits
+//! with the raw changes to the asked paths only (`--raw`, no patches), one
+//! `ls-tree` of those paths at HEAD, and one `cat-file --batch` for every
+//! version of them. Nothing is decided here; `values` says what a version
+//! of a file holds, `hold` what that means.
+
+pub mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::git::{GitError, Repo};
+use crate::hold::{Commit, PathCommit};
+
+/// The default `--history-depth`.
+pub const DEFAULT_DEPTH: usize = 1000;
+
+/// The history of some paths of a tree.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Newest first, first parents only, at most `depth`.
+    pub commits: Vec<Commit>,
+    /// Per commit (same index), the asked files it changed: path relative
+    /// to the tree, blob before, blob after (`None`: absent).
+    pub changes: Vec<Vec<(String, Option<String>, Option<String>)>>,
+    /// The asked files at HEAD, by path, as blob ids.
+    pub head: BTreeMap<String, String>,
+    /// The text of every blob above (lossy UTF-8).
+    pub blobs: BTreeMap<String, String>,
+    /// Why the history stops before the repository's first commit
+    /// (`None`: it does not).
+    pub cut: Option<String>,
+}
+
+impl History {
+    /// The changes of `file`, newest first: commit, text before, text
+    /// after.
+    pub fn versions_of(&self, file: &str) -> Vec<(&Commit, Option<&str>, Option<&str>)> {
+        let text = |blob: &Option<String>| blob.as_ref().and_then(|b| self.text(b));
+        self.commits
+            .iter()
+            .zip(&self.changes)
+            .flat_map(|(commit, changes)| {
+                changes
+                    .iter()
+                    .filter(|(path, _, _)| path == file)
+                    .map(move |(_, before, after)| (commit, text(before), text(after)))
+            })
+            .collect()
+    }
+
+    fn text(&self, blob: &str) -> Option<&str> {
+        self.blobs.get(blob).map(String::as_str)
+    }
+
+    /// The files under `dir` at HEAD and, newest first, what each commit
+    /// changed there (the text before it), with `read` applied to every
+    /// text; for [`crate::hold::presence`].
+    pub fn under<T>(
+        &self,
+        dir: &str,
+        read: &dyn Fn(&str, &str) -> T,
+    ) -> (BTreeMap<String, T>, Vec<PathCommit<T>>) {
+        let inside = |path: &str| {
+            path.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let now = self
+            .head
+            .iter()
+            .filter(|(path, _)| inside(path))
+            .filter_map(|(path, blob)| Some((path.clone(), read(path, self.text(blob)?))))
+            .collect();
+        let commits = self
+            .commits
+            .iter()
+            .zip(&self.changes)
+            .map(|(commit, changes)| PathCommit {
+                time: commit.time,
+                before: changes
+                    .iter()
+                    .filter(|(path, _, _)| inside(path))
+                    .map(|(path, before, _)| {
+                        let text = before.as_ref().and_then(|b| self.text(b));
+                        (path.clone(), text.map(|t| read(path, t)))
+                    })
+                    .collect(),
+            })
+            .collect();
+        (now, commits)
+    }
+}
+
+/// Reads the history of `paths` (files or directories, relative to `dir`,
+/// the tree) over at most `depth` commits of HEAD's first-parent line.
+/// `Err` says why there is none: not a git repository, no commit yet, no
+/// `git`.
+pub fn read(dir: &Path, paths: &BTreeSet<String>, depth: usize) -> Result<History, String> {
+    let git = |args: &[&str]| {
+        Repo::output_in(dir, args).map_err(|e| match e {
+            GitError::Missing(e) => format!("git cannot be run: {e}"),
+            GitError::Failed { message, .. } => message,
+            e => e.to_string(),
+        })
+    };
+    let probe =
+        git(&["rev-parse", "--is-shallow-repository", "--verify", "HEAD"]).map_err(|e| {
+            if e.contains("not a git repository") {
+                format!("{} is not in a git repository", dir.display())
+            } else if e.contains("HEAD") {
+                "the repository has no commit yet".to_string()
+            } else {
+                e
+            }
+        })?;
+    let shallow = String::from_utf8_lossy(&probe).starts_with("true");
+    let mut history = History::default();
+    if paths.is_empty() || depth == 0 {
+        history.cut = (depth == 0).then(|| "--history-depth is 0".to_string());
+        return Ok(history);
+    }
+    let pathspecs: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
+    let count = format!("--max-count={depth}");
+    let mut args = vec![
+        "log",
+        &count,
+        "--first-parent",
+        "--diff-merges=first-parent",
+        // Every commit is listed, touching the paths or not, so that the
+        // depth counts commits and the oldest one read is known.
+        "--sparse",
+        "--no-renames",
+        "--raw",
+        "--no-abbrev",
+        "-z",
+        "--relative",
+        "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%ae%x1f%s",
+        "--",
+    ];
+    args.extend(pathspecs.iter().map(String::as_str));
+    let log = git(&args)?;
+    let mut oldest_parents = String::new();
+    for record in log.split(|b| *b == 0x1e).skip(1) {
+        let (header, raw) = match record.iter().position(|b| *b == 0) {
+            Some(i) => (&record[..i], &record[i + 1..]),
+            None => (record, &[][..]),
+        };
+        let header = String::from_utf8_lossy(header);
+        let fields: Vec<&str> = header.split('\x1f').collect();
+        let [sha, parents, time, name, email, subject] = fields[..] else {
+            return Err(format!("unexpected `git log` output: {header:?}"));
+        };
+        oldest_parents = parents.to_string();
+        history.commits.push(Commit {
+            sha: sha.to_string(),
+            time: time.parse().unwrap_or_default(),
+            author_name: name.to_string(),
+            author_email: email.to_string(),
+            subject: subject.to_string(),
+        });
+        history.changes.push(raw_changes(raw));
+    }
+    history.cut = match (oldest_parents.is_empty(), shallow) {
+        (true, true) => Some(
+            "the repository is a shallow clone, whose history stops early (`git fetch --unshallow` reads all of it)".to_string(),
+        ),
+        (true, false) => None,
+        (false, _) => Some(format!("--history-depth {depth} reached")),
+    };
+    let mut args = vec!["ls-tree", "-r", "-z", "HEAD", "--"];
+    args.extend(pathspecs.iter().map(String::as_str));
+    for entry in git(&args)?.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        let Some((meta, path)) = entry.split_once('\t') else {
+            continue;
+        };
+        if let [_, "blob", blob] = meta.split(' ').collect::<Vec<_>>()[..] {
+            history.head.insert(path.to_string(), blob.to_string());
+        }
+    }
+    let wanted: BTreeSet<String> = history
+        .changes
+        .iter()
+        .flatten()
+        .flat_map(|(_, before, after)| [before.clone(), after.clone()])
+        .flatten()
+        .chain(history.head.values().cloned())
+        .collect();
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let repo = Repo::open(dir).map_err(|e| e.to_string())?;
+    let texts = repo.blobs(&wanted).map_err(|e| e.to_string())?;
+    for (blob, text) in wanted.into_iter().zip(texts) {
+        if let Some(text) = text {
+            history
+                .blobs
+                .insert(blob, String::from_utf8_lossy(&text).into_owned());
+        }
+    }
+    Ok(history)
+}
+
+/// `:old_mode new_mode old_blob new_blob status\0path\0` entries.
+fn raw_changes(raw: &[u8]) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut changes = Vec::new();
+    let mut parts = raw.split(|b| *b == 0);
+    while let Some(meta) = parts.next() {
+        let meta = String::from_utf8_lossy(meta);
+        let Some(meta) = meta.trim_start_matches('\n').strip_prefix(':') else {
+            continue;
+        };
+        let Some(path) = parts.next() else {
+            break;
+        };
+        let fields: Vec<&str> = meta.split(' ').collect();
+        let [old_mode, new_mode, old, new, _status] = fields[..] else {
+            continue;
+        };
+        // Only regular files (and links, which are never followed) hold
+        // text; a zero id is "absent".
+        let blob = |mode: &str, id: &str| {
+            (mode.starts_with("100") && id.bytes().any(|b| b != b'0')).then(|| id.to_string())
+        };
+        changes.push((
+            String::from_utf8_lossy(path).into_owned(),
+            blob(old_mode, old),
+            blob(new_mode, new),
+        ));
+    }
+    changes
+}
