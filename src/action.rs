@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::report::{Report, Severity};
+use crate::outcome::{Report, Severity};
 
 /// The variable the `token` input is handed to `run` in (`--git-token-env`).
 pub const TOKEN_ENV: &str = "IMAGE_UPDATE_GIT_TOKEN";

@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 
 use crate::image::{Repository, redact_credentials};
+use crate::outcome::{Problem, Severity};
 use crate::policy::{
     DigestReflection, Flavor, Order, Policy, PolicyId, Rule, RuleError, Selector, TagFilter,
 };
-use crate::report::{Problem, Severity};
 use crate::yaml::Node;
 
 pub const API_GROUP: &str = "image.toolkit.fluxcd.io";

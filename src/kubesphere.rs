@@ -22,11 +22,12 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
+use crate::argocd::config::{ArgoImage, ArgoUpdater};
 use crate::flux::{self, Origin};
 use crate::image::Repository;
+use crate::outcome::{Problem, Severity};
 use crate::policy::argo::AllowTags;
 use crate::policy::{Order, Rule, TagFilter};
-use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
 pub const API_GROUP: &str = "gitops.kubesphere.io";
@@ -106,39 +107,6 @@ pub struct FluxSettings {
     pub source_ref: Option<Value>,
     pub git: Option<Value>,
     pub update: Option<Value>,
-}
-
-/// A `kind: argocd` resource, as the Argo CD reader consumes it: the settings
-/// of one Application's image updates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgoUpdater {
-    /// (namespace, name) of the `ImageUpdater`.
-    pub id: (String, String),
-    /// (file, line) of the `ImageUpdater`.
-    pub origin: (String, usize),
-    pub app_namespace: String,
-    pub app_name: String,
-    /// `write: built-in` (Argo's write-back method `argocd`); `false` for
-    /// `write: git` (the `.argocd-source-<app>.yaml` override file).
-    pub write_back_argocd: bool,
-    pub images: Vec<ArgoImage>,
-}
-
-/// One image of an [`ArgoUpdater`], with its per-alias settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgoImage {
-    pub alias: String,
-    /// The image name, without constraint.
-    pub image: String,
-    pub constraint: Option<String>,
-    /// As written (`semver`, `newest-build`, `latest`, `alphabetical`,
-    /// `name`, `digest`); `None` is Argo's default, semver.
-    pub strategy: Option<String>,
-    pub allow_tags: Option<String>,
-    pub ignore_tags: Vec<String>,
-    pub platforms: Vec<String>,
-    /// The name of a cluster Secret; see [`secret_note`].
-    pub secret: Option<String>,
 }
 
 /// Reads one YAML document: `Ok(None)` when it is not a unified

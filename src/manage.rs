@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::flux;
 use crate::kubesphere::{self, FieldError};
-use crate::report::Problem;
+use crate::outcome::Problem;
 use crate::rewrite;
 use crate::scan::{self, Filter, Leftovers};
 use crate::tree_write;
@@ -251,7 +251,7 @@ fn read_resources(rel: &str, path: &Path, src: &str, problems: &mut Vec<Problem>
                     rel,
                     line_of(src, span.start) + e.line - 1,
                     Some(e.column),
-                    crate::report::Severity::Warning,
+                    crate::outcome::Severity::Warning,
                     format!("malformed YAML: {}", e.message),
                 ));
                 continue;

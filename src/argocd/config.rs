@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::flux::{LabelSelector, Origin, shared_dirs, string_map};
+use crate::outcome::{Problem, Severity};
 use crate::policy::argo::go_glob;
-use crate::report::{Problem, Severity};
 use crate::yaml::Node;
 
 use super::repo_url;
@@ -318,6 +318,39 @@ struct Updater {
     refs: Vec<AppRef>,
 }
 
+/// A `kind: argocd` resource, as the Argo CD reader consumes it: the settings
+/// of one Application's image updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoUpdater {
+    /// (namespace, name) of the `ImageUpdater`.
+    pub id: (String, String),
+    /// (file, line) of the `ImageUpdater`.
+    pub origin: (String, usize),
+    pub app_namespace: String,
+    pub app_name: String,
+    /// `write: built-in` (Argo's write-back method `argocd`); `false` for
+    /// `write: git` (the `.argocd-source-<app>.yaml` override file).
+    pub write_back_argocd: bool,
+    pub images: Vec<ArgoImage>,
+}
+
+/// One image of an [`ArgoUpdater`], with its per-alias settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoImage {
+    pub alias: String,
+    /// The image name, without constraint.
+    pub image: String,
+    pub constraint: Option<String>,
+    /// As written (`semver`, `newest-build`, `latest`, `alphabetical`,
+    /// `name`, `digest`); `None` is Argo's default, semver.
+    pub strategy: Option<String>,
+    pub allow_tags: Option<String>,
+    pub ignore_tags: Vec<String>,
+    pub platforms: Vec<String>,
+    /// The name of a cluster Secret; see `kubesphere::secret_note`.
+    pub secret: Option<String>,
+}
+
 /// Everything Argo CD-related read from the tree.
 #[derive(Debug, Default)]
 pub struct Declarations {
@@ -423,7 +456,7 @@ impl Declarations {
     /// A unified `ImageUpdater` of `kind: argocd` (`gitops.kubesphere.io`):
     /// the same as an Argo CD ImageUpdater with one ref naming its one
     /// application exactly, which makes it the most specific ref there is.
-    pub fn add_unified(&mut self, unified: &crate::kubesphere::ArgoUpdater) {
+    pub fn add_unified(&mut self, unified: &ArgoUpdater) {
         let images = unified
             .images
             .iter()

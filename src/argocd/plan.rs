@@ -12,13 +12,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use serde::Serialize;
-
 use crate::image::Repository;
+use crate::outcome::{AppOutcome, ImageOutcome, Problem, Severity};
 use crate::policy::argo::{self, AllowTags, ArgoRule, Strategy, TagInfo};
 use crate::policy::{Flavor, semver};
 use crate::registry::{RegistryError, TagRef};
-use crate::report::{Problem, Severity};
 use crate::yaml::{self, Node};
 
 use super::config::{Configured, ImageSpec, SourceKind};
@@ -123,37 +121,6 @@ impl Write {
             } => write::application_kustomize(need()?, *document, *source, images),
         }
     }
-}
-
-/// What happened to one image of one application, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageOutcome {
-    pub alias: String,
-    pub image: String,
-    pub strategy: &'static str,
-    /// The reference in effect before the run, and where it was read.
-    pub current: Option<String>,
-    pub current_from: Option<String>,
-    pub selected: Option<String>,
-    /// The reference written (or, in a dry run, to be written).
-    pub new: Option<String>,
-    pub error: Option<String>,
-    pub note: Option<String>,
-}
-
-/// One application's outcome, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppOutcome {
-    pub application: String,
-    pub file: String,
-    pub line: usize,
-    pub configured_by: String,
-    /// The file results go to (empty when the target is invalid).
-    pub target: String,
-    /// `git-branch` as configured, for the commit step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    pub images: Vec<ImageOutcome>,
 }
 
 /// The current value of an image and where it was read.
