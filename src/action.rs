@@ -634,6 +634,11 @@ pub fn summary(report: &Report, prefix: &str) -> String {
                 },
                 (None, None) => String::new(),
             };
+            let result = std::iter::once(result)
+                .chain(p.holds.iter().map(|h| cell(&h.reason)))
+                .filter(|r| !r.is_empty())
+                .collect::<Vec<_>>()
+                .join("<br>");
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {result} |",

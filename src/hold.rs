@@ -499,6 +499,72 @@ impl Constraints {
     }
 }
 
+/// A selection under constraints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice<E> {
+    /// `Ok(None)`: the rule has a winner, but every tag it could take is
+    /// held or waiting; `Err`: the rule itself chose nothing.
+    pub tag: Result<Option<String>, E>,
+    /// Why the rule's own winner was not taken, every hold once, and the
+    /// tags above the chosen one that wait out their soak, in listing
+    /// order (at most [`MAX_REFUSALS`]).
+    pub refused: Vec<Refusal>,
+}
+
+/// How many refused candidates a choice says.
+pub const MAX_REFUSALS: usize = 10;
+
+/// Selects among the tags `constraints` let through; `select` is the
+/// policy's rule over a list of tags, `ranks_below` its ordering.
+pub fn choose<E>(
+    constraints: &Constraints,
+    tags: &[String],
+    select: &dyn Fn(&[String]) -> Result<String, E>,
+    ranks_below: &dyn Fn(&str, &str) -> bool,
+) -> Choice<E> {
+    let winner = match select(tags) {
+        Ok(winner) if !constraints.is_empty() => winner,
+        result => {
+            return Choice {
+                tag: result.map(Some),
+                refused: Vec::new(),
+            };
+        }
+    };
+    let mut refusals = Vec::new();
+    let allowed: Vec<String> = tags
+        .iter()
+        .filter(|tag| match constraints.check(tag, ranks_below) {
+            Ok(()) => true,
+            Err(refusal) => {
+                refusals.push((tag.as_str(), refusal));
+                false
+            }
+        })
+        .cloned()
+        .collect();
+    let chosen = select(&allowed).ok();
+    let mut refused: Vec<Refusal> = Vec::new();
+    for (tag, refusal) in refusals {
+        let said = match &refusal {
+            Refusal::Held(_) => true,
+            Refusal::Waiting(w) => {
+                tag == winner
+                    || matches!(w.why, Waiting::Soaking { .. })
+                        && chosen.as_deref().is_none_or(|c| ranks_below(c, tag))
+                        && select(&[tag.to_string()]).is_ok()
+            }
+        };
+        if said && !refused.contains(&refusal) && refused.len() < MAX_REFUSALS {
+            refused.push(refusal);
+        }
+    }
+    Choice {
+        tag: Ok(chosen),
+        refused,
+    }
+}
+
 /// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(time: i64) -> String {
     let days = time.div_euclid(86_400);
@@ -744,6 +810,70 @@ mod tests {
                 .to_string()
                 .ends_with(": not a git repository")
         );
+    }
+
+    /// The greatest number, as a rule would choose.
+    fn greatest(tags: &[String]) -> Result<String, String> {
+        tags.iter()
+            .filter(|t| t.parse::<f64>().is_ok())
+            .max_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
+            .cloned()
+            .ok_or_else(|| "no tag".to_string())
+    }
+
+    #[test]
+    fn a_choice_says_what_was_held_and_what_waits() {
+        let tags: Vec<String> = ["1.0", "1.1", "1.2", "1.3", "1.4"]
+            .map(String::from)
+            .to_vec();
+        let gate = Gate::parse(Some("staging"), Some("1h")).unwrap().unwrap();
+        let presence = Presence {
+            since: BTreeMap::from([
+                ("1.1".to_string(), Since::At(0)),
+                ("1.2".to_string(), Since::At(0)),
+                ("1.3".to_string(), Since::At(9_000)),
+            ]),
+        };
+        let hold = Rollback {
+            tag: "1.1".into(),
+            to: "1.0".into(),
+            sha: "c".repeat(40),
+            date: rfc3339(0),
+            author: "jane".into(),
+        };
+        let constraints = Constraints {
+            holds: vec![hold.clone()],
+            gate: Some((gate, Ok(presence))),
+            now: 10_000,
+        };
+        let choice = choose(&constraints, &tags, &greatest, &numeric);
+        assert_eq!(choice.tag, Ok(Some("1.2".to_string())));
+        let said: Vec<String> = choice.refused.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(said[0].starts_with("held: rolled back by ccccccc"));
+        assert!(said[1].starts_with("waiting: 1.3 in staging since"));
+        assert_eq!(
+            said[2],
+            "waiting: 1.4 is not in staging (promotion gate, soak 1h)"
+        );
+        // Nothing newer than the rolled-back tag: held, not an error.
+        let held = Constraints {
+            holds: vec![hold],
+            ..Constraints::default()
+        };
+        let short = &tags[..2];
+        let choice = choose(&held, short, &greatest, &numeric);
+        assert_eq!(choice.tag, Ok(None));
+        assert_eq!(choice.refused.len(), 1);
+        // The rule's own failure stays the rule's.
+        let none: Vec<String> = vec!["x".into()];
+        assert_eq!(
+            choose(&held, &none, &greatest, &numeric).tag,
+            Err("no tag".into())
+        );
+        // Without constraints, the rule alone.
+        let free = choose(&Constraints::default(), &tags, &greatest, &numeric);
+        assert_eq!((free.tag, free.refused), (Ok(Some("1.4".into())), vec![]));
     }
 
     #[test]

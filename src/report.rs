@@ -48,6 +48,9 @@ impl Report {
                 }
                 (None, None) => {}
             }
+            for hold in &p.holds {
+                let _ = writeln!(out, "policy {}: {}", p.policy, hold.reason);
+            }
         }
         let verb = if self.dry_run {
             "would change"

@@ -10,6 +10,7 @@ use std::sync::{Mutex, mpsc};
 
 use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
+use crate::hold;
 use crate::image::Reference;
 use crate::image::Repository;
 use crate::marker::{self, Field, Marker};
@@ -39,6 +40,42 @@ pub struct RunOptions {
     pub argocd_namespace: String,
     /// More directories to read resources from (`--policies`); never edited.
     pub policies: Vec<PathBuf>,
+    /// Rollback holds and promotion gates.
+    pub history: HistoryOptions,
+}
+
+/// How the git history is read and used.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    /// `--ignore-holds`: no rollback holds.
+    pub ignore_holds: bool,
+    /// `--history-depth`: at most this many commits are read.
+    pub depth: usize,
+    /// Who else commits automatically (`--automation-author`, `--author`).
+    pub authors: Vec<String>,
+    /// The clock for soak times, seconds since the Unix epoch; `None`: now.
+    pub now: Option<i64>,
+}
+
+impl Default for HistoryOptions {
+    fn default() -> HistoryOptions {
+        HistoryOptions {
+            ignore_holds: false,
+            depth: crate::history::DEFAULT_DEPTH,
+            authors: Vec::new(),
+            now: None,
+        }
+    }
+}
+
+impl HistoryOptions {
+    pub fn now(&self) -> i64 {
+        self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        })
+    }
 }
 
 /// A file that carries markers.
@@ -186,7 +223,16 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
     report.problems.extend(skipped);
-    let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    let constraints = flux_constraints(
+        &options.root,
+        &options.history,
+        &marked,
+        &declared,
+        resources.authors(),
+        &mut report.problems,
+    );
+    let (outcomes, mut targets) =
+        resolve_listed(&declared, &constraints, registry, &pinned, &listed);
     add_unread(&mut targets, &resources.unread);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
@@ -969,38 +1015,114 @@ pub fn add_unread(targets: &mut Targets, unread: &[flux::Origin]) {
     }
 }
 
-/// Lists each repository once, selects every policy, then looks up the
-/// digests the chosen tags need, in one batch.
+/// The rollback holds and promotion gates of each declaration, from one
+/// read of the history of the marked files and the gates' paths. Where
+/// there is no history, a gate cannot be passed and holds cannot be
+/// found: said once, when it matters.
+fn flux_constraints<'a>(
+    root: &Path,
+    options: &'a HistoryOptions,
+    marked: &[MarkedFile],
+    declared: &[Declared],
+    tree_authors: impl Iterator<Item = &'a str>,
+    problems: &mut Vec<Problem>,
+) -> Vec<hold::Constraints> {
+    let holds = !options.ignore_holds;
+    let mut paths: BTreeSet<String> = declared
+        .iter()
+        .filter_map(|d| Some(d.gate.as_ref()?.from.clone()))
+        .collect();
+    let gated = !paths.is_empty();
+    if holds {
+        paths.extend(marked.iter().map(|f| f.rel.clone()));
+    }
+    let history = match paths.is_empty() {
+        true => Err(String::new()),
+        false => crate::history::read(root, &paths, options.depth),
+    };
+    match &history {
+        Err(why) if !why.is_empty() && gated => problems.push(Problem::general(
+            Severity::Warning,
+            format!("no git history ({why}): promotion gates cannot be passed"),
+        )),
+        Ok(h) if gated || holds && !marked.is_empty() => {
+            if let Some(cut) = &h.cut {
+                problems.push(Problem::general(
+                    Severity::Info,
+                    format!(
+                        "git history read back {} commit(s) only: {cut}; older rollbacks and promotions are not seen",
+                        h.commits.len()
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let automation =
+        hold::Automation::new(options.authors.iter().map(String::as_str).chain(tree_authors));
+    let marked: Vec<(&str, &[Marker])> = marked
+        .iter()
+        .map(|f| (f.rel.as_str(), f.markers.as_slice()))
+        .collect();
+    crate::history::policies::flux(
+        &history,
+        &marked,
+        declared,
+        &crate::history::policies::Settings {
+            holds,
+            automation: &automation,
+            now: options.now(),
+        },
+    )
+}
+
+/// Lists each repository once, selects every policy under its
+/// `constraints` (one per declaration), then looks up the digests the
+/// chosen tags need, in one batch.
 pub fn resolve(
     declared: &[Declared],
+    constraints: &[hold::Constraints],
     registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
 ) -> (Vec<PolicyOutcome>, Targets, Vec<Problem>) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
     let (listed, warnings) = list(registry, repositories_of(declared));
-    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed);
+    let (outcomes, targets) = resolve_listed(declared, constraints, registry, pinned, &listed);
     (outcomes, targets, warnings)
 }
 
 /// [`resolve`] over tags already listed.
 fn resolve_listed(
     declared: &[Declared],
+    constraints: &[hold::Constraints],
     registry: &dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
 ) -> (Vec<PolicyOutcome>, Targets) {
-    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
-        let p = d.policy.as_ref().map_err(Clone::clone)?;
-        let tags = listed[&p.repository]
-            .as_ref()
-            .map_err(ToString::to_string)?;
-        let tag = p.selector.select(tags).map_err(|e| e.to_string())?;
-        Ok((p, tag))
+    type Chosen<'a> = (Result<Option<(&'a Policy, String)>, String>, Vec<hold::Hold>);
+    let chosen: Vec<Chosen> = parallel_map(declared.iter().zip(constraints), |(d, c)| {
+        let p = match d.policy.as_ref() {
+            Ok(p) => p,
+            Err(e) => return (Err(e.clone()), Vec::new()),
+        };
+        let tags = match listed[&p.repository].as_ref() {
+            Ok(tags) => tags,
+            Err(e) => return (Err(e.to_string()), Vec::new()),
+        };
+        let choice = hold::choose(
+            c,
+            tags,
+            &|tags: &[String]| p.selector.select(tags).map_err(|e| e.to_string()),
+            &|a: &str, b: &str| p.selector.ranks_below(a, b),
+        );
+        let holds = choice.refused.iter().map(hold::Hold::from).collect();
+        (choice.tag.map(|t| t.map(|tag| (p, tag))), holds)
     });
+    let (chosen, holds): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
 
     let mut lookups = Vec::new();
-    for (p, tag) in chosen.iter().flatten() {
+    for (p, tag) in chosen.iter().flatten().flatten() {
         if p.digest != DigestReflection::Never
             && digest_to_reuse(p.digest, pinned.get(&p.id), &p.image, tag).is_none()
         {
@@ -1020,7 +1142,33 @@ fn resolve_listed(
 
     let mut outcomes = Vec::new();
     let mut targets = Targets::new();
-    for (d, chosen) in declared.iter().zip(chosen) {
+    for ((d, chosen), holds) in declared.iter().zip(chosen).zip(holds) {
+        let chosen = match chosen {
+            Ok(Some(chosen)) => Ok(chosen),
+            Err(e) => Err(e),
+            // Held or waiting: nothing to apply, and nothing failed.
+            Ok(None) => {
+                outcomes.push(PolicyOutcome {
+                    policy: d.id.clone(),
+                    image: d.image.clone(),
+                    rule: d.rule.clone(),
+                    tag: None,
+                    digest: None,
+                    error: None,
+                    file: d.origin.file.clone(),
+                    line: d.origin.line,
+                    holds,
+                });
+            targets.entry(d.id.clone()).or_default().push(Target {
+                origin: d.origin.clone(),
+                scope: d.scope.clone(),
+                latest: Err(()),
+                    guard: None,
+                    unread: false,
+                });
+                continue;
+            }
+        };
         let latest = chosen.and_then(|(p, tag)| {
             let digest = match p.digest {
                 DigestReflection::Never => None,
@@ -1048,6 +1196,7 @@ fn resolve_listed(
             error: latest.as_ref().err().cloned(),
             file: d.origin.file.clone(),
             line: d.origin.line,
+            holds,
         });
         targets.entry(d.id.clone()).or_default().push(Target {
             origin: d.origin.clone(),

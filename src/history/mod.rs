@@ -9,6 +9,7 @@
 //! version of them. Nothing is decided here; `values` says what a version
 //! of a file holds, `hold` what that means.
 
+pub mod policies;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
