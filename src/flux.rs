@@ -491,7 +491,9 @@ impl Resources {
     /// The commit authors of the automations in the tree (`Name <email>`):
     /// their commits are automated ones.
     pub fn authors(&self) -> impl Iterator<Item = &str> {
-        self.automations.iter().filter_map(|a| a.git.author.as_deref())
+        self.automations
+            .iter()
+            .filter_map(|a| a.git.author.as_deref())
     }
 
     pub fn git_settings<'a>(

@@ -544,17 +544,22 @@ pub fn choose<E>(
         .cloned()
         .collect();
     let chosen = select(&allowed).ok();
+    // The rule's own winner first: why it was not taken.
+    refusals.sort_by_key(|(tag, _)| *tag != winner);
     let mut refused: Vec<Refusal> = Vec::new();
     for (tag, refusal) in refusals {
-        let said = match &refusal {
-            Refusal::Held(_) => true,
-            Refusal::Waiting(w) => {
-                tag == winner
-                    || matches!(w.why, Waiting::Soaking { .. })
-                        && chosen.as_deref().is_none_or(|c| ranks_below(c, tag))
-                        && select(&[tag.to_string()]).is_ok()
-            }
-        };
+        // What ranks below the chosen tag changed nothing; of the rest,
+        // holds are said, and tags that are in the gate's path.
+        let above = chosen.as_deref().is_none_or(|c| ranks_below(c, tag));
+        let said = tag == winner
+            || above
+                && match &refusal {
+                    Refusal::Held(_) => true,
+                    Refusal::Waiting(w) => {
+                        matches!(w.why, Waiting::Soaking { .. })
+                            && select(&[tag.to_string()]).is_ok()
+                    }
+                };
         if said && !refused.contains(&refusal) && refused.len() < MAX_REFUSALS {
             refused.push(refusal);
         }
@@ -849,13 +854,13 @@ mod tests {
         let choice = choose(&constraints, &tags, &greatest, &numeric);
         assert_eq!(choice.tag, Ok(Some("1.2".to_string())));
         let said: Vec<String> = choice.refused.iter().map(ToString::to_string).collect();
-        assert_eq!(said.len(), 3, "{said:?}");
-        assert!(said[0].starts_with("held: rolled back by ccccccc"));
-        assert!(said[1].starts_with("waiting: 1.3 in staging since"));
+        // The hold refuses only tags below the chosen one: not said.
+        assert_eq!(said.len(), 2, "{said:?}");
         assert_eq!(
-            said[2],
+            said[0],
             "waiting: 1.4 is not in staging (promotion gate, soak 1h)"
         );
+        assert!(said[1].starts_with("waiting: 1.3 in staging since"));
         // Nothing newer than the rolled-back tag: held, not an error.
         let held = Constraints {
             holds: vec![hold],
@@ -865,6 +870,7 @@ mod tests {
         let choice = choose(&held, short, &greatest, &numeric);
         assert_eq!(choice.tag, Ok(None));
         assert_eq!(choice.refused.len(), 1);
+        assert!(matches!(choice.refused[0], Refusal::Held(_)));
         // The rule's own failure stays the rule's.
         let none: Vec<String> = vec!["x".into()];
         assert_eq!(

@@ -35,8 +35,7 @@ pub const RESOURCE_LIST_VERSIONS: [&str; 2] =
     ["config.kubernetes.io/v1", "config.kubernetes.io/v1alpha1"];
 /// The function's own configuration kind.
 /// Why a KRM function has no history to read.
-pub const NO_HISTORY: &str =
-    "a KRM function gets only the ResourceList, not the git history";
+pub const NO_HISTORY: &str = "a KRM function gets only the ResourceList, not the git history";
 
 pub const CONFIG_API_VERSION: &str = "image-update.dev/v1alpha1";
 pub const CONFIG_KIND: &str = "ImageUpdateConfig";

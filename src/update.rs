@@ -1058,8 +1058,13 @@ fn flux_constraints<'a>(
         }
         _ => {}
     }
-    let automation =
-        hold::Automation::new(options.authors.iter().map(String::as_str).chain(tree_authors));
+    let automation = hold::Automation::new(
+        options
+            .authors
+            .iter()
+            .map(String::as_str)
+            .chain(tree_authors),
+    );
     let marked: Vec<(&str, &[Marker])> = marked
         .iter()
         .map(|f| (f.rel.as_str(), f.markers.as_slice()))
@@ -1100,7 +1105,10 @@ fn resolve_listed(
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
 ) -> (Vec<PolicyOutcome>, Targets) {
-    type Chosen<'a> = (Result<Option<(&'a Policy, String)>, String>, Vec<hold::Hold>);
+    type Chosen<'a> = (
+        Result<Option<(&'a Policy, String)>, String>,
+        Vec<hold::Hold>,
+    );
     let chosen: Vec<Chosen> = parallel_map(declared.iter().zip(constraints), |(d, c)| {
         let p = match d.policy.as_ref() {
             Ok(p) => p,
@@ -1159,10 +1167,10 @@ fn resolve_listed(
                     line: d.origin.line,
                     holds,
                 });
-            targets.entry(d.id.clone()).or_default().push(Target {
-                origin: d.origin.clone(),
-                scope: d.scope.clone(),
-                latest: Err(()),
+                targets.entry(d.id.clone()).or_default().push(Target {
+                    origin: d.origin.clone(),
+                    scope: d.scope.clone(),
+                    latest: Err(()),
                     guard: None,
                     unread: false,
                 });

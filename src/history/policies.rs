@@ -137,7 +137,9 @@ fn reaching(file: &str, id: &PolicyId, declared: &[Declared]) -> Vec<usize> {
         .enumerate()
         .filter(|(_, d)| &d.id == id)
         .collect();
-    let everywhere = copies.iter().all(|(_, d)| d.scope == flux::Scope::Everywhere);
+    let everywhere = copies
+        .iter()
+        .all(|(_, d)| d.scope == flux::Scope::Everywhere);
     let admitted: Vec<&(usize, &Declared)> = copies
         .iter()
         .filter(|(_, d)| d.scope.admits(file, id).is_ok())
