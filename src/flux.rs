@@ -313,11 +313,7 @@ impl Resources {
             .map(|p| {
                 let id = PolicyId::new(&p.meta.namespace, &p.meta.name);
                 let repo = self.repository_of(p);
-                let annotation = |key: &str| p.meta.annotations.get(key).map(String::as_str);
-                let gate = crate::hold::Gate::parse(
-                    annotation(crate::hold::PROMOTE_FROM),
-                    annotation(crate::hold::SOAK),
-                );
+                let gate = crate::hold::Gate::annotated(&[&p.meta.annotations], "");
                 let policy = self
                     .policy(&id, p, repo.clone())
                     .and_then(|policy| gate.clone().map(|_| policy));

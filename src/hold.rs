@@ -202,6 +202,34 @@ impl Gate {
     }
 }
 
+/// A gate setting (`promote-from`, `soak`) from annotations, the first
+/// found: in each map in turn, the per-image form
+/// (`image-update.dev/<alias>.soak`, when `alias` is not empty) before the
+/// general one.
+pub fn annotated(maps: &[&BTreeMap<String, String>], alias: &str, setting: &str) -> Option<String> {
+    maps.iter().find_map(|m| {
+        let per_image = (!alias.is_empty()).then(|| format!("{PREFIX}{alias}.{setting}"));
+        per_image
+            .into_iter()
+            .chain([format!("{PREFIX}{setting}")])
+            .find_map(|key| m.get(&key).cloned())
+    })
+}
+
+impl Gate {
+    /// The gate of image `alias` (`""`: the only one) from annotations,
+    /// the first maps first.
+    pub fn annotated(
+        maps: &[&BTreeMap<String, String>],
+        alias: &str,
+    ) -> Result<Option<Gate>, String> {
+        Gate::parse(
+            annotated(maps, alias, "promote-from").as_deref(),
+            annotated(maps, alias, "soak").as_deref(),
+        )
+    }
+}
+
 /// `24h`, `1h30m`, `90m`, `45s`, `2d` (days, as a convenience Go lacks) as
 /// seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
