@@ -650,6 +650,30 @@ pub fn summary(report: &Report, prefix: &str) -> String {
         out.push('\n');
     }
 
+    let held: Vec<String> = report
+        .applications
+        .iter()
+        .flat_map(|app| {
+            app.images.iter().flat_map(move |i| {
+                i.holds.iter().map(move |h| {
+                    format!(
+                        "| {} | {} | {} |\n",
+                        code(&app.application),
+                        code(&i.image),
+                        cell(&h.reason)
+                    )
+                })
+            })
+        })
+        .collect();
+    if !held.is_empty() {
+        out.push_str(
+            "### Argo CD images held or waiting\n\n| Application | Image | Why |\n| --- | --- | --- |\n",
+        );
+        out.extend(held);
+        out.push('\n');
+    }
+
     if !report.problems.is_empty() {
         out.push_str("### Problems\n\n| Severity | Where | Message |\n| --- | --- | --- |\n");
         for p in &report.problems {

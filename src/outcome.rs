@@ -175,6 +175,9 @@ pub struct ImageOutcome {
     pub new: Option<String>,
     pub error: Option<String>,
     pub note: Option<String>,
+    /// Candidates held by a rollback or waiting at a promotion gate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::hold::Hold>,
 }
 
 /// One application's outcome, for the report.

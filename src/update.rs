@@ -10,6 +10,7 @@ use std::sync::{Mutex, mpsc};
 
 use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
+use crate::history::History;
 use crate::hold;
 use crate::image::Reference;
 use crate::image::Repository;
@@ -223,11 +224,11 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
     report.problems.extend(skipped);
-    let constraints = flux_constraints(
+    let (constraints, argo_constraints) = history_constraints(
         &options.root,
         &options.history,
-        &marked,
-        &declared,
+        (&marked, &declared),
+        &prepared,
         resources.authors(),
         &mut report.problems,
     );
@@ -235,7 +236,13 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         resolve_listed(&declared, &constraints, registry, &pinned, &listed);
     add_unread(&mut targets, &resources.unread);
     let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
-    let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
+    let argo = argocd::plan::finish(
+        prepared,
+        &listed,
+        &metadata,
+        options.allow_downgrade,
+        &argo_constraints,
+    );
     if options.allow_downgrade {
         targets.values_mut().flatten().for_each(|t| t.guard = None);
     }
@@ -1015,47 +1022,52 @@ pub fn add_unread(targets: &mut Targets, unread: &[flux::Origin]) {
     }
 }
 
-/// The rollback holds and promotion gates of each declaration, from one
-/// read of the history of the marked files and the gates' paths. Where
-/// there is no history, a gate cannot be passed and holds cannot be
-/// found: said once, when it matters.
-fn flux_constraints<'a>(
+/// The rollback holds and promotion gates of each Flux declaration and
+/// each Argo CD image, from one read of the history of the files their
+/// values are in and of the gates' paths. Where there is no history, a
+/// gate cannot be passed (said once) and no hold is found; a history cut
+/// short is said when something used it.
+fn history_constraints<'a>(
     root: &Path,
     options: &'a HistoryOptions,
-    marked: &[MarkedFile],
-    declared: &[Declared],
+    (marked, declared): (&[MarkedFile], &[Declared]),
+    prepared: &argocd::plan::Prepared,
     tree_authors: impl Iterator<Item = &'a str>,
     problems: &mut Vec<Problem>,
-) -> Vec<hold::Constraints> {
+) -> (Vec<hold::Constraints>, Vec<hold::Constraints>) {
     let holds = !options.ignore_holds;
+    let images = prepared.images();
     let mut paths: BTreeSet<String> = declared
         .iter()
         .filter_map(|d| Some(d.gate.as_ref()?.from.clone()))
+        .chain(
+            images
+                .iter()
+                .filter_map(|(_, g, _)| Some(g.as_ref()?.from.clone())),
+        )
         .collect();
     let gated = !paths.is_empty();
+    let held = holds && (!marked.is_empty() || images.iter().any(|(_, _, f)| f.is_some()));
     if holds {
         paths.extend(marked.iter().map(|f| f.rel.clone()));
+        paths.extend(prepared.history_paths().map(str::to_string));
     }
-    let history = match paths.is_empty() {
-        true => Err(String::new()),
-        false => crate::history::read(root, &paths, options.depth),
+    let history = match gated || held {
+        false => Err(String::new()),
+        true => crate::history::read(root, &paths, options.depth),
     };
     match &history {
-        Err(why) if !why.is_empty() && gated => problems.push(Problem::general(
+        Err(why) if gated => problems.push(Problem::general(
             Severity::Warning,
             format!("no git history ({why}): promotion gates cannot be passed"),
         )),
-        Ok(h) if gated || holds && !marked.is_empty() => {
-            if let Some(cut) = &h.cut {
-                problems.push(Problem::general(
-                    Severity::Info,
-                    format!(
-                        "git history read back {} commit(s) only: {cut}; older rollbacks and promotions are not seen",
-                        h.commits.len()
-                    ),
-                ));
-            }
-        }
+        Ok(History { cut: Some(cut), commits, .. }) => problems.push(Problem::general(
+            Severity::Info,
+            format!(
+                "git history read back {} commit(s) only: {cut}; older rollbacks and promotions are not seen",
+                commits.len()
+            ),
+        )),
         _ => {}
     }
     let automation = hold::Automation::new(
@@ -1065,20 +1077,19 @@ fn flux_constraints<'a>(
             .map(String::as_str)
             .chain(tree_authors),
     );
+    let settings = crate::history::policies::Settings {
+        holds,
+        automation: &automation,
+        now: options.now(),
+    };
     let marked: Vec<(&str, &[Marker])> = marked
         .iter()
         .map(|f| (f.rel.as_str(), f.markers.as_slice()))
         .collect();
-    crate::history::policies::flux(
-        &history,
-        &marked,
-        declared,
-        &crate::history::policies::Settings {
-            holds,
-            automation: &automation,
-            now: options.now(),
-        },
-    )
+    let flux = crate::history::policies::flux(&history, &marked, declared, &settings);
+    let repository_of = crate::history::policies::flux_repositories(declared);
+    let argo = crate::history::policies::argo(&history, prepared, &repository_of, &settings);
+    (flux, argo)
 }
 
 /// Lists each repository once, selects every policy under its

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::History;
 use super::values;
+use crate::argocd::plan::Prepared;
 use crate::flux::{self, Declared};
 use crate::hold::{self, Automation, Constraints, Presence, ValueChange};
 use crate::image::Repository;
@@ -38,12 +39,7 @@ pub fn flux(
             ..Constraints::default()
         })
         .collect();
-    let repository_of = |id: &PolicyId| -> Option<Repository> {
-        declared
-            .iter()
-            .filter(|d| &d.id == id)
-            .find_map(|d| Some(d.policy.as_ref().ok()?.repository.clone()))
-    };
+    let repository_of = flux_repositories(declared);
     if let (Ok(history), true) = (history, settings.holds) {
         for (file, markers) in marked {
             for (i, rollback) in file_rollbacks(history, file, markers, declared, settings) {
@@ -53,24 +49,103 @@ pub fn flux(
             }
         }
     }
-    let mut presences: BTreeMap<&str, Result<Presence, String>> = BTreeMap::new();
+    let mut gates = Gates::new(history, &repository_of);
     for (d, c) in declared.iter().zip(&mut constraints) {
         let (Some(gate), Ok(policy)) = (&d.gate, &d.policy) else {
             continue;
         };
-        let presence = presences.entry(gate.from.as_str()).or_insert_with(|| {
-            let history = history.as_ref().map_err(Clone::clone)?;
-            let (now, commits) =
-                history.under(&gate.from, &|_, text| values::pinned(text, &repository_of));
-            Ok(hold::presence(&now, &commits, history.cut.is_none()))
-        });
-        let presence = presence
-            .as_ref()
-            .map(|p| p.of(&policy.repository.to_string()))
-            .map_err(Clone::clone);
-        c.gate = Some((gate.clone(), presence));
+        c.gate = Some((gate.clone(), gates.presence(&gate.from, &policy.repository)));
     }
     constraints
+}
+
+/// The constraints of each Argo CD image, in the order of
+/// [`Prepared::images`]: a rollback of the value in the file its current
+/// value is read from, and its promotion gate. `repository_of` names the
+/// images of Flux policies, for `:tag` markers in a gate's path.
+pub fn argo(
+    history: &Result<History, String>,
+    prepared: &Prepared,
+    repository_of: &dyn Fn(&PolicyId) -> Option<Repository>,
+    settings: &Settings,
+) -> Vec<Constraints> {
+    let mut gates = Gates::new(history, repository_of);
+    let mut all = Vec::new();
+    for (j, (repository, gate, from)) in prepared.images().into_iter().enumerate() {
+        let mut c = Constraints {
+            now: settings.now,
+            ..Constraints::default()
+        };
+        if let (Ok(history), Some(from), true) = (history, from, settings.holds) {
+            let versions = history.versions_of(from);
+            let tag = |text: Option<&str>| text.and_then(|t| prepared.tag_in(j, t));
+            let changed: Vec<(&hold::Commit, Option<String>, Option<String>)> = versions
+                .iter()
+                .map(|(commit, before, after)| (*commit, tag(*before), tag(*after)))
+                .filter(|(_, before, after)| before != after)
+                .collect();
+            let changes: Vec<ValueChange> = changed
+                .iter()
+                .map(|(commit, before, after)| ValueChange {
+                    commit,
+                    before: before.clone(),
+                    after: after.clone(),
+                })
+                .collect();
+            let below = |a: &str, b: &str| prepared.ranks_below(j, a, b);
+            c.holds
+                .extend(hold::rollback(&changes, settings.automation, &below));
+        }
+        if let (Some(gate), Some(repository)) = (gate, repository) {
+            c.gate = Some((gate.clone(), gates.presence(&gate.from, repository)));
+        }
+        all.push(c);
+    }
+    all
+}
+
+/// Which tags are in each gate's path, read once per path.
+struct Gates<'a> {
+    history: &'a Result<History, String>,
+    repository_of: &'a dyn Fn(&PolicyId) -> Option<Repository>,
+    read: BTreeMap<String, Result<Presence, String>>,
+}
+
+impl<'a> Gates<'a> {
+    fn new(
+        history: &'a Result<History, String>,
+        repository_of: &'a dyn Fn(&PolicyId) -> Option<Repository>,
+    ) -> Gates<'a> {
+        Gates {
+            history,
+            repository_of,
+            read: BTreeMap::new(),
+        }
+    }
+
+    /// `repository`'s tags in `path`, each since when.
+    fn presence(&mut self, path: &str, repository: &Repository) -> Result<Presence, String> {
+        let (history, repository_of) = (self.history, self.repository_of);
+        let all = self.read.entry(path.to_string()).or_insert_with(|| {
+            let history = history.as_ref().map_err(Clone::clone)?;
+            let (now, commits) =
+                history.under(path, &|_, text| values::pinned(text, repository_of));
+            Ok(hold::presence(&now, &commits, history.cut.is_none()))
+        });
+        all.as_ref()
+            .map(|p| p.of(&repository.to_string()))
+            .map_err(Clone::clone)
+    }
+}
+
+/// The image of each Flux policy, by id: `:tag` markers name no image.
+pub fn flux_repositories(declared: &[Declared]) -> impl Fn(&PolicyId) -> Option<Repository> + '_ {
+    move |id: &PolicyId| {
+        declared
+            .iter()
+            .filter(|d| &d.id == id)
+            .find_map(|d| Some(d.policy.as_ref().ok()?.repository.clone()))
+    }
 }
 
 /// The rollbacks of one file's markers, each with the declaration it
