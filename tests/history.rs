@@ -499,3 +499,131 @@ fn fn_has_no_history_and_says_so() {
         "{output}"
     );
 }
+
+const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/web.helm.image-name: image.repository\n    argocd-image-updater.argoproj.io/web.helm.image-tag: image.tag\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/example/gitops.git\n    path: apps/web\n    targetRevision: main\n  destination: {server: https://kubernetes.default.svc, namespace: web}\n";
+
+/// The override file Argo CD Image Updater writes for the `web` chart.
+fn overrides(tag: &str) -> String {
+    format!(
+        "helm:\n  parameters:\n  - name: image.repository\n    value: ghcr.io/acme/web\n    forcestring: true\n  - name: image.tag\n    value: {tag}\n    forcestring: true\n"
+    )
+}
+
+const OVERRIDE: &str = "apps/web/.argocd-source-web.yaml";
+const ARGO_BOT: &str = "argocd-image-updater <noreply@argoproj.io>";
+
+fn argo_repo(dir: &Path, app: &str, t: u64) {
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[
+            ("argocd/web.yaml", app),
+            (
+                "apps/web/Chart.yaml",
+                "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+            ),
+            (
+                "apps/web/values.yaml",
+                "image:\n  repository: ghcr.io/acme/web\n  tag: 1.0.0\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_argo_cd_image_rolled_back_after_the_image_updater_wrote_it_is_held() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    argo_repo(dir, APP, t);
+    commit(
+        dir,
+        ARGO_BOT,
+        t + 60,
+        "build: automatic update of web",
+        &[(OVERRIDE, &overrides("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "web 1.1.0 crashes",
+        &[(OVERRIDE, &overrides("1.0.0"))],
+    );
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert_eq!(image["holds"][0]["outcome"], "held", "{report}");
+    assert!(
+        image["holds"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
+        overrides("1.0.0")
+    );
+    // A newer tag is written.
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &tags, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+}
+
+#[test]
+fn an_argo_cd_image_waits_for_its_soak_in_staging() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let gated = APP.replace(
+        "  annotations:\n",
+        "  annotations:\n    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 24h\n",
+    );
+    argo_repo(dir, &gated, t - 72 * 3600);
+    // Staging's own override file (Helm parameters) got 1.1.0 30 hours
+    // ago and 1.2.0 five hours ago.
+    let staging = "clusters/staging/.argocd-source-web.yaml";
+    commit(
+        dir,
+        ARGO_BOT,
+        t - 30 * 3600,
+        "build: automatic update of web",
+        &[(staging, &overrides("1.1.0"))],
+    );
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], "ghcr.io/acme/web:1.1.0", "{report}");
+    commit(
+        dir,
+        ARGO_BOT,
+        t - 5 * 3600,
+        "build: automatic update of web",
+        &[(staging, &overrides("1.2.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert_eq!(
+        image["holds"][0]["reason"].as_str().unwrap(),
+        format!(
+            "waiting: 1.2.0 in clusters/staging since {}, soak 24h, eligible at {}",
+            rfc3339(t - 5 * 3600),
+            rfc3339(t + 19 * 3600)
+        ),
+        "{report}"
+    );
+}

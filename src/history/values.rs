@@ -110,8 +110,31 @@ fn walk(node: &Node, add: &mut dyn FnMut(&str, Option<&str>, Option<&str>)) {
                 walk(v, add);
             }
         }
-        Node::Sequence(items, _) => items.iter().for_each(|i| walk(i, add)),
+        Node::Sequence(items, _) => {
+            helm_parameters(items, add);
+            items.iter().for_each(|i| walk(i, add));
+        }
         Node::Alias(_) | Node::Empty => {}
+    }
+}
+
+/// Argo CD Helm parameters (`- {name: image.tag, value: 1.2.0}`): a
+/// `<prefix>tag` with a `<prefix>repository` or `<prefix>name` beside it.
+fn helm_parameters(items: &[Node], add: &mut dyn FnMut(&str, Option<&str>, Option<&str>)) {
+    let parameters: BTreeMap<&str, &str> = items
+        .iter()
+        .filter_map(|i| Some((i.str_at(&["name"])?, i.str_at(&["value"])?)))
+        .collect();
+    for (name, tag) in &parameters {
+        let Some(prefix) = name.strip_suffix("tag") else {
+            continue;
+        };
+        let image = ["repository", "name"]
+            .iter()
+            .find_map(|n| parameters.get(format!("{prefix}{n}").as_str()));
+        if let Some(image) = image {
+            add(image, Some(tag), None);
+        }
     }
 }
 
@@ -144,7 +167,8 @@ mod tests {
                    images:\n- name: ghcr.io/acme/api\n  newTag: 2.0.0\n\
                    image:\n  repository: docker.io/library/redis\n  tag: \"7.2\"\n\
                    tag: 3.1.0 # {\"$imagepolicy\": \"apps:db:tag\"}\n\
-                   note: see ghcr.io/acme/x:1 for details\n";
+                   note: see ghcr.io/acme/x:1 for details\n\
+                   helm:\n  parameters:\n  - {name: image.name, value: ghcr.io/acme/chart}\n  - {name: image.tag, value: 4.0.1}\n";
         let db = PolicyId::new("apps", "db");
         let repository_of =
             |id: &PolicyId| (id == &db).then(|| Repository::parse("ghcr.io/acme/db").unwrap());
@@ -155,6 +179,7 @@ mod tests {
             "ghcr.io/acme/api:2.0.0",
             "docker.io/library/redis:7.2",
             "ghcr.io/acme/db:3.1.0",
+            "ghcr.io/acme/chart:4.0.1",
         ]
         .into_iter()
         .map(String::from)
