@@ -26,9 +26,8 @@ pub const DEFAULT_DEPTH: usize = 1000;
 pub struct History {
     /// Newest first, first parents only, at most `depth`.
     pub commits: Vec<Commit>,
-    /// Per commit (same index), the asked files it changed: path relative
-    /// to the tree, blob before, blob after (`None`: absent).
-    pub changes: Vec<Vec<(String, Option<String>, Option<String>)>>,
+    /// Per commit (same index), the asked files it changed.
+    pub changes: Vec<Vec<FileChange>>,
     /// The asked files at HEAD, by path, as blob ids.
     pub head: BTreeMap<String, String>,
     /// The text of every blob above (lossy UTF-8).
@@ -49,8 +48,8 @@ impl History {
             .flat_map(|(commit, changes)| {
                 changes
                     .iter()
-                    .filter(|(path, _, _)| path == file)
-                    .map(move |(_, before, after)| (commit, text(before), text(after)))
+                    .filter(|c| c.path == file)
+                    .map(move |c| (commit, text(&c.before), text(&c.after)))
             })
             .collect()
     }
@@ -85,16 +84,25 @@ impl History {
                 time: commit.time,
                 before: changes
                     .iter()
-                    .filter(|(path, _, _)| inside(path))
-                    .map(|(path, before, _)| {
-                        let text = before.as_ref().and_then(|b| self.text(b));
-                        (path.clone(), text.map(|t| read(path, t)))
+                    .filter(|c| inside(&c.path))
+                    .map(|c| {
+                        let text = c.before.as_ref().and_then(|b| self.text(b));
+                        (c.path.clone(), text.map(|t| read(&c.path, t)))
                     })
                     .collect(),
             })
             .collect();
         (now, commits)
     }
+}
+
+/// One file a commit changed: its path relative to the tree, and its blob
+/// before and after (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
 }
 
 /// Reads the history of `paths` (files or directories, relative to `dir`,
@@ -188,7 +196,7 @@ pub fn read(dir: &Path, paths: &BTreeSet<String>, depth: usize) -> Result<Histor
         .changes
         .iter()
         .flatten()
-        .flat_map(|(_, before, after)| [before.clone(), after.clone()])
+        .flat_map(|c| [c.before.clone(), c.after.clone()])
         .flatten()
         .chain(history.head.values().cloned())
         .collect();
@@ -206,7 +214,7 @@ pub fn read(dir: &Path, paths: &BTreeSet<String>, depth: usize) -> Result<Histor
 }
 
 /// `:old_mode new_mode old_blob new_blob status\0path\0` entries.
-fn raw_changes(raw: &[u8]) -> Vec<(String, Option<String>, Option<String>)> {
+fn raw_changes(raw: &[u8]) -> Vec<FileChange> {
     let mut changes = Vec::new();
     let mut parts = raw.split(|b| *b == 0);
     while let Some(meta) = parts.next() {
@@ -226,11 +234,11 @@ fn raw_changes(raw: &[u8]) -> Vec<(String, Option<String>, Option<String>)> {
         let blob = |mode: &str, id: &str| {
             (mode.starts_with("100") && id.bytes().any(|b| b != b'0')).then(|| id.to_string())
         };
-        changes.push((
-            String::from_utf8_lossy(path).into_owned(),
-            blob(old_mode, old),
-            blob(new_mode, new),
-        ));
+        changes.push(FileChange {
+            path: String::from_utf8_lossy(path).into_owned(),
+            before: blob(old_mode, old),
+            after: blob(new_mode, new),
+        });
     }
     changes
 }

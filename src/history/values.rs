@@ -82,7 +82,10 @@ pub fn pinned(
     out
 }
 
-fn walk(node: &Node, add: &mut dyn FnMut(&str, Option<&str>, Option<&str>)) {
+/// Takes an image name with its tag and digest, when it has them.
+type Add<'a> = dyn FnMut(&str, Option<&str>, Option<&str>) + 'a;
+
+fn walk(node: &Node, add: &mut Add) {
     match node {
         Node::Scalar(_) => {
             if let Some(value) = node.as_str()
@@ -120,7 +123,7 @@ fn walk(node: &Node, add: &mut dyn FnMut(&str, Option<&str>, Option<&str>)) {
 
 /// Argo CD Helm parameters (`- {name: image.tag, value: 1.2.0}`): a
 /// `<prefix>tag` with a `<prefix>repository` or `<prefix>name` beside it.
-fn helm_parameters(items: &[Node], add: &mut dyn FnMut(&str, Option<&str>, Option<&str>)) {
+fn helm_parameters(items: &[Node], add: &mut Add) {
     let parameters: BTreeMap<&str, &str> = items
         .iter()
         .filter_map(|i| Some((i.str_at(&["name"])?, i.str_at(&["value"])?)))
