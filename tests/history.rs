@@ -627,3 +627,82 @@ fn an_argo_cd_image_waits_for_its_soak_in_staging() {
         "{report}"
     );
 }
+
+/// A unified `ImageUpdater` of `kind: fluxcd`, gated per image by its own
+/// annotations; its automation's commit author is an automation's.
+const UNIFIED: &str = "apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\nmetadata:\n  name: front\n  namespace: apps\n  annotations:\n    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 24h\nspec:\n  images: [\"web=ghcr.io/acme/web:1.x\", \"api=ghcr.io/acme/api:1.x\"]\n  kind: fluxcd\n  fluxcd:\n    interval: 5m\n    git:\n      commit:\n        author: {email: bot@acme.io, name: bot}\n    update: {path: ./clusters/production, strategy: Setters}\n";
+
+#[test]
+fn a_unified_image_updater_gates_per_image_and_knows_its_automations_author() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let production = |web: &str, api: &str| {
+        format!(
+            "web: ghcr.io/acme/web:{web} # {{\"$imagepolicy\": \"apps:front-web\"}}\napi: ghcr.io/acme/api:{api} # {{\"$imagepolicy\": \"apps:front-api\"}}\n"
+        )
+    };
+    git_as(dir, DEV, t - 48 * 3600, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t - 48 * 3600,
+        "initial",
+        &[
+            ("updater.yaml", UNIFIED),
+            (
+                "clusters/production/values.yaml",
+                &production("1.0.0", "1.0.0"),
+            ),
+            ("clusters/staging/web.yaml", &staging("1.1.0")),
+        ],
+    );
+    // The automation's author moved api to 1.1.0; a person took it back.
+    commit(
+        dir,
+        "bot <bot@acme.io>",
+        t - 2 * 3600,
+        "automated",
+        &[(
+            "clusters/production/values.yaml",
+            &production("1.0.0", "1.1.0"),
+        )],
+    );
+    commit(
+        dir,
+        DEV,
+        t - 3600,
+        "api 1.1.0 is broken",
+        &[(
+            "clusters/production/values.yaml",
+            &production("1.0.0", "1.0.0"),
+        )],
+    );
+    let snapshot = files.path().join("unified.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0", "1.2.0"]}, "ghcr.io/acme/api": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    let (out, report) = run(dir, &snapshot, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    // web: 1.1.0 soaked 48 hours in staging; 1.2.0 never ran there.
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{report}");
+    assert_eq!(changes[0]["new"], "ghcr.io/acme/web:1.1.0");
+    let policies = report["policies"].as_array().unwrap();
+    let api = policies
+        .iter()
+        .find(|p| p["policy"] == "apps:front-api")
+        .unwrap();
+    assert_eq!(api["holds"][0]["outcome"], "held", "{report}");
+    let web = policies
+        .iter()
+        .find(|p| p["policy"] == "apps:front-web")
+        .unwrap();
+    assert_eq!(
+        web["holds"][0]["reason"],
+        "waiting: 1.2.0 is not in clusters/staging (promotion gate, soak 24h)"
+    );
+}
