@@ -3,9 +3,10 @@
 # costs `image-update run --dry-run` on a large repository. Builds, with one
 # `git fast-import`, a repository of COMMITS commits (default 10,000) over
 # FILES marked Deployments (default 500) and a staging folder: each commit
-# bumps one file's tag, alternately as Flux's bot and as a person, so every
-# file has a long value history; production's policy has a promotion gate
-# on clusters/staging. Then times, alternating, runs with the history
+# changes one file's tag, a round of bumps by Flux's bot over every file,
+# then a round of rollbacks by a person, and so on, so every file has a
+# long value history and ends held; production's policy has a promotion
+# gate on clusters/staging. Then times, alternating, runs with the history
 # (default depth 1000, and DEPTH=… if given) and with `--ignore-holds` and
 # the gate removed (no history read at all), and prints the medians.
 #
@@ -58,7 +59,7 @@ out = sys.stdout.buffer
 tags = [0] * files
 for c in range(commits):
     t = now - (commits - c) * 60
-    bot = c % 2 == 0
+    bot = (c // files) % 2 == 0
     who = b"fluxcdbot <fluxcdbot@users.noreply.github.com>" if bot else b"Jane Dev <jane@example.com>"
     out.write(b"commit refs/heads/main\n")
     out.write(b"author %s %d +0000\ncommitter %s %d +0000\n" % (who, t, who, t))
