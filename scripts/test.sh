@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, with its own set-up: formatting, lints, the module
-# graph (no import cycles, scripts/check-imports.py), then every unit,
+# graph (no import cycles, layering kept: scripts/check-imports.py), then every unit,
 # conformance, end-to-end and real-registry test. Needs a Rust toolchain;
 # installs the registry the tests run (Debian's docker-registry, and
 # htpasswd from apache2-utils) when it is missing.

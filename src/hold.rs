@@ -83,16 +83,17 @@ impl Automation {
         let mut set: BTreeSet<String> = DEFAULT_AUTHORS.iter().map(|a| a.to_string()).collect();
         for author in authors {
             let author = author.as_ref().trim();
-            match crate::git::Signature::parse(author) {
-                Some(s) => {
-                    set.insert(s.name.to_lowercase());
-                    set.insert(s.email.to_lowercase());
-                }
-                None if !author.is_empty() => {
-                    set.insert(author.to_lowercase());
-                }
-                None => {}
-            }
+            // `Name <email>` counts by either.
+            let (name, email) = match author.split_once('<') {
+                Some((name, email)) => (name.trim(), email.trim_end_matches('>').trim()),
+                None => (author, ""),
+            };
+            set.extend(
+                [name, email]
+                    .into_iter()
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_lowercase),
+            );
         }
         Automation {
             authors: set,

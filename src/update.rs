@@ -3,6 +3,12 @@
 //!
 //! Each step is a function of the previous step's values; only this module
 //! strings them together with the filesystem and the registry.
+//!
+//! Over 1,000 lines, knowingly: besides the run it holds the reading of the
+//! tree (`read_tree` to `unparsable`) and the registry questions (`list`,
+//! `tag_metadata`, `resolve`). The reading is the next seam to cut into a
+//! folder; it waits until the concurrent registry-speed and explain work on
+//! this file has landed, so that neither has to merge moved code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
