@@ -1056,7 +1056,11 @@ fn history_constraints<'a>(
     let held = holds && (!marked.is_empty() || images.iter().any(|(_, _, f)| f.is_some()));
     if holds {
         paths.extend(marked.iter().map(|f| f.rel.clone()));
-        paths.extend(prepared.history_paths().map(str::to_string));
+        paths.extend(
+            images
+                .iter()
+                .filter_map(|(_, _, f)| Some(f.as_ref()?.to_string())),
+        );
     }
     let history = match gated || held {
         false => Err(String::new()),
@@ -1168,33 +1172,11 @@ fn resolve_listed(
     let mut outcomes = Vec::new();
     let mut targets = Targets::new();
     for ((d, chosen), holds) in declared.iter().zip(chosen).zip(holds) {
-        let chosen = match chosen {
-            Ok(Some(chosen)) => Ok(chosen),
-            Err(e) => Err(e),
-            // Held or waiting: nothing to apply, and nothing failed.
-            Ok(None) => {
-                outcomes.push(PolicyOutcome {
-                    policy: d.id.clone(),
-                    image: d.image.clone(),
-                    rule: d.rule.clone(),
-                    tag: None,
-                    digest: None,
-                    error: None,
-                    file: d.origin.file.clone(),
-                    line: d.origin.line,
-                    holds,
-                });
-                targets.entry(d.id.clone()).or_default().push(Target {
-                    origin: d.origin.clone(),
-                    scope: d.scope.clone(),
-                    latest: Err(()),
-                    guard: None,
-                    unread: false,
-                });
-                continue;
-            }
-        };
-        let latest = chosen.and_then(|(p, tag)| {
+        // `Ok(None)`: held or waiting; nothing to apply, and nothing failed.
+        let latest: Result<Option<Resolved>, String> = chosen.and_then(|chosen| {
+            let Some((p, tag)) = chosen else {
+                return Ok(None);
+            };
             let digest = match p.digest {
                 DigestReflection::Never => None,
                 reflection => {
@@ -1210,14 +1192,15 @@ fn resolve_listed(
                     }
                 }
             };
-            Resolved::new(&p.image, &tag, digest)
+            Resolved::new(&p.image, &tag, digest).map(Some)
         });
+        let resolved = latest.as_ref().ok().and_then(Option::as_ref);
         outcomes.push(PolicyOutcome {
             policy: d.id.clone(),
             image: d.image.clone(),
             rule: d.rule.clone(),
-            tag: latest.as_ref().ok().map(|r| r.tag.clone()),
-            digest: latest.as_ref().ok().and_then(|r| r.digest.clone()),
+            tag: resolved.map(|r| r.tag.clone()),
+            digest: resolved.and_then(|r| r.digest.clone()),
             error: latest.as_ref().err().cloned(),
             file: d.origin.file.clone(),
             line: d.origin.line,
@@ -1226,7 +1209,7 @@ fn resolve_listed(
         targets.entry(d.id.clone()).or_default().push(Target {
             origin: d.origin.clone(),
             scope: d.scope.clone(),
-            latest: latest.map_err(|_| ()),
+            latest: latest.ok().flatten().ok_or(()),
             guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
             unread: false,
         });

@@ -121,12 +121,9 @@ fn image_in(dir: &Path, rel: &str) -> String {
 
 const DEV: &str = "Jane Dev <jane@example.com>";
 
-#[test]
-fn a_revert_of_the_tools_own_bump_holds_until_a_newer_tag() {
-    let repo = tempfile::tempdir().unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let dir = repo.path();
-    let t = now() - 10 * 3600;
+/// A new repository whose first commit, a person's at `t`, holds the
+/// policy and the Deployment at 1.0.0.
+fn flux_repo(dir: &Path, t: u64) {
     git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
     commit(
         dir,
@@ -135,6 +132,15 @@ fn a_revert_of_the_tools_own_bump_holds_until_a_newer_tag() {
         "initial",
         &[("policy.yaml", POLICY), ("apps/web.yaml", &deploy("1.0.0"))],
     );
+}
+
+#[test]
+fn a_revert_of_the_tools_own_bump_holds_until_a_newer_tag() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
     // The tool bumps and commits as its default author (the repository
     // has no user.name).
     let two = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0"]);
@@ -188,14 +194,7 @@ fn only_a_person_undoing_an_automations_value_is_a_rollback() {
     let files = tempfile::tempdir().unwrap();
     let dir = repo.path();
     let t = now() - 10 * 3600;
-    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
-    commit(
-        dir,
-        DEV,
-        t,
-        "initial",
-        &[("policy.yaml", POLICY), ("apps/web.yaml", &deploy("1.0.0"))],
-    );
+    flux_repo(dir, t);
     // A person bumps, a person reverts: no automation wrote 1.1.0.
     commit(
         dir,

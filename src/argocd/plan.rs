@@ -173,16 +173,6 @@ impl Prepared {
             .collect()
     }
 
-    /// The files the images' current values were read from, and the
-    /// paths of their promotion gates: what the history is read for.
-    pub fn history_paths(&self) -> impl Iterator<Item = &str> {
-        self.jobs.iter().flat_map(|j| {
-            let from = j.current.as_ref().map(|c| c.from.as_str());
-            let gate = j.spec.gate.as_ref().ok().and_then(Option::as_ref);
-            from.into_iter().chain(gate.map(|g| g.from.as_str()))
-        })
-    }
-
     /// Per image, in the order [`finish`] takes constraints: its
     /// repository, its promotion gate, and the file its current value was
     /// read from.
@@ -395,9 +385,15 @@ fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kin
 }
 
 fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
-    spec.gate.clone()?;
+    let gate = spec.gate.clone()?;
     let strategy = spec.settings.strategy.as_deref().unwrap_or("semver");
     let mut rule = ArgoRule::new(Strategy::parse(strategy));
+    if gate.is_some() && rule.strategy == Strategy::Digest {
+        return Err(format!(
+            "{}promote-from: the digest strategy follows one tag and has no candidates to gate",
+            crate::hold::PREFIX
+        ));
+    }
     rule.constraint = spec.constraint.clone();
     if let Some(allow) = &spec.settings.allow_tags {
         rule.allow = Some(AllowTags::parse(allow)?);

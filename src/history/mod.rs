@@ -67,7 +67,7 @@ impl History {
     pub fn under<T>(
         &self,
         dir: &str,
-        read: &dyn Fn(&str, &str) -> T,
+        read: &dyn Fn(&str) -> T,
     ) -> (BTreeMap<String, T>, Vec<PathCommit<T>>) {
         let inside = |path: &str| {
             path.strip_prefix(dir)
@@ -77,7 +77,7 @@ impl History {
             .head
             .iter()
             .filter(|(path, _)| inside(path))
-            .filter_map(|(path, blob)| Some((path.clone(), read(path, self.text(blob)?))))
+            .filter_map(|(path, blob)| Some((path.clone(), read(self.text(blob)?))))
             .collect();
         let commits = self
             .commits
@@ -90,7 +90,7 @@ impl History {
                     .filter(|c| inside(&c.path))
                     .map(|c| {
                         let text = c.before.as_ref().and_then(|b| self.text(b));
-                        (c.path.clone(), text.map(|t| read(&c.path, t)))
+                        (c.path.clone(), text.map(read))
                     })
                     .collect(),
             })

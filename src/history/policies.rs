@@ -128,8 +128,7 @@ impl<'a> Gates<'a> {
         let (history, repository_of) = (self.history, self.repository_of);
         let all = self.read.entry(path.to_string()).or_insert_with(|| {
             let history = history.as_ref().map_err(Clone::clone)?;
-            let (now, commits) =
-                history.under(path, &|_, text| values::pinned(text, repository_of));
+            let (now, commits) = history.under(path, &|text| values::pinned(text, repository_of));
             Ok(hold::presence(&now, &commits, history.cut.is_none()))
         });
         all.as_ref()
