@@ -705,3 +705,89 @@ fn a_unified_image_updater_gates_per_image_and_knows_its_automations_author() {
         "waiting: 1.2.0 is not in clusters/staging (promotion gate, soak 24h)"
     );
 }
+
+#[test]
+fn a_rollback_holds_only_its_own_cluster_folders_policy() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let both = |a: &str, b: &str| -> Vec<(String, String)> {
+        vec![
+            ("clusters/a/policy.yaml".into(), POLICY.into()),
+            ("clusters/a/web.yaml".into(), deploy(a)),
+            ("clusters/b/policy.yaml".into(), POLICY.into()),
+            ("clusters/b/web.yaml".into(), deploy(b)),
+        ]
+    };
+    let commit_all = |author: &str, time: u64, message: &str, files: Vec<(String, String)>| {
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        commit(dir, author, time, message, &files);
+    };
+    commit_all(DEV, t, "initial", both("1.0.0", "1.0.0"));
+    commit_all(
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        both("1.1.0", "1.1.0"),
+    );
+    // Only cluster b goes back.
+    commit_all(DEV, t + 120, "b: back to 1.0.0", both("1.1.0", "1.0.0"));
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let policies = report["policies"].as_array().unwrap();
+    let of = |file: &str| policies.iter().find(|p| p["file"] == file).unwrap();
+    assert_eq!(of("clusters/a/policy.yaml")["tag"], "1.1.0", "{report}");
+    assert_eq!(of("clusters/a/policy.yaml").get("holds"), None, "{report}");
+    assert_eq!(
+        of("clusters/b/policy.yaml")["holds"][0]["outcome"],
+        "held",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_shallow_clone_says_its_history_stops_early() {
+    let origin = tempfile::tempdir().unwrap();
+    let clone = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let t = now() - 3600;
+    flux_repo(origin.path(), t);
+    commit(origin.path(), DEV, t + 60, "more", &[("README.md", "x\n")]);
+    let url = format!("file://{}", origin.path().display());
+    let work = clone.path().join("work");
+    git_as(
+        clone.path(),
+        DEV,
+        t,
+        &[
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            &url,
+            work.to_str().unwrap(),
+        ],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (_, report) = run(&work, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"].as_str().unwrap().starts_with(
+                "git history read back 1 commit(s) only: the repository is a shallow clone"
+            )),
+        "{report}"
+    );
+}

@@ -262,3 +262,33 @@ fn raw_changes(raw: &[u8]) -> Vec<FileChange> {
     }
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_changes_read_git_z_output() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let zero = "0".repeat(40);
+        let raw = format!(
+            "\n:100644 100644 {a} {b} M\0apps/web.yaml\0:000000 100644 {zero} {a} A\0new file.yaml\0:100644 000000 {b} {zero} D\0gone.yaml\0:120000 120000 {a} {b} M\0link\0"
+        );
+        let change = |path: &str, before: Option<&str>, after: Option<&str>| FileChange {
+            path: path.to_string(),
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+        };
+        assert_eq!(
+            raw_changes(raw.as_bytes()),
+            vec![
+                change("apps/web.yaml", Some(&a), Some(&b)),
+                change("new file.yaml", None, Some(&a)),
+                change("gone.yaml", Some(&b), None),
+                // A symbolic link holds no text of ours.
+                change("link", None, None),
+            ]
+        );
+    }
+}
