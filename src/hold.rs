@@ -9,7 +9,10 @@
 //! passed in, and the tag ordering is the policy's own (a closure). The
 //! outcome of each refused candidate is a [`Refusal`], which the report shows
 //! as one line (`held: rolled back by 1a2b3c4 on …`, `waiting: 1.2.0 in
-//! clusters/staging since …`), and which a candidate list can carry as it is.
+//! clusters/staging since …`), and which a candidate list can carry as it is:
+//! [`Constraints::check`] is the predicate a selection consults per tag ("is
+//! this candidate allowed, and if not why"), [`choose`] the selection under
+//! it that the engine uses, [`Hold`] the refusal as the report's data.
 
 use std::collections::{BTreeMap, BTreeSet};
 
