@@ -195,9 +195,9 @@ impl Prepared {
             .collect()
     }
 
-    /// The tag (`tag[@digest]`) image `job` has in `text`, a version of the
-    /// file its current value was read from, read as the current value
-    /// is; `None` where it has none.
+    /// The tag image `job` has in `text`, a version of the file its
+    /// current value was read from, read as the current value is; `None`
+    /// where it has none.
     pub fn tag_in(&self, job: usize, text: &str) -> Option<String> {
         let job = &self.jobs[job];
         let from = job.current.as_ref()?.from.as_str();
@@ -217,7 +217,7 @@ impl Prepared {
             &parsed,
         );
         let current = current_value(&app.configured, &job.spec, app.kind, &files)?;
-        Some(version_of(&current.reference)).filter(|v| !v.is_empty())
+        current_tag(&current).map(str::to_string)
     }
 
     /// Whether tag `a` ranks below tag `b` by image `job`'s rule, by name

@@ -1,8 +1,9 @@
-//! Which rollback holds and promotion gates stand before each Flux policy,
-//! from the history already read: pure. A marker's history holds the
-//! declarations that reach its file (by scope, then nearness, as planning
-//! picks them), so a rollback in one cluster folder holds that folder's
-//! copy of a policy only.
+//! Which rollback holds and promotion gates stand before each Flux policy
+//! and Argo CD image, from the history already read: pure. A marker's
+//! history holds the declarations that reach its file (by scope, then
+//! nearness, as planning picks them), so a rollback in one cluster folder
+//! holds that folder's copy of a policy only; an Argo CD image's, the
+//! image whose current value is read from that file.
 
 use std::collections::BTreeMap;
 
@@ -77,20 +78,16 @@ pub fn argo(
             ..Constraints::default()
         };
         if let (Ok(history), Some(from), true) = (history, from, settings.holds) {
-            let versions = history.versions_of(from);
             let tag = |text: Option<&str>| text.and_then(|t| prepared.tag_in(j, t));
-            let changed: Vec<(&hold::Commit, Option<String>, Option<String>)> = versions
-                .iter()
-                .map(|(commit, before, after)| (*commit, tag(*before), tag(*after)))
-                .filter(|(_, before, after)| before != after)
-                .collect();
-            let changes: Vec<ValueChange> = changed
-                .iter()
+            let changes: Vec<ValueChange> = history
+                .versions_of(from)
+                .into_iter()
                 .map(|(commit, before, after)| ValueChange {
                     commit,
-                    before: before.clone(),
-                    after: after.clone(),
+                    before: tag(before),
+                    after: tag(after),
                 })
+                .filter(|c| c.before != c.after)
                 .collect();
             let below = |a: &str, b: &str| prepared.ranks_below(j, a, b);
             c.holds
