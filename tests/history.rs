@@ -791,3 +791,45 @@ fn a_shallow_clone_says_its_history_stops_early() {
         "{report}"
     );
 }
+
+#[test]
+fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    for (annotations, error) in [
+        (
+            "    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 1 day\n",
+            "image-update.dev/soak: \"1 day\" is not a duration: whole numbers with d, h, m or s, e.g. 24h or 1h30m",
+        ),
+        (
+            "    image-update.dev/promote-from: clusters/staging\n    image-update.dev/soak: 1h\n    argocd-image-updater.argoproj.io/web.update-strategy: digest\n",
+            "image-update.dev/promote-from: the digest strategy follows one tag and has no candidates to gate",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join("argocd")).unwrap();
+        std::fs::create_dir_all(dir.join("apps/web")).unwrap();
+        std::fs::write(
+            dir.join("argocd/web.yaml"),
+            APP.replace(
+                "  annotations:\n",
+                &format!("  annotations:\n{annotations}"),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("apps/web/Chart.yaml"),
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join(OVERRIDE), overrides("1.0.0")).unwrap();
+        let (out, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert_eq!(
+            report["applications"][0]["images"][0]["error"], error,
+            "{report}"
+        );
+    }
+}
