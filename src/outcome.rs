@@ -80,6 +80,10 @@ pub struct PolicyOutcome {
     /// Where the policy is declared.
     pub file: String,
     pub line: usize,
+    /// Candidates held by a rollback or waiting at a promotion gate (the
+    /// rule's own winner among them when nothing could be applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::hold::Hold>,
     /// Why each listed tag was or was not chosen (bounded); absent when
     /// no tags were listed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +179,9 @@ pub struct ImageOutcome {
     pub new: Option<String>,
     pub error: Option<String>,
     pub note: Option<String>,
+    /// Candidates held by a rollback or waiting at a promotion gate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::hold::Hold>,
     /// Why each listed tag was or was not chosen (bounded); absent when
     /// no selection was made.
     #[serde(skip_serializing_if = "Option::is_none")]
