@@ -6,8 +6,9 @@
 //! JSON report file.
 //!
 //! Everything is decided by pure functions over an environment map ([`plan`],
-//! [`outputs`], [`summary`], [`annotations`]); only [`main`] reads the process
-//! environment and touches files, so the mapping is tested without a runner.
+//! [`outputs`], [`annotations`]; the step summary is the report's Markdown,
+//! `Report::to_markdown`); only [`main`] reads the process environment and
+//! touches files, so the mapping is tested without a runner.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -505,12 +506,6 @@ pub fn annotations(report: &Report, prefix: &str) -> String {
     out
 }
 
-/// The step summary: the run's Markdown report, with paths as the
-/// repository names them.
-pub fn summary(report: &Report, prefix: &str) -> String {
-    report.to_markdown(prefix)
-}
-
 /// A value nobody can guess or have written in advance (delimiters, the
 /// `stop-commands` token); not for cryptography.
 fn random_token() -> String {
@@ -601,7 +596,9 @@ pub fn main(run: impl FnOnce(&[String]) -> Result<Report, String>) -> ExitCode {
         }
     }
     if let Some(file) = &plan.summary_file
-        && let Err(e) = append(file, &summary(&report, &plan.prefix))
+        // The step summary: the Markdown report, with paths as the
+        // repository names them.
+        && let Err(e) = append(file, &report.to_markdown(&plan.prefix))
     {
         failures.push(format!(
             "cannot write the step summary to {}: {e}",
