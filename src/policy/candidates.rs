@@ -223,7 +223,9 @@ impl Candidates {
     }
 
     /// Adds the tags the registry listed that are not valid OCI tags, which
-    /// no rule saw: as listed, up to [`PER_OUTCOME`] of them.
+    /// no rule saw: as listed, up to [`PER_OUTCOME`] of them, each cut to
+    /// the longest valid tag (128 characters), since a registry may list
+    /// anything.
     pub fn with_invalid(mut self, invalid: &[String]) -> Candidates {
         if invalid.is_empty() {
             return self;
@@ -232,7 +234,10 @@ impl Candidates {
         let shown = invalid.len().min(PER_OUTCOME);
         self.shown
             .extend(invalid[..shown].iter().map(|tag| Candidate {
-                tag: tag.clone(),
+                tag: match tag.char_indices().nth(128) {
+                    Some((cut, _)) => format!("{}…", &tag[..cut]),
+                    None => tag.clone(),
+                },
                 outcome: Outcome::Invalid,
                 reason: "not a valid OCI tag; skipped as listed".to_string(),
             }));
@@ -520,6 +525,8 @@ mod tests {
             omitted: BTreeMap::from([(Outcome::OutOfRange, 1)]),
         }
         .with_invalid(&["-x".to_string()]);
+        let long = Candidates::default().with_invalid(&["é".repeat(300)]);
+        assert_eq!(long.shown[0].tag, format!("{}…", "é".repeat(128)));
         assert_eq!(
             c.shown.iter().map(|c| c.outcome).collect::<Vec<_>>(),
             vec![Outcome::Invalid, Outcome::OutOfRange]
