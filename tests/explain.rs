@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use image_update::policy::argo::{AllowTags, ArgoRule, Strategy as ArgoStrategy, TagInfo};
+use image_update::policy::candidates::Gate;
 use image_update::policy::{
     Candidates, Flavor, Order, Outcome, PER_OUTCOME, Rule, Selector, TagFilter,
 };
@@ -257,6 +258,34 @@ proptest! {
             _ => Some(TagFilter::new("^[0-9]", "").unwrap()),
         };
         flux_check(&selector, &tags, &format!("{tags:?}"));
+    }
+
+    /// Under a gate, the chosen candidate is what the rule selects from the
+    /// tags the gate lets through, as the history's holds select
+    /// (`hold::choose`): refused tags removed first.
+    #[test]
+    fn a_gated_explanation_chooses_what_the_rule_chooses_among_the_tags_let_through(
+        tags in prop::collection::vec(tag(), 0..30),
+        rule in flux_rule(),
+        extract in any::<bool>(),
+        refused in prop::collection::vec(any::<bool>(), 30),
+    ) {
+        let mut selector = Selector::new(rule, Flavor::Flux);
+        if extract {
+            // Many tags extract the same value.
+            selector.filter = Some(TagFilter::new("^(?:build-)?(?P<v>[0-9.]+)", "$v").unwrap());
+        }
+        let is_refused = |tag: &str| tags.iter().position(|t| t == tag).is_some_and(|i| refused[i]);
+        let gate = |tag: &str| {
+            is_refused(tag).then(|| Gate::Held { reason: format!("held: {tag}") })
+        };
+        let allowed: Vec<String> = tags.iter().filter(|t| !is_refused(t)).cloned().collect();
+        let want = selector.select(&allowed).ok();
+        let (chosen, c) = selector.candidates(&tags, Some(&gate), PER_OUTCOME);
+        prop_assert_eq!(chosen.ok(), want.clone(), "{:?}", c);
+        prop_assert_eq!(c.chosen().map(|c| c.tag.clone()), want);
+        let total: usize = Outcome::ALL.iter().map(|o| c.count(*o)).sum();
+        prop_assert_eq!(total, tags.len());
     }
 
     /// Argo CD strategies with allow and ignore tags.

@@ -336,15 +336,18 @@ impl Mark {
     pub(crate) fn gated(gate: Option<GateFn>, tag: &str, gates: &mut Vec<Gate>) -> Mark {
         match gate.and_then(|g| g(tag)) {
             None => Mark::Older,
-            Some(g) => {
-                let mark = match g {
-                    Gate::Held { .. } => Mark::Held(gates.len()),
-                    Gate::Waiting { .. } => Mark::Waiting(gates.len()),
-                };
-                gates.push(g);
-                mark
-            }
+            Some(g) => Mark::of_gate(g, gates),
         }
+    }
+
+    /// The mark of a tag `gate` refused; the gate is kept in `gates`.
+    pub(crate) fn of_gate(gate: Gate, gates: &mut Vec<Gate>) -> Mark {
+        let mark = match gate {
+            Gate::Held { .. } => Mark::Held(gates.len()),
+            Gate::Waiting { .. } => Mark::Waiting(gates.len()),
+        };
+        gates.push(gate);
+        mark
     }
 }
 

@@ -350,6 +350,9 @@ impl Selector {
                 tally.add(i, mark, None);
             }
         }
+        for &i in &e.set_aside {
+            tally.add(i, e.marks[i], None);
+        }
         match &self.rule {
             Rule::Semver(_) => {
                 for (version, pos) in e.versions.iter().rev() {
@@ -459,11 +462,15 @@ impl Selector {
             values: Vec::with_capacity(tags.len()),
             versions: Vec::new(),
             gates: Vec::new(),
+            set_aside: Vec::new(),
         };
         // The values the rule compares, each with the listed tag it maps
         // back to. As in Flux, when two tags extract the same value, the
-        // one listed last wins the value.
+        // one listed last wins the value. Tags the gate refuses are set
+        // aside (`deferred`): they take a value only when no other tag has
+        // it, as if removed before the rule, as the history's holds select.
         let mut slots: HashMap<Cow<str>, usize> = HashMap::with_capacity(tags.len());
+        let mut deferred: Vec<(usize, Cow<str>, Gate)> = Vec::new();
         for (i, tag) in tags.iter().enumerate() {
             let tag = tag.as_ref();
             if let Some(x) = self.exclusions.iter().position(|re| re.is_match(tag)) {
@@ -480,9 +487,34 @@ impl Selector {
                     }
                 },
             };
+            if let Some(refusal) = gate.and_then(|g| g(tag)) {
+                deferred.push((i, value, refusal));
+                continue;
+            }
             match slots.get(&value) {
                 Some(&slot) => {
                     e.marks[std::mem::replace(&mut e.values[slot].1, i)] = Mark::SameValue
+                }
+                None => {
+                    slots.insert(value.clone(), e.values.len());
+                    e.values.push((value, i));
+                }
+            }
+        }
+        // Refused tags: a value no admitted tag has goes to the last of
+        // them (the rule then finds it gated); the others are gated here.
+        let unrefused = e.values.len();
+        for (i, value, refusal) in deferred {
+            match slots.get(&value) {
+                Some(&slot) if slot < unrefused => {
+                    e.marks[i] = Mark::of_gate(refusal, &mut e.gates);
+                    e.set_aside.push(i);
+                }
+                Some(&slot) => {
+                    let earlier = std::mem::replace(&mut e.values[slot].1, i);
+                    let again = gate.and_then(|g| g(tags[earlier].as_ref()));
+                    e.marks[earlier] = Mark::of_gate(again.expect("refused before"), &mut e.gates);
+                    e.set_aside.push(earlier);
                 }
                 None => {
                     slots.insert(value.clone(), e.values.len());
@@ -613,6 +645,8 @@ struct Evaluation<'t> {
     versions: Vec<(Version, usize)>,
     /// What the gate said of the candidates it holds back.
     gates: Vec<Gate>,
+    /// Refused tags that compare no value: another tag has theirs.
+    set_aside: Vec<usize>,
 }
 
 fn before(order: Order) -> &'static str {
