@@ -262,7 +262,8 @@ proptest! {
 
     /// Under a gate, the chosen candidate is what the rule selects from the
     /// tags the gate lets through, as the history's holds select
-    /// (`hold::choose`): refused tags removed first.
+    /// (`hold::choose`): refused tags removed first, once the rule has
+    /// not failed over them all.
     #[test]
     fn a_gated_explanation_chooses_what_the_rule_chooses_among_the_tags_let_through(
         tags in prop::collection::vec(tag(), 0..30),
@@ -280,12 +281,45 @@ proptest! {
             is_refused(tag).then(|| Gate::Held { reason: format!("held: {tag}") })
         };
         let allowed: Vec<String> = tags.iter().filter(|t| !is_refused(t)).cloned().collect();
-        let want = selector.select(&allowed).ok();
+        // As `hold::choose`: a rule that fails over every tag (a tag that is
+        // not a number) fails, refusals or not.
+        let want = match selector.select(&tags) {
+            Ok(_) => selector.select(&allowed).ok(),
+            Err(_) => None,
+        };
         let (chosen, c) = selector.candidates(&tags, Some(&gate), PER_OUTCOME);
         prop_assert_eq!(chosen.ok(), want.clone(), "{:?}", c);
         prop_assert_eq!(c.chosen().map(|c| c.tag.clone()), want);
         let total: usize = Outcome::ALL.iter().map(|o| c.count(*o)).sum();
         prop_assert_eq!(total, tags.len());
+    }
+
+    /// The same for Argo CD strategies.
+    #[test]
+    fn a_gated_argo_explanation_chooses_what_the_rule_chooses_among_the_tags_let_through(
+        tags in prop::collection::vec(tag(), 0..30),
+        strategy in prop::sample::select(vec!["semver", "alphabetical", "newest-build"]),
+        refused in prop::collection::vec(any::<bool>(), 30),
+        days in prop::collection::vec(1u8..28, 30),
+    ) {
+        let rule = ArgoRule::new(ArgoStrategy::parse(strategy));
+        let infos: Vec<TagInfo> = tags
+            .iter()
+            .zip(&days)
+            .map(|(t, d)| TagInfo {
+                created: Some(format!("2024-01-{d:02}T00:00:00Z")),
+                ..TagInfo::named(t)
+            })
+            .collect();
+        let is_refused = |tag: &str| tags.iter().position(|t| t == tag).is_some_and(|i| refused[i]);
+        let gate = |tag: &str| {
+            is_refused(tag).then(|| Gate::Waiting { reason: format!("waiting: {tag}") })
+        };
+        let allowed: Vec<TagInfo> = infos.iter().filter(|t| !is_refused(&t.name)).cloned().collect();
+        let want = rule.select(&allowed).unwrap().map(|t| t.name);
+        let (chosen, c) = rule.candidates(&infos, Some(&gate), PER_OUTCOME).unwrap();
+        prop_assert_eq!(chosen.map(|t| t.name), want.clone());
+        prop_assert_eq!(c.chosen().map(|c| c.tag.clone()), want);
     }
 
     /// Argo CD strategies with allow and ignore tags.
