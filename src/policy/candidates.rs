@@ -721,6 +721,32 @@ mod tests {
         assert_eq!(c.count(Outcome::Held) + c.count(Outcome::Waiting), 2);
     }
 
+    /// A refused tag does not take an extracted value from an admitted tag
+    /// that shares it: the selection removes refused tags before the rule.
+    #[test]
+    fn a_refused_tag_leaves_its_extracted_value_to_an_admitted_one() {
+        let mut s = flux(Rule::Alphabetical(Order::Asc));
+        s.filter = Some(TagFilter::new("^(?:build-)?(?P<v>[0-9.]+)", "$v").unwrap());
+        let gate = |tag: &str| {
+            (tag == "build-0.1.0").then(|| Gate::Held {
+                reason: "held: rolled back".into(),
+            })
+        };
+        let (chosen, c) = s.candidates(&["0.1.0", "build-0.1.0"], Some(&gate), PER_OUTCOME);
+        assert_eq!(chosen.unwrap(), "0.1.0");
+        assert_eq!(
+            shown(&c),
+            vec![
+                (
+                    "0.1.0",
+                    Outcome::Chosen,
+                    "last of 1 tag in alphabetical order"
+                ),
+                ("build-0.1.0", Outcome::Held, "held: rolled back"),
+            ]
+        );
+    }
+
     #[test]
     fn argo_names_every_reason_in_upstreams_order() {
         let mut rule = ArgoRule::new(Strategy::Semver);
