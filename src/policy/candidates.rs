@@ -740,7 +740,7 @@ mod tests {
                 (
                     "0.1.0",
                     Outcome::Chosen,
-                    "last of 1 tag in alphabetical order"
+                    "last of 2 tags in alphabetical order"
                 ),
                 ("build-0.1.0", Outcome::Held, "held: rolled back"),
             ]
