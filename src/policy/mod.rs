@@ -504,6 +504,8 @@ impl Selector {
         // Refused tags: a value no admitted tag has goes to the last of
         // them (the rule then finds it gated); the others are gated here.
         let unrefused = e.values.len();
+        // The refusal of each refused tag holding a value, by its slot.
+        let mut holding: HashMap<usize, Gate> = HashMap::new();
         for (i, value, refusal) in deferred {
             match slots.get(&value) {
                 Some(&slot) if slot < unrefused => {
@@ -512,12 +514,14 @@ impl Selector {
                 }
                 Some(&slot) => {
                     let earlier = std::mem::replace(&mut e.values[slot].1, i);
-                    let again = gate.and_then(|g| g(tags[earlier].as_ref()));
-                    e.marks[earlier] = Mark::of_gate(again.expect("refused before"), &mut e.gates);
+                    if let Some(theirs) = holding.insert(slot, refusal) {
+                        e.marks[earlier] = Mark::of_gate(theirs, &mut e.gates);
+                    }
                     e.set_aside.push(earlier);
                 }
                 None => {
                     slots.insert(value.clone(), e.values.len());
+                    holding.insert(e.values.len(), refusal);
                     e.values.push((value, i));
                 }
             }
