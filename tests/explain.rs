@@ -211,6 +211,17 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_conformance_case() {
     assert!(checked >= 40, "only {checked} conformance cases");
 }
 
+/// `tags` built on the days of January 2024 `days` gives.
+fn dated(tags: &[String], days: &[u8]) -> Vec<TagInfo> {
+    tags.iter()
+        .zip(days)
+        .map(|(t, d)| TagInfo {
+            created: Some(format!("2024-01-{d:02}T00:00:00Z")),
+            ..TagInfo::named(t)
+        })
+        .collect()
+}
+
 /// Tags of every kind the rules treat differently: versions, partial and
 /// prefixed versions, pre-releases, numbers, words, signatures.
 fn tag() -> impl proptest::strategy::Strategy<Value = String> {
@@ -303,14 +314,7 @@ proptest! {
         days in prop::collection::vec(1u8..28, 30),
     ) {
         let rule = ArgoRule::new(ArgoStrategy::parse(strategy));
-        let infos: Vec<TagInfo> = tags
-            .iter()
-            .zip(&days)
-            .map(|(t, d)| TagInfo {
-                created: Some(format!("2024-01-{d:02}T00:00:00Z")),
-                ..TagInfo::named(t)
-            })
-            .collect();
+        let infos = dated(&tags, &days);
         let is_refused = |tag: &str| tags.iter().position(|t| t == tag).is_some_and(|i| refused[i]);
         let gate = |tag: &str| {
             is_refused(tag).then(|| Gate::Waiting { reason: format!("waiting: {tag}") })
@@ -337,14 +341,7 @@ proptest! {
             rule.allow = Some(AllowTags::parse(allow).unwrap());
         }
         rule.ignore = vec!["*.sig".to_string()];
-        let infos: Vec<TagInfo> = tags
-            .iter()
-            .zip(&days)
-            .map(|(t, d)| TagInfo {
-                created: Some(format!("2024-01-{d:02}T00:00:00Z")),
-                ..TagInfo::named(t)
-            })
-            .collect();
+        let infos = dated(&tags, &days);
         argo_check(&rule, &infos, &format!("{strategy} {constraint} {tags:?}"));
     }
 }
