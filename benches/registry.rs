@@ -11,6 +11,12 @@
 //!
 //!   cargo bench --bench registry [-- UNITS REPOSITORIES TAGS]   (default 1000 100 300)
 //!
+//! Then `RUNS` (default 9) cold runs (each with an empty cache) and as many
+//! warm runs, each followed by the replay of its requests, for medians of
+//! interleaved runs and their ratio. `HOLD=1` keeps the registry up after
+//! the two measured runs, until stdin closes, and prints the command line
+//! to profile by hand.
+//!
 //! `BASELINE=path/to/image-update` also runs another build once (cold, no
 //! cache flags) for a before/after comparison of the first run.
 //!
@@ -74,15 +80,59 @@ fn main() {
         &tree,
         &cache_args,
     );
-    for (name, requests) in [("first", first), ("second", second)] {
-        let took = replay(&host, &requests);
+    if std::env::var_os("HOLD").is_some() {
+        // For profiling by hand: the registry stays up until stdin closes.
         println!(
-            "replay of the {name} run's {} requests alone (6 at once, the per-host bound): {:.2} s",
+            "holding: {bin} run {} --dry-run --output json --repo-url {REPO_URL} --insecure-registry {host} --cache-dir {}",
+            tree.display(),
+            cache.display()
+        );
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+    }
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(9);
+    for (name, requests, warm) in [("first", &first, false), ("second", &second, true)] {
+        // Live runs and replays alternate, so that the machine's load falls
+        // on both alike; medians are compared.
+        let (mut live, mut alone) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            let dir = work.path().join(format!("cold-{i}"));
+            let dir = if warm { &cache } else { &dir };
+            let start = Instant::now();
+            let out = Command::new(bin)
+                .arg("run")
+                .arg(&tree)
+                .args(["--dry-run", "--output", "json", "--repo-url", REPO_URL])
+                .args(["--insecure-registry", &host])
+                .arg("--cache-dir")
+                .arg(dir)
+                .output()
+                .unwrap();
+            live.push(start.elapsed().as_secs_f64());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            alone.push(replay(&host, requests).as_secs_f64());
+        }
+        let (live, alone) = (median(&mut live), median(&mut alone));
+        println!(
+            "{name} run, median of {runs}: live {live:.3} s; its {} requests replayed alone (6 at once, the per-host bound) {alone:.3} s; ratio {:.2}x",
             requests.len(),
-            took.as_secs_f64()
+            live / alone
         );
     }
-    println!("targets: under 50 MB; second run 0 manifest GET and 0 blob GET");
+    println!(
+        "targets: under 50 MB; second run 0 manifest GET and 0 blob GET; live within 1.5x of the replay"
+    );
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// Tags every repository as listed by writing distribution's tag links to

@@ -171,11 +171,12 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
     assert_eq!(out.status.code(), Some(0), "{cold}");
     assert_eq!(selected(&cold), expected());
     let (heads, manifests, blobs) = f.seen_since(0);
-    // Five tags: each named digest read once (the index and its amd64 child
-    // are two manifests), each image config once.
-    assert_eq!((heads, manifests, blobs), (5, 6, 5));
+    // Five tags: with nothing in the cache, each is read by tag (no HEAD
+    // first: its answer names the digest), the index's amd64 child by
+    // digest, each image config once.
+    assert_eq!((heads, manifests, blobs), (0, 6, 5));
     // The report counts what the registry saw.
-    assert_eq!(reported(&cold, "manifest HEAD"), (5, 0));
+    assert_eq!(reported(&cold, "manifest HEAD"), (0, 0));
     assert_eq!(reported(&cold, "manifest GET"), (6, 0));
     assert_eq!(reported(&cold, "blob GET"), (5, 0));
     assert_eq!(reported(&cold, "list"), (2, 0));
@@ -206,6 +207,38 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
             f.proxy.host()
         )
     );
+}
+
+#[test]
+fn a_cold_run_reads_each_tag_with_one_get_and_each_config_once() {
+    let f = fixture();
+    // `build-0` names the same image as `build-1` (one digest, two tags).
+    support::push::push_image(
+        &f.registry.base_url(),
+        "acme/web",
+        "build-0",
+        "2024-01-01T00:00:00Z",
+        "linux/amd64",
+    );
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    let (out, cold) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{cold}");
+    assert_eq!(selected(&cold), expected());
+    // Six tags, each read by tag with no HEAD before (nothing in the cache
+    // could answer), plus the index's amd64 child; the shared image's
+    // config once: no more requests than a HEAD-first run, one fewer per tag.
+    assert_eq!(f.seen_since(0), (0, 7, 5));
+    assert_eq!(reported(&cold, "manifest GET"), (7, 0));
+    assert_eq!(reported(&cold, "ping"), (1, 0));
+    assert_eq!(reported(&cold, "list"), (2, 0));
+    assert_eq!(entries(&cache).len(), 6, "one entry per digest");
+    // Warm: one HEAD per tag, every digest answered by the cache.
+    let mark = f.mark();
+    let (_, warm) = f.run(&args);
+    assert_eq!(selected(&warm), expected());
+    assert_eq!(f.seen_since(mark), (6, 0, 0));
+    assert_eq!(reported(&warm, "manifest GET"), (0, 6));
 }
 
 #[test]
@@ -268,7 +301,7 @@ fn no_cache_reads_and_writes_nothing() {
         let (out, report) = f.run(&["--no-cache"]);
         assert_eq!(out.status.code(), Some(0), "{report}");
         assert_eq!(selected(&report), expected());
-        assert_eq!(f.seen_since(mark), (5, 6, 5));
+        assert_eq!(f.seen_since(mark), (0, 6, 5));
         assert_eq!(reported(&report, "manifest GET"), (6, 0));
     }
     // A flag beats the default directory, and nothing else was written.
