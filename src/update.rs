@@ -185,9 +185,20 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
     report.problems.extend(skipped);
-    let (outcomes, mut targets) = resolve_listed(&declared, registry, &pinned, &listed);
+    // Argo CD's build dates, platforms and digests are asked while the Flux
+    // policies are selected: the registry's answers and the selection
+    // overlap instead of following each other.
+    let wanted = prepared.metadata_wanted(&listed);
+    let shared: &dyn Registry = registry;
+    let ((outcomes, mut targets), metadata) = std::thread::scope(|scope| {
+        let metadata = scope.spawn(|| tag_metadata(shared, &wanted));
+        let resolved = resolve_listed(&declared, shared, &pinned, &listed);
+        let metadata = metadata
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (resolved, metadata)
+    });
     add_unread(&mut targets, &resources.unread);
-    let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
     if options.allow_downgrade {
         targets.values_mut().flatten().for_each(|t| t.guard = None);
