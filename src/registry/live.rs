@@ -401,10 +401,10 @@ impl Live {
 
     /// What the manifest `tag` names says. When the cache cannot know the
     /// digest, the manifest is read by tag: its answer names the digest, and
-    /// a `HEAD` first would only add a request.
+    /// a `HEAD` first would only add a request (see [`head_first`]).
     async fn tag_facts(&self, tag: &TagRef) -> Result<Facts, RegistryError> {
         let repository = &tag.repository;
-        if !self.cache_may_answer {
+        if !head_first(self.cache_may_answer, &api_host(repository)) {
             let mut read = None;
             let digest = self
                 .tag_cell(tag)
@@ -1211,14 +1211,25 @@ impl Drop for Live {
     }
 }
 
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
 /// The host the API is served from: Docker Hub images live on `docker.io`
 /// but are served by `registry-1.docker.io`.
 fn api_host(repository: &Repository) -> String {
     if repository.registry == DOCKER_HUB {
-        "registry-1.docker.io".to_string()
+        DOCKER_HUB_API.to_string()
     } else {
         repository.registry.clone()
     }
+}
+
+/// Whether a tag whose manifest must be read is first asked for its digest
+/// with a `HEAD`: when the cache may know that digest (then no `GET` at
+/// all), and always on Docker Hub, whose pull limit counts manifest `GET`s
+/// but not `HEAD`s, so that tags naming one image cost one pull, not one
+/// each. Elsewhere, with nothing cached, the `GET` by tag alone answers both.
+fn head_first(cache_may_answer: bool, api_host: &str) -> bool {
+    cache_may_answer || api_host == DOCKER_HUB_API
 }
 
 fn error(repository: &Repository, message: String) -> RegistryError {
@@ -1358,6 +1369,24 @@ mod tests {
         );
         let ghcr = Repository::parse("ghcr.io/acme/web").unwrap();
         assert_eq!(api_host(&ghcr), "ghcr.io");
+    }
+
+    #[test]
+    fn a_head_comes_first_where_a_cache_may_answer_or_pulls_are_counted() {
+        let hub = api_host(&Repository::parse("nginx").unwrap());
+        for (cache_may_answer, host, head) in [
+            (false, "ghcr.io", false),
+            (false, "127.0.0.1:5000", false),
+            (true, "ghcr.io", true),
+            (false, hub.as_str(), true),
+            (true, hub.as_str(), true),
+        ] {
+            assert_eq!(
+                head_first(cache_may_answer, host),
+                head,
+                "{cache_may_answer} {host}"
+            );
+        }
     }
 
     #[test]
