@@ -17,7 +17,18 @@ Two levels are checked:
 
 Every strongly connected group of modules is printed with one cycle through
 it and, per edge inside the group, the first place the import is written.
-Exit status: 0 without cycles, 1 with cycles, 2 on a usage error.
+
+It also checks the layering README's Layout section declares: each
+top-level module sits in one layer of LAYERS (bottom first) and may import
+only modules of its own layer or of layers below, except for the few
+EXCEPTIONS listed with their reason. `registry` counts as two: its seam
+(`registry/mod.rs` with the `Registry` trait and its types, and
+`registry/requests.rs`) is plain vocabulary, its implementations
+(`registry/live.rs`, `cache`, `credentials`, ...) are edges. An import that
+breaks the layering is printed with its file, line and `use` line.
+
+Exit status: 0 when clean, 1 with cycles or layering breaks, 2 on a usage
+error.
 
 Usage: scripts/check-imports.py [SRC_DIR]   (default: src/ next to scripts/)
 """
@@ -29,6 +40,25 @@ from collections import defaultdict
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 EXTERNAL_ROOTS = {"std", "core", "alloc"}
+
+# Bottom first; a module may import its own layer and the layers below.
+# Keep in step with README.md, section Layout.
+LAYERS = [
+    ("model and pure decisions",
+     ["outcome", "image", "yaml", "policy", "marker", "rewrite", "template", "registry"]),
+    ("dialects", ["flux", "plan", "argocd", "kubesphere"]),
+    ("edges", ["tree_write", "scan", "git", "registry/*", "commit"]),
+    ("engine", ["update", "manage"]),
+    ("rendering", ["report"]),
+    ("front-ends", ["action", "krm", "serve"]),
+    ("command line", ["cli"]),
+]
+
+# (from, to): why this upward import is allowed.
+EXCEPTIONS = {
+    ("update", "report"): "the engine keeps each written file's unified diff "
+    "(report::diff) while it still holds the old text",
+}
 
 
 def module_of(src, path):
@@ -205,6 +235,38 @@ def one_cycle(group, edges):
     return group
 
 
+def layer_node(module):
+    """The layering's name for a module: its top-level module, with
+    `registry`'s implementations apart from its seam."""
+    if module[0] == "registry" and len(module) > 1 and module[1] != "requests":
+        return "registry/*"
+    return module[0]
+
+
+def layering_breaks(edges, src):
+    """Prints each import that goes up the layers; returns how many."""
+    rank = {m: i for i, (_, members) in enumerate(LAYERS) for m in members}
+    names = {i: name for i, (name, _) in enumerate(LAYERS)}
+    found = 0
+    for (a, b), where in sorted(edges.items()):
+        for m in (a, b):
+            if m not in rank:
+                rank[m] = -1
+                found += 1
+                print(f"layering: module {m} is in no layer; add it to LAYERS in {sys.argv[0]}")
+        if rank[a] < 0 or rank[b] < 0 or rank[b] <= rank[a] or (a, b) in EXCEPTIONS:
+            continue
+        found += 1
+        file, line = where.rsplit(":", 1)
+        with open(os.path.join(src, "..", file), encoding="utf-8") as f:
+            text = f.read().split("\n")[int(line) - 1].strip()
+        print(
+            f"layering: {a} ({names[rank[a]]}) imports {b} ({names[rank[b]]}), "
+            f"a layer above it\n    {where}: {text}"
+        )
+    return found
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "src")
@@ -223,6 +285,7 @@ def main():
 
     # edges[(level key)][from][to] = first "file:line"
     top = defaultdict(dict)
+    layered = {}
     inner = defaultdict(lambda: defaultdict(dict))
     for module, path in sorted(files.items()):
         with open(path, encoding="utf-8") as f:
@@ -233,6 +296,8 @@ def main():
             if target is None or target == module or not module or not target:
                 continue
             where = f"{rel}:{line}"
+            if layer_node(module) != layer_node(target):
+                layered.setdefault((layer_node(module), layer_node(target)), where)
             if module[0] != target[0]:
                 top[module[0]].setdefault(target[0], where)
                 continue
@@ -260,10 +325,14 @@ def main():
                 for b in sorted(edges.get(a, ())):
                     if b in group:
                         print(f"    {prefix}{a} -> {prefix}{b}  ({edges[a][b]})")
+    breaks = layering_breaks(layered, src)
     if found:
         print(f"{found} import cycle(s)")
+    if breaks:
+        print(f"{breaks} layering break(s)")
+    if found or breaks:
         return 1
-    print("no import cycles")
+    print("no import cycles, layering kept")
     return 0
 
 

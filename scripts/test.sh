@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, with its own set-up: formatting, lints, then every
-# unit, conformance, end-to-end and real-registry test. Needs a Rust
-# toolchain; installs the registry the tests run (Debian's docker-registry,
-# and htpasswd from apache2-utils) when it is missing.
+# The whole test suite, with its own set-up: formatting, lints, the module
+# graph (no import cycles, layering kept: scripts/check-imports.py), then every unit,
+# conformance, end-to-end and real-registry test. Needs a Rust toolchain;
+# installs the registry the tests run (Debian's docker-registry, and
+# htpasswd from apache2-utils) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +16,6 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check
+python3 scripts/check-imports.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked

@@ -11,13 +11,13 @@ use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::commit;
 use crate::krm;
+use crate::outcome::{Problem, Report, Severity};
 use crate::policy::argo::{AllowTags, ArgoRule, Strategy, TagInfo};
 use crate::policy::{Flavor, Order, Rule, RuleError, Selector, TagFilter};
 use crate::registry::TagRef;
 use crate::registry::live::{self, Live};
 use crate::registry::snapshot::{Recorder, Snapshot};
 use crate::registry::{Registry, cache, credentials};
-use crate::report::{Problem, Report, Severity};
 use crate::scan::Filter;
 use crate::update::{self, RunOptions};
 

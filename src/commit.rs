@@ -12,12 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::flux::GitSettings;
 use crate::git::{self, GitError, NewFile, PushOutcome, Repo, Signature};
 use crate::image::Reference;
-use crate::report::Report;
+use crate::outcome::{Committed, Report};
 use crate::template::{self, Change, Context, Object};
 
 /// The run's policies, able to update any version of a file the same way: a
@@ -45,24 +43,6 @@ pub struct Settings {
     pub sign: bool,
     /// A token for HTTPS pushes (read from `--git-token-env`).
     pub token: Option<String>,
-}
-
-/// The commit a run made, as the JSON report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Committed {
-    pub sha: String,
-    pub branch: Option<String>,
-    pub pushed: bool,
-    /// How many pushes it took (more than one when the remote moved).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub attempts: usize,
-    /// What happened beyond the plain case (a rebuilt or unnecessary push).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, thiserror::Error)]

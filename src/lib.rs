@@ -19,6 +19,7 @@ pub mod krm;
 pub mod kubesphere;
 pub mod manage;
 pub mod marker;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod registry;

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::flux;
 use crate::kubesphere::{self, FieldError};
-use crate::report::Problem;
+use crate::outcome::Problem;
 use crate::rewrite;
 use crate::scan::{self, Filter, Leftovers};
 use crate::tree_write;
@@ -251,7 +251,7 @@ fn read_resources(rel: &str, path: &Path, src: &str, problems: &mut Vec<Problem>
                     rel,
                     line_of(src, span.start) + e.line - 1,
                     Some(e.column),
-                    crate::report::Severity::Warning,
+                    crate::outcome::Severity::Warning,
                     format!("malformed YAML: {}", e.message),
                 ));
                 continue;
@@ -382,13 +382,11 @@ impl Tree {
             reason: e.to_string(),
         };
         let old = unchanged(found).map_err(write_error)?;
-        let mut new = String::with_capacity(old.len() + text.len());
-        new.push_str(&old[..found.span.start]);
-        new.push_str(text);
+        let mut document = text.to_string();
         if found.span.end < old.len() && !text.ends_with('\n') {
-            new.push('\n');
+            document.push('\n');
         }
-        new.push_str(&old[found.span.end..]);
+        let new = splice(&old, found.span.clone(), document);
         tree_write::replace_file(&self.root, &found.rel, old.as_bytes(), new.as_bytes())
             .map_err(write_error)
     }
@@ -439,10 +437,18 @@ fn without_document(src: &str, span: Range<usize>) -> String {
             .map_or(src.len(), |i| span.end + i + 1);
         (span.start, end.min(src.len()))
     };
-    let mut out = String::with_capacity(src.len());
-    out.push_str(&src[..cut_start]);
-    out.push_str(&src[cut_end..]);
-    out
+    splice(src, cut_start..cut_end, String::new())
+}
+
+/// `src` with `span` replaced by `new`, by the engine every edit goes through.
+fn splice(src: &str, span: Range<usize>, new: String) -> String {
+    let edit = rewrite::Edit {
+        old: src[span.clone()].to_string(),
+        span,
+        new,
+    };
+    rewrite::apply(src, &[edit])
+        .expect("one edit of the text's own bytes neither overlaps nor is stale")
 }
 
 /// A JSON value as block YAML, keys in the value's order; strings that YAML

@@ -8,8 +8,8 @@ use crate::flux::{Origin, Scope, nearest, shared_dirs};
 use crate::image::Reference;
 use crate::image::{is_valid_digest, is_valid_tag};
 use crate::marker::{Field, Marker};
+use crate::outcome::{Change, Problem, Severity};
 use crate::policy::{PolicyId, Selector};
-use crate::report::{Change, Problem, Severity};
 use crate::rewrite::{self, Edit};
 
 /// A policy's result, ready to be written.

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use globset::{GlobSet, GlobSetBuilder};
 
-use crate::report::{Problem, Severity};
+use crate::outcome::{Problem, Severity};
 use crate::tree_write;
 
 /// A file found by the walk.

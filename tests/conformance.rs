@@ -43,7 +43,7 @@ fn text(node: &Node, path: &[&str]) -> String {
     node.str_at(path).unwrap_or_default().to_string()
 }
 
-fn run(dir: &Path, registry: &mut dyn Registry) -> image_update::report::Report {
+fn run(dir: &Path, registry: &mut dyn Registry) -> image_update::outcome::Report {
     let options = RunOptions {
         root: dir.to_path_buf(),
         dry_run: false,

@@ -13,6 +13,11 @@
 //! request on to plain HTTP. Nothing a registry sends is unbounded: bodies
 //! (see [`wire`]), tags per repository, pages, and the run's time as a whole
 //! (`--deadline`) all have limits, and passing one fails only the repository.
+//!
+//! One file of over 1,000 lines on purpose: it is one concern, the client's
+//! request cycle (`impl Live`: ping, token, list, follow, retry), whose
+//! credential, redirect and retry rules must be read together; the wire
+//! format, protocol parsing, cache and request counting already live apart.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
