@@ -11,7 +11,7 @@
 //!
 //!   cargo bench --bench registry [-- UNITS REPOSITORIES TAGS]   (default 1000 100 300)
 //!
-//! Then `RUNS` (default 9) cold runs (each with an empty cache) and as many
+//! Then `RUNS` (default 15) cold runs (each with an empty cache) and as many
 //! warm runs, each followed by the replay of its requests, for medians of
 //! interleaved runs and their ratio. `HOLD=1` keeps the registry up after
 //! the two measured runs, until stdin closes, and prints the command line
@@ -117,7 +117,7 @@ fn main() {
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(9);
+        .unwrap_or(15);
     for (name, warm) in [("first", false), ("second", true)] {
         // Live runs and replays alternate (and builds, with a baseline), so
         // that the machine's load falls on all alike; medians are compared.
@@ -149,9 +149,12 @@ fn main() {
         }
         for ((build, (live, alone)), (first, second)) in builds.iter().zip(&mut times).zip(&seen) {
             let requests = if warm { second } else { first };
-            let (live, alone) = (median(live), median(alone));
+            // Each run beside the replay right after it, so that a change in
+            // the machine's load between runs cancels out.
+            let mut paired: Vec<f64> = live.iter().zip(&*alone).map(|(l, a)| l / a).collect();
+            let (live, alone, paired) = (median(live), median(alone), median(&mut paired));
             println!(
-                "{}: {name} run, median of {runs}: live {live:.3} s; its {} requests replayed alone (6 at once, the per-host bound) {alone:.3} s; ratio {:.2}x",
+                "{}: {name} run, median of {runs}: live {live:.3} s; its {} requests replayed alone (6 at once, the per-host bound) {alone:.3} s; ratio of the medians {:.2}x, median of the paired ratios {paired:.2}x",
                 build.label,
                 requests.len(),
                 live / alone
