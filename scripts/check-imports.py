@@ -45,9 +45,10 @@ EXTERNAL_ROOTS = {"std", "core", "alloc"}
 # Keep in step with README.md, section Layout.
 LAYERS = [
     ("model and pure decisions",
-     ["outcome", "image", "yaml", "policy", "marker", "rewrite", "template", "registry"]),
+     ["outcome", "image", "yaml", "policy", "marker", "rewrite", "template", "registry",
+      "hold"]),
     ("dialects", ["flux", "plan", "argocd", "kubesphere"]),
-    ("edges", ["tree_write", "scan", "git", "registry/*", "commit"]),
+    ("edges", ["tree_write", "scan", "git", "registry/*", "commit", "history"]),
     ("engine", ["update", "manage"]),
     ("rendering", ["report"]),
     ("front-ends", ["action", "krm", "serve"]),

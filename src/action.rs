@@ -634,6 +634,11 @@ pub fn summary(report: &Report, prefix: &str) -> String {
                 },
                 (None, None) => String::new(),
             };
+            let result = std::iter::once(result)
+                .chain(p.holds.iter().map(|h| cell(&h.reason)))
+                .filter(|r| !r.is_empty())
+                .collect::<Vec<_>>()
+                .join("<br>");
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {result} |",
@@ -642,6 +647,30 @@ pub fn summary(report: &Report, prefix: &str) -> String {
                 cell(&p.rule),
             );
         }
+        out.push('\n');
+    }
+
+    let held: Vec<String> = report
+        .applications
+        .iter()
+        .flat_map(|app| {
+            app.images.iter().flat_map(move |i| {
+                i.holds.iter().map(move |h| {
+                    format!(
+                        "| {} | {} | {} |\n",
+                        code(&app.application),
+                        code(&i.image),
+                        cell(&h.reason)
+                    )
+                })
+            })
+        })
+        .collect();
+    if !held.is_empty() {
+        out.push_str(
+            "### Argo CD images held or waiting\n\n| Application | Image | Why |\n| --- | --- | --- |\n",
+        );
+        out.extend(held);
         out.push('\n');
     }
 

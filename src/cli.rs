@@ -109,6 +109,17 @@ struct ReadArgs {
     /// which is never edited (repeatable).
     #[arg(long, value_name = "PATH")]
     policies: Vec<PathBuf>,
+    /// Apply tags a person rolled back, as upstream does (no rollback holds).
+    #[arg(long)]
+    ignore_holds: bool,
+    /// Read at most this many commits of history for rollback holds and
+    /// promotion gates.
+    #[arg(long, value_name = "N", default_value_t = crate::history::DEFAULT_DEPTH)]
+    history_depth: usize,
+    /// Commits by this author (`Name <email>`, a name or an address) are
+    /// automated ones, as the defaults' (repeatable).
+    #[arg(long, value_name = "AUTHOR")]
+    automation_author: Vec<String>,
 }
 
 impl ReadArgs {
@@ -125,6 +136,12 @@ impl ReadArgs {
             repo_url: self.repo_url.clone().or_else(|| origin_url(dir)),
             argocd_namespace: self.argocd_namespace.clone(),
             policies: self.policies.clone(),
+            history: update::HistoryOptions {
+                ignore_holds: self.ignore_holds,
+                depth: self.history_depth,
+                authors: self.automation_author.clone(),
+                now: None,
+            },
             ..RunOptions::default()
         })
     }
@@ -473,12 +490,14 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if !args.dir.is_dir() {
         return Err(format!("{} is not a directory", args.dir.display()));
     }
-    let options = RunOptions {
+    let mut options = RunOptions {
         dry_run: args.dry_run,
         diff: args.diff,
         allow_downgrade: args.allow_downgrade,
         ..args.read.options(&args.dir)?
     };
+    // This run's own commits are automated ones too.
+    options.history.authors.extend(args.git.author.clone());
     let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
         None => Box::new(args.registry.live()?),

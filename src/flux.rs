@@ -32,6 +32,7 @@ struct Meta {
     namespace: String,
     name: String,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     origin: Origin,
 }
 
@@ -164,6 +165,9 @@ pub struct Declared {
     pub rule: String,
     pub policy: Result<Policy, String>,
     pub scope: Scope,
+    /// The promotion gate of its `image-update.dev/promote-from` and
+    /// `image-update.dev/soak` annotations (an invalid one fails `policy`).
+    pub gate: Option<crate::hold::Gate>,
 }
 
 impl Resources {
@@ -203,6 +207,10 @@ impl Resources {
             name: root.object_name().to_string(),
             labels: root
                 .at(&["metadata", "labels"])
+                .map(string_map)
+                .unwrap_or_default(),
+            annotations: root
+                .at(&["metadata", "annotations"])
                 .map(string_map)
                 .unwrap_or_default(),
             origin: Origin {
@@ -305,6 +313,10 @@ impl Resources {
             .map(|p| {
                 let id = PolicyId::new(&p.meta.namespace, &p.meta.name);
                 let repo = self.repository_of(p);
+                let gate = crate::hold::Gate::annotated(&[&p.meta.annotations], "");
+                let policy = self
+                    .policy(&id, p, repo.clone())
+                    .and_then(|policy| gate.clone().map(|_| policy));
                 Declared {
                     image: repo
                         .0
@@ -316,7 +328,8 @@ impl Resources {
                         .as_ref()
                         .map(|s| s.rule.to_string())
                         .unwrap_or_default(),
-                    policy: self.policy(&id, p, repo),
+                    policy,
+                    gate: gate.ok().flatten(),
                     scope: self.scope(p),
                     origin: p.meta.origin.clone(),
                     id,
@@ -471,6 +484,14 @@ impl Resources {
 
     /// The git settings of the automation that covers the most of `files`
     /// (paths relative to the tree root); `None` when the tree has none.
+    /// The commit authors of the automations in the tree (`Name <email>`):
+    /// their commits are automated ones.
+    pub fn authors(&self) -> impl Iterator<Item = &str> {
+        self.automations
+            .iter()
+            .filter_map(|a| a.git.author.as_deref())
+    }
+
     pub fn git_settings<'a>(
         &self,
         files: impl Iterator<Item = &'a str> + Clone,

@@ -198,12 +198,28 @@ impl Repo {
         for i in single {
             found[i] = self.file_at(commit, paths[i]);
         }
-        if batched.is_empty() {
+        let names: Vec<String> = batched
+            .iter()
+            .map(|&i| format!("{commit}:{}", paths[i]))
+            .collect();
+        for (i, blob) in batched.into_iter().zip(self.blobs(&names)?) {
+            found[i] = blob;
+        }
+        Ok(found)
+    }
+
+    /// The blobs `names` name (object ids, `commit:path`, …), `None` where
+    /// one is missing or not a blob, read by one `git cat-file --batch`.
+    /// Names must not contain line breaks.
+    pub fn blobs(&self, names: &[String]) -> Result<Vec<Option<Vec<u8>>>, GitError> {
+        let mut found = vec![None; names.len()];
+        if names.is_empty() {
             return Ok(found);
         }
         let mut input = Vec::new();
-        for &i in &batched {
-            input.extend_from_slice(format!("{commit}:{}\n", paths[i]).as_bytes());
+        for name in names {
+            input.extend_from_slice(name.as_bytes());
+            input.push(b'\n');
         }
         let out = self.run(&["cat-file", "--batch"], Some(&input))?;
         let mut rest = out.as_slice();
@@ -211,7 +227,7 @@ impl Repo {
             command: "cat-file".into(),
             message: "unexpected --batch output".into(),
         };
-        for i in batched {
+        for slot in &mut found {
             let end = rest
                 .iter()
                 .position(|b| *b == b'\n')
@@ -229,11 +245,21 @@ impl Repo {
                 return Err(malformed());
             }
             if kind == "blob" {
-                found[i] = Some(rest[..size].to_vec());
+                *slot = Some(rest[..size].to_vec());
             }
             rest = &rest[size + 1..];
         }
         Ok(found)
+    }
+
+    /// The output of `git <args>` run in the tree (not the top of its
+    /// repository): for readers whose paths are relative to the tree.
+    pub fn output_in(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
+        Repo {
+            root: dir.to_path_buf(),
+            env: Vec::new(),
+        }
+        .run(args, None)
     }
 
     /// A commit whose tree is `parent`'s with `files` (path relative to the

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::argocd::config::{ArgoImage, ArgoUpdater};
 use crate::flux::{self, Origin};
+use crate::hold;
 use crate::image::Repository;
 use crate::outcome::{Problem, Severity};
 use crate::policy::argo::AllowTags;
@@ -76,6 +77,8 @@ pub struct Unified {
     pub namespace: String,
     pub name: String,
     pub origin: Origin,
+    /// Its `image-update.dev/` annotations (promotion gates).
+    pub annotations: BTreeMap<String, String>,
     pub images: Vec<ImageEntry>,
     pub engine: Engine,
 }
@@ -107,6 +110,16 @@ pub struct FluxSettings {
     pub source_ref: Option<Value>,
     pub git: Option<Value>,
     pub update: Option<Value>,
+}
+
+/// The `image-update.dev/` annotations of a resource.
+fn gate_annotations(root: &Node) -> BTreeMap<String, String> {
+    let mut all = root
+        .at(&["metadata", "annotations"])
+        .map(flux::string_map)
+        .unwrap_or_default();
+    all.retain(|key, _| key.starts_with(hold::PREFIX));
+    all
 }
 
 /// Reads one YAML document: `Ok(None)` when it is not a unified
@@ -166,6 +179,7 @@ pub fn read_unified(file: &str, root: &Node) -> Result<Option<Unified>, Vec<Fiel
             read_argo(spec.get("argocd"), &images, &mut errors).map(|mut a| {
                 a.id = (namespace.to_string(), name.to_string());
                 a.origin = (file.to_string(), root.position().line);
+                a.annotations = gate_annotations(root);
                 Engine::Argo(a)
             })
         }
@@ -192,6 +206,7 @@ pub fn read_unified(file: &str, root: &Node) -> Result<Option<Unified>, Vec<Fiel
                 file: file.to_string(),
                 line: root.position().line,
             },
+            annotations: gate_annotations(root),
             images,
             engine,
         })),
@@ -634,6 +649,7 @@ fn read_argo(
     Some(ArgoUpdater {
         id: Default::default(),
         origin: Default::default(),
+        annotations: BTreeMap::new(),
         app_namespace: app_namespace.to_string(),
         app_name: app_name.to_string(),
         write_back_argocd,
@@ -725,16 +741,23 @@ pub fn flux_documents(u: &Unified) -> Vec<(usize, Value)> {
             Some(range) => json!({"semver": {"range": range}}),
             None => flux.policy.clone().unwrap_or(Value::Null),
         };
+        // The image's promotion gate, as the policy's own annotations.
+        let mut metadata = json!({
+            "name": name,
+            "namespace": u.namespace,
+            "labels": {OWNER_LABEL: u.name},
+        });
+        for setting in ["promote-from", "soak"] {
+            if let Some(value) = hold::annotated(&[&u.annotations], &image.alias, setting) {
+                metadata["annotations"][format!("{}{setting}", hold::PREFIX)] = json!(value);
+            }
+        }
         docs.push((
             image.line,
             json!({
                 "apiVersion": api,
                 "kind": "ImagePolicy",
-                "metadata": {
-                    "name": name,
-                    "namespace": u.namespace,
-                    "labels": {OWNER_LABEL: u.name},
-                },
+                "metadata": metadata,
                 "spec": {"imageRepositoryRef": {"name": name}, "policy": policy},
             }),
         ));

@@ -14,6 +14,8 @@ pub mod cli;
 pub mod commit;
 pub mod flux;
 pub mod git;
+pub mod history;
+pub mod hold;
 pub mod image;
 pub mod krm;
 pub mod kubesphere;

@@ -80,6 +80,10 @@ pub struct PolicyOutcome {
     /// Where the policy is declared.
     pub file: String,
     pub line: usize,
+    /// Candidates held by a rollback or waiting at a promotion gate (the
+    /// rule's own winner among them when nothing could be applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::hold::Hold>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,6 +175,9 @@ pub struct ImageOutcome {
     pub new: Option<String>,
     pub error: Option<String>,
     pub note: Option<String>,
+    /// Candidates held by a rollback or waiting at a promotion gate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::hold::Hold>,
 }
 
 /// One application's outcome, for the report.

@@ -48,6 +48,9 @@ impl Report {
                 }
                 (None, None) => {}
             }
+            for hold in &p.holds {
+                let _ = writeln!(out, "policy {}: {}", p.policy, hold.reason);
+            }
         }
         let verb = if self.dry_run {
             "would change"
@@ -76,6 +79,15 @@ impl Report {
                 } else {
                     &i.alias
                 };
+                for hold in &i.holds {
+                    let _ = writeln!(
+                        out,
+                        "{}: application {} image {name}: {}",
+                        shown(&app.file),
+                        app.application,
+                        hold.reason
+                    );
+                }
                 let line = match (&i.new, &i.error, &i.note) {
                     (Some(new), _, _) => format!(
                         "{verb} {} -> {new}",

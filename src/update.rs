@@ -16,6 +16,8 @@ use std::sync::{Mutex, mpsc};
 
 use crate::argocd::{self, plan::Fact, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
+use crate::history::History;
+use crate::hold;
 use crate::image::Reference;
 use crate::image::Repository;
 use crate::marker::{self, Field, Marker};
@@ -45,6 +47,42 @@ pub struct RunOptions {
     pub argocd_namespace: String,
     /// More directories to read resources from (`--policies`); never edited.
     pub policies: Vec<PathBuf>,
+    /// Rollback holds and promotion gates.
+    pub history: HistoryOptions,
+}
+
+/// How the git history is read and used.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    /// `--ignore-holds`: no rollback holds.
+    pub ignore_holds: bool,
+    /// `--history-depth`: at most this many commits are read.
+    pub depth: usize,
+    /// Who else commits automatically (`--automation-author`, `--author`).
+    pub authors: Vec<String>,
+    /// The clock for soak times, seconds since the Unix epoch; `None`: now.
+    pub now: Option<i64>,
+}
+
+impl Default for HistoryOptions {
+    fn default() -> HistoryOptions {
+        HistoryOptions {
+            ignore_holds: false,
+            depth: crate::history::DEFAULT_DEPTH,
+            authors: Vec::new(),
+            now: None,
+        }
+    }
+}
+
+impl HistoryOptions {
+    pub fn now(&self) -> i64 {
+        self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        })
+    }
 }
 
 /// A file that carries markers.
@@ -192,21 +230,35 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         repositories_of(&declared).chain(prepared.repositories().cloned()),
     );
     report.problems.extend(skipped);
-    // Argo CD's build dates, platforms and digests are asked while the Flux
-    // policies are selected: the registry's answers and the selection
-    // overlap instead of following each other.
+    // Argo CD's build dates, platforms and digests are asked while the
+    // history is read and the Flux policies are selected: the registry's
+    // answers and the work that needs none of them overlap.
     let wanted = prepared.metadata_wanted(&listed);
     let shared: &dyn Registry = registry;
-    let ((outcomes, mut targets), metadata) = std::thread::scope(|scope| {
+    let ((argo_constraints, outcomes, mut targets), metadata) = std::thread::scope(|scope| {
         let metadata = scope.spawn(|| tag_metadata(shared, &wanted));
-        let resolved = resolve_listed(&declared, shared, &pinned, &listed);
+        let (constraints, argo_constraints) = history_constraints(
+            &options.root,
+            &options.history,
+            (&marked, &declared),
+            &prepared,
+            resources.authors(),
+            &mut report.problems,
+        );
+        let (outcomes, targets) = resolve_listed(&declared, &constraints, shared, &pinned, &listed);
         let metadata = metadata
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (resolved, metadata)
+        ((argo_constraints, outcomes, targets), metadata)
     });
     add_unread(&mut targets, &resources.unread);
-    let argo = argocd::plan::finish(prepared, &listed, &metadata, options.allow_downgrade);
+    let argo = argocd::plan::finish(
+        prepared,
+        &listed,
+        &metadata,
+        options.allow_downgrade,
+        &argo_constraints,
+    );
     if options.allow_downgrade {
         targets.values_mut().flatten().for_each(|t| t.guard = None);
     }
@@ -986,38 +1038,130 @@ pub fn add_unread(targets: &mut Targets, unread: &[flux::Origin]) {
     }
 }
 
-/// Lists each repository once, selects every policy, then looks up the
-/// digests the chosen tags need, in one batch.
+/// The rollback holds and promotion gates of each Flux declaration and
+/// each Argo CD image, from one read of the history of the files their
+/// values are in and of the gates' paths. Where there is no history, a
+/// gate cannot be passed (said once) and no hold is found; a history cut
+/// short is said when something used it.
+fn history_constraints<'a>(
+    root: &Path,
+    options: &'a HistoryOptions,
+    (marked, declared): (&[MarkedFile], &[Declared]),
+    prepared: &argocd::plan::Prepared,
+    tree_authors: impl Iterator<Item = &'a str>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<hold::Constraints>, Vec<hold::Constraints>) {
+    let holds = !options.ignore_holds;
+    let images = prepared.images();
+    let mut paths: BTreeSet<String> = declared
+        .iter()
+        .filter_map(|d| Some(d.gate.as_ref()?.from.clone()))
+        .chain(
+            images
+                .iter()
+                .filter_map(|(_, g, _)| Some(g.as_ref()?.from.clone())),
+        )
+        .collect();
+    let gated = !paths.is_empty();
+    let held = holds && (!marked.is_empty() || images.iter().any(|(_, _, f)| f.is_some()));
+    if holds {
+        paths.extend(marked.iter().map(|f| f.rel.clone()));
+        paths.extend(
+            images
+                .iter()
+                .filter_map(|(_, _, f)| Some(f.as_ref()?.to_string())),
+        );
+    }
+    let history = match gated || held {
+        false => Err(String::new()),
+        true => crate::history::read(root, &paths, options.depth),
+    };
+    match &history {
+        Err(why) if gated => problems.push(Problem::general(
+            Severity::Warning,
+            format!("no git history ({why}): promotion gates cannot be passed"),
+        )),
+        Ok(History { cut: Some(cut), commits, .. }) => problems.push(Problem::general(
+            Severity::Info,
+            format!(
+                "git history read back {} commit(s) only: {cut}; older rollbacks and promotions are not seen",
+                commits.len()
+            ),
+        )),
+        _ => {}
+    }
+    let automation = hold::Automation::new(
+        options
+            .authors
+            .iter()
+            .map(String::as_str)
+            .chain(tree_authors),
+    );
+    let settings = crate::history::policies::Settings {
+        holds,
+        automation: &automation,
+        now: options.now(),
+    };
+    let marked: Vec<(&str, &[Marker])> = marked
+        .iter()
+        .map(|f| (f.rel.as_str(), f.markers.as_slice()))
+        .collect();
+    let flux = crate::history::policies::flux(&history, &marked, declared, &settings);
+    let repository_of = crate::history::policies::flux_repositories(declared);
+    let argo = crate::history::policies::argo(&history, prepared, &repository_of, &settings);
+    (flux, argo)
+}
+
+/// Lists each repository once, selects every policy under its
+/// `constraints` (one per declaration), then looks up the digests the
+/// chosen tags need, in one batch.
 pub fn resolve(
     declared: &[Declared],
+    constraints: &[hold::Constraints],
     registry: &mut dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
 ) -> (Vec<PolicyOutcome>, Targets, Vec<Problem>) {
     // Hosts the declarations allow over plain HTTP, before any question.
     registry.mark_insecure(&insecure_hosts(declared));
     let (listed, warnings) = list(registry, repositories_of(declared));
-    let (outcomes, targets) = resolve_listed(declared, registry, pinned, &listed);
+    let (outcomes, targets) = resolve_listed(declared, constraints, registry, pinned, &listed);
     (outcomes, targets, warnings)
 }
 
 /// [`resolve`] over tags already listed.
 fn resolve_listed(
     declared: &[Declared],
+    constraints: &[hold::Constraints],
     registry: &dyn Registry,
     pinned: &BTreeMap<PolicyId, Pinned>,
     listed: &Listed,
 ) -> (Vec<PolicyOutcome>, Targets) {
-    let chosen: Vec<Result<(&Policy, String), String>> = parallel_map(declared.iter(), |d| {
-        let p = d.policy.as_ref().map_err(Clone::clone)?;
-        let tags = listed[&p.repository]
-            .as_ref()
-            .map_err(ToString::to_string)?;
-        let tag = p.selector.select(tags).map_err(|e| e.to_string())?;
-        Ok((p, tag))
+    type Chosen<'a> = (
+        Result<Option<(&'a Policy, String)>, String>,
+        Vec<hold::Hold>,
+    );
+    let chosen: Vec<Chosen> = parallel_map(declared.iter().zip(constraints), |(d, c)| {
+        let p = match d.policy.as_ref() {
+            Ok(p) => p,
+            Err(e) => return (Err(e.clone()), Vec::new()),
+        };
+        let tags = match listed[&p.repository].as_ref() {
+            Ok(tags) => tags,
+            Err(e) => return (Err(e.to_string()), Vec::new()),
+        };
+        let choice = hold::choose(
+            c,
+            tags,
+            &|tags: &[String]| p.selector.select(tags).map_err(|e| e.to_string()),
+            &|a: &str, b: &str| p.selector.ranks_below(a, b),
+        );
+        let holds = choice.refused.iter().map(hold::Hold::from).collect();
+        (choice.tag.map(|t| t.map(|tag| (p, tag))), holds)
     });
+    let (chosen, holds): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
 
     let mut lookups = Vec::new();
-    for (p, tag) in chosen.iter().flatten() {
+    for (p, tag) in chosen.iter().flatten().flatten() {
         if p.digest != DigestReflection::Never
             && digest_to_reuse(p.digest, pinned.get(&p.id), &p.image, tag).is_none()
         {
@@ -1037,8 +1181,12 @@ fn resolve_listed(
 
     let mut outcomes = Vec::new();
     let mut targets = Targets::new();
-    for (d, chosen) in declared.iter().zip(chosen) {
-        let latest = chosen.and_then(|(p, tag)| {
+    for ((d, chosen), holds) in declared.iter().zip(chosen).zip(holds) {
+        // `Ok(None)`: held or waiting; nothing to apply, and nothing failed.
+        let latest: Result<Option<Resolved>, String> = chosen.and_then(|chosen| {
+            let Some((p, tag)) = chosen else {
+                return Ok(None);
+            };
             let digest = match p.digest {
                 DigestReflection::Never => None,
                 reflection => {
@@ -1054,22 +1202,24 @@ fn resolve_listed(
                     }
                 }
             };
-            Resolved::new(&p.image, &tag, digest)
+            Resolved::new(&p.image, &tag, digest).map(Some)
         });
+        let resolved = latest.as_ref().ok().and_then(Option::as_ref);
         outcomes.push(PolicyOutcome {
             policy: d.id.clone(),
             image: d.image.clone(),
             rule: d.rule.clone(),
-            tag: latest.as_ref().ok().map(|r| r.tag.clone()),
-            digest: latest.as_ref().ok().and_then(|r| r.digest.clone()),
+            tag: resolved.map(|r| r.tag.clone()),
+            digest: resolved.and_then(|r| r.digest.clone()),
             error: latest.as_ref().err().cloned(),
             file: d.origin.file.clone(),
             line: d.origin.line,
+            holds,
         });
         targets.entry(d.id.clone()).or_default().push(Target {
             origin: d.origin.clone(),
             scope: d.scope.clone(),
-            latest: latest.map_err(|_| ()),
+            latest: latest.ok().flatten().ok_or(()),
             guard: d.policy.as_ref().ok().map(|p| p.selector.clone()),
             unread: false,
         });

@@ -1409,3 +1409,52 @@ fn the_action_writes_exactly_what_run_writes() {
     );
     assert_eq!(by_run, as_text(tree(by_action.path())));
 }
+
+/// A person's revert of an automation's bump holds the policy in the
+/// Action too: nothing changes, and the step summary says why.
+#[test]
+fn the_step_summary_says_a_rollback_holds_a_policy() {
+    let workspace = tempfile::tempdir().unwrap();
+    let dir = workspace.path();
+    let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
+    let deploy =
+        |tag: &str| format!("image: ghcr.io/acme/web:{tag} # {{\"$imagepolicy\": \"apps:web\"}}\n");
+    git(dir, &["init", "--quiet", "-b", "main"]);
+    fs::write(dir.join("policy.yaml"), policy).unwrap();
+    fs::write(dir.join("web.yaml"), deploy("1.0.0")).unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "--quiet", "-m", "initial"]);
+    fs::write(dir.join("web.yaml"), deploy("1.1.0")).unwrap();
+    git(
+        dir,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "Update from image update automation",
+            "--author",
+            "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        ],
+    );
+    git(dir, &["revert", "--no-edit", "HEAD"]);
+    let revert = git(dir, &["rev-parse", "--short=7", "HEAD"]);
+    fs::write(
+        dir.join(".git/snapshot.json"),
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+
+    let step = run_step(dir, &[("registry-snapshot", ".git/snapshot.json")], None);
+    assert_eq!(step.code, Some(0), "{}", step.context());
+    assert_eq!(step.outputs["changed"], "false", "{}", step.context());
+    assert_eq!(
+        fs::read_to_string(dir.join("web.yaml")).unwrap(),
+        deploy("1.0.0")
+    );
+    assert!(
+        step.summary
+            .contains(&format!("held: rolled back by {} on ", revert.trim())),
+        "{}",
+        step.summary
+    );
+}

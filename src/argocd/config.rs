@@ -168,6 +168,9 @@ pub struct ImageSpec {
     pub constraint: String,
     pub settings: Settings,
     pub targets: ManifestTargets,
+    /// The promotion gate of its `image-update.dev/` annotations (on the
+    /// Application, else its ImageUpdater), or why it is invalid.
+    pub gate: Result<Option<crate::hold::Gate>, String>,
 }
 
 /// One source of an Application.
@@ -274,6 +277,8 @@ struct Updater {
     settings: Settings,
     write_back: WriteBack,
     refs: Vec<AppRef>,
+    /// Its annotations (promotion gates, `image-update.dev/`).
+    annotations: BTreeMap<String, String>,
 }
 
 /// A `kind: argocd` resource, as the Argo CD reader consumes it: the settings
@@ -290,6 +295,8 @@ pub struct ArgoUpdater {
     /// `write: git` (the `.argocd-source-<app>.yaml` override file).
     pub write_back_argocd: bool,
     pub images: Vec<ArgoImage>,
+    /// The unified resource's `image-update.dev/` annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// One image of an [`ArgoUpdater`], with its per-alias settings.
@@ -364,6 +371,7 @@ impl Declarations {
                     settings: Settings::default(),
                     write_back: WriteBack::default(),
                     refs: Vec::new(),
+                    annotations: BTreeMap::new(),
                     label,
                     namespace,
                     file: file.to_string(),
@@ -371,6 +379,10 @@ impl Declarations {
                 return;
             }
             self.updaters.push(Updater {
+                annotations: root
+                    .at(&["metadata", "annotations"])
+                    .map(string_map)
+                    .unwrap_or_default(),
                 settings: Settings::from_resource(spec.get("commonUpdateSettings")),
                 write_back: WriteBack::from_resource(spec.get("writeBackConfig")),
                 refs: spec
@@ -440,6 +452,7 @@ impl Declarations {
             })
             .collect();
         self.updaters.push(Updater {
+            annotations: unified.annotations.clone(),
             namespace: unified.app_namespace.clone(),
             file: unified.origin.0.clone(),
             label: format!(
@@ -541,10 +554,41 @@ impl Declarations {
     /// matching ImageUpdater ref, else from its annotations; `None` when
     /// nothing configures it.
     #[allow(clippy::type_complexity)]
+    /// [`Self::configuration_of`], with each image's promotion gate: from
+    /// the Application's annotations, else its ImageUpdater's (per image,
+    /// `image-update.dev/<alias>.promote-from`, before the general form).
     fn settings_of(
         &self,
         app: &Application,
     ) -> Option<(Result<Vec<ImageSpec>, String>, WriteBack, String)> {
+        let (images, write_back, by) = self.configuration_of(app)?;
+        let updater = self.best_ref(app).map(|(u, _)| &u.annotations);
+        let images = images.map(|images| {
+            images
+                .into_iter()
+                .map(|spec| {
+                    let key = if spec.alias.is_empty() {
+                        spec.name.clone()
+                    } else {
+                        spec.alias.clone()
+                    };
+                    let maps: Vec<&BTreeMap<String, String>> = [Some(&app.annotations), updater]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    ImageSpec {
+                        gate: crate::hold::Gate::annotated(&maps, &key),
+                        ..spec
+                    }
+                })
+                .collect()
+        });
+        Some((images, write_back, by))
+    }
+
+    /// The most specific ref of the nearest ImageUpdater copy that
+    /// matches `app`.
+    fn best_ref(&self, app: &Application) -> Option<(&Updater, &AppRef)> {
         // An ImageUpdater declared once per cluster directory configures
         // the applications of its own directory: of several copies, the
         // nearest to the application is used.
@@ -557,8 +601,7 @@ impl Declarations {
                 .iter()
                 .any(|v| std::ptr::eq(*v, *u))
         };
-        let best = self
-            .updaters
+        self.updaters
             .iter()
             .filter(|u| u.namespace == app.namespace)
             .filter(nearest_copy)
@@ -570,7 +613,14 @@ impl Declarations {
                     Some((_, b)) if b.specificity() >= r.specificity() => best,
                     _ => Some((u, r)),
                 },
-            );
+            )
+    }
+
+    fn configuration_of(
+        &self,
+        app: &Application,
+    ) -> Option<(Result<Vec<ImageSpec>, String>, WriteBack, String)> {
+        let best = self.best_ref(app);
         // An ImageUpdater file nearer to the application than the one found
         // may hold its folder's own copy.
         if let Some((u, _)) = best
@@ -607,6 +657,7 @@ impl Declarations {
                             constraint,
                             settings: i.settings.clone().or(&settings),
                             targets: i.targets.clone(),
+                            gate: Ok(None),
                         })
                     })
                     .collect();

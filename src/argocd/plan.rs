@@ -143,6 +143,8 @@ struct App {
     configured: Configured,
     target: Result<Target, String>,
     kind: Kind,
+    /// Where its override file is (whether it exists or not).
+    override_file: String,
     /// The `kustomize.images` of its source, as the Application holds them.
     kustomize_images: Vec<String>,
 }
@@ -169,6 +171,62 @@ impl Prepared {
                 ))
             })
             .collect()
+    }
+
+    /// Per image, in the order [`finish`] takes constraints: its
+    /// repository, its promotion gate, and the file its current value was
+    /// read from.
+    pub fn images(
+        &self,
+    ) -> Vec<(
+        Option<&Repository>,
+        Option<&crate::hold::Gate>,
+        Option<&str>,
+    )> {
+        self.jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.repository.as_ref().ok(),
+                    j.spec.gate.as_ref().ok().and_then(Option::as_ref),
+                    j.current.as_ref().map(|c| c.from.as_str()),
+                )
+            })
+            .collect()
+    }
+
+    /// The tag image `job` has in `text`, a version of the file its
+    /// current value was read from, read as the current value is; `None`
+    /// where it has none.
+    pub fn tag_in(&self, job: usize, text: &str) -> Option<String> {
+        let job = &self.jobs[job];
+        let from = job.current.as_ref()?.from.as_str();
+        let app = &self.apps[job.app];
+        let read = |file: &str| (file == from).then(|| text.to_string());
+        let parsed = |file: &str| {
+            (file == from)
+                .then(|| yaml::parse(text).ok().map(Rc::new))
+                .flatten()
+        };
+        let files = Files::read(
+            &app.configured,
+            app.kind,
+            app.override_file.clone(),
+            app.target.as_ref().ok(),
+            &read,
+            &parsed,
+        );
+        let current = current_value(&app.configured, &job.spec, app.kind, &files)?;
+        current_tag(&current).map(str::to_string)
+    }
+
+    /// Whether tag `a` ranks below tag `b` by image `job`'s rule, by name
+    /// (semver, alphabetical; build dates are not known here).
+    pub fn ranks_below(&self, job: usize, a: &str, b: &str) -> bool {
+        match &self.jobs[job].rule {
+            Ok(rule) => ranks_below(rule, &TagInfo::named(a), &TagInfo::named(b)),
+            Err(_) => false,
+        }
     }
 
     /// Every repository an image reads.
@@ -244,10 +302,16 @@ pub fn prepare(
                 .ok()
                 .map(|t| t.file().to_string())
                 .unwrap_or_default();
-        let files = kind
-            .as_ref()
-            .ok()
-            .map(|k| Files::read(&c, *k, override_file, target.as_ref().ok(), read, &parsed));
+        let files = kind.as_ref().ok().map(|k| {
+            Files::read(
+                &c,
+                *k,
+                override_file.clone(),
+                target.as_ref().ok(),
+                read,
+                &parsed,
+            )
+        });
         for spec in &c.images {
             let current = match (&kind, &files) {
                 (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
@@ -274,6 +338,7 @@ pub fn prepare(
         prepared.apps.push(App {
             configured: c,
             target,
+            override_file,
             kind: kind.unwrap_or(Kind::Kustomize),
             kustomize_images: spec_images,
         });
@@ -320,8 +385,15 @@ fn app_kind(c: &Configured, read: &dyn Fn(&str) -> Option<String>) -> Result<Kin
 }
 
 fn rule_of(spec: &ImageSpec) -> Result<ArgoRule, String> {
+    let gate = spec.gate.clone()?;
     let strategy = spec.settings.strategy.as_deref().unwrap_or("semver");
     let mut rule = ArgoRule::new(Strategy::parse(strategy));
+    if gate.is_some() && rule.strategy == Strategy::Digest {
+        return Err(format!(
+            "{}promote-from: the digest strategy follows one tag and has no candidates to gate",
+            crate::hold::PREFIX
+        ));
+    }
     rule.constraint = spec.constraint.clone();
     if let Some(allow) = &spec.settings.allow_tags {
         rule.allow = Some(AllowTags::parse(allow)?);
@@ -502,11 +574,14 @@ pub struct Finished {
 }
 
 /// Selects each image's tag, decides, and groups the writes by file.
+/// `constraints`: the rollback holds and promotion gate of each image, in
+/// the order of [`Prepared::images`] (none where the slice is shorter).
 pub fn finish(
     prepared: Prepared,
     listed: &Listed,
     metadata: &Metadata,
     allow_downgrade: bool,
+    constraints: &[crate::hold::Constraints],
 ) -> Finished {
     let mut finished = Finished {
         problems: prepared.problems,
@@ -540,7 +615,9 @@ pub fn finish(
     // images"), so they are in what it writes whenever something changes.
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
     let mut changed = vec![false; prepared.apps.len()];
-    for job in prepared.jobs {
+    let free = crate::hold::Constraints::default();
+    for (j, job) in prepared.jobs.into_iter().enumerate() {
+        let constraints = constraints.get(j).unwrap_or(&free);
         let App {
             configured: c,
             target,
@@ -578,8 +655,18 @@ pub fn finish(
             new: None,
             error: None,
             note: None,
+            holds: Vec::new(),
         };
-        match decide_image(&job, target, *kind, listed, metadata, allow_downgrade) {
+        let decision = decide_image(
+            &job,
+            target,
+            *kind,
+            (listed, metadata),
+            allow_downgrade,
+            constraints,
+            &mut outcome.holds,
+        );
+        match decision {
             Ok(Decision::Write { selected, new }) => {
                 outcome.selected = Some(selected);
                 outcome.new = Some(new.clone());
@@ -683,9 +770,10 @@ fn decide_image(
     job: &Job,
     target: &Result<Target, String>,
     kind: Kind,
-    listed: &Listed,
-    metadata: &Metadata,
+    (listed, metadata): (&Listed, &Metadata),
     allow_downgrade: bool,
+    constraints: &crate::hold::Constraints,
+    holds: &mut Vec<crate::hold::Hold>,
 ) -> Result<Decision, String> {
     target.as_ref().map_err(Clone::clone)?;
     let rule = job.rule.as_ref().map_err(Clone::clone)?;
@@ -730,7 +818,35 @@ fn decide_image(
             .map_or_else(|| TagInfo::named(name), |i| (*i).clone())
     };
     let tags: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
-    let Some(selected) = rule.select(&tags)? else {
+    let selected = if constraints.is_empty() || rule.strategy == Strategy::Digest {
+        rule.select(&tags)?
+    } else {
+        // Held and waiting tags are out; the rule picks among the rest.
+        // `Err(None)`: the rule picks nothing.
+        let select = |names: &[String]| -> Result<String, Option<String>> {
+            let infos: Vec<TagInfo> = names.iter().map(|n| info(n)).collect();
+            match rule.select(&infos) {
+                Ok(Some(t)) => Ok(t.name),
+                Ok(None) => Err(None),
+                Err(e) => Err(Some(e)),
+            }
+        };
+        let below = |a: &str, b: &str| ranks_below(rule, &info(a), &info(b));
+        let choice = crate::hold::choose(constraints, names, &select, &below);
+        holds.extend(choice.refused.iter().map(crate::hold::Hold::from));
+        match choice.tag {
+            Ok(Some(name)) => tags.iter().find(|t| t.name == name).cloned(),
+            Ok(None) => {
+                return Ok(Decision::Keep {
+                    selected: None,
+                    note: "held or waiting (see holds); nothing written".to_string(),
+                });
+            }
+            Err(Some(e)) => return Err(e),
+            Err(None) => None,
+        }
+    };
+    let Some(selected) = selected else {
         return Ok(Decision::Keep {
             selected: None,
             note: "no tag qualifies; nothing written".to_string(),

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::flux;
+use crate::hold;
 use crate::image::Reference;
 use crate::marker::{self, Marker};
 use crate::outcome::{Change, Problem, Severity};
@@ -454,7 +455,20 @@ fn update_items(
     }
 
     let pinned = update::pinned_by(found.markers.iter());
-    let (outcomes, mut targets, warnings) = update::resolve(&declared, registry, &pinned);
+    // A function gets documents, not a repository: promotion gates cannot
+    // be passed and rollbacks cannot be seen.
+    let constraints: Vec<hold::Constraints> = declared
+        .iter()
+        .map(|d| hold::Constraints {
+            gate: d
+                .gate
+                .clone()
+                .map(|gate| (gate, Err(NO_HISTORY.to_string()))),
+            ..hold::Constraints::default()
+        })
+        .collect();
+    let (outcomes, mut targets, warnings) =
+        update::resolve(&declared, &constraints, registry, &pinned);
     update::add_unread(&mut targets, &resources.unread);
     results.extend(
         warnings
@@ -462,13 +476,20 @@ fn update_items(
             .map(|w| (None, FnResult::general(Severity::Warning, w.message))),
     );
     for outcome in outcomes {
-        let Some(error) = outcome.error else {
-            continue;
-        };
         let item = items
             .items
             .iter()
             .position(|i| i.file == outcome.file && i.line == outcome.line);
+        for hold in &outcome.holds {
+            results.push(about(
+                item,
+                Severity::Warning,
+                format!("ImagePolicy {}: {}", outcome.policy, hold.reason),
+            ));
+        }
+        let Some(error) = outcome.error else {
+            continue;
+        };
         let subject = if outcome.rule.is_empty() {
             outcome.image
         } else {
@@ -517,6 +538,15 @@ fn update_items(
     }
     let output = match rewrite::apply(src, &edits) {
         Ok(output) => {
+            if !changes.is_empty() {
+                changes.push((
+                    None,
+                    FnResult::general(
+                        Severity::Info,
+                        format!("rollback holds not checked: {NO_HISTORY}"),
+                    ),
+                ));
+            }
             results.extend(changes);
             output
         }
@@ -530,6 +560,9 @@ fn update_items(
     };
     (output, results)
 }
+
+/// Why a KRM function has no history to read.
+pub const NO_HISTORY: &str = "a KRM function gets only the ResourceList, not the git history";
 
 /// The function's process: a ResourceList on standard input, the updated
 /// list on standard output, errors also on standard error. Exit 0, or 1 when

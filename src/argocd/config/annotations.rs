@@ -107,6 +107,7 @@ pub(super) fn images_from_annotations(
             targets,
             constraint,
             name,
+            gate: Ok(None),
         });
     }
     if images.is_empty() {

@@ -1,0 +1,939 @@
+//! Whether a candidate tag may be applied, decided from the repository's own
+//! history: a **rollback hold** (a person set a value back from one an
+//! automation wrote, so that tag and anything not newer stays out) and a
+//! **promotion gate** (a tag qualifies only after it ran in another part of
+//! the tree for a soak time).
+//!
+//! Everything here is plain data in, plain data out: the commits and the
+//! values they changed are read by `history` (the git edge), the clock is
+//! passed in, and the tag ordering is the policy's own (a closure). The
+//! outcome of each refused candidate is a [`Refusal`], which the report shows
+//! as one line (`held: rolled back by 1a2b3c4 on …`, `waiting: 1.2.0 in
+//! clusters/staging since …`), and which a candidate list can carry as it is:
+//! [`Constraints::check`] is the predicate a selection consults per tag ("is
+//! this candidate allowed, and if not why"), [`choose`] the selection under
+//! it that the engine uses, [`Hold`] the refusal as the report's data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+/// The annotation naming the path a tag must first run in.
+pub const PROMOTE_FROM: &str = "image-update.dev/promote-from";
+/// The annotation giving how long it must have run there (`24h`, `90m`).
+pub const SOAK: &str = "image-update.dev/soak";
+/// The prefix of both, for per-alias forms (`image-update.dev/<alias>.soak`).
+pub const PREFIX: &str = "image-update.dev/";
+
+/// One commit, as much of it as the decisions need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub sha: String,
+    /// Committer date, seconds since the Unix epoch.
+    pub time: i64,
+    pub author_name: String,
+    pub author_email: String,
+    pub subject: String,
+}
+
+impl Commit {
+    pub fn short(&self) -> &str {
+        &self.sha[..self.sha.len().min(7)]
+    }
+}
+
+/// Who commits automatically: a commit by one of them wrote an automated
+/// value; any other commit is a person's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Automation {
+    /// Names and e-mail addresses, compared without regard to case.
+    authors: BTreeSet<String>,
+    /// Subject prefixes of the tools' default commit messages.
+    subjects: Vec<String>,
+}
+
+/// The authors the tools commit as by default: this tool's fallback
+/// author, Flux's documented `fluxcdbot` (docs/spec/v1/imageupdateautomations.md
+/// in fluxcd/image-automation-controller, which requires an author and
+/// whose examples all use it), and Argo CD Image Updater's
+/// `--git-commit-user` / `--git-commit-email` defaults (cmd/run.go:325-326
+/// in argoproj-labs/argocd-image-updater).
+pub const DEFAULT_AUTHORS: &[&str] = &[
+    "image-update@users.noreply.github.com",
+    "fluxcdbot",
+    "fluxcdbot@users.noreply.github.com",
+    "argocd-image-updater",
+    "noreply@argoproj.io",
+];
+
+/// The tools' default commit subjects: Flux's `defaultMessageTemplate`
+/// (internal/source/source.go:77) and Argo CD Image Updater's
+/// `DefaultGitCommitMessage` (pkg/common/constants.go:30).
+pub const DEFAULT_SUBJECTS: &[&str] = &[
+    "Update from image update automation",
+    "build: automatic update of ",
+];
+
+impl Default for Automation {
+    fn default() -> Automation {
+        Automation::new(std::iter::empty::<String>())
+    }
+}
+
+impl Automation {
+    /// The defaults plus `authors`: `Name <email>`, a name, or an address.
+    pub fn new<S: AsRef<str>>(authors: impl IntoIterator<Item = S>) -> Automation {
+        let mut set: BTreeSet<String> = DEFAULT_AUTHORS.iter().map(|a| a.to_string()).collect();
+        for author in authors {
+            let author = author.as_ref().trim();
+            // `Name <email>` counts by either.
+            let (name, email) = match author.split_once('<') {
+                Some((name, email)) => (name.trim(), email.trim_end_matches('>').trim()),
+                None => (author, ""),
+            };
+            set.extend(
+                [name, email]
+                    .into_iter()
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_lowercase),
+            );
+        }
+        Automation {
+            authors: set,
+            subjects: DEFAULT_SUBJECTS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Whether an automation made `commit`.
+    pub fn wrote(&self, commit: &Commit) -> bool {
+        self.authors.contains(&commit.author_name.to_lowercase())
+            || self.authors.contains(&commit.author_email.to_lowercase())
+            || self.subjects.iter().any(|s| commit.subject.starts_with(s))
+    }
+}
+
+/// A commit that changed one managed value: the tag before and after
+/// (`None` where the value was absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueChange<'a> {
+    pub commit: &'a Commit,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A person's rollback of an automated value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollback {
+    /// The tag the automation had written and the person took out.
+    pub tag: String,
+    /// The tag the person set.
+    pub to: String,
+    pub sha: String,
+    /// Committer date of the rollback, RFC 3339.
+    pub date: String,
+    pub author: String,
+}
+
+/// The rollback hold of one value, from its changes newest first: the last
+/// change was made by a person (not `automation`), it replaced a tag that
+/// an automation had written (the change before it was an automation's
+/// and produced that tag), and it did not move up (`ranks_below(a, b)`: `a`
+/// ranks below `b` under the policy's ordering). A change by a person to a
+/// newer tag is a manual bump, not a rollback.
+pub fn rollback(
+    changes: &[ValueChange],
+    automation: &Automation,
+    ranks_below: &dyn Fn(&str, &str) -> bool,
+) -> Option<Rollback> {
+    let [last, previous, ..] = changes else {
+        return None;
+    };
+    if automation.wrote(last.commit) || !automation.wrote(previous.commit) {
+        return None;
+    }
+    let (Some(from), Some(to)) = (&last.before, &last.after) else {
+        return None;
+    };
+    if from == to || previous.after.as_ref() != Some(from) || ranks_below(from, to) {
+        return None;
+    }
+    Some(Rollback {
+        tag: from.clone(),
+        to: to.clone(),
+        sha: last.commit.sha.clone(),
+        date: rfc3339(last.commit.time),
+        author: last.commit.author_name.clone(),
+    })
+}
+
+/// A promotion gate: the path a tag must be present in, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Relative to the tree, `/`-separated, no leading `./` or trailing `/`.
+    pub from: String,
+    pub soak: i64,
+    /// The soak as written, for messages.
+    pub soak_text: String,
+}
+
+impl Gate {
+    /// A gate from its two settings: both or neither. `promote-from` is a
+    /// path inside the tree; `soak` a duration (`24h`, `1h30m`, `45m`,
+    /// `2d`, `0s`).
+    pub fn parse(from: Option<&str>, soak: Option<&str>) -> Result<Option<Gate>, String> {
+        let (from, soak) = match (from.map(str::trim), soak.map(str::trim)) {
+            (None, None) => return Ok(None),
+            (Some(from), Some(soak)) => (from, soak),
+            (Some(_), None) => return Err(format!("{PROMOTE_FROM} needs {SOAK} too")),
+            (None, Some(_)) => return Err(format!("{SOAK} needs {PROMOTE_FROM} too")),
+        };
+        let path = from.trim_start_matches("./").trim_end_matches('/');
+        if path.is_empty()
+            || path.starts_with('/')
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!(
+                "{PROMOTE_FROM}: {from:?} is not a path inside the tree (e.g. clusters/staging)"
+            ));
+        }
+        Ok(Some(Gate {
+            from: path.to_string(),
+            soak: parse_duration(soak).map_err(|e| format!("{SOAK}: {e}"))?,
+            soak_text: soak.to_string(),
+        }))
+    }
+}
+
+/// A gate setting (`promote-from`, `soak`) from annotations, the first
+/// found: in each map in turn, the per-image form
+/// (`image-update.dev/<alias>.soak`, when `alias` is not empty) before the
+/// general one.
+pub fn annotated(maps: &[&BTreeMap<String, String>], alias: &str, setting: &str) -> Option<String> {
+    maps.iter().find_map(|m| {
+        let per_image = (!alias.is_empty()).then(|| format!("{PREFIX}{alias}.{setting}"));
+        per_image
+            .into_iter()
+            .chain([format!("{PREFIX}{setting}")])
+            .find_map(|key| m.get(&key).cloned())
+    })
+}
+
+impl Gate {
+    /// The gate of image `alias` (`""`: the only one) from annotations,
+    /// the first maps first.
+    pub fn annotated(
+        maps: &[&BTreeMap<String, String>],
+        alias: &str,
+    ) -> Result<Option<Gate>, String> {
+        Gate::parse(
+            annotated(maps, alias, "promote-from").as_deref(),
+            annotated(maps, alias, "soak").as_deref(),
+        )
+    }
+}
+
+/// `24h`, `1h30m`, `90m`, `45s`, `2d` (days, as a convenience Go lacks) as
+/// seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = || {
+        format!("{text:?} is not a duration: whole numbers with d, h, m or s, e.g. 24h or 1h30m")
+    };
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = text;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match rest[digits..].chars().next() {
+            Some('d') => 86_400,
+            Some('h') => 3_600,
+            Some('m') => 60,
+            Some('s') => 1,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        rest = &rest[digits + 1..];
+    }
+    Ok(total)
+}
+
+/// Since when a tag has been present in a path, continuously up to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Introduced by the commit of this date.
+    At(i64),
+    /// Present in the oldest commit read: the history stops there (depth
+    /// limit or shallow clone), so it may have been there longer.
+    AtLeast(i64),
+}
+
+impl Since {
+    fn time(self) -> i64 {
+        match self {
+            Since::At(t) | Since::AtLeast(t) => t,
+        }
+    }
+}
+
+/// The tags (and digests) present in a path now, each with since when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub since: BTreeMap<String, Since>,
+}
+
+impl Presence {
+    /// One repository's tags and digests, from a presence keyed by
+    /// `repository:tag` and `repository@digest`.
+    pub fn of(&self, repository: &str) -> Presence {
+        let since = self
+            .since
+            .iter()
+            .filter_map(|(key, since)| {
+                let rest = key.strip_prefix(repository)?;
+                let value = rest.strip_prefix(':').or_else(|| rest.strip_prefix('@'))?;
+                Some((value.to_string(), *since))
+            })
+            .collect();
+        Presence { since }
+    }
+}
+
+/// One commit of a path's history, newest first: its date and the files
+/// it changed, each with what the file held before it (`None`: the file
+/// did not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCommit<T> {
+    pub time: i64,
+    pub before: Vec<(String, Option<T>)>,
+}
+
+/// Since when each value present now (`now`, per file) has been present
+/// somewhere in the path, walking `commits` newest first. `complete` says
+/// the oldest commit is the repository's first: what it introduced was
+/// introduced then; otherwise it is only known to be there at least since.
+pub fn presence(
+    now: &BTreeMap<String, BTreeSet<String>>,
+    commits: &[PathCommit<BTreeSet<String>>],
+    complete: bool,
+) -> Presence {
+    let union = |files: &BTreeMap<String, BTreeSet<String>>| -> BTreeSet<String> {
+        files.values().flatten().cloned().collect()
+    };
+    let mut files = now.clone();
+    let mut open: BTreeSet<String> = union(&files);
+    let mut since = BTreeMap::new();
+    for commit in commits {
+        for (path, before) in &commit.before {
+            match before {
+                Some(values) => files.insert(path.clone(), values.clone()),
+                None => files.remove(path),
+            };
+        }
+        let present = union(&files);
+        open.retain(|value| {
+            let kept = present.contains(value);
+            if !kept {
+                since.insert(value.clone(), Since::At(commit.time));
+            }
+            kept
+        });
+    }
+    let oldest = commits.last().map(|c| c.time);
+    for value in open {
+        // Present before the oldest commit read: in the repository's first
+        // commit that is impossible (it had no files), so only a cut
+        // history leaves values open; with no commit at all, nothing is known.
+        if let Some(t) = oldest.filter(|_| !complete) {
+            since.insert(value, Since::AtLeast(t));
+        }
+    }
+    Presence { since }
+}
+
+/// Why a candidate tag is not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Held(Rollback),
+    Waiting(Wait),
+}
+
+/// A candidate waiting at a promotion gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub tag: String,
+    pub from: String,
+    pub soak_text: String,
+    pub why: Waiting,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Present, not for long enough yet.
+    Soaking { since: Since, eligible: i64 },
+    /// Not present in the path now.
+    Absent,
+    /// The path's history cannot be read; nothing qualifies.
+    NoHistory(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Held(r) => write!(
+                f,
+                "held: rolled back by {} on {} ({} -> {} by {}); waiting for a tag newer than {}",
+                &r.sha[..r.sha.len().min(7)],
+                r.date,
+                r.tag,
+                r.to,
+                r.author,
+                r.tag
+            ),
+            Refusal::Waiting(w) => match &w.why {
+                Waiting::Soaking {
+                    since: Since::At(t),
+                    eligible,
+                } => write!(
+                    f,
+                    "waiting: {} in {} since {}, soak {}, eligible at {}",
+                    w.tag,
+                    w.from,
+                    rfc3339(*t),
+                    w.soak_text,
+                    rfc3339(*eligible)
+                ),
+                Waiting::Soaking {
+                    since: Since::AtLeast(t),
+                    eligible,
+                } => write!(
+                    f,
+                    "waiting: {} in {} since {} or earlier (history read back to there), soak {}, eligible at {} at the latest",
+                    w.tag,
+                    w.from,
+                    rfc3339(*t),
+                    w.soak_text,
+                    rfc3339(*eligible)
+                ),
+                Waiting::Absent => write!(
+                    f,
+                    "waiting: {} is not in {} (promotion gate, soak {})",
+                    w.tag, w.from, w.soak_text
+                ),
+                Waiting::NoHistory(why) => write!(
+                    f,
+                    "waiting: {} cannot be checked against {}: {why}",
+                    w.tag, w.from
+                ),
+            },
+        }
+    }
+}
+
+/// A refused candidate as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub tag: String,
+    /// `held` or `waiting`.
+    pub outcome: &'static str,
+    pub reason: String,
+    /// When a waiting tag qualifies (RFC 3339), when that is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eligible_at: Option<String>,
+}
+
+impl From<&Refusal> for Hold {
+    fn from(refusal: &Refusal) -> Hold {
+        let (tag, outcome, eligible_at) = match refusal {
+            Refusal::Held(r) => (r.tag.clone(), "held", None),
+            Refusal::Waiting(w) => (
+                w.tag.clone(),
+                "waiting",
+                match w.why {
+                    Waiting::Soaking { eligible, .. } => Some(rfc3339(eligible)),
+                    _ => None,
+                },
+            ),
+        };
+        Hold {
+            tag,
+            outcome,
+            reason: refusal.to_string(),
+            eligible_at,
+        }
+    }
+}
+
+/// What stands between one policy (or Argo CD image) and its candidates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraints {
+    pub holds: Vec<Rollback>,
+    /// The gate, with the presence of tags in its path or why it is unknown.
+    pub gate: Option<(Gate, Result<Presence, String>)>,
+    /// The clock, seconds since the Unix epoch.
+    pub now: i64,
+}
+
+impl Constraints {
+    pub fn is_empty(&self) -> bool {
+        self.holds.is_empty() && self.gate.is_none()
+    }
+
+    /// Whether `tag` may be applied; `ranks_below(a, b)`: `a` ranks below
+    /// `b` under the policy's ordering. A held tag must be strictly newer
+    /// than every rolled-back one (a tag that cannot be ranked against it is
+    /// not newer). A gated tag (or `tag@digest`: either part counts) must
+    /// have been in the gate's path for the soak time.
+    pub fn check(
+        &self,
+        tag: &str,
+        ranks_below: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<(), Refusal> {
+        let bare = tag.split_once('@').map_or(tag, |(t, _)| t);
+        if let Some(hold) = self.holds.iter().find(|h| !ranks_below(&h.tag, bare)) {
+            return Err(Refusal::Held(hold.clone()));
+        }
+        let Some((gate, presence)) = &self.gate else {
+            return Ok(());
+        };
+        let wait = |why| {
+            Err(Refusal::Waiting(Wait {
+                tag: tag.to_string(),
+                from: gate.from.clone(),
+                soak_text: gate.soak_text.clone(),
+                why,
+            }))
+        };
+        let presence = match presence {
+            Ok(p) => p,
+            Err(why) => return wait(Waiting::NoHistory(why.clone())),
+        };
+        let digest = tag.split_once('@').map(|(_, d)| d);
+        let since = [Some(bare), digest]
+            .into_iter()
+            .flatten()
+            .filter_map(|key| presence.since.get(key))
+            .min_by_key(|s| s.time());
+        match since {
+            None => wait(Waiting::Absent),
+            Some(since) if since.time() + gate.soak <= self.now => Ok(()),
+            Some(since) => wait(Waiting::Soaking {
+                since: *since,
+                eligible: since.time() + gate.soak,
+            }),
+        }
+    }
+}
+
+/// A selection under constraints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice<E> {
+    /// `Ok(None)`: the rule has a winner, but every tag it could take is
+    /// held or waiting; `Err`: the rule itself chose nothing.
+    pub tag: Result<Option<String>, E>,
+    /// Why the rule's own winner was not taken, every hold once, and the
+    /// tags above the chosen one that wait out their soak, in listing
+    /// order (at most [`MAX_REFUSALS`]).
+    pub refused: Vec<Refusal>,
+}
+
+/// How many refused candidates a choice says.
+pub const MAX_REFUSALS: usize = 10;
+
+/// Selects among the tags `constraints` let through; `select` is the
+/// policy's rule over a list of tags, `ranks_below` its ordering.
+pub fn choose<E>(
+    constraints: &Constraints,
+    tags: &[String],
+    select: &dyn Fn(&[String]) -> Result<String, E>,
+    ranks_below: &dyn Fn(&str, &str) -> bool,
+) -> Choice<E> {
+    let winner = match select(tags) {
+        Ok(winner) if !constraints.is_empty() => winner,
+        result => {
+            return Choice {
+                tag: result.map(Some),
+                refused: Vec::new(),
+            };
+        }
+    };
+    let mut refusals = Vec::new();
+    let allowed: Vec<String> = tags
+        .iter()
+        .filter(|tag| match constraints.check(tag, ranks_below) {
+            Ok(()) => true,
+            Err(refusal) => {
+                refusals.push((tag.as_str(), refusal));
+                false
+            }
+        })
+        .cloned()
+        .collect();
+    let chosen = select(&allowed).ok();
+    // The rule's own winner first: why it was not taken.
+    refusals.sort_by_key(|(tag, _)| *tag != winner);
+    let mut refused: Vec<Refusal> = Vec::new();
+    for (tag, refusal) in refusals {
+        // What ranks below the chosen tag changed nothing; of the rest,
+        // holds are said, and tags that are in the gate's path.
+        let above = chosen.as_deref().is_none_or(|c| ranks_below(c, tag));
+        let said = tag == winner
+            || above
+                && match &refusal {
+                    Refusal::Held(_) => true,
+                    Refusal::Waiting(w) => {
+                        matches!(w.why, Waiting::Soaking { .. })
+                            && select(&[tag.to_string()]).is_ok()
+                    }
+                };
+        if said && !refused.contains(&refusal) && refused.len() < MAX_REFUSALS {
+            refused.push(refusal);
+        }
+    }
+    Choice {
+        tag: Ok(chosen),
+        refused,
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(time: i64) -> String {
+    let days = time.div_euclid(86_400);
+    let secs = time.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(sha: &str, time: i64, author: &str) -> Commit {
+        Commit {
+            sha: sha.repeat(40 / sha.len()),
+            time,
+            author_name: author.to_string(),
+            author_email: format!("{author}@example.com"),
+            subject: "change".to_string(),
+        }
+    }
+
+    fn change<'a>(c: &'a Commit, before: &str, after: &str) -> ValueChange<'a> {
+        let value = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        ValueChange {
+            commit: c,
+            before: value(before),
+            after: value(after),
+        }
+    }
+
+    /// Plain numbers as versions: `a` ranks below `b`.
+    fn numeric(a: &str, b: &str) -> bool {
+        match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(a), Ok(b)) => a < b,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn automations_are_known_by_author_or_default_subject() {
+        let automation = Automation::new(["Bot <bot@acme.io>", "ci-robot"]);
+        let by = |name: &str, email: &str, subject: &str| Commit {
+            author_name: name.into(),
+            author_email: email.into(),
+            subject: subject.into(),
+            ..commit("a", 0, "x")
+        };
+        assert!(automation.wrote(&by("fluxcdbot", "x@y", "Update")));
+        assert!(automation.wrote(&by("x", "NoReply@ArgoProj.io", "Update")));
+        assert!(automation.wrote(&by("Jane", "j@acme.io", "build: automatic update of web")));
+        assert!(automation.wrote(&by(
+            "Jane",
+            "j@acme.io",
+            "Update from image update automation"
+        )));
+        assert!(automation.wrote(&by("someone", "bot@acme.io", "x")));
+        assert!(automation.wrote(&by("CI-Robot", "r@acme.io", "x")));
+        assert!(!automation.wrote(&by("Jane", "jane@acme.io", "Roll back web to 1.0.0")));
+    }
+
+    #[test]
+    fn a_person_setting_back_an_automated_value_is_a_rollback() {
+        let automation = Automation::new(["bot"]);
+        let (bump, revert) = (commit("b", 100, "bot"), commit("c", 200, "jane"));
+        let changes = [
+            change(&revert, "1.1.0", "1.0.0"),
+            change(&bump, "1.0.0", "1.1.0"),
+        ];
+        let hold = rollback(&changes, &automation, &numeric).unwrap();
+        assert_eq!((hold.tag.as_str(), hold.to.as_str()), ("1.1.0", "1.0.0"));
+        assert_eq!(hold.date, "1970-01-01T00:03:20Z");
+        assert_eq!(hold.author, "jane");
+    }
+
+    #[test]
+    fn what_is_not_a_rollback() {
+        let automation = Automation::new(["bot"]);
+        let (bump, revert, human) = (
+            commit("b", 100, "bot"),
+            commit("c", 200, "jane"),
+            commit("d", 50, "joe"),
+        );
+        let none = |changes: &[ValueChange]| rollback(changes, &automation, &numeric);
+        // The automation's own change is the last one.
+        assert_eq!(none(&[change(&bump, "1.0", "1.1")]), None);
+        // A person changed a value a person had written.
+        assert_eq!(
+            none(&[change(&revert, "1.1", "1.0"), change(&human, "1.0", "1.1")]),
+            None
+        );
+        // A person moved up: a manual bump.
+        assert_eq!(
+            none(&[change(&revert, "1.1", "1.2"), change(&bump, "1.0", "1.1")]),
+            None
+        );
+        // Only one change is known: the history was cut before the bump.
+        assert_eq!(none(&[change(&revert, "1.1", "1.0")]), None);
+        // The person's change did not replace what the automation wrote.
+        assert_eq!(
+            none(&[change(&revert, "1.1", "1.0"), change(&bump, "1.0", "1.2")]),
+            None
+        );
+        // The value was removed.
+        assert_eq!(
+            none(&[change(&revert, "1.1", ""), change(&bump, "1.0", "1.1")]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hold_refuses_the_rolled_back_tag_and_anything_not_newer() {
+        let hold = Rollback {
+            tag: "1.1".into(),
+            to: "1.0".into(),
+            sha: "c".repeat(40),
+            date: rfc3339(200),
+            author: "jane".into(),
+        };
+        let constraints = Constraints {
+            holds: vec![hold.clone()],
+            ..Constraints::default()
+        };
+        for refused in ["1.1", "1.05", "1.0", "latest"] {
+            assert_eq!(
+                constraints.check(refused, &numeric),
+                Err(Refusal::Held(hold.clone())),
+                "{refused}"
+            );
+        }
+        assert_eq!(constraints.check("1.2", &numeric), Ok(()));
+        assert_eq!(
+            Refusal::Held(hold).to_string(),
+            "held: rolled back by ccccccc on 1970-01-01T00:03:20Z (1.1 -> 1.0 by jane); waiting for a tag newer than 1.1"
+        );
+    }
+
+    fn set(values: &[&str]) -> BTreeSet<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn presence_is_measured_from_the_commit_that_introduced_a_value() {
+        // Newest first: at 300 a.yaml went 1.1 -> 1.2; at 200 b.yaml was
+        // added with 1.1; at 100 a.yaml went 1.0 -> 1.1; the first commit
+        // (50) added a.yaml with 1.0.
+        let now = BTreeMap::from([
+            ("a.yaml".to_string(), set(&["1.2"])),
+            ("b.yaml".to_string(), set(&["1.1"])),
+        ]);
+        let commits = [
+            PathCommit {
+                time: 300,
+                before: vec![("a.yaml".into(), Some(set(&["1.1"])))],
+            },
+            PathCommit {
+                time: 200,
+                before: vec![("b.yaml".into(), None)],
+            },
+            PathCommit {
+                time: 100,
+                before: vec![("a.yaml".into(), Some(set(&["1.0"])))],
+            },
+            PathCommit {
+                time: 50,
+                before: vec![("a.yaml".into(), None)],
+            },
+        ];
+        let p = presence(&now, &commits, true);
+        // 1.1 was continuously somewhere since 100 (a.yaml, then b.yaml).
+        assert_eq!(p.since.get("1.1"), Some(&Since::At(100)));
+        assert_eq!(p.since.get("1.2"), Some(&Since::At(300)));
+        assert_eq!(p.since.get("1.0"), None);
+        // Cut after two commits: 1.1 is known only since 200 or earlier.
+        let cut = presence(&now, &commits[..2], false);
+        assert_eq!(cut.since.get("1.1"), Some(&Since::AtLeast(200)));
+        assert_eq!(cut.since.get("1.2"), Some(&Since::At(300)));
+    }
+
+    #[test]
+    fn a_gate_admits_a_tag_after_its_soak() {
+        let gate = Gate::parse(Some("./clusters/staging/"), Some("24h"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (gate.from.as_str(), gate.soak),
+            ("clusters/staging", 86_400)
+        );
+        let presence = Presence {
+            since: BTreeMap::from([
+                ("1.1".to_string(), Since::At(0)),
+                ("1.2".to_string(), Since::At(50_000)),
+                ("sha256:aa".to_string(), Since::At(0)),
+                ("1.3".to_string(), Since::AtLeast(40_000)),
+            ]),
+        };
+        let constraints = Constraints {
+            gate: Some((gate.clone(), Ok(presence))),
+            now: 100_000,
+            ..Constraints::default()
+        };
+        let check = |tag| constraints.check(tag, &numeric);
+        assert_eq!(check("1.1"), Ok(()));
+        assert_eq!(check("1.9@sha256:aa"), Ok(()));
+        let Err(refusal) = check("1.2") else {
+            panic!("1.2 soaked only 50000s")
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "waiting: 1.2 in clusters/staging since 1970-01-01T13:53:20Z, soak 24h, eligible at 1970-01-02T13:53:20Z"
+        );
+        assert_eq!(
+            Hold::from(&refusal).eligible_at.as_deref(),
+            Some("1970-01-02T13:53:20Z")
+        );
+        assert!(check("1.3").unwrap_err().to_string().contains("or earlier"));
+        assert_eq!(
+            check("2.0").unwrap_err().to_string(),
+            "waiting: 2.0 is not in clusters/staging (promotion gate, soak 24h)"
+        );
+        let unknown = Constraints {
+            gate: Some((gate, Err("not a git repository".into()))),
+            ..Constraints::default()
+        };
+        assert!(
+            unknown
+                .check("1.1", &numeric)
+                .unwrap_err()
+                .to_string()
+                .ends_with(": not a git repository")
+        );
+    }
+
+    /// The greatest number, as a rule would choose.
+    fn greatest(tags: &[String]) -> Result<String, String> {
+        tags.iter()
+            .filter(|t| t.parse::<f64>().is_ok())
+            .max_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
+            .cloned()
+            .ok_or_else(|| "no tag".to_string())
+    }
+
+    #[test]
+    fn a_choice_says_what_was_held_and_what_waits() {
+        let tags: Vec<String> = ["1.0", "1.1", "1.2", "1.3", "1.4"]
+            .map(String::from)
+            .to_vec();
+        let gate = Gate::parse(Some("staging"), Some("1h")).unwrap().unwrap();
+        let presence = Presence {
+            since: BTreeMap::from([
+                ("1.1".to_string(), Since::At(0)),
+                ("1.2".to_string(), Since::At(0)),
+                ("1.3".to_string(), Since::At(9_000)),
+            ]),
+        };
+        let hold = Rollback {
+            tag: "1.1".into(),
+            to: "1.0".into(),
+            sha: "c".repeat(40),
+            date: rfc3339(0),
+            author: "jane".into(),
+        };
+        let constraints = Constraints {
+            holds: vec![hold.clone()],
+            gate: Some((gate, Ok(presence))),
+            now: 10_000,
+        };
+        let choice = choose(&constraints, &tags, &greatest, &numeric);
+        assert_eq!(choice.tag, Ok(Some("1.2".to_string())));
+        let said: Vec<String> = choice.refused.iter().map(ToString::to_string).collect();
+        // The hold refuses only tags below the chosen one: not said.
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(
+            said[0],
+            "waiting: 1.4 is not in staging (promotion gate, soak 1h)"
+        );
+        assert!(said[1].starts_with("waiting: 1.3 in staging since"));
+        // Nothing newer than the rolled-back tag: held, not an error.
+        let held = Constraints {
+            holds: vec![hold],
+            ..Constraints::default()
+        };
+        let short = &tags[..2];
+        let choice = choose(&held, short, &greatest, &numeric);
+        assert_eq!(choice.tag, Ok(None));
+        assert_eq!(choice.refused.len(), 1);
+        assert!(matches!(choice.refused[0], Refusal::Held(_)));
+        // The rule's own failure stays the rule's.
+        let none: Vec<String> = vec!["x".into()];
+        assert_eq!(
+            choose(&held, &none, &greatest, &numeric).tag,
+            Err("no tag".into())
+        );
+        // Without constraints, the rule alone.
+        let free = choose(&Constraints::default(), &tags, &greatest, &numeric);
+        assert_eq!((free.tag, free.refused), (Ok(Some("1.4".into())), vec![]));
+    }
+
+    #[test]
+    fn gate_settings_come_in_pairs_and_are_checked() {
+        assert_eq!(Gate::parse(None, None), Ok(None));
+        assert!(Gate::parse(Some("clusters/staging"), None).is_err());
+        assert!(Gate::parse(None, Some("1h")).is_err());
+        for bad in ["/abs", "..", "a/../b", ""] {
+            assert!(Gate::parse(Some(bad), Some("1h")).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("1h30m"), Ok(5_400));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        for bad in ["", "24", "h", "1.5h", "1w", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339(1_796_368_556), "2026-12-04T07:15:56Z");
+    }
+}

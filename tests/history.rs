@@ -1,0 +1,835 @@
+//! Rollback holds and promotion gates on real repositories built here, with
+//! commit dates set through `GIT_AUTHOR_DATE` / `GIT_COMMITTER_DATE` and
+//! authors through `GIT_AUTHOR_NAME` / `GIT_AUTHOR_EMAIL`: a bump by the
+//! tool itself (`run --commit`) or by Flux's `fluxcdbot`, a person's
+//! revert, then a newer tag; a staging folder that got a tag N hours ago.
+//! Through `run` and `fn` (which has no history and says so).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use support::rfc3339;
+
+const POLICY: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
+
+fn deploy(tag: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: apps}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:{tag} # {{\"$imagepolicy\": \"apps:web\"}}\n"
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `git -C dir args…` as `author` (`Name <email>`) at `time`, away from
+/// the user's configuration.
+fn git_as(dir: &Path, author: &str, time: u64, args: &[&str]) -> String {
+    let (name, email) = author.trim_end_matches('>').split_once(" <").unwrap();
+    let date = format!("@{time} +0000");
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", name)
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes `files` and commits them all as `author` at `time`.
+fn commit(dir: &Path, author: &str, time: u64, message: &str, files: &[(&str, &str)]) -> String {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    git_as(dir, author, time, &["add", "-A"]);
+    git_as(dir, author, time, &["commit", "--quiet", "-m", message]);
+    git_as(dir, author, time, &["rev-parse", "HEAD"])
+        .trim()
+        .to_string()
+}
+
+fn snapshot(dir: &Path, tags: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(format!("snapshot-{}.json", tags.len()));
+    let json =
+        serde_json::json!({"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": tags}}});
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+fn run(dir: &Path, snapshot: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .arg("--registry-snapshot")
+        .arg(snapshot)
+        .args(["--output", "json"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, report)
+}
+
+fn text_run(dir: &Path, snapshot: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .arg("--registry-snapshot")
+        .arg(snapshot)
+        .arg("--dry-run")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn image_in(dir: &Path, rel: &str) -> String {
+    let text = std::fs::read_to_string(dir.join(rel)).unwrap();
+    let at = text.find("ghcr.io/acme/web:").unwrap() + "ghcr.io/acme/web:".len();
+    text[at..].split_whitespace().next().unwrap().to_string()
+}
+
+const DEV: &str = "Jane Dev <jane@example.com>";
+
+/// A new repository whose first commit, a person's at `t`, holds the
+/// policy and the Deployment at 1.0.0.
+fn flux_repo(dir: &Path, t: u64) {
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[("policy.yaml", POLICY), ("apps/web.yaml", &deploy("1.0.0"))],
+    );
+}
+
+#[test]
+fn a_revert_of_the_tools_own_bump_holds_until_a_newer_tag() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    // The tool bumps and commits as its default author (the repository
+    // has no user.name).
+    let two = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0"]);
+    let (out, report) = run(dir, &two, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.1.0");
+    // A person reverts it.
+    let revert_time = now() - 3600;
+    git_as(dir, DEV, revert_time, &["revert", "--no-edit", "HEAD"]);
+    let revert = git_as(dir, DEV, revert_time, &["rev-parse", "HEAD"]);
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+
+    // Held: neither 1.1.0 nor 1.0.1 (not newer than 1.1.0) is applied.
+    let (out, report) = run(dir, &two, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+    let policy = &report["policies"][0];
+    assert_eq!(policy["tag"], serde_json::Value::Null, "{report}");
+    assert_eq!(policy["error"], serde_json::Value::Null, "{report}");
+    let hold = &policy["holds"][0];
+    assert_eq!(hold["outcome"], "held");
+    assert_eq!(hold["tag"], "1.1.0");
+    let said = format!(
+        "held: rolled back by {} on {} (1.1.0 -> 1.0.0 by Jane Dev); waiting for a tag newer than 1.1.0",
+        &revert[..7],
+        rfc3339(revert_time)
+    );
+    assert_eq!(hold["reason"], said.as_str());
+    assert!(
+        text_run(dir, &two).contains(&format!("policy apps:web: {said}")),
+        "the text report says the hold"
+    );
+
+    // --ignore-holds does what upstream does.
+    let (_, report) = run(dir, &two, &["--ignore-holds", "--dry-run"]);
+    assert_eq!(report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0");
+
+    // A newer tag than the rolled-back one is applied.
+    let three = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0", "1.2.0"]);
+    let (out, report) = run(dir, &three, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["policies"][0]["tag"], "1.2.0");
+    assert_eq!(report["policies"][0].get("holds"), None, "{report}");
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.2.0");
+}
+
+#[test]
+fn only_a_person_undoing_an_automations_value_is_a_rollback() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    // A person bumps, a person reverts: no automation wrote 1.1.0.
+    commit(
+        dir,
+        DEV,
+        t + 60,
+        "bump",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "back",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+
+    // Flux's bot bumps (its documented author), a person reverts: held.
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 180,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 240,
+        "1.1.0 is broken",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(report["policies"][0]["holds"][0]["outcome"], "held");
+
+    // An author named with --automation-author counts as an automation.
+    commit(
+        dir,
+        "Release Robot <robot@acme.io>",
+        t + 300,
+        "bump",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 360,
+        "again",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+    let (_, report) = run(
+        dir,
+        &tags,
+        &["--dry-run", "--automation-author", "robot@acme.io"],
+    );
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+
+    // A history cut before the bump cannot show a rollback: applied, and
+    // the report says how far it read.
+    let (_, report) = run(
+        dir,
+        &tags,
+        &[
+            "--dry-run",
+            "--automation-author",
+            "robot@acme.io",
+            "--history-depth",
+            "1",
+        ],
+    );
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("git history read back 1 commit(s) only: --history-depth 1 reached")),
+        "{report}"
+    );
+}
+
+const GATED: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: web\n  namespace: apps\n  annotations:\n    image-update.dev/promote-from: clusters/staging\n    image-update.dev/soak: 24h\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
+
+fn staging(tag: &str) -> String {
+    // Staging runs the image without a marker: a plain reference counts.
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/web:{tag}\n"
+    )
+}
+
+#[test]
+fn production_takes_a_tag_only_after_it_soaked_in_staging() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let hours = |h: u64| t - h * 3600;
+    git_as(dir, DEV, hours(48), &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        hours(48),
+        "initial",
+        &[
+            ("clusters/production/policy.yaml", GATED),
+            ("clusters/production/web.yaml", &deploy("1.0.0")),
+            ("clusters/staging/web.yaml", &staging("1.0.0")),
+        ],
+    );
+    commit(
+        dir,
+        DEV,
+        hours(30),
+        "staging: 1.1.0",
+        &[("clusters/staging/web.yaml", &staging("1.1.0"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0", "1.3.0"]);
+    // 1.1.0 ran in staging for 30 hours: qualifies; 1.3.0 (the rule's
+    // winner) never ran there.
+    let (out, report) = run(dir, &tags, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["policies"][0]["tag"], "1.1.0", "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"],
+        "waiting: 1.3.0 is not in clusters/staging (promotion gate, soak 24h)"
+    );
+    assert_eq!(image_in(dir, "clusters/production/web.yaml"), "1.1.0");
+    commit(
+        dir,
+        "image-update <image-update@users.noreply.github.com>",
+        hours(29),
+        "production: 1.1.0",
+        &[],
+    );
+
+    // Staging moved to 1.2.0 two hours ago: 1.1.0 is no longer there, and
+    // 1.2.0 waits until 22 hours from now.
+    commit(
+        dir,
+        DEV,
+        hours(2),
+        "staging: 1.2.0",
+        &[("clusters/staging/web.yaml", &staging("1.2.0"))],
+    );
+    let (out, report) = run(dir, &tags, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let holds = &report["policies"][0]["holds"];
+    assert_eq!(holds[0]["outcome"], "waiting", "{report}");
+    assert_eq!(
+        holds[0]["reason"],
+        "waiting: 1.3.0 is not in clusters/staging (promotion gate, soak 24h)"
+    );
+    assert_eq!(
+        holds[1]["reason"].as_str().unwrap(),
+        format!(
+            "waiting: 1.2.0 in clusters/staging since {}, soak 24h, eligible at {}",
+            rfc3339(hours(2)),
+            rfc3339(hours(2) + 24 * 3600)
+        )
+    );
+    assert_eq!(
+        holds[1]["eligible_at"].as_str().unwrap(),
+        rfc3339(hours(2) + 24 * 3600)
+    );
+
+    // Read back only one commit, which did not touch staging, 1.2.0 is
+    // known to be there since that commit or earlier: still waiting, and
+    // said so.
+    commit(dir, DEV, hours(1), "docs", &[("README.md", "hello\n")]);
+    let (_, report) = run(dir, &tags, &["--dry-run", "--history-depth", "1"]);
+    assert_eq!(
+        report["policies"][0]["holds"][1]["reason"]
+            .as_str()
+            .unwrap(),
+        format!(
+            "waiting: 1.2.0 in clusters/staging since {} or earlier (history read back to there), soak 24h, eligible at {} at the latest",
+            rfc3339(hours(1)),
+            rfc3339(hours(1) + 24 * 3600)
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_gate_without_history_holds_the_policy_and_says_why() {
+    let tree = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = tree.path();
+    for (rel, content) in [
+        ("clusters/production/policy.yaml", GATED.to_string()),
+        ("clusters/production/web.yaml", deploy("1.0.0")),
+        ("clusters/staging/web.yaml", staging("1.1.0")),
+    ] {
+        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(rel), content).unwrap();
+    }
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let not_git = format!("{} is not in a git repository", dir.display());
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"]
+            .as_str()
+            .unwrap(),
+        format!("waiting: 1.1.0 cannot be checked against clusters/staging: {not_git}")
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"]
+                == format!("no git history ({not_git}): promotion gates cannot be passed")
+                    .as_str()),
+        "{report}"
+    );
+    // A gate with only one of its annotations is a mistake, said.
+    std::fs::write(
+        dir.join("clusters/production/policy.yaml"),
+        GATED.replace("    image-update.dev/soak: 24h\n", ""),
+    )
+    .unwrap();
+    let (out, report) = run(dir, &tags, &[]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(
+        report["policies"][0]["error"],
+        "image-update.dev/promote-from needs image-update.dev/soak too"
+    );
+}
+
+/// `fn` over a ResourceList: no history, said in the results.
+fn run_fn(snapshot: &Path, input: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .args(["fn", "--registry-snapshot"])
+        .arg(snapshot)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+fn resource_list(policy: &str) -> String {
+    let mut out = String::from("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n");
+    for doc in policy
+        .split("---\n")
+        .map(str::to_string)
+        .chain([deploy("1.0.0")])
+    {
+        let mut lines = doc.lines();
+        out.push_str(&format!("- {}\n", lines.next().unwrap()));
+        for line in lines {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn fn_has_no_history_and_says_so() {
+    let files = tempfile::tempdir().unwrap();
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let output = run_fn(&tags, &resource_list(POLICY));
+    assert!(output.contains("ghcr.io/acme/web:1.1.0"), "{output}");
+    assert!(
+        output.contains(
+            "rollback holds not checked: a KRM function gets only the ResourceList, not the git history"
+        ),
+        "{output}"
+    );
+    let output = run_fn(&tags, &resource_list(GATED));
+    assert!(!output.contains("ghcr.io/acme/web:1.1.0"), "{output}");
+    assert!(
+        output.contains("ImagePolicy apps:web: waiting: 1.1.0 cannot be checked against clusters/staging: a KRM function gets only the ResourceList, not the git history"),
+        "{output}"
+    );
+}
+
+const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/web.helm.image-name: image.repository\n    argocd-image-updater.argoproj.io/web.helm.image-tag: image.tag\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/example/gitops.git\n    path: apps/web\n    targetRevision: main\n  destination: {server: https://kubernetes.default.svc, namespace: web}\n";
+
+/// The override file Argo CD Image Updater writes for the `web` chart.
+fn overrides(tag: &str) -> String {
+    format!(
+        "helm:\n  parameters:\n  - name: image.repository\n    value: ghcr.io/acme/web\n    forcestring: true\n  - name: image.tag\n    value: {tag}\n    forcestring: true\n"
+    )
+}
+
+const OVERRIDE: &str = "apps/web/.argocd-source-web.yaml";
+const ARGO_BOT: &str = "argocd-image-updater <noreply@argoproj.io>";
+
+fn argo_repo(dir: &Path, app: &str, t: u64) {
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[
+            ("argocd/web.yaml", app),
+            (
+                "apps/web/Chart.yaml",
+                "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+            ),
+            (
+                "apps/web/values.yaml",
+                "image:\n  repository: ghcr.io/acme/web\n  tag: 1.0.0\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_argo_cd_image_rolled_back_after_the_image_updater_wrote_it_is_held() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    argo_repo(dir, APP, t);
+    commit(
+        dir,
+        ARGO_BOT,
+        t + 60,
+        "build: automatic update of web",
+        &[(OVERRIDE, &overrides("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "web 1.1.0 crashes",
+        &[(OVERRIDE, &overrides("1.0.0"))],
+    );
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert_eq!(image["holds"][0]["outcome"], "held", "{report}");
+    assert!(
+        image["holds"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
+        overrides("1.0.0")
+    );
+    // A newer tag is written.
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &tags, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+}
+
+#[test]
+fn an_argo_cd_image_waits_for_its_soak_in_staging() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let gated = APP.replace(
+        "  annotations:\n",
+        "  annotations:\n    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 24h\n",
+    );
+    argo_repo(dir, &gated, t - 72 * 3600);
+    // Staging's own override file (Helm parameters) got 1.1.0 30 hours
+    // ago and 1.2.0 five hours ago.
+    let staging = "clusters/staging/.argocd-source-web.yaml";
+    commit(
+        dir,
+        ARGO_BOT,
+        t - 30 * 3600,
+        "build: automatic update of web",
+        &[(staging, &overrides("1.1.0"))],
+    );
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], "ghcr.io/acme/web:1.1.0", "{report}");
+    commit(
+        dir,
+        ARGO_BOT,
+        t - 5 * 3600,
+        "build: automatic update of web",
+        &[(staging, &overrides("1.2.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert_eq!(
+        image["holds"][0]["reason"].as_str().unwrap(),
+        format!(
+            "waiting: 1.2.0 in clusters/staging since {}, soak 24h, eligible at {}",
+            rfc3339(t - 5 * 3600),
+            rfc3339(t + 19 * 3600)
+        ),
+        "{report}"
+    );
+}
+
+/// A unified `ImageUpdater` of `kind: fluxcd`, gated per image by its own
+/// annotations; its automation's commit author is an automation's.
+const UNIFIED: &str = "apiVersion: gitops.kubesphere.io/v1alpha1\nkind: ImageUpdater\nmetadata:\n  name: front\n  namespace: apps\n  annotations:\n    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 24h\nspec:\n  images: [\"web=ghcr.io/acme/web:1.x\", \"api=ghcr.io/acme/api:1.x\"]\n  kind: fluxcd\n  fluxcd:\n    interval: 5m\n    git:\n      commit:\n        author: {email: bot@acme.io, name: bot}\n    update: {path: ./clusters/production, strategy: Setters}\n";
+
+#[test]
+fn a_unified_image_updater_gates_per_image_and_knows_its_automations_author() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let production = |web: &str, api: &str| {
+        format!(
+            "web: ghcr.io/acme/web:{web} # {{\"$imagepolicy\": \"apps:front-web\"}}\napi: ghcr.io/acme/api:{api} # {{\"$imagepolicy\": \"apps:front-api\"}}\n"
+        )
+    };
+    git_as(dir, DEV, t - 48 * 3600, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t - 48 * 3600,
+        "initial",
+        &[
+            ("updater.yaml", UNIFIED),
+            (
+                "clusters/production/values.yaml",
+                &production("1.0.0", "1.0.0"),
+            ),
+            ("clusters/staging/web.yaml", &staging("1.1.0")),
+        ],
+    );
+    // The automation's author moved api to 1.1.0; a person took it back.
+    commit(
+        dir,
+        "bot <bot@acme.io>",
+        t - 2 * 3600,
+        "automated",
+        &[(
+            "clusters/production/values.yaml",
+            &production("1.0.0", "1.1.0"),
+        )],
+    );
+    commit(
+        dir,
+        DEV,
+        t - 3600,
+        "api 1.1.0 is broken",
+        &[(
+            "clusters/production/values.yaml",
+            &production("1.0.0", "1.0.0"),
+        )],
+    );
+    let snapshot = files.path().join("unified.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0", "1.2.0"]}, "ghcr.io/acme/api": {"tags": ["1.0.0", "1.1.0"]}}}"#,
+    )
+    .unwrap();
+    let (out, report) = run(dir, &snapshot, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    // web: 1.1.0 soaked 48 hours in staging; 1.2.0 never ran there.
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{report}");
+    assert_eq!(changes[0]["new"], "ghcr.io/acme/web:1.1.0");
+    let policies = report["policies"].as_array().unwrap();
+    let api = policies
+        .iter()
+        .find(|p| p["policy"] == "apps:front-api")
+        .unwrap();
+    assert_eq!(api["holds"][0]["outcome"], "held", "{report}");
+    let web = policies
+        .iter()
+        .find(|p| p["policy"] == "apps:front-web")
+        .unwrap();
+    assert_eq!(
+        web["holds"][0]["reason"],
+        "waiting: 1.2.0 is not in clusters/staging (promotion gate, soak 24h)"
+    );
+}
+
+#[test]
+fn a_rollback_holds_only_its_own_cluster_folders_policy() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let both = |a: &str, b: &str| -> Vec<(String, String)> {
+        vec![
+            ("clusters/a/policy.yaml".into(), POLICY.into()),
+            ("clusters/a/web.yaml".into(), deploy(a)),
+            ("clusters/b/policy.yaml".into(), POLICY.into()),
+            ("clusters/b/web.yaml".into(), deploy(b)),
+        ]
+    };
+    let commit_all = |author: &str, time: u64, message: &str, files: Vec<(String, String)>| {
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        commit(dir, author, time, message, &files);
+    };
+    commit_all(DEV, t, "initial", both("1.0.0", "1.0.0"));
+    commit_all(
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        both("1.1.0", "1.1.0"),
+    );
+    // Only cluster b goes back.
+    commit_all(DEV, t + 120, "b: back to 1.0.0", both("1.1.0", "1.0.0"));
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let policies = report["policies"].as_array().unwrap();
+    let of = |file: &str| policies.iter().find(|p| p["file"] == file).unwrap();
+    assert_eq!(of("clusters/a/policy.yaml")["tag"], "1.1.0", "{report}");
+    assert_eq!(of("clusters/a/policy.yaml").get("holds"), None, "{report}");
+    assert_eq!(
+        of("clusters/b/policy.yaml")["holds"][0]["outcome"],
+        "held",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_shallow_clone_says_its_history_stops_early() {
+    let origin = tempfile::tempdir().unwrap();
+    let clone = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let t = now() - 3600;
+    flux_repo(origin.path(), t);
+    commit(origin.path(), DEV, t + 60, "more", &[("README.md", "x\n")]);
+    let url = format!("file://{}", origin.path().display());
+    let work = clone.path().join("work");
+    git_as(
+        clone.path(),
+        DEV,
+        t,
+        &[
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            &url,
+            work.to_str().unwrap(),
+        ],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (_, report) = run(&work, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"].as_str().unwrap().starts_with(
+                "git history read back 1 commit(s) only: the repository is a shallow clone"
+            )),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    for (annotations, error) in [
+        (
+            "    image-update.dev/web.promote-from: clusters/staging\n    image-update.dev/web.soak: 1 day\n",
+            "image-update.dev/soak: \"1 day\" is not a duration: whole numbers with d, h, m or s, e.g. 24h or 1h30m",
+        ),
+        (
+            "    image-update.dev/promote-from: clusters/staging\n    image-update.dev/soak: 1h\n    argocd-image-updater.argoproj.io/web.update-strategy: digest\n",
+            "image-update.dev/promote-from: the digest strategy follows one tag and has no candidates to gate",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join("argocd")).unwrap();
+        std::fs::create_dir_all(dir.join("apps/web")).unwrap();
+        std::fs::write(
+            dir.join("argocd/web.yaml"),
+            APP.replace(
+                "  annotations:\n",
+                &format!("  annotations:\n{annotations}"),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("apps/web/Chart.yaml"),
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join(OVERRIDE), overrides("1.0.0")).unwrap();
+        let (out, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert_eq!(
+            report["applications"][0]["images"][0]["error"], error,
+            "{report}"
+        );
+    }
+}
