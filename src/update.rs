@@ -225,32 +225,41 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
     pin_pull_secrets(&prepared, registry, &mut report.problems);
-    let (listed, skipped) = list(
-        registry,
-        repositories_of(&declared).chain(prepared.repositories().cloned()),
-    );
-    report.problems.extend(skipped);
-    // Argo CD's build dates, platforms and digests are asked while the
-    // history is read and the Flux policies are selected: the registry's
-    // answers and the work that needs none of them overlap.
-    let wanted = prepared.metadata_wanted(&listed);
+    // The registries are asked while the git history is read, and Argo CD's
+    // build dates, platforms and digests while the Flux policies are
+    // selected: work that needs none of the answers overlaps with them.
     let shared: &dyn Registry = registry;
-    let ((argo_constraints, outcomes, mut targets), metadata) = std::thread::scope(|scope| {
-        let metadata = scope.spawn(|| tag_metadata(shared, &wanted));
-        let (constraints, argo_constraints) = history_constraints(
-            &options.root,
-            &options.history,
-            (&marked, &declared),
-            &prepared,
-            resources.authors(),
-            &mut report.problems,
+    let mut history_problems = Vec::new();
+    let (listed, skipped, argo_constraints, resolved, metadata) = std::thread::scope(|scope| {
+        let history = scope.spawn(|| {
+            history_constraints(
+                &options.root,
+                &options.history,
+                (&marked, &declared),
+                &prepared,
+                resources.authors(),
+                &mut history_problems,
+            )
+        });
+        let (listed, skipped) = list(
+            shared,
+            repositories_of(&declared).chain(prepared.repositories().cloned()),
         );
-        let (outcomes, targets) = resolve_listed(&declared, &constraints, shared, &pinned, &listed);
-        let metadata = metadata
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        ((argo_constraints, outcomes, targets), metadata)
+        let wanted = prepared.metadata_wanted(&listed);
+        let metadata = scope.spawn(move || tag_metadata(shared, &wanted));
+        let (constraints, argo_constraints) = joined(history);
+        let resolved = resolve_listed(&declared, &constraints, shared, &pinned, &listed);
+        (
+            listed,
+            skipped,
+            argo_constraints,
+            resolved,
+            joined(metadata),
+        )
     });
+    let (outcomes, mut targets) = resolved;
+    report.problems.extend(skipped);
+    report.problems.append(&mut history_problems);
     add_unread(&mut targets, &resources.unread);
     let argo = argocd::plan::finish(
         prepared,
@@ -365,6 +374,13 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         },
         git,
     }
+}
+
+/// What a scoped thread returned; its panic, if it panicked.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// `items.map(f)` on every core, results in input order. The calling thread
