@@ -113,6 +113,18 @@ impl Fixture {
     fn mark(&self) -> usize {
         self.proxy.seen().len()
     }
+
+    /// Tags an `acme/web` image built at `created` (the same date gives the
+    /// same image, so the same digest).
+    fn push_web(&self, tag: &str, created: &str) {
+        support::push::push_image(
+            &self.registry.base_url(),
+            "acme/web",
+            tag,
+            created,
+            "linux/amd64",
+        );
+    }
 }
 
 /// What a run decided: each application's selected tag.
@@ -213,13 +225,7 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
 fn a_cold_run_reads_each_tag_with_one_get_and_each_config_once() {
     let f = fixture();
     // `build-0` names the same image as `build-1` (one digest, two tags).
-    support::push::push_image(
-        &f.registry.base_url(),
-        "acme/web",
-        "build-0",
-        "2024-01-01T00:00:00Z",
-        "linux/amd64",
-    );
+    f.push_web("build-0", "2024-01-01T00:00:00Z");
     let cache = f.home.path().join("cache");
     let args = ["--cache-dir", cache.to_str().unwrap()];
     let (out, cold) = f.run(&args);
@@ -250,13 +256,7 @@ fn a_moved_tag_is_asked_again_and_old_digests_stay_valid() {
     assert_eq!(selected(&cold), expected());
     // build-3 now names a newer image: the HEAD sees the new digest, and
     // only that digest costs GETs.
-    support::push::push_image(
-        &f.registry.base_url(),
-        "acme/web",
-        "build-3",
-        "2024-06-01T00:00:00Z",
-        "linux/amd64",
-    );
+    f.push_web("build-3", "2024-06-01T00:00:00Z");
     let mark = f.mark();
     let (_, moved) = f.run(&args);
     assert_eq!(selected(&moved), expected());
