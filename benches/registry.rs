@@ -117,7 +117,8 @@ fn main() {
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(15)
+        .max(1);
     for (name, warm) in [("first", false), ("second", true)] {
         // Live runs and replays alternate (and builds, with a baseline), so
         // that the machine's load falls on all alike; medians are compared.
