@@ -7,8 +7,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use support::proxy::{Action, Proxy};
+use support::proxy::{Action, Proxy, Seen};
 use support::{RegistryOptions, Seed};
 
 const REPO_URL: &str = "https://git.example.com/org/gitops.git";
@@ -23,6 +26,11 @@ struct Fixture {
 /// Two Argo CD applications whose strategies read build dates and
 /// platforms: `newest-build` over plain images, and over an index.
 fn fixture() -> Fixture {
+    fixture_with(|_, _| Action::Forward)
+}
+
+/// [`fixture`] behind a proxy that applies `rule` to each request.
+fn fixture_with(rule: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static) -> Fixture {
     let (registry, _) = Seed::new()
         .image("acme/web", "build-1", "2024-01-01T00:00:00Z")
         .image("acme/web", "build-2", "2024-02-01T00:00:00Z")
@@ -37,7 +45,7 @@ fn fixture() -> Fixture {
             ],
         )
         .start(RegistryOptions::new());
-    let proxy = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
+    let proxy = Proxy::start(&registry.base_url(), rule);
     let tree = tempfile::tempdir().unwrap();
     let host = proxy.host();
     let mut apps = Vec::new();
@@ -245,6 +253,38 @@ fn a_cold_run_reads_each_tag_with_one_get_and_each_config_once() {
     assert_eq!(selected(&warm), expected());
     assert_eq!(f.seen_since(mark), (6, 0, 0));
     assert_eq!(reported(&warm, "manifest GET"), (0, 6));
+}
+
+#[test]
+fn a_warm_run_asks_its_heads_at_once() {
+    // Each HEAD takes a while; how many are on the wire at once is recorded.
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (a, p) = (active.clone(), peak.clone());
+    let f = fixture_with(move |seen, _| {
+        if seen.method == "HEAD" {
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            a.fetch_sub(1, Ordering::SeqCst);
+        }
+        Action::Forward
+    });
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    f.run(&args);
+    assert_eq!(peak.load(Ordering::SeqCst), 0, "a cold run sends no HEAD");
+    let mark = f.mark();
+    let (out, warm) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{warm}");
+    assert_eq!(selected(&warm), expected());
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+    // Five HEADs to one host, six allowed at once: not one after another.
+    assert!(
+        peak.load(Ordering::SeqCst) >= 3,
+        "HEADs to one host should overlap; peak {}",
+        peak.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
