@@ -11,8 +11,15 @@
 //!
 //!   cargo bench --bench registry [-- UNITS REPOSITORIES TAGS]   (default 1000 100 300)
 //!
-//! `BASELINE=path/to/image-update` also runs another build once (cold, no
-//! cache flags) for a before/after comparison of the first run.
+//! Then `RUNS` (default 15) cold runs (each with an empty cache) and as many
+//! warm runs, each followed by the replay of its requests, for medians of
+//! interleaved runs and their ratio. `HOLD=1` keeps the registry up after
+//! the two measured runs, until stdin closes, and prints the command line
+//! to profile by hand.
+//!
+//! `BASELINE=path/to/image-update` measures another build the same way,
+//! alternating with this one, for a before/after comparison (a build from
+//! before the cache gets no cache flags).
 //!
 //! Targets on a 2-core machine: under 50 MB; the second run 0 manifest and
 //! blob `GET`s, one ping, one listing per repository, one `HEAD` per tag a
@@ -56,33 +63,130 @@ fn main() {
     fill(&registry, &listed);
 
     let tree = work.path().join("tree");
-    let cache = work.path().join("cache");
     println!(
         "registry: {repositories} repositories x {tags} tags; tree: {units} units ({})",
         tree.display()
     );
-    if let Ok(baseline) = std::env::var("BASELINE") {
-        measure(&registry, "baseline, first run", &baseline, &tree, &[]);
+    let mut builds = vec![Build {
+        label: "this build",
+        bin: env!("CARGO_BIN_EXE_image-update").to_string(),
+        cache: true,
+    }];
+    if let Ok(bin) = std::env::var("BASELINE") {
+        // A build from before the cache has no --cache-dir; one after it
+        // gets its own directory, never the user's.
+        let help = Command::new(&bin).args(["run", "--help"]).output().unwrap();
+        let cache = String::from_utf8_lossy(&help.stdout).contains("--cache-dir");
+        builds.push(Build {
+            label: "baseline",
+            bin,
+            cache,
+        });
     }
-    let bin = env!("CARGO_BIN_EXE_image-update");
-    let cache_args = ["--cache-dir", cache.to_str().unwrap()];
-    let first = measure(&registry, "first run (cold cache)", bin, &tree, &cache_args);
-    let second = measure(
-        &registry,
-        "second run (warm cache)",
-        bin,
-        &tree,
-        &cache_args,
-    );
-    for (name, requests) in [("first", first), ("second", second)] {
-        let took = replay(&host, &requests);
-        println!(
-            "replay of the {name} run's {} requests alone (6 at once, the per-host bound): {:.2} s",
-            requests.len(),
-            took.as_secs_f64()
+    let mut seen = Vec::new();
+    for (i, build) in builds.iter().enumerate() {
+        let dir = work.path().join(format!("cache-{i}"));
+        let args = build.cache_args(&dir);
+        let label = build.label;
+        let first = measure(
+            &registry,
+            &format!("{label}: first run (cold cache)"),
+            &build.bin,
+            &tree,
+            &args,
         );
+        let second = measure(
+            &registry,
+            &format!("{label}: second run (warm cache)"),
+            &build.bin,
+            &tree,
+            &args,
+        );
+        seen.push((first, second));
     }
-    println!("targets: under 50 MB; second run 0 manifest GET and 0 blob GET");
+    if std::env::var_os("HOLD").is_some() {
+        // For profiling by hand: the registry stays up until stdin closes.
+        println!(
+            "holding: {} run {} --dry-run --output json --repo-url {REPO_URL} --insecure-registry {host} --cache-dir {}",
+            builds[0].bin,
+            tree.display(),
+            work.path().join("cache-0").display()
+        );
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+    }
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15)
+        .max(1);
+    for (name, warm) in [("first", false), ("second", true)] {
+        // Live runs and replays alternate (and builds, with a baseline), so
+        // that the machine's load falls on all alike; medians are compared.
+        let mut times = vec![(Vec::new(), Vec::new()); builds.len()];
+        for run in 0..runs {
+            for (i, build) in builds.iter().enumerate() {
+                let dir = match warm {
+                    true => work.path().join(format!("cache-{i}")),
+                    false => work.path().join(format!("cold-{i}-{run}")),
+                };
+                let requests = if warm { &seen[i].1 } else { &seen[i].0 };
+                let start = Instant::now();
+                let out = Command::new(&build.bin)
+                    .arg("run")
+                    .arg(&tree)
+                    .args(["--dry-run", "--output", "json", "--repo-url", REPO_URL])
+                    .args(["--insecure-registry", &host])
+                    .args(build.cache_args(&dir))
+                    .output()
+                    .unwrap();
+                times[i].0.push(start.elapsed().as_secs_f64());
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                times[i].1.push(replay(&host, requests).as_secs_f64());
+            }
+        }
+        for ((build, (live, alone)), (first, second)) in builds.iter().zip(&mut times).zip(&seen) {
+            let requests = if warm { second } else { first };
+            // Each run beside the replay right after it, so that a change in
+            // the machine's load between runs cancels out.
+            let mut paired: Vec<f64> = live.iter().zip(&*alone).map(|(l, a)| l / a).collect();
+            let (live, alone, paired) = (median(live), median(alone), median(&mut paired));
+            println!(
+                "{}: {name} run, median of {runs}: live {live:.3} s; its {} requests replayed alone (6 at once, the per-host bound) {alone:.3} s; ratio of the medians {:.2}x, median of the paired ratios {paired:.2}x",
+                build.label,
+                requests.len(),
+                live / alone
+            );
+        }
+    }
+    println!(
+        "targets: under 50 MB; second run 0 manifest GET and 0 blob GET; live within 1.5x of the replay"
+    );
+}
+
+/// A build of image-update to measure.
+struct Build {
+    label: &'static str,
+    bin: String,
+    /// Whether it takes `--cache-dir`.
+    cache: bool,
+}
+
+impl Build {
+    fn cache_args(&self, dir: &Path) -> Vec<String> {
+        match self.cache {
+            true => vec!["--cache-dir".to_string(), dir.display().to_string()],
+            false => Vec::new(),
+        }
+    }
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// Tags every repository as listed by writing distribution's tag links to
@@ -123,7 +227,7 @@ fn measure(
     name: &str,
     bin: &str,
     tree: &Path,
-    extra: &[&str],
+    extra: &[String],
 ) -> Vec<(String, String)> {
     let before = registry.log().lines().count();
     let out = Command::new("/usr/bin/time")

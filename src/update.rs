@@ -226,29 +226,45 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
     pin_pull_secrets(&prepared, registry, &mut report.problems);
-    let (listed, invalid, skipped) = list(
-        registry,
-        repositories_of(&declared).chain(prepared.repositories().cloned()),
-    );
+    // The registries are asked while the git history is read, and Argo CD's
+    // build dates, platforms and digests while the Flux policies are
+    // selected: work that needs none of the answers overlaps with them.
+    let shared: &dyn Registry = registry;
+    let mut history_problems = Vec::new();
+    let (listed, invalid, skipped, argo_constraints, resolved, metadata) =
+        std::thread::scope(|scope| {
+            let history = scope.spawn(|| {
+                history_constraints(
+                    &options.root,
+                    &options.history,
+                    (&marked, &declared),
+                    &prepared,
+                    resources.authors(),
+                    &mut history_problems,
+                )
+            });
+            let (listed, invalid, skipped) = list(
+                shared,
+                repositories_of(&declared).chain(prepared.repositories().cloned()),
+            );
+            let wanted = prepared.metadata_wanted(&listed);
+            let metadata = scope.spawn(move || tag_metadata(shared, &wanted));
+            let (constraints, argo_constraints) = joined(history);
+            let resolved =
+                resolve_listed(&declared, &constraints, shared, &pinned, &listed, &invalid);
+            (
+                listed,
+                invalid,
+                skipped,
+                argo_constraints,
+                resolved,
+                joined(metadata),
+            )
+        });
+    let (outcomes, mut targets) = resolved;
     report.problems.extend(skipped);
-    let (constraints, argo_constraints) = history_constraints(
-        &options.root,
-        &options.history,
-        (&marked, &declared),
-        &prepared,
-        resources.authors(),
-        &mut report.problems,
-    );
-    let (outcomes, mut targets) = resolve_listed(
-        &declared,
-        &constraints,
-        registry,
-        &pinned,
-        &listed,
-        &invalid,
-    );
+    report.problems.append(&mut history_problems);
     add_unread(&mut targets, &resources.unread);
-    let metadata = tag_metadata(registry, &prepared.metadata_wanted(&listed));
     let argo = argocd::plan::finish(
         prepared,
         &listed,
@@ -363,6 +379,13 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         },
         git,
     }
+}
+
+/// What a scoped thread returned; its panic, if it panicked.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// `items.map(f)` on every core, results in input order. The calling thread

@@ -7,8 +7,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use support::proxy::{Action, Proxy};
+use support::proxy::{Action, Proxy, Seen};
 use support::{RegistryOptions, Seed};
 
 const REPO_URL: &str = "https://git.example.com/org/gitops.git";
@@ -23,6 +26,11 @@ struct Fixture {
 /// Two Argo CD applications whose strategies read build dates and
 /// platforms: `newest-build` over plain images, and over an index.
 fn fixture() -> Fixture {
+    fixture_with(|_, _| Action::Forward)
+}
+
+/// [`fixture`] behind a proxy that applies `rule` to each request.
+fn fixture_with(rule: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static) -> Fixture {
     let (registry, _) = Seed::new()
         .image("acme/web", "build-1", "2024-01-01T00:00:00Z")
         .image("acme/web", "build-2", "2024-02-01T00:00:00Z")
@@ -37,7 +45,7 @@ fn fixture() -> Fixture {
             ],
         )
         .start(RegistryOptions::new());
-    let proxy = Proxy::start(&registry.base_url(), |_, _| Action::Forward);
+    let proxy = Proxy::start(&registry.base_url(), rule);
     let tree = tempfile::tempdir().unwrap();
     let host = proxy.host();
     let mut apps = Vec::new();
@@ -113,6 +121,18 @@ impl Fixture {
     fn mark(&self) -> usize {
         self.proxy.seen().len()
     }
+
+    /// Tags an `acme/web` image built at `created` (the same date gives the
+    /// same image, so the same digest).
+    fn push_web(&self, tag: &str, created: &str) {
+        support::push::push_image(
+            &self.registry.base_url(),
+            "acme/web",
+            tag,
+            created,
+            "linux/amd64",
+        );
+    }
 }
 
 /// What a run decided: each application's selected tag.
@@ -171,11 +191,12 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
     assert_eq!(out.status.code(), Some(0), "{cold}");
     assert_eq!(selected(&cold), expected());
     let (heads, manifests, blobs) = f.seen_since(0);
-    // Five tags: each named digest read once (the index and its amd64 child
-    // are two manifests), each image config once.
-    assert_eq!((heads, manifests, blobs), (5, 6, 5));
+    // Five tags: with nothing in the cache, each is read by tag (no HEAD
+    // first: its answer names the digest), the index's amd64 child by
+    // digest, each image config once.
+    assert_eq!((heads, manifests, blobs), (0, 6, 5));
     // The report counts what the registry saw.
-    assert_eq!(reported(&cold, "manifest HEAD"), (5, 0));
+    assert_eq!(reported(&cold, "manifest HEAD"), (0, 0));
     assert_eq!(reported(&cold, "manifest GET"), (6, 0));
     assert_eq!(reported(&cold, "blob GET"), (5, 0));
     assert_eq!(reported(&cold, "list"), (2, 0));
@@ -209,6 +230,64 @@ fn a_warm_cache_leaves_one_head_per_tag_and_no_gets() {
 }
 
 #[test]
+fn a_cold_run_reads_each_tag_with_one_get_and_each_config_once() {
+    let f = fixture();
+    // `build-0` names the same image as `build-1` (one digest, two tags).
+    f.push_web("build-0", "2024-01-01T00:00:00Z");
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    let (out, cold) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{cold}");
+    assert_eq!(selected(&cold), expected());
+    // Six tags, each read by tag with no HEAD before (nothing in the cache
+    // could answer), plus the index's amd64 child; the shared image's
+    // config once: no more requests than a HEAD-first run, one fewer per tag.
+    assert_eq!(f.seen_since(0), (0, 7, 5));
+    assert_eq!(reported(&cold, "manifest GET"), (7, 0));
+    assert_eq!(reported(&cold, "ping"), (1, 0));
+    assert_eq!(reported(&cold, "list"), (2, 0));
+    assert_eq!(entries(&cache).len(), 6, "one entry per digest");
+    // Warm: one HEAD per tag, every digest answered by the cache.
+    let mark = f.mark();
+    let (_, warm) = f.run(&args);
+    assert_eq!(selected(&warm), expected());
+    assert_eq!(f.seen_since(mark), (6, 0, 0));
+    assert_eq!(reported(&warm, "manifest GET"), (0, 6));
+}
+
+#[test]
+fn a_warm_run_asks_its_heads_at_once() {
+    // Each HEAD takes a while; how many are on the wire at once is recorded.
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (a, p) = (active.clone(), peak.clone());
+    let f = fixture_with(move |seen, _| {
+        if seen.method == "HEAD" {
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            a.fetch_sub(1, Ordering::SeqCst);
+        }
+        Action::Forward
+    });
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    f.run(&args);
+    assert_eq!(peak.load(Ordering::SeqCst), 0, "a cold run sends no HEAD");
+    let mark = f.mark();
+    let (out, warm) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{warm}");
+    assert_eq!(selected(&warm), expected());
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+    // Five HEADs to one host, six allowed at once: not one after another.
+    assert!(
+        peak.load(Ordering::SeqCst) >= 3,
+        "HEADs to one host should overlap; peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
 fn a_moved_tag_is_asked_again_and_old_digests_stay_valid() {
     let f = fixture();
     let cache = f.home.path().join("cache");
@@ -217,13 +296,7 @@ fn a_moved_tag_is_asked_again_and_old_digests_stay_valid() {
     assert_eq!(selected(&cold), expected());
     // build-3 now names a newer image: the HEAD sees the new digest, and
     // only that digest costs GETs.
-    support::push::push_image(
-        &f.registry.base_url(),
-        "acme/web",
-        "build-3",
-        "2024-06-01T00:00:00Z",
-        "linux/amd64",
-    );
+    f.push_web("build-3", "2024-06-01T00:00:00Z");
     let mark = f.mark();
     let (_, moved) = f.run(&args);
     assert_eq!(selected(&moved), expected());
@@ -268,7 +341,7 @@ fn no_cache_reads_and_writes_nothing() {
         let (out, report) = f.run(&["--no-cache"]);
         assert_eq!(out.status.code(), Some(0), "{report}");
         assert_eq!(selected(&report), expected());
-        assert_eq!(f.seen_since(mark), (5, 6, 5));
+        assert_eq!(f.seen_since(mark), (0, 6, 5));
         assert_eq!(reported(&report, "manifest GET"), (6, 0));
     }
     // A flag beats the default directory, and nothing else was written.

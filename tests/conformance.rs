@@ -3,10 +3,10 @@
 //! ImageRepository + ImagePolicy in the tree and a one-tag repository in the
 //! registry, so marker finding, scoping, planning and rewriting are all real.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image_update::image::Repository;
 use image_update::registry::snapshot::Snapshot;
@@ -20,7 +20,7 @@ const CASES: &str = include_str!("../testdata/conformance/flux-cases.yaml");
 /// Counts the digest look-ups a run makes.
 struct Counting {
     inner: Snapshot,
-    digest_lookups: Cell<usize>,
+    digest_lookups: AtomicUsize,
 }
 
 impl Registry for Counting {
@@ -28,8 +28,7 @@ impl Registry for Counting {
         self.inner.tags(repositories)
     }
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
-        self.digest_lookups
-            .set(self.digest_lookups.get() + tags.len());
+        self.digest_lookups.fetch_add(tags.len(), Ordering::Relaxed);
         self.inner.digests(tags)
     }
     fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
@@ -213,7 +212,7 @@ fn flux_digest_reflection_cases() {
         let snapshot = serde_json::json!({"version": 1, "repositories": {image.clone(): {"tags": tags, "digests": digests}}});
         let mut registry = Counting {
             inner: Snapshot::parse(&snapshot.to_string()).unwrap(),
-            digest_lookups: Cell::new(0),
+            digest_lookups: AtomicUsize::new(0),
         };
         let report = run(dir.path(), &mut registry);
         let outcome = &report.policies[0];
@@ -229,7 +228,7 @@ fn flux_digest_reflection_cases() {
         );
         let lookups: usize = text(expected, &["registryDigestLookups"]).parse().unwrap();
         assert_eq!(
-            registry.digest_lookups.get(),
+            registry.digest_lookups.load(Ordering::Relaxed),
             lookups,
             "case {name}: digest look-ups"
         );
@@ -253,10 +252,10 @@ fn if_not_present_keeps_the_pinned_digest_without_asking() {
     let snapshot = serde_json::json!({"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.2.4"], "digests": {"1.2.4": format!("sha256:{}", "2".repeat(64))}}}});
     let mut registry = Counting {
         inner: Snapshot::parse(&snapshot.to_string()).unwrap(),
-        digest_lookups: Cell::new(0),
+        digest_lookups: AtomicUsize::new(0),
     };
     let report = run(dir.path(), &mut registry);
-    assert_eq!(registry.digest_lookups.get(), 0);
+    assert_eq!(registry.digest_lookups.load(Ordering::Relaxed), 0);
     assert_eq!(report.policies[0].digest.as_deref(), Some(pinned.as_str()));
     assert_eq!(
         fs::read_to_string(dir.path().join("deploy.yaml")).unwrap(),

@@ -91,6 +91,14 @@ impl Cache {
         })();
     }
 
+    /// Whether no entry is stored (then every digest is a miss, and a run
+    /// need not ask which digest a tag names before reading it).
+    pub fn is_empty(&self) -> bool {
+        std::fs::read_dir(self.root.join("sha256")).map_or(true, |mut read| {
+            !read.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json")))
+        })
+    }
+
     /// Removes the oldest entries (and stray temporary files) once there are
     /// more than the bound, down to nine tenths of it.
     pub fn prune(&self) {
@@ -152,7 +160,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
         assert_eq!(cache.get(DIGEST), None);
+        assert!(cache.is_empty());
         cache.put(DIGEST, &image());
+        assert!(!cache.is_empty());
         assert_eq!(cache.get(DIGEST), Some(image()));
         let index = Facts::Index {
             children: vec![("linux/arm64".into(), DIGEST.into())],

@@ -30,7 +30,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 use sha2::Digest;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::cache::{Cache, Facts};
 use super::credentials::{Credential, Secret, Store};
@@ -107,10 +107,17 @@ pub struct Live {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     notes: Mutex<Vec<String>>,
     cache: Option<Cache>,
+    /// Whether the cache may know a digest: without a cache, or with an
+    /// empty one, every digest is a miss, so a tag's facts are read with one
+    /// `GET` by tag (its answer names the digest) rather than a `HEAD` for
+    /// the digest and a `GET` of it.
+    cache_may_answer: bool,
     cache_written: std::sync::atomic::AtomicBool,
     requests: Counter,
-    tag_digests: Mutex<HashMap<TagRef, String>>,
-    facts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Facts>>>>,
+    /// What each tag names and each digest says, asked once per run:
+    /// concurrent askers share one request.
+    tag_digests: Mutex<HashMap<TagRef, Arc<OnceCell<String>>>>,
+    facts: Mutex<HashMap<String, Arc<OnceCell<Facts>>>>,
 }
 
 /// What the client learned about one registry host during the run.
@@ -198,6 +205,7 @@ impl Live {
             options,
             hosts: Mutex::new(HashMap::new()),
             cache: None,
+            cache_may_answer: false,
             cache_written: std::sync::atomic::AtomicBool::new(false),
             requests: Counter::default(),
             tag_digests: Mutex::new(HashMap::new()),
@@ -207,6 +215,7 @@ impl Live {
 
     /// Answers what digests say from `cache`, and keeps what it learns there.
     pub fn with_cache(mut self, cache: Option<Cache>) -> Live {
+        self.cache_may_answer = cache.as_ref().is_some_and(|c| !c.is_empty());
         self.cache = cache;
         self
     }
@@ -379,28 +388,56 @@ impl Live {
     /// The digest `tag` names now, asked once per run (tags move, so never
     /// from the cache).
     async fn tag_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
-        if let Some(digest) = self.tag_digests.lock().expect("not poisoned").get(tag) {
-            return Ok(digest.clone());
+        self.tag_cell(tag)
+            .get_or_try_init(|| self.manifest_digest(tag))
+            .await
+            .cloned()
+    }
+
+    fn tag_cell(&self, tag: &TagRef) -> Arc<OnceCell<String>> {
+        let mut cells = self.tag_digests.lock().expect("not poisoned");
+        cells.entry(tag.clone()).or_default().clone()
+    }
+
+    fn facts_cell(&self, digest: &str) -> Arc<OnceCell<Facts>> {
+        let mut cells = self.facts.lock().expect("not poisoned");
+        cells.entry(digest.to_string()).or_default().clone()
+    }
+
+    /// What the manifest `tag` names says. When the cache cannot know the
+    /// digest, the manifest is read by tag: its answer names the digest, and
+    /// a `HEAD` first would only add a request (see [`head_first`]).
+    async fn tag_facts(&self, tag: &TagRef) -> Result<Facts, RegistryError> {
+        let repository = &tag.repository;
+        if !head_first(self.cache_may_answer, &api_host(repository)) {
+            let mut read = None;
+            let digest = self
+                .tag_cell(tag)
+                .get_or_try_init(|| async {
+                    let (digest, body) = self.manifest_by_tag(tag).await?;
+                    read = Some(body);
+                    Ok::<_, RegistryError>(digest)
+                })
+                .await?
+                .clone();
+            if let Some(body) = read {
+                return self
+                    .facts_cell(&digest)
+                    .get_or_try_init(|| self.facts_of(repository, &digest, body))
+                    .await
+                    .cloned();
+            }
+            return self.facts(repository, &digest).await;
         }
-        let digest = self.manifest_digest(tag).await?;
-        self.tag_digests
-            .lock()
-            .expect("not poisoned")
-            .insert(tag.clone(), digest.clone());
-        Ok(digest)
+        let digest = self.tag_digest(tag).await?;
+        self.facts(repository, &digest).await
     }
 
     /// What the manifest `digest` says: once per run (concurrent askers
     /// share one request), from the cache when it knows the digest.
     async fn facts(&self, repository: &Repository, digest: &str) -> Result<Facts, RegistryError> {
-        let cell = self
-            .facts
-            .lock()
-            .expect("not poisoned")
-            .entry(digest.to_string())
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| self.fetch_facts(repository, digest))
+        self.facts_cell(digest)
+            .get_or_try_init(|| self.fetch_facts(repository, digest))
             .await
             .cloned()
     }
@@ -432,6 +469,17 @@ impl Live {
                 wire::MANIFEST,
             )
             .await?;
+        self.facts_of(repository, digest, body).await
+    }
+
+    /// What the manifest `body` (named `digest`) says, its image config read
+    /// for an image; kept in the cache when the body matches its digest.
+    async fn facts_of(
+        &self,
+        repository: &Repository,
+        digest: &str,
+        body: Vec<u8>,
+    ) -> Result<Facts, RegistryError> {
         let facts = match protocol::parse_manifest(&body) {
             Some(Manifest::Index(children)) => Facts::Index { children },
             Some(Manifest::Image { config }) => {
@@ -449,7 +497,7 @@ impl Live {
                     repository,
                     format!(
                         "{} sent a manifest for {digest} that is neither an image nor an index",
-                        host.name
+                        api_host(repository)
                     ),
                 ));
             }
@@ -472,7 +520,7 @@ impl Live {
         platform: &str,
     ) -> Result<(Option<String>, Option<String>), RegistryError> {
         let repository = &tag.repository;
-        let mut facts = self.facts(repository, &self.tag_digest(tag).await?).await?;
+        let mut facts = self.tag_facts(tag).await?;
         if let Facts::Index { children } = &facts {
             let Some((_, digest)) = children.iter().find(|(p, _)| p == platform) else {
                 let published: Vec<&str> = children.iter().map(|(p, _)| p.as_str()).collect();
@@ -507,8 +555,7 @@ impl Live {
     }
 
     async fn platforms_of(&self, tag: &TagRef) -> Result<Vec<String>, RegistryError> {
-        let digest = self.tag_digest(tag).await?;
-        Ok(match self.facts(&tag.repository, &digest).await? {
+        Ok(match self.tag_facts(tag).await? {
             Facts::Index { children } => children.into_iter().map(|(p, _)| p).collect(),
             Facts::Image { platform, .. } => platform.into_iter().collect(),
         })
@@ -517,12 +564,7 @@ impl Live {
     async fn manifest_digest(&self, tag: &TagRef) -> Result<String, RegistryError> {
         let repository = &tag.repository;
         let host = self.host(repository);
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.base_url(repository),
-            repository.path,
-            tag.tag
-        );
+        let url = self.manifest_url(tag);
         // HEAD does not count against Docker Hub's pull limit.
         let head = self
             .get(&host, repository, Method::HEAD, &url, Some(MANIFEST_ACCEPT))
@@ -535,20 +577,37 @@ impl Live {
         {
             return Ok(digest.to_string());
         }
+        Ok(self.manifest_by_tag(tag).await?.0)
+    }
+
+    /// `GET` of the manifest `tag` names: its digest (as the registry names
+    /// it, else the hash of the body) and the body.
+    async fn manifest_by_tag(&self, tag: &TagRef) -> Result<(String, Vec<u8>), RegistryError> {
+        let repository = &tag.repository;
+        let host = self.host(repository);
         let (headers, body) = self
             .fetch(
                 &host,
                 repository,
-                &url,
+                &self.manifest_url(tag),
                 Some(MANIFEST_ACCEPT),
                 wire::MANIFEST,
             )
             .await?;
-        let header = headers
+        let digest = headers
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Ok(header.unwrap_or_else(|| sha256_digest(&body)))
+            .map_or_else(|| sha256_digest(&body), str::to_string);
+        Ok((digest, body))
+    }
+
+    fn manifest_url(&self, tag: &TagRef) -> String {
+        format!(
+            "{}/v2/{}/manifests/{}",
+            self.base_url(&tag.repository),
+            tag.repository.path,
+            tag.tag
+        )
     }
 
     /// A `GET` and its whole body, at most `body.limit` bytes; a body cut
@@ -1157,14 +1216,25 @@ impl Drop for Live {
     }
 }
 
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
 /// The host the API is served from: Docker Hub images live on `docker.io`
 /// but are served by `registry-1.docker.io`.
 fn api_host(repository: &Repository) -> String {
     if repository.registry == DOCKER_HUB {
-        "registry-1.docker.io".to_string()
+        DOCKER_HUB_API.to_string()
     } else {
         repository.registry.clone()
     }
+}
+
+/// Whether a tag whose manifest must be read is first asked for its digest
+/// with a `HEAD`: when the cache may know that digest (then no `GET` at
+/// all), and always on Docker Hub, whose pull limit counts manifest `GET`s
+/// but not `HEAD`s, so that tags naming one image cost one pull, not one
+/// each. Elsewhere, with nothing cached, the `GET` by tag alone answers both.
+fn head_first(cache_may_answer: bool, api_host: &str) -> bool {
+    cache_may_answer || api_host == DOCKER_HUB_API
 }
 
 fn error(repository: &Repository, message: String) -> RegistryError {
@@ -1304,6 +1374,24 @@ mod tests {
         );
         let ghcr = Repository::parse("ghcr.io/acme/web").unwrap();
         assert_eq!(api_host(&ghcr), "ghcr.io");
+    }
+
+    #[test]
+    fn a_head_comes_first_where_a_cache_may_answer_or_pulls_are_counted() {
+        let hub = api_host(&Repository::parse("nginx").unwrap());
+        for (cache_may_answer, host, head) in [
+            (false, "ghcr.io", false),
+            (false, "127.0.0.1:5000", false),
+            (true, "ghcr.io", true),
+            (false, hub.as_str(), true),
+            (true, hub.as_str(), true),
+        ] {
+            assert_eq!(
+                head_first(cache_may_answer, host),
+                head,
+                "{cache_may_answer} {host}"
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct TagRef {
     pub tag: String,
 }
 
-pub trait Registry {
+/// `Sync`, so that the engine can ask two batches at once (Argo CD's tag
+/// metadata while Flux policies resolve).
+pub trait Registry: Sync {
     /// The tags of each repository, in the order the registry listed them;
     /// one answer per requested repository, in request order.
     fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>>;
