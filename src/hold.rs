@@ -134,35 +134,42 @@ pub struct Rollback {
     pub author: String,
 }
 
-/// The rollback hold of one value, from its changes newest first: the last
-/// change was made by a person (not `automation`), it replaced a tag that
-/// an automation had written (the change before it was an automation's
-/// and produced that tag), and it did not move up (`ranks_below(a, b)`: `a`
-/// ranks below `b` under the policy's ordering). A change by a person to a
-/// newer tag is a manual bump, not a rollback.
+/// The rollback hold of one value, from its changes newest first: since
+/// the last change an automation made (it wrote tag `X`), only people
+/// changed the value; the first of them replaced `X`, and none set it to
+/// `X` again or moved above it (`ranks_below(a, b)`: `a` ranks below `b`
+/// under the policy's ordering). A person's change to a newer tag is a
+/// manual bump, not a rollback; a person's later edits that stay below `X`
+/// (a hotfix pinned after the rollback) keep the hold, reported by the
+/// commit that rolled back.
 pub fn rollback(
     changes: &[ValueChange],
     automation: &Automation,
     ranks_below: &dyn Fn(&str, &str) -> bool,
 ) -> Option<Rollback> {
-    let [last, previous, ..] = changes else {
-        return None;
-    };
-    if automation.wrote(last.commit) || !automation.wrote(previous.commit) {
+    let people = changes
+        .iter()
+        .take_while(|c| !automation.wrote(c.commit))
+        .count();
+    let (first, automated) = (changes[..people].last()?, changes.get(people)?);
+    let from = automated.after.as_ref()?;
+    if first.before.as_ref() != Some(from) {
         return None;
     }
-    let (Some(from), Some(to)) = (&last.before, &last.after) else {
-        return None;
+    let not_back = |c: &ValueChange| {
+        c.after
+            .as_ref()
+            .is_none_or(|to| to == from || ranks_below(from, to))
     };
-    if from == to || previous.after.as_ref() != Some(from) || ranks_below(from, to) {
+    if changes[..people].iter().any(not_back) {
         return None;
     }
     Some(Rollback {
         tag: from.clone(),
-        to: to.clone(),
-        sha: last.commit.sha.clone(),
-        date: rfc3339(last.commit.time),
-        author: last.commit.author_name.clone(),
+        to: first.after.clone()?,
+        sha: first.commit.sha.clone(),
+        date: rfc3339(first.commit.time),
+        author: first.commit.author_name.clone(),
     })
 }
 
@@ -689,6 +696,33 @@ mod tests {
         assert_eq!((hold.tag.as_str(), hold.to.as_str()), ("1.1.0", "1.0.0"));
         assert_eq!(hold.date, "1970-01-01T00:03:20Z");
         assert_eq!(hold.author, "jane");
+    }
+
+    #[test]
+    fn a_persons_later_edits_below_the_rolled_back_tag_keep_the_hold() {
+        let automation = Automation::new(["bot"]);
+        let (bump, revert, hotfix) = (
+            commit("b", 100, "bot"),
+            commit("c", 200, "jane"),
+            commit("d", 300, "joe"),
+        );
+        let hold = |last: ValueChange| {
+            let changes = [
+                last,
+                change(&revert, "1.1", "1.0"),
+                change(&bump, "1.0", "1.1"),
+            ];
+            rollback(&changes, &automation, &numeric)
+        };
+        // A hotfix pinned after the rollback, still below 1.1: held, and
+        // said by the rollback's commit.
+        let held = hold(change(&hotfix, "1.0", "1.05")).unwrap();
+        assert_eq!((held.tag.as_str(), held.to.as_str()), ("1.1", "1.0"));
+        assert_eq!((held.sha, held.author), (revert.sha.clone(), "jane".into()));
+        // A person who puts 1.1 back, or moves above it, ends the hold.
+        assert_eq!(hold(change(&hotfix, "1.0", "1.1")), None);
+        assert_eq!(hold(change(&hotfix, "1.0", "1.2")), None);
+        assert_eq!(hold(change(&hotfix, "1.0", "")), None);
     }
 
     #[test]

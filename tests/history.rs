@@ -833,3 +833,61 @@ fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
         );
     }
 }
+
+#[test]
+fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    let revert = commit(
+        dir,
+        DEV,
+        t + 120,
+        "1.1.0 is broken",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    // Another person pins a hotfix, still below the rolled-back tag: the
+    // last change is no longer the rollback itself, and 1.1.0 must still
+    // not come back.
+    commit(
+        dir,
+        "Joe Ops <joe@example.com>",
+        t + 180,
+        "hotfix 1.0.1",
+        &[("apps/web.yaml", &deploy("1.0.1"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let reason = report["policies"][0]["holds"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.starts_with(&format!("held: rolled back by {} on", &revert[..7])),
+        "{reason}"
+    );
+    // A person who moves above the rolled-back tag takes over: no hold.
+    commit(
+        dir,
+        DEV,
+        t + 240,
+        "1.2.0 fixes it",
+        &[("apps/web.yaml", &deploy("1.2.0"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.3.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.3.0",
+        "{report}"
+    );
+}
