@@ -891,3 +891,51 @@ fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
         "{report}"
     );
 }
+
+#[test]
+fn a_gate_path_that_is_not_in_the_repository_says_so() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 48 * 3600;
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[
+            (
+                "clusters/production/policy.yaml",
+                &GATED.replace("clusters/staging", "clusters/stagng"),
+            ),
+            ("clusters/production/web.yaml", &deploy("1.0.0")),
+            ("clusters/staging/web.yaml", &staging("1.1.0")),
+        ],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    // A misspelt path: not "1.1.0 is not in clusters/stagng" for ever.
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"],
+        "waiting: 1.1.0 cannot be checked against clusters/stagng: no such directory in the repository at HEAD (committed files only)"
+    );
+    // A file is not a directory.
+    commit(
+        dir,
+        DEV,
+        t + 60,
+        "gate on a file",
+        &[(
+            "clusters/production/policy.yaml",
+            &GATED.replace("clusters/staging", "clusters/staging/web.yaml"),
+        )],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"],
+        "waiting: 1.1.0 cannot be checked against clusters/staging/web.yaml: a file, not a directory"
+    );
+}
