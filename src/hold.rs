@@ -34,6 +34,11 @@ pub struct Commit {
     pub author_name: String,
     pub author_email: String,
     pub subject: String,
+    /// For a merge on the first-parent line, the tip of the branch it
+    /// merged (its second parent): what a merge brings in is that branch's
+    /// change, so its author tells who wrote it (Flux pushing to a branch
+    /// that a person merges, `git pull` merging the automation's commit).
+    pub merged: Option<Box<Commit>>,
 }
 
 impl Commit {
@@ -104,11 +109,17 @@ impl Automation {
         }
     }
 
-    /// Whether an automation made `commit`.
+    /// Whether an automation made `commit` (for a merge: the branch it
+    /// merged).
     pub fn wrote(&self, commit: &Commit) -> bool {
-        self.authors.contains(&commit.author_name.to_lowercase())
-            || self.authors.contains(&commit.author_email.to_lowercase())
-            || self.subjects.iter().any(|s| commit.subject.starts_with(s))
+        match &commit.merged {
+            Some(tip) => self.wrote(tip),
+            None => {
+                self.authors.contains(&commit.author_name.to_lowercase())
+                    || self.authors.contains(&commit.author_email.to_lowercase())
+                    || self.subjects.iter().any(|s| commit.subject.starts_with(s))
+            }
+        }
     }
 }
 
@@ -642,6 +653,7 @@ mod tests {
             author_name: author.to_string(),
             author_email: format!("{author}@example.com"),
             subject: "change".to_string(),
+            merged: None,
         }
     }
 
@@ -682,6 +694,13 @@ mod tests {
         assert!(automation.wrote(&by("someone", "bot@acme.io", "x")));
         assert!(automation.wrote(&by("CI-Robot", "r@acme.io", "x")));
         assert!(!automation.wrote(&by("Jane", "jane@acme.io", "Roll back web to 1.0.0")));
+        // A merge is the branch it merged.
+        let merge = |tip: Commit| Commit {
+            merged: Some(Box::new(tip)),
+            ..by("Jane", "jane@acme.io", "Merge pull request #1")
+        };
+        assert!(automation.wrote(&merge(by("fluxcdbot", "x@y", "Update"))));
+        assert!(!automation.wrote(&merge(by("Joe", "joe@acme.io", "try 1.1"))));
     }
 
     #[test]

@@ -939,3 +939,83 @@ fn a_gate_path_that_is_not_in_the_repository_says_so() {
         "waiting: 1.1.0 cannot be checked against clusters/staging/web.yaml: a file, not a directory"
     );
 }
+
+#[test]
+fn a_merged_branch_of_the_automation_counts_as_the_automations_change() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    // Flux pushes to its own branch (`push.branch`); a person merges the
+    // pull request with a merge commit, after another change on main.
+    git_as(dir, DEV, t, &["checkout", "--quiet", "-b", "flux-updates"]);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t, &["checkout", "--quiet", "main"]);
+    commit(dir, DEV, t + 90, "docs", &[("README.md", "hello\n")]);
+    let merge_args = [
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge pull request #1",
+        "flux-updates",
+    ];
+    git_as(dir, DEV, t + 120, &merge_args);
+    // The person reverts the merge.
+    git_as(
+        dir,
+        DEV,
+        t + 180,
+        &["revert", "--no-edit", "-m", "1", "HEAD"],
+    );
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+
+    // A person's branch merged the same way is a person's change: a
+    // person undoing it is no rollback.
+    git_as(dir, DEV, t, &["checkout", "--quiet", "-b", "manual"]);
+    commit(
+        dir,
+        DEV,
+        t + 240,
+        "try 1.1.0",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t, &["checkout", "--quiet", "main"]);
+    commit(dir, DEV, t + 250, "docs", &[("README.md", "hello again\n")]);
+    let merge_args = [
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge pull request #2",
+        "manual",
+    ];
+    git_as(dir, DEV, t + 260, &merge_args);
+    commit(
+        dir,
+        DEV,
+        t + 300,
+        "back",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+}
