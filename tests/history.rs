@@ -1019,3 +1019,57 @@ fn a_merged_branch_of_the_automation_counts_as_the_automations_change() {
         "{report}"
     );
 }
+
+#[test]
+fn a_gate_reads_helm_release_values_kustomize_images_and_plain_references() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let hours = |h: u64| t - h * 3600;
+    git_as(dir, DEV, hours(48), &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        hours(48),
+        "initial",
+        &[
+            ("clusters/production/policy.yaml", GATED),
+            ("clusters/production/web.yaml", &deploy("1.0.0")),
+        ],
+    );
+    // A chart that splits the registry off (Bitnami's style), 30 hours ago.
+    let helm = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web}\nspec:\n  values:\n    image:\n      registry: ghcr.io\n      repository: acme/web\n      tag: 1.1.0\n";
+    let path = "clusters/staging/web/release.yaml";
+    commit(dir, DEV, hours(30), "staging: helm", &[(path, helm)]);
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0", "1.3.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.1.0", "{report}");
+    // A Kustomize image override, 25 hours ago; a plain reference, 2.
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: ghcr.io/acme/web\n    newTag: \"1.2.0\"\n";
+    let path = "clusters/staging/api/kustomization.yaml";
+    commit(
+        dir,
+        DEV,
+        hours(25),
+        "staging: kustomize",
+        &[(path, kustomization)],
+    );
+    let path = "clusters/staging/jobs/job.yaml";
+    commit(
+        dir,
+        DEV,
+        hours(2),
+        "staging: job",
+        &[(path, &staging("1.3.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
+    let waiting = report["policies"][0]["holds"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        waiting.starts_with("waiting: 1.3.0 in clusters/staging since"),
+        "{waiting}"
+    );
+}
