@@ -1073,3 +1073,40 @@ fn a_gate_reads_helm_release_values_kustomize_images_and_plain_references() {
         "{waiting}"
     );
 }
+
+#[test]
+fn a_rollback_in_a_file_whose_name_is_not_utf8_holds() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    // Latin-1 "café.yaml", and a name with a newline in it.
+    let latin1 = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9.yaml"));
+    let newline = dir.join("web\nprod.yaml");
+    let write = |tag: &str| {
+        std::fs::write(&latin1, deploy(tag)).unwrap();
+        std::fs::write(&newline, deploy("1.0.0")).unwrap();
+    };
+    write("1.0.0");
+    commit(dir, DEV, t, "initial", &[("policy.yaml", POLICY)]);
+    write("1.1.0");
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[],
+    );
+    write("1.0.0");
+    commit(dir, DEV, t + 120, "back", &[]);
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+}
