@@ -538,12 +538,14 @@ impl Constraints {
             .flatten()
             .filter_map(|key| presence.since.get(key))
             .min_by_key(|s| s.time());
-        match since {
+        // Saturating: an absurdly long soak must never wrap round into
+        // the past (and admit the tag).
+        match since.map(|s| (s, s.time().saturating_add(gate.soak))) {
             None => wait(Waiting::Absent),
-            Some(since) if since.time() + gate.soak <= self.now => Ok(()),
-            Some(since) => wait(Waiting::Soaking {
+            Some((_, eligible)) if eligible <= self.now => Ok(()),
+            Some((since, eligible)) => wait(Waiting::Soaking {
                 since: *since,
-                eligible: since.time() + gate.soak,
+                eligible,
             }),
         }
     }
@@ -978,6 +980,24 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(5_400));
         assert_eq!(parse_duration("2d"), Ok(172_800));
         assert_eq!(parse_duration("0s"), Ok(0));
+        // The longest soak there is waits, rather than wrapping round.
+        let gate = Gate::parse(Some("staging"), Some("9223372036854775807s"))
+            .unwrap()
+            .unwrap();
+        let constraints = Constraints {
+            gate: Some((
+                gate,
+                Ok(Presence {
+                    since: BTreeMap::from([("1.0".to_string(), Since::At(1_000))]),
+                }),
+            )),
+            now: 2_000,
+            ..Constraints::default()
+        };
+        assert!(matches!(
+            constraints.check("1.0", &|_: &str, _: &str| false),
+            Err(Refusal::Waiting(_))
+        ));
         for bad in ["", "24", "h", "1.5h", "1w", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
