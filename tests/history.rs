@@ -1110,3 +1110,41 @@ fn a_rollback_in_a_file_whose_name_is_not_utf8_holds() {
         "{report}"
     );
 }
+
+#[test]
+fn a_history_git_cannot_read_is_a_warning_not_a_silent_reapply() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    flux_repo(dir, t);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    let head = commit(
+        dir,
+        DEV,
+        t + 120,
+        "back",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    // Damage the repository: HEAD's commit object is gone (as a git that
+    // refuses another owner's repository, or no git at all, also fails).
+    let object = dir.join(".git/objects").join(&head[..2]).join(&head[2..]);
+    std::fs::remove_file(object).unwrap();
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let warned = report["problems"].as_array().unwrap().iter().any(|p| {
+        p["severity"] == "warning"
+            && p["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("rollback holds are not checked")
+    });
+    assert!(warned, "{report}");
+}

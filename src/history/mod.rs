@@ -109,6 +109,18 @@ pub struct FileChange {
     pub after: Option<String>,
 }
 
+/// Why [`read`] finds no history when `DIR` is not in a repository.
+const NOT_A_REPOSITORY: &str = "is not in a git repository";
+/// Why [`read`] finds no history in a repository without commits.
+const NO_COMMIT: &str = "the repository has no commit yet";
+
+/// Whether `why`, an `Err` of [`read`], says that git failed (cannot be
+/// run, refuses a repository of another owner, a damaged repository)
+/// rather than that there is no history to read.
+pub fn failed(why: &str) -> bool {
+    !why.ends_with(NOT_A_REPOSITORY) && why != NO_COMMIT
+}
+
 /// Reads the history of `paths` (files or directories, relative to `dir`,
 /// the tree) over at most `depth` commits of HEAD's first-parent line.
 /// `Err` says why there is none: not a git repository, no commit yet, no
@@ -124,9 +136,9 @@ pub fn read(dir: &Path, paths: &BTreeSet<String>, depth: usize) -> Result<Histor
     let probe =
         git(&["rev-parse", "--is-shallow-repository", "--verify", "HEAD"]).map_err(|e| {
             if e.contains("not a git repository") {
-                format!("{} is not in a git repository", dir.display())
+                format!("{} {NOT_A_REPOSITORY}", dir.display())
             } else if e.contains("HEAD") {
-                "the repository has no commit yet".to_string()
+                NO_COMMIT.to_string()
             } else {
                 e
             }
