@@ -1148,3 +1148,64 @@ fn a_history_git_cannot_read_is_a_warning_not_a_silent_reapply() {
     });
     assert!(warned, "{report}");
 }
+
+#[test]
+fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let digest = |c: &str| format!("sha256:{}", c.repeat(64));
+    let values = |tag: &str, d: &str| {
+        format!(
+            "image:\n  tag: \"{tag}\" # {{\"$imagepolicy\": \"apps:web:tag\"}}\n  digest: {} # {{\"$imagepolicy\": \"apps:web:digest\"}}\n",
+            digest(d)
+        )
+    };
+    let policy = POLICY.replace(
+        "policy: {semver",
+        "digestReflectionPolicy: IfNotPresent, policy: {semver",
+    );
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let initial = [
+        ("policy.yaml", policy.as_str()),
+        ("values.yaml", &values("1.0.0", "a")),
+    ];
+    commit(dir, DEV, t, "initial", &initial);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("values.yaml", &values("1.1.0", "b"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "back",
+        &[("values.yaml", &values("1.0.0", "a"))],
+    );
+    let snapshot = |tags: &[&str]| {
+        let path = files.path().join(format!("digests-{}.json", tags.len()));
+        let digests: serde_json::Map<String, serde_json::Value> = tags
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(tag, d)| (tag.to_string(), digest(d).into()))
+            .collect();
+        let json = serde_json::json!({"version": 1, "repositories": {
+            "ghcr.io/acme/web": {"tags": tags, "digests": digests}}});
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    };
+    // Held by the tag (a digest has no order: it does not hold by itself).
+    let (_, report) = run(dir, &snapshot(&["1.0.0", "1.1.0"]), &["--dry-run"]);
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let holds = report["policies"][0]["holds"].as_array().unwrap();
+    assert_eq!(holds.len(), 1, "{report}");
+    assert_eq!(holds[0]["tag"], "1.1.0");
+    // A newer tag ends the hold, digest and all.
+    let (_, report) = run(dir, &snapshot(&["1.0.0", "1.1.0", "1.2.0"]), &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2, "{report}");
+}

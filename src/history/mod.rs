@@ -7,8 +7,9 @@
 //! with the raw changes to the asked paths only (`--raw`, no patches), one
 //! `ls-tree` of those paths at HEAD, one `cat-file --batch` for every
 //! version of them, and, when merges changed them, one `log --no-walk` of
-//! the branch tips they merged (who wrote a merged change). Nothing is decided here; `values` says what a version
-//! of a file holds, `hold` what that means.
+//! the branch tips they merged (who wrote a merged change). Nothing is
+//! decided here; `values` says what a version of a file holds, `hold`
+//! what that means.
 
 pub mod policies;
 pub mod values;

@@ -186,7 +186,12 @@ fn file_rollbacks(
         .collect();
     let mut count: BTreeMap<&Setter, usize> = BTreeMap::new();
     let mut found = Vec::new();
-    for m in markers.iter().filter(|m| m.setter.field != Field::Name) {
+    // A digest has no order to hold by: the tag beside it (`:tag`, or the
+    // whole reference) holds the policy; `:name` sets no tag.
+    for m in markers
+        .iter()
+        .filter(|m| matches!(m.setter.field, Field::Image | Field::Tag))
+    {
         let n = count.entry(&m.setter).or_default();
         let key = (m.setter.clone(), *n);
         *n += 1;
