@@ -302,6 +302,20 @@ fn staging(tag: &str) -> String {
     )
 }
 
+/// A new repository whose first commit, a person's at `t`, holds the
+/// production policy `policy` (gated), production's Deployment at 1.0.0
+/// and `more` files.
+fn gated_repo(dir: &Path, t: u64, policy: &str, more: &[(&str, &str)]) {
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let web = deploy("1.0.0");
+    let mut files = vec![
+        ("clusters/production/policy.yaml", policy),
+        ("clusters/production/web.yaml", web.as_str()),
+    ];
+    files.extend_from_slice(more);
+    commit(dir, DEV, t, "initial", &files);
+}
+
 #[test]
 fn production_takes_a_tag_only_after_it_soaked_in_staging() {
     let repo = tempfile::tempdir().unwrap();
@@ -309,17 +323,12 @@ fn production_takes_a_tag_only_after_it_soaked_in_staging() {
     let dir = repo.path();
     let t = now();
     let hours = |h: u64| t - h * 3600;
-    git_as(dir, DEV, hours(48), &["init", "--quiet", "-b", "main"]);
-    commit(
+    let staged = staging("1.0.0");
+    gated_repo(
         dir,
-        DEV,
         hours(48),
-        "initial",
-        &[
-            ("clusters/production/policy.yaml", GATED),
-            ("clusters/production/web.yaml", &deploy("1.0.0")),
-            ("clusters/staging/web.yaml", &staging("1.0.0")),
-        ],
+        GATED,
+        &[("clusters/staging/web.yaml", &staged)],
     );
     commit(
         dir,
@@ -834,13 +843,9 @@ fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
     }
 }
 
-#[test]
-fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
-    let repo = tempfile::tempdir().unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let dir = repo.path();
-    let t = now() - 10 * 3600;
-    flux_repo(dir, t);
+/// On top of [`flux_repo`]: Flux's bot bumps to 1.1.0 at `t + 60`, a
+/// person sets 1.0.0 back at `t + 120` (the commit returned).
+fn bumped_and_rolled_back(dir: &Path, t: u64) -> String {
     commit(
         dir,
         "fluxcdbot <fluxcdbot@users.noreply.github.com>",
@@ -848,13 +853,23 @@ fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
         "Update from image update automation",
         &[("apps/web.yaml", &deploy("1.1.0"))],
     );
-    let revert = commit(
+    commit(
         dir,
         DEV,
         t + 120,
         "1.1.0 is broken",
         &[("apps/web.yaml", &deploy("1.0.0"))],
-    );
+    )
+}
+
+#[test]
+fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    let revert = bumped_and_rolled_back(dir, t);
     // Another person pins a hotfix, still below the rolled-back tag: the
     // last change is no longer the rollback itself, and 1.1.0 must still
     // not come back.
@@ -898,21 +913,9 @@ fn a_gate_path_that_is_not_in_the_repository_says_so() {
     let files = tempfile::tempdir().unwrap();
     let dir = repo.path();
     let t = now() - 48 * 3600;
-    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
-    commit(
-        dir,
-        DEV,
-        t,
-        "initial",
-        &[
-            (
-                "clusters/production/policy.yaml",
-                &GATED.replace("clusters/staging", "clusters/stagng"),
-            ),
-            ("clusters/production/web.yaml", &deploy("1.0.0")),
-            ("clusters/staging/web.yaml", &staging("1.1.0")),
-        ],
-    );
+    let misspelt = GATED.replace("clusters/staging", "clusters/stagng");
+    let staged = staging("1.1.0");
+    gated_repo(dir, t, &misspelt, &[("clusters/staging/web.yaml", &staged)]);
     let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
     // A misspelt path: not "1.1.0 is not in clusters/stagng" for ever.
     let (out, report) = run(dir, &tags, &["--dry-run"]);
@@ -1027,17 +1030,7 @@ fn a_gate_reads_helm_release_values_kustomize_images_and_plain_references() {
     let dir = repo.path();
     let t = now();
     let hours = |h: u64| t - h * 3600;
-    git_as(dir, DEV, hours(48), &["init", "--quiet", "-b", "main"]);
-    commit(
-        dir,
-        DEV,
-        hours(48),
-        "initial",
-        &[
-            ("clusters/production/policy.yaml", GATED),
-            ("clusters/production/web.yaml", &deploy("1.0.0")),
-        ],
-    );
+    gated_repo(dir, hours(48), GATED, &[]);
     // A chart that splits the registry off (Bitnami's style), 30 hours ago.
     let helm = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web}\nspec:\n  values:\n    image:\n      registry: ghcr.io\n      repository: acme/web\n      tag: 1.1.0\n";
     let path = "clusters/staging/web/release.yaml";
@@ -1118,20 +1111,7 @@ fn a_history_git_cannot_read_is_a_warning_not_a_silent_reapply() {
     let dir = repo.path();
     let t = now() - 3600;
     flux_repo(dir, t);
-    commit(
-        dir,
-        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
-        t + 60,
-        "Update from image update automation",
-        &[("apps/web.yaml", &deploy("1.1.0"))],
-    );
-    let head = commit(
-        dir,
-        DEV,
-        t + 120,
-        "back",
-        &[("apps/web.yaml", &deploy("1.0.0"))],
-    );
+    let head = bumped_and_rolled_back(dir, t);
     // Damage the repository: HEAD's commit object is gone (as a git that
     // refuses another owner's repository, or no git at all, also fails).
     let object = dir.join(".git/objects").join(&head[..2]).join(&head[2..]);
