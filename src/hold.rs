@@ -34,6 +34,11 @@ pub struct Commit {
     pub author_name: String,
     pub author_email: String,
     pub subject: String,
+    /// For a merge on the first-parent line, the tip of the branch it
+    /// merged (its second parent): what a merge brings in is that branch's
+    /// change, so its author tells who wrote it (Flux pushing to a branch
+    /// that a person merges, `git pull` merging the automation's commit).
+    pub merged: Option<Box<Commit>>,
 }
 
 impl Commit {
@@ -104,11 +109,17 @@ impl Automation {
         }
     }
 
-    /// Whether an automation made `commit`.
+    /// Whether an automation made `commit` (for a merge: the branch it
+    /// merged).
     pub fn wrote(&self, commit: &Commit) -> bool {
-        self.authors.contains(&commit.author_name.to_lowercase())
-            || self.authors.contains(&commit.author_email.to_lowercase())
-            || self.subjects.iter().any(|s| commit.subject.starts_with(s))
+        match &commit.merged {
+            Some(tip) => self.wrote(tip),
+            None => {
+                self.authors.contains(&commit.author_name.to_lowercase())
+                    || self.authors.contains(&commit.author_email.to_lowercase())
+                    || self.subjects.iter().any(|s| commit.subject.starts_with(s))
+            }
+        }
     }
 }
 
@@ -134,35 +145,42 @@ pub struct Rollback {
     pub author: String,
 }
 
-/// The rollback hold of one value, from its changes newest first: the last
-/// change was made by a person (not `automation`), it replaced a tag that
-/// an automation had written (the change before it was an automation's
-/// and produced that tag), and it did not move up (`ranks_below(a, b)`: `a`
-/// ranks below `b` under the policy's ordering). A change by a person to a
-/// newer tag is a manual bump, not a rollback.
+/// The rollback hold of one value, from its changes newest first: since
+/// the last change an automation made (it wrote tag `X`), only people
+/// changed the value; the first of them replaced `X`, and none set it to
+/// `X` again or moved above it (`ranks_below(a, b)`: `a` ranks below `b`
+/// under the policy's ordering). A person's change to a newer tag is a
+/// manual bump, not a rollback; a person's later edits that stay below `X`
+/// (a hotfix pinned after the rollback) keep the hold, reported by the
+/// commit that rolled back.
 pub fn rollback(
     changes: &[ValueChange],
     automation: &Automation,
     ranks_below: &dyn Fn(&str, &str) -> bool,
 ) -> Option<Rollback> {
-    let [last, previous, ..] = changes else {
-        return None;
-    };
-    if automation.wrote(last.commit) || !automation.wrote(previous.commit) {
+    let people = changes
+        .iter()
+        .take_while(|c| !automation.wrote(c.commit))
+        .count();
+    let (first, automated) = (changes[..people].last()?, changes.get(people)?);
+    let from = automated.after.as_ref()?;
+    if first.before.as_ref() != Some(from) {
         return None;
     }
-    let (Some(from), Some(to)) = (&last.before, &last.after) else {
-        return None;
+    let not_back = |c: &ValueChange| {
+        c.after
+            .as_ref()
+            .is_none_or(|to| to == from || ranks_below(from, to))
     };
-    if from == to || previous.after.as_ref() != Some(from) || ranks_below(from, to) {
+    if changes[..people].iter().any(not_back) {
         return None;
     }
     Some(Rollback {
         tag: from.clone(),
-        to: to.clone(),
-        sha: last.commit.sha.clone(),
-        date: rfc3339(last.commit.time),
-        author: last.commit.author_name.clone(),
+        to: first.after.clone()?,
+        sha: first.commit.sha.clone(),
+        date: rfc3339(first.commit.time),
+        author: first.commit.author_name.clone(),
     })
 }
 
@@ -520,12 +538,14 @@ impl Constraints {
             .flatten()
             .filter_map(|key| presence.since.get(key))
             .min_by_key(|s| s.time());
-        match since {
+        // Saturating: an absurdly long soak must never wrap round into
+        // the past (and admit the tag).
+        match since.map(|s| (s, s.time().saturating_add(gate.soak))) {
             None => wait(Waiting::Absent),
-            Some(since) if since.time() + gate.soak <= self.now => Ok(()),
-            Some(since) => wait(Waiting::Soaking {
+            Some((_, eligible)) if eligible <= self.now => Ok(()),
+            Some((since, eligible)) => wait(Waiting::Soaking {
                 since: *since,
-                eligible: since.time() + gate.soak,
+                eligible,
             }),
         }
     }
@@ -654,6 +674,7 @@ mod tests {
             author_name: author.to_string(),
             author_email: format!("{author}@example.com"),
             subject: "change".to_string(),
+            merged: None,
         }
     }
 
@@ -694,6 +715,13 @@ mod tests {
         assert!(automation.wrote(&by("someone", "bot@acme.io", "x")));
         assert!(automation.wrote(&by("CI-Robot", "r@acme.io", "x")));
         assert!(!automation.wrote(&by("Jane", "jane@acme.io", "Roll back web to 1.0.0")));
+        // A merge is the branch it merged.
+        let merge = |tip: Commit| Commit {
+            merged: Some(Box::new(tip)),
+            ..by("Jane", "jane@acme.io", "Merge pull request #1")
+        };
+        assert!(automation.wrote(&merge(by("fluxcdbot", "x@y", "Update"))));
+        assert!(!automation.wrote(&merge(by("Joe", "joe@acme.io", "try 1.1"))));
     }
 
     #[test]
@@ -708,6 +736,33 @@ mod tests {
         assert_eq!((hold.tag.as_str(), hold.to.as_str()), ("1.1.0", "1.0.0"));
         assert_eq!(hold.date, "1970-01-01T00:03:20Z");
         assert_eq!(hold.author, "jane");
+    }
+
+    #[test]
+    fn a_persons_later_edits_below_the_rolled_back_tag_keep_the_hold() {
+        let automation = Automation::new(["bot"]);
+        let (bump, revert, hotfix) = (
+            commit("b", 100, "bot"),
+            commit("c", 200, "jane"),
+            commit("d", 300, "joe"),
+        );
+        let hold = |last: ValueChange| {
+            let changes = [
+                last,
+                change(&revert, "1.1", "1.0"),
+                change(&bump, "1.0", "1.1"),
+            ];
+            rollback(&changes, &automation, &numeric)
+        };
+        // A hotfix pinned after the rollback, still below 1.1: held, and
+        // said by the rollback's commit.
+        let held = hold(change(&hotfix, "1.0", "1.05")).unwrap();
+        assert_eq!((held.tag.as_str(), held.to.as_str()), ("1.1", "1.0"));
+        assert_eq!((held.sha, held.author), (revert.sha.clone(), "jane".into()));
+        // A person who puts 1.1 back, or moves above it, ends the hold.
+        assert_eq!(hold(change(&hotfix, "1.0", "1.1")), None);
+        assert_eq!(hold(change(&hotfix, "1.0", "1.2")), None);
+        assert_eq!(hold(change(&hotfix, "1.0", "")), None);
     }
 
     #[test]
@@ -944,6 +999,24 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(5_400));
         assert_eq!(parse_duration("2d"), Ok(172_800));
         assert_eq!(parse_duration("0s"), Ok(0));
+        // The longest soak there is waits, rather than wrapping round.
+        let gate = Gate::parse(Some("staging"), Some("9223372036854775807s"))
+            .unwrap()
+            .unwrap();
+        let constraints = Constraints {
+            gate: Some((
+                gate,
+                Ok(Presence {
+                    since: BTreeMap::from([("1.0".to_string(), Since::At(1_000))]),
+                }),
+            )),
+            now: 2_000,
+            ..Constraints::default()
+        };
+        assert!(matches!(
+            constraints.check("1.0", &|_: &str, _: &str| false),
+            Err(Refusal::Waiting(_))
+        ));
         for bad in ["", "24", "h", "1.5h", "1w", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

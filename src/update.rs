@@ -1107,6 +1107,11 @@ fn history_constraints<'a>(
             Severity::Warning,
             format!("no git history ({why}): promotion gates cannot be passed"),
         )),
+        // Not silently: a rolled-back tag would be put back.
+        Err(why) if held && crate::history::failed(why) => problems.push(Problem::general(
+            Severity::Warning,
+            format!("git history cannot be read ({why}): rollback holds are not checked"),
+        )),
         Ok(History { cut: Some(cut), commits, .. }) => problems.push(Problem::general(
             Severity::Info,
             format!(

@@ -346,6 +346,20 @@ fn staging(tag: &str) -> String {
     )
 }
 
+/// A new repository whose first commit, a person's at `t`, holds the
+/// production policy `policy` (gated), production's Deployment at 1.0.0
+/// and `more` files.
+fn gated_repo(dir: &Path, t: u64, policy: &str, more: &[(&str, &str)]) {
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let web = deploy("1.0.0");
+    let mut files = vec![
+        ("clusters/production/policy.yaml", policy),
+        ("clusters/production/web.yaml", web.as_str()),
+    ];
+    files.extend_from_slice(more);
+    commit(dir, DEV, t, "initial", &files);
+}
+
 #[test]
 fn production_takes_a_tag_only_after_it_soaked_in_staging() {
     let repo = tempfile::tempdir().unwrap();
@@ -353,17 +367,12 @@ fn production_takes_a_tag_only_after_it_soaked_in_staging() {
     let dir = repo.path();
     let t = now();
     let hours = |h: u64| t - h * 3600;
-    git_as(dir, DEV, hours(48), &["init", "--quiet", "-b", "main"]);
-    commit(
+    let staged = staging("1.0.0");
+    gated_repo(
         dir,
-        DEV,
         hours(48),
-        "initial",
-        &[
-            ("clusters/production/policy.yaml", GATED),
-            ("clusters/production/web.yaml", &deploy("1.0.0")),
-            ("clusters/staging/web.yaml", &staging("1.0.0")),
-        ],
+        GATED,
+        &[("clusters/staging/web.yaml", &staged)],
     );
     commit(
         dir,
@@ -876,4 +885,351 @@ fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
             "{report}"
         );
     }
+}
+
+/// On top of [`flux_repo`]: Flux's bot bumps to 1.1.0 at `t + 60`, a
+/// person sets 1.0.0 back at `t + 120` (the commit returned).
+fn bumped_and_rolled_back(dir: &Path, t: u64) -> String {
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "1.1.0 is broken",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    )
+}
+
+#[test]
+fn a_hotfix_pinned_after_a_rollback_keeps_the_hold() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    let revert = bumped_and_rolled_back(dir, t);
+    // Another person pins a hotfix, still below the rolled-back tag: the
+    // last change is no longer the rollback itself, and 1.1.0 must still
+    // not come back.
+    commit(
+        dir,
+        "Joe Ops <joe@example.com>",
+        t + 180,
+        "hotfix 1.0.1",
+        &[("apps/web.yaml", &deploy("1.0.1"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let reason = report["policies"][0]["holds"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.starts_with(&format!("held: rolled back by {} on", &revert[..7])),
+        "{reason}"
+    );
+    // A person who moves above the rolled-back tag takes over: no hold.
+    commit(
+        dir,
+        DEV,
+        t + 240,
+        "1.2.0 fixes it",
+        &[("apps/web.yaml", &deploy("1.2.0"))],
+    );
+    let tags = snapshot(files.path(), &["1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.3.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.3.0",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_gate_path_that_is_not_in_the_repository_says_so() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 48 * 3600;
+    let misspelt = GATED.replace("clusters/staging", "clusters/stagng");
+    let staged = staging("1.1.0");
+    gated_repo(dir, t, &misspelt, &[("clusters/staging/web.yaml", &staged)]);
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    // A misspelt path: not "1.1.0 is not in clusters/stagng" for ever.
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"],
+        "waiting: 1.1.0 cannot be checked against clusters/stagng: no such directory in the repository at HEAD (committed files only)"
+    );
+    // A file is not a directory.
+    commit(
+        dir,
+        DEV,
+        t + 60,
+        "gate on a file",
+        &[(
+            "clusters/production/policy.yaml",
+            &GATED.replace("clusters/staging", "clusters/staging/web.yaml"),
+        )],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["policies"][0]["holds"][0]["reason"],
+        "waiting: 1.1.0 cannot be checked against clusters/staging/web.yaml: a file, not a directory"
+    );
+}
+
+#[test]
+fn a_merged_branch_of_the_automation_counts_as_the_automations_change() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    // Flux pushes to its own branch (`push.branch`); a person merges the
+    // pull request with a merge commit, after another change on main.
+    git_as(dir, DEV, t, &["checkout", "--quiet", "-b", "flux-updates"]);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t, &["checkout", "--quiet", "main"]);
+    commit(dir, DEV, t + 90, "docs", &[("README.md", "hello\n")]);
+    let merge_args = [
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge pull request #1",
+        "flux-updates",
+    ];
+    git_as(dir, DEV, t + 120, &merge_args);
+    // The person reverts the merge.
+    git_as(
+        dir,
+        DEV,
+        t + 180,
+        &["revert", "--no-edit", "-m", "1", "HEAD"],
+    );
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+
+    // A person's branch merged the same way is a person's change: a
+    // person undoing it is no rollback.
+    git_as(dir, DEV, t, &["checkout", "--quiet", "-b", "manual"]);
+    commit(
+        dir,
+        DEV,
+        t + 240,
+        "try 1.1.0",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t, &["checkout", "--quiet", "main"]);
+    commit(dir, DEV, t + 250, "docs", &[("README.md", "hello again\n")]);
+    let merge_args = [
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge pull request #2",
+        "manual",
+    ];
+    git_as(dir, DEV, t + 260, &merge_args);
+    commit(
+        dir,
+        DEV,
+        t + 300,
+        "back",
+        &[("apps/web.yaml", &deploy("1.0.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_gate_reads_helm_release_values_kustomize_images_and_plain_references() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now();
+    let hours = |h: u64| t - h * 3600;
+    gated_repo(dir, hours(48), GATED, &[]);
+    // A chart that splits the registry off (Bitnami's style), 30 hours ago.
+    let helm = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: web}\nspec:\n  values:\n    image:\n      registry: ghcr.io\n      repository: acme/web\n      tag: 1.1.0\n";
+    let path = "clusters/staging/web/release.yaml";
+    commit(dir, DEV, hours(30), "staging: helm", &[(path, helm)]);
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0", "1.3.0"]);
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.1.0", "{report}");
+    // A Kustomize image override, 25 hours ago; a plain reference, 2.
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: ghcr.io/acme/web\n    newTag: \"1.2.0\"\n";
+    let path = "clusters/staging/api/kustomization.yaml";
+    commit(
+        dir,
+        DEV,
+        hours(25),
+        "staging: kustomize",
+        &[(path, kustomization)],
+    );
+    let path = "clusters/staging/jobs/job.yaml";
+    commit(
+        dir,
+        DEV,
+        hours(2),
+        "staging: job",
+        &[(path, &staging("1.3.0"))],
+    );
+    let (_, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
+    let waiting = report["policies"][0]["holds"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        waiting.starts_with("waiting: 1.3.0 in clusters/staging since"),
+        "{waiting}"
+    );
+}
+
+#[test]
+fn a_rollback_in_a_file_whose_name_is_not_utf8_holds() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    // Latin-1 "café.yaml", and a name with a newline in it.
+    let latin1 = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9.yaml"));
+    let newline = dir.join("web\nprod.yaml");
+    let write = |tag: &str| {
+        std::fs::write(&latin1, deploy(tag)).unwrap();
+        std::fs::write(&newline, deploy("1.0.0")).unwrap();
+    };
+    write("1.0.0");
+    commit(dir, DEV, t, "initial", &[("policy.yaml", POLICY)]);
+    write("1.1.0");
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[],
+    );
+    write("1.0.0");
+    commit(dir, DEV, t + 120, "back", &[]);
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_history_git_cannot_read_is_a_warning_not_a_silent_reapply() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    flux_repo(dir, t);
+    let head = bumped_and_rolled_back(dir, t);
+    // Damage the repository: HEAD's commit object is gone (as a git that
+    // refuses another owner's repository, or no git at all, also fails).
+    let object = dir.join(".git/objects").join(&head[..2]).join(&head[2..]);
+    std::fs::remove_file(object).unwrap();
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let warned = report["problems"].as_array().unwrap().iter().any(|p| {
+        p["severity"] == "warning"
+            && p["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("rollback holds are not checked")
+    });
+    assert!(warned, "{report}");
+}
+
+#[test]
+fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let digest = |c: &str| format!("sha256:{}", c.repeat(64));
+    let values = |tag: &str, d: &str| {
+        format!(
+            "image:\n  tag: \"{tag}\" # {{\"$imagepolicy\": \"apps:web:tag\"}}\n  digest: {} # {{\"$imagepolicy\": \"apps:web:digest\"}}\n",
+            digest(d)
+        )
+    };
+    let policy = POLICY.replace(
+        "policy: {semver",
+        "digestReflectionPolicy: IfNotPresent, policy: {semver",
+    );
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    let initial = [
+        ("policy.yaml", policy.as_str()),
+        ("values.yaml", &values("1.0.0", "a")),
+    ];
+    commit(dir, DEV, t, "initial", &initial);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("values.yaml", &values("1.1.0", "b"))],
+    );
+    commit(
+        dir,
+        DEV,
+        t + 120,
+        "back",
+        &[("values.yaml", &values("1.0.0", "a"))],
+    );
+    let snapshot = |tags: &[&str]| {
+        let path = files.path().join(format!("digests-{}.json", tags.len()));
+        let digests: serde_json::Map<String, serde_json::Value> = tags
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(tag, d)| (tag.to_string(), digest(d).into()))
+            .collect();
+        let json = serde_json::json!({"version": 1, "repositories": {
+            "ghcr.io/acme/web": {"tags": tags, "digests": digests}}});
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    };
+    // Held by the tag (a digest has no order: it does not hold by itself).
+    let (_, report) = run(dir, &snapshot(&["1.0.0", "1.1.0"]), &["--dry-run"]);
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    let holds = report["policies"][0]["holds"].as_array().unwrap();
+    assert_eq!(holds.len(), 1, "{report}");
+    assert_eq!(holds[0]["tag"], "1.1.0");
+    // A newer tag ends the hold, digest and all.
+    let (_, report) = run(dir, &snapshot(&["1.0.0", "1.1.0", "1.2.0"]), &["--dry-run"]);
+    assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2, "{report}");
 }

@@ -125,6 +125,19 @@ impl<'a> Gates<'a> {
         let (history, repository_of) = (self.history, self.repository_of);
         let all = self.read.entry(path.to_string()).or_insert_with(|| {
             let history = history.as_ref().map_err(Clone::clone)?;
+            if history.commits.is_empty() {
+                return Err(history.cut.clone().unwrap_or_default());
+            }
+            // A misspelt path would make every candidate wait for ever,
+            // quietly: say that nothing is there.
+            let inside = |f: &String| f.strip_prefix(path).is_some_and(|r| r.starts_with('/'));
+            if !history.head.keys().any(inside) {
+                return Err(match history.head.contains_key(path) {
+                    true => "a file, not a directory".to_string(),
+                    false => "no such directory in the repository at HEAD (committed files only)"
+                        .to_string(),
+                });
+            }
             let (now, commits) = history.under(path, &|text| values::pinned(text, repository_of));
             Ok(hold::presence(&now, &commits, history.cut.is_none()))
         });
@@ -173,7 +186,12 @@ fn file_rollbacks(
         .collect();
     let mut count: BTreeMap<&Setter, usize> = BTreeMap::new();
     let mut found = Vec::new();
-    for m in markers.iter().filter(|m| m.setter.field != Field::Name) {
+    // A digest has no order to hold by: the tag beside it (`:tag`, or the
+    // whole reference) holds the policy; `:name` sets no tag.
+    for m in markers
+        .iter()
+        .filter(|m| matches!(m.setter.field, Field::Image | Field::Tag))
+    {
         let n = count.entry(&m.setter).or_default();
         let key = (m.setter.clone(), *n);
         *n += 1;

@@ -107,7 +107,12 @@ fn walk(node: &Node, add: &mut Add) {
             if let (Some(repository), Some(tag)) =
                 (node.str_at(&["repository"]), node.str_at(&["tag"]))
             {
-                add(repository, Some(tag), None);
+                // Charts that split the host off (`registry: ghcr.io`,
+                // `repository: acme/web`, as Bitnami's do).
+                match node.str_at(&["registry"]).filter(|r| !r.is_empty()) {
+                    Some(registry) => add(&format!("{registry}/{repository}"), Some(tag), None),
+                    None => add(repository, Some(tag), None),
+                }
             }
             for (_, v) in entries {
                 walk(v, add);
@@ -169,6 +174,7 @@ mod tests {
         let src = "spec:\n  containers:\n  - image: nginx:1.25\n  - image: ghcr.io/acme/web@sha256:aa\n\
                    images:\n- name: ghcr.io/acme/api\n  newTag: 2.0.0\n\
                    image:\n  repository: docker.io/library/redis\n  tag: \"7.2\"\n\
+                   sidecar:\n  registry: quay.io\n  repository: acme/proxy\n  tag: 0.4.0\n\
                    tag: 3.1.0 # {\"$imagepolicy\": \"apps:db:tag\"}\n\
                    note: see ghcr.io/acme/x:1 for details\n\
                    helm:\n  parameters:\n  - {name: image.name, value: ghcr.io/acme/chart}\n  - {name: image.tag, value: 4.0.1}\n";
@@ -181,6 +187,7 @@ mod tests {
             "ghcr.io/acme/web@sha256:aa",
             "ghcr.io/acme/api:2.0.0",
             "docker.io/library/redis:7.2",
+            "quay.io/acme/proxy:0.4.0",
             "ghcr.io/acme/db:3.1.0",
             "ghcr.io/acme/chart:4.0.1",
         ]
