@@ -122,6 +122,10 @@ impl fmt::Display for Rule {
 pub struct TagFilter {
     pub pattern: Regex,
     pub extract: String,
+    /// The capture group `extract` is, when it is one reference and nothing
+    /// else (`$v`, `${v}`, `$1`, as filters mostly are): then the value is
+    /// a slice of the tag, with no template to expand.
+    group: Option<usize>,
 }
 
 impl TagFilter {
@@ -129,9 +133,11 @@ impl TagFilter {
         let pattern = Regex::new(pattern).map_err(|e| {
             RuleError::InvalidFilter(format!("filterTags.pattern {pattern:?}: {e}"))
         })?;
+        let group = lone_group(&pattern, extract);
         Ok(TagFilter {
             pattern,
             extract: extract.to_string(),
+            group,
         })
     }
 
@@ -141,9 +147,36 @@ impl TagFilter {
             return self.pattern.is_match(tag).then_some(Cow::Borrowed(tag));
         }
         let captures = self.pattern.captures(tag)?;
+        if let Some(group) = self.group {
+            // As expanding the template: a group that took no part is empty.
+            return Some(Cow::Borrowed(captures.get(group).map_or("", |m| m.as_str())));
+        }
         let mut out = String::new();
         captures.expand(&self.extract, &mut out);
         Some(Cow::Owned(out))
+    }
+}
+
+/// The group `extract` names when it is a single reference to a group of
+/// `pattern` (`$name`, `${name}`, `$N`, `${N}`), read as the regex crate's
+/// template expansion reads it: the longest run of `[0-9A-Za-z_]` after a
+/// bare `$`, a number if it parses as one, else a name.
+fn lone_group(pattern: &Regex, extract: &str) -> Option<usize> {
+    let inner = extract.strip_prefix('$')?;
+    let name = match inner.strip_prefix('{') {
+        Some(braced) => braced.strip_suffix('}')?,
+        None => inner,
+    };
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain {
+        return None;
+    }
+    match name.parse::<usize>() {
+        Ok(i) => (i < pattern.captures_len()).then_some(i),
+        Err(_) => pattern.capture_names().position(|n| n == Some(name)),
     }
 }
 

@@ -115,12 +115,13 @@ impl Version {
             None => (rest, None),
         };
 
-        let parts: Vec<&str> = core.split('.').collect();
-        if parts.len() > 3 {
+        // Checked before any part is read, as the error for too many parts
+        // wins over one for a part that is not a number.
+        if core.bytes().filter(|&b| b == b'.').count() > 2 {
             return Err(SemverError::version(s, "more than three numeric parts"));
         }
         let mut numbers = [0u64; 3];
-        for (slot, part) in numbers.iter_mut().zip(&parts) {
+        for (slot, part) in numbers.iter_mut().zip(core.split('.')) {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(SemverError::version(
                     s,
@@ -139,11 +140,11 @@ impl Version {
             None => Vec::new(),
         };
         let build = match build {
-            Some(text) => split_identifiers(text, "build metadata")
-                .map_err(|reason| SemverError::version(s, reason))?
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            Some(text) => {
+                check_identifiers(text, "build metadata")
+                    .map_err(|reason| SemverError::version(s, reason))?;
+                text.split('.').map(str::to_owned).collect()
+            }
             None => Vec::new(),
         };
 
@@ -181,8 +182,9 @@ impl Version {
 }
 
 fn parse_prerelease(text: &str) -> Result<Vec<Identifier>, String> {
-    split_identifiers(text, "prerelease")?
-        .into_iter()
+    // Every identifier's characters are checked before any leading zero.
+    check_identifiers(text, "prerelease")?;
+    text.split('.')
         .map(|id| {
             if !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Ok(Identifier::AlphaNumeric(id.to_owned()));
@@ -200,20 +202,20 @@ fn parse_prerelease(text: &str) -> Result<Vec<Identifier>, String> {
         .collect()
 }
 
-fn split_identifiers<'a>(text: &'a str, what: &str) -> Result<Vec<&'a str>, String> {
-    text.split('.')
-        .map(|id| {
-            if id.is_empty() {
-                Err(format!("empty {what} identifier"))
-            } else if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                Err(format!(
-                    "{what} identifier {id:?} has characters outside [0-9A-Za-z-]"
-                ))
-            } else {
-                Ok(id)
-            }
-        })
-        .collect()
+/// Whether every `.`-separated identifier of `text` is non-empty
+/// `[0-9A-Za-z-]`; the first that is not is named.
+fn check_identifiers(text: &str, what: &str) -> Result<(), String> {
+    for id in text.split('.') {
+        if id.is_empty() {
+            return Err(format!("empty {what} identifier"));
+        }
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(format!(
+                "{what} identifier {id:?} has characters outside [0-9A-Za-z-]"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Ord for Version {

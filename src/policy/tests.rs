@@ -137,6 +137,39 @@ fn extract_collisions_map_back_to_the_last_listed_tag() {
 }
 
 #[test]
+fn an_extract_of_one_group_reads_as_the_template_expands() {
+    // The shortcut for `$v`-like templates must give what expanding the
+    // template gives, also for the templates it leaves to the expansion.
+    let pattern = "^(?P<v>[0-9]+)(?:-(?P<suffix>[a-z]+))?(?P<opt_1>x)?$";
+    let templates = [
+        "$v", "${v}", "$1", "${2}", "$suffix", "$opt_1", "$3", "$9", "$missing", "${v}}",
+        "$v-", "$$v", "v$v", "${ v}", "$", "${v", "$0", "",
+    ];
+    for extract in templates {
+        let filter = TagFilter::new(pattern, extract).unwrap();
+        for tag in ["12", "12-rc", "12x", "a", "12-rc-x"] {
+            let expanded = filter.pattern.captures(tag).map(|c| {
+                let mut out = String::new();
+                c.expand(extract, &mut out);
+                out
+            });
+            let expected = match extract {
+                "" => filter.pattern.is_match(tag).then(|| tag.to_string()),
+                _ => expanded,
+            };
+            assert_eq!(
+                filter.apply(tag).map(Cow::into_owned),
+                expected,
+                "{extract:?} on {tag:?}"
+            );
+        }
+    }
+    assert_eq!(TagFilter::new(pattern, "$v").unwrap().group, Some(1));
+    assert_eq!(TagFilter::new(pattern, "${suffix}").unwrap().group, Some(2));
+    assert_eq!(TagFilter::new(pattern, "$missing").unwrap().group, None);
+}
+
+#[test]
 fn every_tag_gets_a_verdict() {
     let mut s = Selector::new(Rule::semver("^1.0").unwrap(), Flavor::Flux);
     s.filter = Some(TagFilter::new("^v?[0-9]", "").unwrap());
