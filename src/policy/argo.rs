@@ -81,7 +81,7 @@ impl AllowTags {
                 "invalid allowTags {s:?}: unknown match function {func:?}"
             ));
         }
-        Regex::new(arg)
+        super::compiled::regex(arg)
             .map(AllowTags::Regexp)
             .map_err(|e| format!("invalid allowTags {s:?}: {e}"))
     }
@@ -591,7 +591,7 @@ pub(crate) fn go_glob(pattern: &str) -> Option<Regex> {
         }
     }
     out.push_str(")$");
-    Regex::new(&out).ok()
+    super::compiled::regex(&out).ok()
 }
 
 /// One character of a class range: `\c` is `c`; an unescaped `-` or `]` is

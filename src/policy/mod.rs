@@ -9,6 +9,7 @@
 
 pub mod argo;
 pub mod candidates;
+mod compiled;
 pub mod semver;
 
 use std::borrow::Cow;
@@ -130,7 +131,7 @@ pub struct TagFilter {
 
 impl TagFilter {
     pub fn new(pattern: &str, extract: &str) -> Result<TagFilter, RuleError> {
-        let pattern = Regex::new(pattern).map_err(|e| {
+        let pattern = compiled::regex(pattern).map_err(|e| {
             RuleError::InvalidFilter(format!("filterTags.pattern {pattern:?}: {e}"))
         })?;
         let group = lone_group(&pattern, extract);
@@ -185,6 +186,19 @@ pub const DEFAULT_EXCLUSION: &str = r"^.*\.sig$";
 
 static DEFAULT_EXCLUSION_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(DEFAULT_EXCLUSION).expect("the default exclusion is valid"));
+
+/// Whether the exclusion `re` matches `tag`. The default, `^.*\.sig$`,
+/// which nearly every repository keeps, is read without the regex engine:
+/// it matches a tag ending in `.sig` with no line break before (`.` stops
+/// at one), and it is asked of every listed tag of every policy.
+fn excludes(re: &Regex, tag: &str) -> bool {
+    match re.as_str() == DEFAULT_EXCLUSION {
+        true => tag
+            .strip_suffix(".sig")
+            .is_some_and(|rest| !rest.contains('\n')),
+        false => re.is_match(tag),
+    }
+}
 
 /// Everything that decides which tag wins.
 #[derive(Debug, Clone)]
@@ -254,7 +268,7 @@ impl Selector {
             self.exclusions = patterns
                 .iter()
                 .map(|p| {
-                    Regex::new(p).map_err(|e| {
+                    compiled::regex(p).map_err(|e| {
                         RuleError::InvalidPolicy(format!("exclusionList entry {p:?}: {e}"))
                     })
                 })
@@ -276,7 +290,7 @@ impl Selector {
     /// violate then.
     pub fn ranks_below(&self, candidate: &str, current: &str) -> bool {
         let value = |tag: &'_ str| -> Option<String> {
-            if self.exclusions.iter().any(|re| re.is_match(tag)) {
+            if self.exclusions.iter().any(|re| excludes(re, tag)) {
                 return None;
             }
             match &self.filter {
@@ -506,7 +520,7 @@ impl Selector {
         let mut deferred: Vec<(usize, Cow<str>, Gate)> = Vec::new();
         for (i, tag) in tags.iter().enumerate() {
             let tag = tag.as_ref();
-            if let Some(x) = self.exclusions.iter().position(|re| re.is_match(tag)) {
+            if let Some(x) = self.exclusions.iter().position(|re| excludes(re, tag)) {
                 e.marks[i] = Mark::Excluded(x);
                 continue;
             }

@@ -106,14 +106,8 @@ impl Version {
         let body = s.strip_prefix('v').unwrap_or(s);
         // The numeric core holds neither '-' nor '+', and the prerelease
         // holds no '+', so the first of each marks where the next part starts.
-        let (rest, build) = match body.split_once('+') {
-            Some((rest, build)) => (rest, Some(build)),
-            None => (body, None),
-        };
-        let (core, pre) = match rest.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (rest, None),
-        };
+        let (rest, build) = cut(body, b'+');
+        let (core, pre) = cut(rest, b'-');
 
         // Checked before any part is read, as the error for too many parts
         // wins over one for a part that is not a number.
@@ -121,16 +115,19 @@ impl Version {
             return Err(SemverError::version(s, "more than three numeric parts"));
         }
         let mut numbers = [0u64; 3];
-        for (slot, part) in numbers.iter_mut().zip(core.split('.')) {
+        for (slot, part) in numbers.iter_mut().zip(pieces(core, b'.')) {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(SemverError::version(
                     s,
                     format_args!("{part:?} is not a number"),
                 ));
             }
-            *slot = part.parse().map_err(|_| {
-                SemverError::version(s, format_args!("{part} does not fit in 64 bits"))
-            })?;
+            *slot = part
+                .bytes()
+                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .ok_or_else(|| {
+                    SemverError::version(s, format_args!("{part} does not fit in 64 bits"))
+                })?;
         }
 
         let pre = match pre {
@@ -143,7 +140,7 @@ impl Version {
             Some(text) => {
                 check_identifiers(text, "build metadata")
                     .map_err(|reason| SemverError::version(s, reason))?;
-                text.split('.').map(str::to_owned).collect()
+                pieces(text, b'.').map(str::to_owned).collect()
             }
             None => Vec::new(),
         };
@@ -162,7 +159,7 @@ impl Version {
     /// split into at least three `.`-separated pieces before `parse` sees it,
     /// so `1.2` and `v1` are refused while `v1.2-beta.5` is accepted.
     pub fn parse_flux(s: &str) -> Result<Version, SemverError> {
-        if s.split('.').count() < 3 {
+        if s.bytes().filter(|&b| b == b'.').count() < 2 {
             return Err(SemverError::version(
                 s,
                 "Flux requires at least three dot-separated parts",
@@ -184,7 +181,7 @@ impl Version {
 fn parse_prerelease(text: &str) -> Result<Vec<Identifier>, String> {
     // Every identifier's characters are checked before any leading zero.
     check_identifiers(text, "prerelease")?;
-    text.split('.')
+    pieces(text, b'.')
         .map(|id| {
             if !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Ok(Identifier::AlphaNumeric(id.to_owned()));
@@ -202,10 +199,30 @@ fn parse_prerelease(text: &str) -> Result<Vec<Identifier>, String> {
         .collect()
 }
 
+/// `text` split at the first `at`, which is left out. Tags are short and a
+/// registry lists thousands of them for each rule, so bytes are scanned
+/// by hand rather than with `str`'s searchers, which are made for long text.
+fn cut(text: &str, at: u8) -> (&str, Option<&str>) {
+    match text.bytes().position(|b| b == at) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    }
+}
+
+/// `text.split(at)` for an ASCII `at`, scanned as [`cut`] does.
+fn pieces(text: &str, at: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let (piece, after) = cut(rest?, at);
+        rest = after;
+        Some(piece)
+    })
+}
+
 /// Whether every `.`-separated identifier of `text` is non-empty
 /// `[0-9A-Za-z-]`; the first that is not is named.
 fn check_identifiers(text: &str, what: &str) -> Result<(), String> {
-    for id in text.split('.') {
+    for id in pieces(text, b'.') {
         if id.is_empty() {
             return Err(format!("empty {what} identifier"));
         }

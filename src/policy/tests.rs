@@ -170,6 +170,17 @@ fn an_extract_of_one_group_reads_as_the_template_expands() {
 }
 
 #[test]
+fn the_default_exclusion_reads_as_its_regex() {
+    let re = Regex::new(DEFAULT_EXCLUSION).unwrap();
+    for tag in [
+        "sha256-ab.sig", ".sig", "sig", "1.0.sig.", "1.0.SIG", "a\nb.sig", "a.sig\n", "é.sig", "",
+        "x.sigx", "x..sig",
+    ] {
+        assert_eq!(excludes(&re, tag), re.is_match(tag), "{tag:?}");
+    }
+}
+
+#[test]
 fn every_tag_gets_a_verdict() {
     let mut s = Selector::new(Rule::semver("^1.0").unwrap(), Flavor::Flux);
     s.filter = Some(TagFilter::new("^v?[0-9]", "").unwrap());
