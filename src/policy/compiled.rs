@@ -40,7 +40,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pattern_compiles_once_and_an_invalid_one_keeps_its_error() {
+    fn a_kept_pattern_matches_as_compiled_and_an_invalid_one_keeps_its_error() {
         let a = regex("^build-(?P<n>[0-9]+)$").unwrap();
         let b = regex("^build-(?P<n>[0-9]+)$").unwrap();
         assert_eq!(a.as_str(), b.as_str());
