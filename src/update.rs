@@ -1097,6 +1097,11 @@ fn history_constraints<'a>(
                 .iter()
                 .filter_map(|(_, _, f)| Some(f.as_ref()?.to_string())),
         );
+        paths.extend(
+            (0..images.len())
+                .flat_map(|j| prepared.written_elsewhere(j))
+                .map(str::to_string),
+        );
     }
     let history = match gated || held {
         false => Err(String::new()),

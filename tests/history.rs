@@ -1233,3 +1233,116 @@ fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
     assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
     assert_eq!(report["changes"].as_array().unwrap().len(), 2, "{report}");
 }
+
+/// Argo CD Image Updater's first write creates the override file; a
+/// person's `git revert` of it deletes the file, and the value in effect
+/// comes again from values.yaml, which never changed. That is a rollback
+/// of the override file's value: held, not written again.
+#[test]
+fn reverting_the_image_updaters_first_write_deletes_the_override_file_and_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    argo_repo(dir, APP, t);
+    commit(
+        dir,
+        ARGO_BOT,
+        t + 60,
+        "build: automatic update of web",
+        &[(OVERRIDE, &overrides("1.1.0"))],
+    );
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    let revert = git_as(dir, DEV, t + 120, &["rev-parse", "HEAD"]);
+    assert!(!dir.join(OVERRIDE).exists());
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert_eq!(image["holds"][0]["outcome"], "held", "{report}");
+    assert_eq!(
+        image["holds"][0]["reason"],
+        format!(
+            "held: rolled back by {} on {} (1.1.0 -> 1.0.0 by Jane Dev); waiting for a tag newer than 1.1.0",
+            &revert[..7],
+            rfc3339(t + 120)
+        ),
+        "{report}"
+    );
+    assert!(!dir.join(OVERRIDE).exists(), "nothing written");
+    // A newer tag is written, into a new override file.
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &tags, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
+        overrides("1.2.0")
+    );
+}
+
+/// The same with `write-back-target: kustomization`: the first write adds
+/// an `images` entry to the kustomization, the revert takes it out, and
+/// the image runs what the Deployment names again.
+#[test]
+fn reverting_the_first_write_to_a_kustomization_target_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/example/gitops.git\n    path: apps/web\n    targetRevision: main\n  destination: {server: https://kubernetes.default.svc, namespace: web}\n";
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/acme/web:1.0.0\n";
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[
+            ("argocd/web.yaml", app),
+            (
+                "apps/web/kustomization.yaml",
+                "resources:\n- deployment.yaml\n",
+            ),
+            ("apps/web/deployment.yaml", deployment),
+        ],
+    );
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    // The tool's own first write, committed as its default author.
+    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let kustomization = dir.join("apps/web/kustomization.yaml");
+    assert!(
+        std::fs::read_to_string(&kustomization)
+            .unwrap()
+            .contains("newTag: 1.1.0"),
+        "{report}"
+    );
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    let (out, report) = run(dir, &two, &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    assert!(
+        image["holds"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kustomization).unwrap(),
+        "resources:\n- deployment.yaml\n"
+    );
+    let three = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &three, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+}
