@@ -34,6 +34,8 @@ pub struct Commit {
     pub author_name: String,
     pub author_email: String,
     pub subject: String,
+    /// The message carries the [`TRAILER_KEY`] trailer.
+    pub trailer: bool,
     /// For a merge on the first-parent line, the tip of the branch it
     /// merged (its second parent): what a merge brings in is that branch's
     /// change, so its author tells who wrote it (Flux pushing to a branch
@@ -70,6 +72,15 @@ pub const DEFAULT_AUTHORS: &[&str] = &[
     "argocd-image-updater",
     "noreply@argoproj.io",
 ];
+
+/// The git trailer every commit of this tool carries, so that its own
+/// commits are known whoever the author is (in CI often the repository's
+/// `user.name`, e.g. `github-actions[bot]`). Neither Flux nor Argo CD
+/// Image Updater defines a trailer of its own (Argo adds only
+/// `Signed-off-by`).
+pub const TRAILER_KEY: &str = "Image-Update-Automation";
+/// [`TRAILER_KEY`] with this tool's value.
+pub const TRAILER: &str = "Image-Update-Automation: image-update";
 
 /// The tools' default commit subjects: Flux's `defaultMessageTemplate`
 /// (internal/source/source.go:77) and Argo CD Image Updater's
@@ -115,7 +126,8 @@ impl Automation {
         match &commit.merged {
             Some(tip) => self.wrote(tip),
             None => {
-                self.authors.contains(&commit.author_name.to_lowercase())
+                commit.trailer
+                    || self.authors.contains(&commit.author_name.to_lowercase())
                     || self.authors.contains(&commit.author_email.to_lowercase())
                     || self.subjects.iter().any(|s| commit.subject.starts_with(s))
             }
@@ -674,6 +686,7 @@ mod tests {
             author_name: author.to_string(),
             author_email: format!("{author}@example.com"),
             subject: "change".to_string(),
+            trailer: false,
             merged: None,
         }
     }
@@ -715,6 +728,16 @@ mod tests {
         assert!(automation.wrote(&by("someone", "bot@acme.io", "x")));
         assert!(automation.wrote(&by("CI-Robot", "r@acme.io", "x")));
         assert!(!automation.wrote(&by("Jane", "jane@acme.io", "Roll back web to 1.0.0")));
+        // This tool's trailer, whoever the author.
+        let ci = Commit {
+            trailer: true,
+            ..by(
+                "github-actions[bot]",
+                "41898282+github-actions[bot]@users.noreply.github.com",
+                "x",
+            )
+        };
+        assert!(automation.wrote(&ci));
         // A merge is the branch it merged.
         let merge = |tip: Commit| Commit {
             merged: Some(Box::new(tip)),

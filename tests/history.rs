@@ -1346,3 +1346,73 @@ fn reverting_the_first_write_to_a_kustomization_target_holds() {
         "{report}"
     );
 }
+
+/// In CI the repository's own `user.name` is often a bot's
+/// (`github-actions[bot]`), which is no automation author: the tool's
+/// commits are known by their `Image-Update-Automation` trailer, so a
+/// person's revert still holds.
+#[test]
+fn the_tools_commits_under_the_repositorys_own_user_name_are_known_by_their_trailer() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    let bot = "github-actions[bot]";
+    git_as(dir, DEV, t, &["config", "user.name", bot]);
+    git_as(
+        dir,
+        DEV,
+        t,
+        &[
+            "config",
+            "user.email",
+            "41898282+github-actions[bot]@users.noreply.github.com",
+        ],
+    );
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &two, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git_as(dir, DEV, t, &["log", "-1", "--format=%an"]).trim(),
+        bot
+    );
+    assert_eq!(
+        git_as(
+            dir,
+            DEV,
+            t,
+            &[
+                "log",
+                "-1",
+                "--format=%(trailers:key=Image-Update-Automation)"
+            ]
+        )
+        .trim(),
+        "Image-Update-Automation: image-update"
+    );
+    git_as(dir, DEV, now() - 3600, &["revert", "--no-edit", "HEAD"]);
+    let (out, report) = run(dir, &two, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+    // A person's own commit under that name, without the trailer, is a
+    // person's: their bump reverted by another person is no rollback.
+    commit(
+        dir,
+        "github-actions[bot] <ci@example.com>",
+        now() - 1800,
+        "try 1.1.0",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, now() - 900, &["revert", "--no-edit", "HEAD"]);
+    let (_, report) = run(dir, &two, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+}

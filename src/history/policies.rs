@@ -87,7 +87,8 @@ pub fn argo(
                     .map(|file| (file, current)),
             );
             for (file, absent) in files {
-                let changes = value_changes(history, file, absent, &|f, t| prepared.tag_in(j, f, t));
+                let changes =
+                    value_changes(history, file, absent, &|f, t| prepared.tag_in(j, f, t));
                 if let Some(rollback) = hold::rollback(&changes, settings.automation, &below)
                     && !c.holds.contains(&rollback)
                 {
