@@ -466,7 +466,8 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// A refused candidate as the report shows it.
+/// A refused candidate as the report shows it: the one-line `reason`, and
+/// the same facts as fields (those of its kind only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hold {
     pub tag: String,
@@ -476,26 +477,71 @@ pub struct Hold {
     /// When a waiting tag qualifies (RFC 3339), when that is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eligible_at: Option<String>,
+    /// Held: the rollback's commit (full id), its committer date (RFC
+    /// 3339), its author's name, and the tag it set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+    /// Waiting: the gate's path and soak (as written), and since when the
+    /// tag is in the path (RFC 3339), when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// `since` is where the history read stops: the tag may have been
+    /// there longer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub since_or_earlier: bool,
 }
 
 impl From<&Refusal> for Hold {
     fn from(refusal: &Refusal) -> Hold {
-        let (tag, outcome, eligible_at) = match refusal {
-            Refusal::Held(r) => (r.tag.clone(), "held", None),
-            Refusal::Waiting(w) => (
-                w.tag.clone(),
-                "waiting",
-                match w.why {
-                    Waiting::Soaking { eligible, .. } => Some(rfc3339(eligible)),
-                    _ => None,
-                },
-            ),
-        };
-        Hold {
-            tag,
-            outcome,
+        let hold = Hold {
+            tag: String::new(),
+            outcome: "held",
             reason: refusal.to_string(),
-            eligible_at,
+            eligible_at: None,
+            commit: None,
+            date: None,
+            author: None,
+            rolled_back_to: None,
+            path: None,
+            soak: None,
+            since: None,
+            since_or_earlier: false,
+        };
+        match refusal {
+            Refusal::Held(r) => Hold {
+                tag: r.tag.clone(),
+                commit: Some(r.sha.clone()),
+                date: Some(r.date.clone()),
+                author: Some(r.author.clone()),
+                rolled_back_to: Some(r.to.clone()),
+                ..hold
+            },
+            Refusal::Waiting(w) => {
+                let (since, eligible_at) = match w.why {
+                    Waiting::Soaking { since, eligible } => (Some(since), Some(rfc3339(eligible))),
+                    _ => (None, None),
+                };
+                Hold {
+                    tag: w.tag.clone(),
+                    outcome: "waiting",
+                    eligible_at,
+                    path: Some(w.from.clone()),
+                    soak: Some(w.soak_text.clone()),
+                    since: since.map(|s| rfc3339(s.time())),
+                    since_or_earlier: matches!(since, Some(Since::AtLeast(_))),
+                    ..hold
+                }
+            }
         }
     }
 }
@@ -928,7 +974,17 @@ mod tests {
             Hold::from(&refusal).eligible_at.as_deref(),
             Some("1970-01-02T13:53:20Z")
         );
-        assert!(check("1.3").unwrap_err().to_string().contains("or earlier"));
+        let cut = check("1.3").unwrap_err();
+        assert!(cut.to_string().contains("or earlier"));
+        let hold = Hold::from(&cut);
+        assert_eq!(
+            (hold.since.as_deref(), hold.since_or_earlier),
+            (Some("1970-01-01T11:06:40Z"), true)
+        );
+        assert_eq!(
+            (hold.path.as_deref(), hold.soak.as_deref()),
+            (Some("clusters/staging"), Some("24h"))
+        );
         assert_eq!(
             check("2.0").unwrap_err().to_string(),
             "waiting: 2.0 is not in clusters/staging (promotion gate, soak 24h)"

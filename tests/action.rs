@@ -1481,14 +1481,7 @@ fn rolled_back_repo(dir: &Path, author: &str) -> String {
     fs::write(dir.join("web.yaml"), web_at("1.1.0")).unwrap();
     git(
         dir,
-        &[
-            "commit",
-            "--quiet",
-            "-am",
-            "web 1.1.0",
-            "--author",
-            author,
-        ],
+        &["commit", "--quiet", "-am", "web 1.1.0", "--author", author],
     );
     git(dir, &["revert", "--no-edit", "HEAD"]);
     fs::write(

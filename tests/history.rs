@@ -678,6 +678,24 @@ fn an_argo_cd_image_waits_for_its_soak_in_staging() {
         ),
         "{report}"
     );
+    let hold = &image["holds"][0];
+    assert_eq!(
+        (
+            &hold["path"],
+            &hold["soak"],
+            &hold["since"],
+            &hold["eligible_at"]
+        ),
+        (
+            &"clusters/staging".into(),
+            &"24h".into(),
+            &rfc3339(t - 5 * 3600).into(),
+            &rfc3339(t + 19 * 3600).into()
+        ),
+        "{report}"
+    );
+    assert_eq!(hold.get("since_or_earlier"), None, "{report}");
+    assert_eq!(hold.get("commit"), None, "{report}");
 }
 
 /// A unified `ImageUpdater` of `kind: fluxcd`, gated per image by its own
@@ -1271,6 +1289,14 @@ fn reverting_the_image_updaters_first_write_deletes_the_override_file_and_holds(
         ),
         "{report}"
     );
+    // The same facts as fields.
+    let hold = &image["holds"][0];
+    assert_eq!(hold["tag"], "1.1.0", "{report}");
+    assert_eq!(hold["commit"], revert.trim(), "{report}");
+    assert_eq!(hold["date"], rfc3339(t + 120), "{report}");
+    assert_eq!(hold["author"], "Jane Dev", "{report}");
+    assert_eq!(hold["rolled_back_to"], "1.0.0", "{report}");
+    assert_eq!(hold.get("path"), None, "{report}");
     assert!(!dir.join(OVERRIDE).exists(), "nothing written");
     // A newer tag is written, into a new override file.
     let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
