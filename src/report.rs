@@ -6,7 +6,7 @@ mod markdown;
 
 use std::fmt::Write as _;
 
-use crate::outcome::{Change, Report, Severity, write_of};
+use crate::outcome::{Change, KeptBack, Report, Severity, write_of};
 use crate::policy::{Candidates, Outcome, PER_OUTCOME};
 
 impl Report {
@@ -199,9 +199,13 @@ impl Report {
             n => format!(", {n} {}", plural(n, "application", "applications")),
         };
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();
+        let kept = match self.kept_back() {
+            k if k == KeptBack::default() => String::new(),
+            k => format!(", {k}"),
+        };
         let _ = writeln!(
             out,
-            "{} {}{applications}, {changes} {} in {} {}{}{}{}{}",
+            "{} {}{applications}, {changes} {} in {} {}{kept}{}{}{}{}",
             self.policies.len(),
             plural(self.policies.len(), "policy", "policies"),
             plural(changes, "change", "changes"),

@@ -1518,6 +1518,12 @@ fn the_step_summary_says_a_rollback_holds_a_policy() {
         "{}",
         step.summary
     );
+    assert!(
+        step.summary
+            .contains("No image reference changed; 1 held by a rollback."),
+        "{}",
+        step.summary
+    );
 }
 
 /// The history inputs reach `run`: `automation-authors` makes a CI bot's

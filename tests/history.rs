@@ -1442,3 +1442,78 @@ fn the_tools_commits_under_the_repositorys_own_user_name_are_known_by_their_trai
         "{report}"
     );
 }
+
+/// When nothing changes because of holds, the summaries say so rather
+/// than "nothing needs a change": one policy held by a rollback, one
+/// waiting at its promotion gate.
+#[test]
+fn the_summaries_say_what_was_held_and_what_waits_when_nothing_changed() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    // api is gated: 1.1.0 reached staging an hour ago, soak 24h.
+    let api = GATED.replace("web", "api");
+    commit(
+        dir,
+        DEV,
+        t + 180,
+        "api",
+        &[
+            ("apps/api-policy.yaml", &api),
+            ("apps/api.yaml", &deploy("1.0.0").replace("web", "api")),
+            (
+                "clusters/staging/api.yaml",
+                &staging("1.0.0").replace("web", "api"),
+            ),
+        ],
+    );
+    commit(
+        dir,
+        DEV,
+        now() - 3600,
+        "staging: api 1.1.0",
+        &[(
+            "clusters/staging/api.yaml",
+            &staging("1.1.0").replace("web", "api"),
+        )],
+    );
+    let snapshot = files.path().join("snapshot.json");
+    let tags = serde_json::json!(["1.0.0", "1.1.0"]);
+    let json = serde_json::json!({"version": 1, "repositories": {
+        "ghcr.io/acme/web": {"tags": tags}, "ghcr.io/acme/api": {"tags": tags}}});
+    std::fs::write(&snapshot, json.to_string()).unwrap();
+
+    let text = text_run(dir, &snapshot);
+    assert!(
+        text.lines().any(|l| l
+            == "2 policies, 0 changes in 0 files, 1 held by a rollback, 1 waiting for promotion (dry run: nothing written)"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .arg("--registry-snapshot")
+        .arg(&snapshot)
+        .args(["--output", "markdown"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let markdown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        markdown
+            .contains("No image reference changed; 1 held by a rollback, 1 waiting for promotion."),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("needs a change"), "{markdown}");
+}
