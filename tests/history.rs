@@ -1252,6 +1252,35 @@ fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
     assert_eq!(report["changes"].as_array().unwrap().len(), 2, "{report}");
 }
 
+/// Runs the Argo CD repository in `dir`, whose one image a person rolled
+/// back from 1.1.0 to 1.0.0: with tags 1.0.0 and 1.1.0 it is held and
+/// nothing is written (`unchanged` checks the files); with 1.2.0 listed
+/// too, 1.2.0 is written. The hold of the first run.
+fn argo_held_until_newer(dir: &Path, files: &Path, unchanged: &dyn Fn()) -> serde_json::Value {
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let (out, report) = run(dir, &snapshot(files, &["1.0.0", "1.1.0"]), &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    let hold = &image["holds"][0];
+    assert_eq!(hold["outcome"], "held", "{report}");
+    assert!(
+        hold["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
+        "{report}"
+    );
+    unchanged();
+    let newer = snapshot(files, &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &newer, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+    hold.clone()
+}
+
 /// Argo CD Image Updater's first write creates the override file; a
 /// person's `git revert` of it deletes the file, and the value in effect
 /// comes again from values.yaml, which never changed. That is a rollback
@@ -1273,38 +1302,25 @@ fn reverting_the_image_updaters_first_write_deletes_the_override_file_and_holds(
     git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
     let revert = git_as(dir, DEV, t + 120, &["rev-parse", "HEAD"]);
     assert!(!dir.join(OVERRIDE).exists());
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
-    let (out, report) = run(dir, &tags, &repo_url);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    let image = &report["applications"][0]["images"][0];
-    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
-    assert_eq!(image["holds"][0]["outcome"], "held", "{report}");
+    let hold = argo_held_until_newer(dir, files.path(), &|| {
+        assert!(!dir.join(OVERRIDE).exists(), "nothing written")
+    });
     assert_eq!(
-        image["holds"][0]["reason"],
+        hold["reason"],
         format!(
             "held: rolled back by {} on {} (1.1.0 -> 1.0.0 by Jane Dev); waiting for a tag newer than 1.1.0",
             &revert[..7],
             rfc3339(t + 120)
         ),
-        "{report}"
     );
     // The same facts as fields.
-    let hold = &image["holds"][0];
-    assert_eq!(hold["tag"], "1.1.0", "{report}");
-    assert_eq!(hold["commit"], revert.trim(), "{report}");
-    assert_eq!(hold["date"], rfc3339(t + 120), "{report}");
-    assert_eq!(hold["author"], "Jane Dev", "{report}");
-    assert_eq!(hold["rolled_back_to"], "1.0.0", "{report}");
-    assert_eq!(hold.get("path"), None, "{report}");
-    assert!(!dir.join(OVERRIDE).exists(), "nothing written");
-    // A newer tag is written, into a new override file.
-    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
-    let (_, report) = run(dir, &tags, &repo_url);
-    assert_eq!(
-        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
-        "{report}"
-    );
+    assert_eq!(hold["tag"], "1.1.0", "{hold}");
+    assert_eq!(hold["commit"], revert.trim(), "{hold}");
+    assert_eq!(hold["date"], rfc3339(t + 120), "{hold}");
+    assert_eq!(hold["author"], "Jane Dev", "{hold}");
+    assert_eq!(hold["rolled_back_to"], "1.0.0", "{hold}");
+    assert_eq!(hold.get("path"), None, "{hold}");
+    // The newer tag went into a new override file.
     assert_eq!(
         std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
         overrides("1.2.0")
@@ -1320,8 +1336,17 @@ fn reverting_the_first_write_to_a_kustomization_target_holds() {
     let files = tempfile::tempdir().unwrap();
     let dir = repo.path();
     let t = now() - 3600;
-    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: web=ghcr.io/acme/web:1.x\n    argocd-image-updater.argoproj.io/write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/example/gitops.git\n    path: apps/web\n    targetRevision: main\n  destination: {server: https://kubernetes.default.svc, namespace: web}\n";
+    let app = APP
+        .replace(
+            "    argocd-image-updater.argoproj.io/web.helm.image-name: image.repository\n    argocd-image-updater.argoproj.io/web.helm.image-tag: image.tag\n",
+            "",
+        )
+        .replace(
+            "write-back-method: git\n",
+            "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\n",
+        );
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/acme/web:1.0.0\n";
+    let kustomization = "resources:\n- deployment.yaml\n";
     git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
     commit(
         dir,
@@ -1329,48 +1354,23 @@ fn reverting_the_first_write_to_a_kustomization_target_holds() {
         t,
         "initial",
         &[
-            ("argocd/web.yaml", app),
-            (
-                "apps/web/kustomization.yaml",
-                "resources:\n- deployment.yaml\n",
-            ),
+            ("argocd/web.yaml", &app),
+            ("apps/web/kustomization.yaml", kustomization),
             ("apps/web/deployment.yaml", deployment),
         ],
     );
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
     // The tool's own first write, committed as its default author.
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
     let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
     assert_eq!(out.status.code(), Some(0), "{report}");
-    let kustomization = dir.join("apps/web/kustomization.yaml");
-    assert!(
-        std::fs::read_to_string(&kustomization)
-            .unwrap()
-            .contains("newTag: 1.1.0"),
-        "{report}"
-    );
+    let file = dir.join("apps/web/kustomization.yaml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("newTag: 1.1.0"), "{written}");
     git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
-    let (out, report) = run(dir, &two, &repo_url);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    let image = &report["applications"][0]["images"][0];
-    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
-    assert!(
-        image["holds"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
-        "{report}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&kustomization).unwrap(),
-        "resources:\n- deployment.yaml\n"
-    );
-    let three = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
-    let (_, report) = run(dir, &three, &repo_url);
-    assert_eq!(
-        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
-        "{report}"
-    );
+    argo_held_until_newer(dir, files.path(), &|| {
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), kustomization)
+    });
 }
 
 /// In CI the repository's own `user.name` is often a bot's
