@@ -12,6 +12,7 @@ pub mod action;
 pub mod argocd;
 pub mod cli;
 pub mod commit;
+pub mod diff;
 pub mod flux;
 pub mod git;
 pub mod history;

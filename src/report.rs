@@ -1,6 +1,6 @@
 //! The only code that prints a run's outcome (`outcome::Report`): text for
 //! people, JSON for machines (a stable schema, `version: 1`), Markdown
-//! (`markdown`) and a unified diff.
+//! (`markdown`), with the unified diff `diff` made for `--diff`.
 
 mod markdown;
 
@@ -290,46 +290,4 @@ pub fn shown(path: &str) -> std::borrow::Cow<'_, str> {
         })
         .collect::<String>()
         .into()
-}
-
-/// A path in a diff header as git writes it: in double quotes with C
-/// escapes when it holds a control character, `"` or a backslash.
-fn quoted_path(path: &str) -> String {
-    if !path
-        .chars()
-        .any(|c| c.is_control() || c == '"' || c == '\\')
-    {
-        return path.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in path.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let mut buf = [0; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\{b:03o}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A unified diff of one file, paths as `a/<file>` and `b/<file>`.
-pub fn diff(file: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &quoted_path(&format!("a/{file}")),
-            &quoted_path(&format!("b/{file}")),
-        )
-        .to_string()
 }
