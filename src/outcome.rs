@@ -122,6 +122,11 @@ pub struct Report {
     /// and kind; absent when no registry was asked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestCount>,
+    /// Why rollback holds were not looked for although values are
+    /// managed: there is no history (`not in a git repository`, no commit
+    /// yet). A fact of the run, not a problem of the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holds_not_checked: Option<String>,
 }
 
 impl Report {

@@ -151,6 +151,12 @@ impl Report {
                 }
             }
         }
+        if let Some(why) = &self.holds_not_checked {
+            let _ = writeln!(
+                out,
+                "note: no git history ({why}): rollback holds are not checked"
+            );
+        }
         for p in &self.problems {
             let severity = match p.severity {
                 Severity::Info => "note",

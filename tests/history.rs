@@ -1517,3 +1517,33 @@ fn the_summaries_say_what_was_held_and_what_waits_when_nothing_changed() {
     );
     assert!(!markdown.contains("needs a change"), "{markdown}");
 }
+
+/// Outside git there is no history: the run says once that rollback holds
+/// were not checked (a fact of the run, not a problem of the tree), and
+/// updates as before; in a repository, or with --ignore-holds, nothing is
+/// said.
+#[test]
+fn a_tree_outside_git_says_once_that_holds_are_not_checked() {
+    let plain = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = plain.path();
+    std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+    std::fs::write(dir.join("web.yaml"), deploy("1.0.0")).unwrap();
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["holds_not_checked"], "not in a git repository");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0");
+    let text = text_run(dir, &tags);
+    let note = "note: no git history (not in a git repository): rollback holds are not checked";
+    assert_eq!(text.matches(note).count(), 1, "{text}");
+    let (_, report) = run(dir, &tags, &["--dry-run", "--ignore-holds"]);
+    assert_eq!(report.get("holds_not_checked"), None, "{report}");
+
+    let repo = tempfile::tempdir().unwrap();
+    flux_repo(repo.path(), now() - 3600);
+    let (_, report) = run(repo.path(), &tags, &["--dry-run"]);
+    assert_eq!(report.get("holds_not_checked"), None, "{report}");
+    assert!(!text_run(repo.path(), &tags).contains("rollback holds"));
+}

@@ -115,11 +115,18 @@ const NOT_A_REPOSITORY: &str = "is not in a git repository";
 /// Why [`read`] finds no history in a repository without commits.
 const NO_COMMIT: &str = "the repository has no commit yet";
 
-/// Whether `why`, an `Err` of [`read`], says that git failed (cannot be
-/// run, refuses a repository of another owner, a damaged repository)
-/// rather than that there is no history to read.
-pub fn failed(why: &str) -> bool {
-    !why.ends_with(NOT_A_REPOSITORY) && why != NO_COMMIT
+/// When `why`, an `Err` of [`read`], says there is no history to read
+/// (not a git repository, no commit yet): that, without the tree's path;
+/// `None` when git failed (cannot be run, refuses a repository of another
+/// owner, a damaged repository).
+pub fn absent(why: &str) -> Option<&'static str> {
+    if why.ends_with(NOT_A_REPOSITORY) {
+        Some("not in a git repository")
+    } else if why == NO_COMMIT {
+        Some(NO_COMMIT)
+    } else {
+        None
+    }
 }
 
 /// Reads the history of `paths` (files or directories, relative to `dir`,
