@@ -195,6 +195,12 @@ pub struct KeptBack {
     pub waiting: usize,
 }
 
+impl KeptBack {
+    pub fn is_empty(&self) -> bool {
+        self.held == 0 && self.waiting == 0
+    }
+}
+
 impl std::fmt::Display for KeptBack {
     /// `1 held by a rollback, 2 waiting for promotion` (the parts that are
     /// not zero; nothing when both are).

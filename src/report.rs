@@ -6,7 +6,7 @@ mod markdown;
 
 use std::fmt::Write as _;
 
-use crate::outcome::{Change, KeptBack, Report, Severity, write_of};
+use crate::outcome::{Change, Report, Severity, write_of};
 use crate::policy::{Candidates, Outcome, PER_OUTCOME};
 
 impl Report {
@@ -206,7 +206,7 @@ impl Report {
         };
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();
         let kept = match self.kept_back() {
-            k if k == KeptBack::default() => String::new(),
+            k if k.is_empty() => String::new(),
             k => format!(", {k}"),
         };
         let _ = writeln!(

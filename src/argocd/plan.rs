@@ -229,12 +229,11 @@ impl Prepared {
         current_tag(self.jobs[job].current.as_ref()?)
     }
 
-    /// The tag image `job` has in `text`, a version of `file` (the file its
+    /// The tag image `job` has in `text`, a version of `from` (the file its
     /// current value was read from, or one of [`Self::written_elsewhere`]),
     /// read as the current value is; `None` where it has none.
-    pub fn tag_in(&self, job: usize, file: &str, text: &str) -> Option<String> {
+    pub fn tag_in(&self, job: usize, from: &str, text: &str) -> Option<String> {
         let job = &self.jobs[job];
-        let from = file;
         let app = &self.apps[job.app];
         let read = |file: &str| (file == from).then(|| text.to_string());
         let parsed = |file: &str| {

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::outcome::{ImageOutcome, KeptBack, PolicyOutcome, Report, Severity};
+use crate::outcome::{ImageOutcome, PolicyOutcome, Report, Severity};
 use crate::policy::Candidates;
 
 impl Report {
@@ -166,7 +166,7 @@ impl Report {
         let files = self.files.len();
         let changes = self.change_count();
         let kept = self.kept_back();
-        let kept_back = kept != KeptBack::default();
+        let kept_back = !kept.is_empty();
         if changes == 0 && kept_back {
             let verb = if self.dry_run {
                 "would change"
