@@ -1547,3 +1547,28 @@ fn a_tree_outside_git_says_once_that_holds_are_not_checked() {
     assert_eq!(report.get("holds_not_checked"), None, "{report}");
     assert!(!text_run(repo.path(), &tags).contains("rollback holds"));
 }
+
+/// The same with `write-back-target: helmvalues:<file>` naming a values
+/// file that does not exist yet: the first write creates it, the revert
+/// deletes it, and values.yaml is in effect again.
+#[test]
+fn reverting_the_first_write_to_a_new_helm_values_target_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let app = APP.replace(
+        "write-back-method: git\n",
+        "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: helmvalues:image-values.yaml\n",
+    );
+    argo_repo(dir, &app, t);
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let target = dir.join("apps/web/image-values.yaml");
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(written.contains("1.1.0"), "{written}");
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    argo_held_until_newer(dir, files.path(), &|| assert!(!target.exists()));
+}
