@@ -81,6 +81,16 @@ fn number(env: &Env, name: &str) -> Result<Option<u64>, String> {
         .transpose()
 }
 
+/// A list input: items separated by commas or newlines, blank ones left
+/// out.
+fn list<'a>(env: &'a Env, name: &str) -> impl Iterator<Item = &'a str> {
+    trimmed(env, name)
+        .unwrap_or_default()
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// Decides the run's arguments, its environment and where results go.
 /// `is_dir` answers whether a directory exists (the report's location
 /// depends on it); nothing else looks outside `env`.
@@ -139,29 +149,29 @@ pub fn plan(env: &Env, is_dir: &dyn Fn(&Path) -> bool) -> Result<Plan, String> {
     if let Some(file) = trimmed(env, "registry-snapshot") {
         args.push(format!("--registry-snapshot={}", resolve(file).display()));
     }
-    for host in trimmed(env, "insecure-registries")
-        .unwrap_or_default()
-        .split([',', '\n', '\r'])
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-    {
+    for host in list(env, "insecure-registries") {
         args.push(format!("--insecure-registry={host}"));
     }
     if let Some(file) = trimmed(env, "docker-config") {
         args.push(format!("--docker-config={}", resolve(file).display()));
     }
-    for dir in trimmed(env, "policies")
-        .unwrap_or_default()
-        .split([',', '\n', '\r'])
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
+    for dir in list(env, "policies") {
         args.push(format!("--policies={}", resolve(dir).display()));
     }
-    for (name, flag) in [("deadline", "--deadline"), ("max-tags", "--max-tags")] {
+    for (name, flag) in [
+        ("deadline", "--deadline"),
+        ("max-tags", "--max-tags"),
+        ("history-depth", "--history-depth"),
+    ] {
         if let Some(n) = number(env, name)? {
             args.push(format!("{flag}={n}"));
         }
+    }
+    if flag(env, "ignore-holds")? {
+        args.push("--ignore-holds".to_string());
+    }
+    for author in list(env, "automation-authors") {
+        args.push(format!("--automation-author={author}"));
     }
     // Registry facts are cached for as long as the runner keeps its temporary
     // directory (the job; longer on a self-hosted runner).

@@ -254,6 +254,9 @@ pub fn commit(
             .configured_signature()
             .unwrap_or_else(git::default_signature),
     };
+    // Whoever the author is (CI often commits as the repository's own
+    // user.name), the history knows this commit as an automation's.
+    message = git::with_trailer(&message, crate::hold::TRAILER);
     if settings.signoff {
         message = git::sign_off(&message, &author);
     }

@@ -673,7 +673,12 @@ pub fn token_header(token: &str) -> String {
 /// Adds a `Signed-off-by` trailer, after a blank line unless the message
 /// already ends in a trailer block.
 pub fn sign_off(message: &str, who: &Signature) -> String {
-    let trailer = format!("Signed-off-by: {who}");
+    with_trailer(message, &format!("Signed-off-by: {who}"))
+}
+
+/// Adds `trailer` (`Key: value`) to the message's trailer block, starting
+/// one after a blank line when the message does not end in one; once.
+pub fn with_trailer(message: &str, trailer: &str) -> String {
     let body = message.trim_end();
     if body.lines().any(|l| l == trailer) {
         return format!("{body}\n");

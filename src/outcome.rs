@@ -122,6 +122,11 @@ pub struct Report {
     /// and kind; absent when no registry was asked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestCount>,
+    /// Why rollback holds were not looked for although values are
+    /// managed: there is no history (`not in a git repository`, no commit
+    /// yet). A fact of the run, not a problem of the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holds_not_checked: Option<String>,
 }
 
 impl Report {
@@ -154,6 +159,61 @@ impl Report {
     /// Marker changes and Argo CD image writes: what is written.
     pub fn change_count(&self) -> usize {
         self.changes.len() + self.application_writes().len()
+    }
+
+    /// How many policies and Argo CD images a rollback holds back from a
+    /// newer tag, and how many wait for one at a promotion gate, by the
+    /// first refusal each says (why the rule's own winner was not taken).
+    pub fn kept_back(&self) -> KeptBack {
+        let first = self
+            .policies
+            .iter()
+            .map(|p| &p.holds)
+            .chain(
+                self.applications
+                    .iter()
+                    .flat_map(|a| a.images.iter().map(|i| &i.holds)),
+            )
+            .filter_map(|holds| holds.first());
+        let mut kept = KeptBack::default();
+        for hold in first {
+            match hold.outcome {
+                "held" => kept.held += 1,
+                _ => kept.waiting += 1,
+            }
+        }
+        kept
+    }
+}
+
+/// Policies and Argo CD images that did not take the rule's own winner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeptBack {
+    /// By a rollback hold.
+    pub held: usize,
+    /// At a promotion gate.
+    pub waiting: usize,
+}
+
+impl KeptBack {
+    pub fn is_empty(&self) -> bool {
+        self.held == 0 && self.waiting == 0
+    }
+}
+
+impl std::fmt::Display for KeptBack {
+    /// `1 held by a rollback, 2 waiting for promotion` (the parts that are
+    /// not zero; nothing when both are).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            (self.held, "held by a rollback"),
+            (self.waiting, "waiting for promotion"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        f.write_str(&parts.join(", "))
     }
 }
 

@@ -151,6 +151,12 @@ impl Report {
                 }
             }
         }
+        if let Some(why) = &self.holds_not_checked {
+            let _ = writeln!(
+                out,
+                "note: no git history ({why}): rollback holds are not checked"
+            );
+        }
         for p in &self.problems {
             let severity = match p.severity {
                 Severity::Info => "note",
@@ -199,9 +205,13 @@ impl Report {
             n => format!(", {n} {}", plural(n, "application", "applications")),
         };
         let count = |s| self.problems.iter().filter(|p| p.severity == s).count();
+        let kept = match self.kept_back() {
+            k if k.is_empty() => String::new(),
+            k => format!(", {k}"),
+        };
         let _ = writeln!(
             out,
-            "{} {}{applications}, {changes} {} in {} {}{}{}{}{}",
+            "{} {}{applications}, {changes} {} in {} {}{kept}{}{}{}{}",
             self.policies.len(),
             plural(self.policies.len(), "policy", "policies"),
             plural(changes, "change", "changes"),

@@ -397,6 +397,9 @@ fn action_yml_declares_the_documented_interface() {
             "policies",
             "deadline",
             "max-tags",
+            "ignore-holds",
+            "history-depth",
+            "automation-authors",
             "extra-args"
         ]
     );
@@ -408,7 +411,7 @@ fn action_yml_declares_the_documented_interface() {
             .and_then(|(_, d)| d.as_deref())
     };
     assert_eq!(default("path"), Some("."));
-    for flag in ["dry-run", "commit", "push"] {
+    for flag in ["dry-run", "commit", "push", "ignore-holds"] {
         assert_eq!(default(flag), Some("false"), "{flag}");
     }
     assert_eq!(
@@ -1464,49 +1467,121 @@ fn the_action_writes_exactly_what_run_writes() {
 
 /// A person's revert of an automation's bump holds the policy in the
 /// Action too: nothing changes, and the step summary says why.
-#[test]
-fn the_step_summary_says_a_rollback_holds_a_policy() {
-    let workspace = tempfile::tempdir().unwrap();
-    let dir = workspace.path();
+/// A repository whose `web.yaml` went 1.0.0 -> 1.1.0 in a commit by
+/// `author` (`Name <email>`), which a person then reverted, with a
+/// snapshot listing both tags at `.git/snapshot.json`; the revert's short
+/// id.
+fn rolled_back_repo(dir: &Path, author: &str) -> String {
     let policy = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: web, namespace: apps}\nspec: {image: ghcr.io/acme/web}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: web, namespace: apps}\nspec: {imageRepositoryRef: {name: web}, policy: {semver: {range: 1.x}}}\n";
-    let deploy =
-        |tag: &str| format!("image: ghcr.io/acme/web:{tag} # {{\"$imagepolicy\": \"apps:web\"}}\n");
     git(dir, &["init", "--quiet", "-b", "main"]);
     fs::write(dir.join("policy.yaml"), policy).unwrap();
-    fs::write(dir.join("web.yaml"), deploy("1.0.0")).unwrap();
+    fs::write(dir.join("web.yaml"), web_at("1.0.0")).unwrap();
     git(dir, &["add", "."]);
     git(dir, &["commit", "--quiet", "-m", "initial"]);
-    fs::write(dir.join("web.yaml"), deploy("1.1.0")).unwrap();
+    fs::write(dir.join("web.yaml"), web_at("1.1.0")).unwrap();
     git(
         dir,
-        &[
-            "commit",
-            "--quiet",
-            "-am",
-            "Update from image update automation",
-            "--author",
-            "fluxcdbot <fluxcdbot@users.noreply.github.com>",
-        ],
+        &["commit", "--quiet", "-am", "web 1.1.0", "--author", author],
     );
     git(dir, &["revert", "--no-edit", "HEAD"]);
-    let revert = git(dir, &["rev-parse", "--short=7", "HEAD"]);
     fs::write(
         dir.join(".git/snapshot.json"),
         r#"{"version": 1, "repositories": {"ghcr.io/acme/web": {"tags": ["1.0.0", "1.1.0"]}}}"#,
     )
     .unwrap();
+    git(dir, &["rev-parse", "--short=7", "HEAD"])
+        .trim()
+        .to_string()
+}
+
+/// `web.yaml` of [`rolled_back_repo`] at `tag`.
+fn web_at(tag: &str) -> String {
+    format!("image: ghcr.io/acme/web:{tag} # {{\"$imagepolicy\": \"apps:web\"}}\n")
+}
+
+#[test]
+fn the_step_summary_says_a_rollback_holds_a_policy() {
+    let workspace = tempfile::tempdir().unwrap();
+    let dir = workspace.path();
+    let revert = rolled_back_repo(dir, "fluxcdbot <fluxcdbot@users.noreply.github.com>");
 
     let step = run_step(dir, &[("registry-snapshot", ".git/snapshot.json")], None);
     assert_eq!(step.code, Some(0), "{}", step.context());
     assert_eq!(step.outputs["changed"], "false", "{}", step.context());
     assert_eq!(
         fs::read_to_string(dir.join("web.yaml")).unwrap(),
-        deploy("1.0.0")
+        web_at("1.0.0")
     );
     assert!(
         step.summary
-            .contains(&format!("held: rolled back by {} on ", revert.trim())),
+            .contains(&format!("held: rolled back by {revert} on ")),
         "{}",
         step.summary
+    );
+    assert!(
+        step.summary
+            .contains("No image reference changed; 1 held by a rollback."),
+        "{}",
+        step.summary
+    );
+}
+
+/// The history inputs reach `run`: `automation-authors` makes a CI bot's
+/// bump an automation's (its revert holds), `history-depth` bounds the
+/// commits read (the bump beyond it: no hold, and the cut is said),
+/// `ignore-holds` turns holds off.
+#[test]
+fn the_history_inputs_name_automations_bound_the_depth_and_turn_holds_off() {
+    let workspace = tempfile::tempdir().unwrap();
+    let dir = workspace.path();
+    let revert = rolled_back_repo(dir, "CI Bot <ci@acme.io>");
+    let snapshot = ("registry-snapshot", ".git/snapshot.json");
+    let dry = ("dry-run", "true");
+    let changed = |with: &[(&str, &str)]| {
+        let step = run_step(dir, with, None);
+        assert_eq!(step.code, Some(0), "{}", step.context());
+        step
+    };
+    // CI Bot is nobody the tool knows: its bump reverted is no rollback.
+    let step = changed(&[snapshot, dry]);
+    assert_eq!(step.outputs["changed"], "true", "{}", step.context());
+    // Named as an automation (among others), the revert holds.
+    let authors = (
+        "automation-authors",
+        "someone-else, CI Bot <ci@acme.io>\nother@acme.io",
+    );
+    let step = changed(&[snapshot, dry, authors]);
+    assert_eq!(step.outputs["changed"], "false", "{}", step.context());
+    assert!(
+        step.summary
+            .contains(&format!("held: rolled back by {revert} on ")),
+        "{}",
+        step.summary
+    );
+    // One commit read: the bump is not seen.
+    let step = changed(&[snapshot, dry, authors, ("history-depth", "1")]);
+    assert_eq!(step.outputs["changed"], "true", "{}", step.context());
+    let report = json(&fs::read_to_string(dir.join(&step.outputs["report"])).unwrap());
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains("git history read back 1 commit(s) only: --history-depth 1 reached"),
+        "{report}"
+    );
+    let step = changed(&[snapshot, dry, authors, ("ignore-holds", "true")]);
+    assert_eq!(step.outputs["changed"], "true", "{}", step.context());
+    // Nothing was written by the dry runs; a bad depth fails the step.
+    assert_eq!(
+        fs::read_to_string(dir.join("web.yaml")).unwrap(),
+        web_at("1.0.0")
+    );
+    let step = run_step(dir, &[snapshot, ("history-depth", "many")], None);
+    assert_eq!(step.code, Some(2), "{}", step.context());
+    assert!(
+        step.commands("error")[0]
+            .message
+            .contains("input history-depth"),
+        "{}",
+        step.context()
     );
 }

@@ -183,7 +183,7 @@ fn the_automation_supplies_author_message_and_push_branch() {
     let message = git(&f.remote, &["log", "-1", "--format=%B", "image-updates"]);
     assert_eq!(
         message,
-        "Automation: apps/auto\nghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0\n\nSigned-off-by: fluxbot <flux@example.com>\n\n"
+        "Automation: apps/auto\nghcr.io/acme/web:1.0.0 -> ghcr.io/acme/web:1.1.0\n\nImage-Update-Automation: image-update\nSigned-off-by: fluxbot <flux@example.com>\n\n"
     );
     assert_eq!(
         git(&f.remote, &["log", "-1", "--format=%an", "image-updates"]).trim(),
@@ -308,7 +308,7 @@ fn a_message_template_can_come_from_a_file() {
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_eq!(
         git(&f.work, &["log", "-1", "--format=%B"]),
-        "chore: bump ghcr.io/acme/web:1.1.0\n\n"
+        "chore: bump ghcr.io/acme/web:1.1.0\n\nImage-Update-Automation: image-update\n\n"
     );
 }
 
@@ -718,7 +718,7 @@ fn a_v1_automation_using_removed_template_fields_commits_nothing() {
             assert_eq!(out.status.code(), Some(0), "{report}");
             assert_eq!(
                 git(&f.work, &["log", "-1", "--format=%B"]).trim(),
-                "ghcr.io/acme/web:1.1.0"
+                "ghcr.io/acme/web:1.1.0\n\nImage-Update-Automation: image-update"
             );
             continue;
         }

@@ -678,6 +678,24 @@ fn an_argo_cd_image_waits_for_its_soak_in_staging() {
         ),
         "{report}"
     );
+    let hold = &image["holds"][0];
+    assert_eq!(
+        (
+            &hold["path"],
+            &hold["soak"],
+            &hold["since"],
+            &hold["eligible_at"]
+        ),
+        (
+            &"clusters/staging".into(),
+            &"24h".into(),
+            &rfc3339(t - 5 * 3600).into(),
+            &rfc3339(t + 19 * 3600).into()
+        ),
+        "{report}"
+    );
+    assert_eq!(hold.get("since_or_earlier"), None, "{report}");
+    assert_eq!(hold.get("commit"), None, "{report}");
 }
 
 /// A unified `ImageUpdater` of `kind: fluxcd`, gated per image by its own
@@ -1232,4 +1250,325 @@ fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
     let (_, report) = run(dir, &snapshot(&["1.0.0", "1.1.0", "1.2.0"]), &["--dry-run"]);
     assert_eq!(report["policies"][0]["tag"], "1.2.0", "{report}");
     assert_eq!(report["changes"].as_array().unwrap().len(), 2, "{report}");
+}
+
+/// Runs the Argo CD repository in `dir`, whose one image a person rolled
+/// back from 1.1.0 to 1.0.0: with tags 1.0.0 and 1.1.0 it is held and
+/// nothing is written (`unchanged` checks the files); with 1.2.0 listed
+/// too, 1.2.0 is written. The hold of the first run.
+fn argo_held_until_newer(dir: &Path, files: &Path, unchanged: &dyn Fn()) -> serde_json::Value {
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let (out, report) = run(dir, &snapshot(files, &["1.0.0", "1.1.0"]), &repo_url);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let image = &report["applications"][0]["images"][0];
+    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
+    let hold = &image["holds"][0];
+    assert_eq!(hold["outcome"], "held", "{report}");
+    assert!(
+        hold["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
+        "{report}"
+    );
+    unchanged();
+    let newer = snapshot(files, &["1.0.0", "1.1.0", "1.2.0"]);
+    let (_, report) = run(dir, &newer, &repo_url);
+    assert_eq!(
+        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
+        "{report}"
+    );
+    hold.clone()
+}
+
+/// Argo CD Image Updater's first write creates the override file; a
+/// person's `git revert` of it deletes the file, and the value in effect
+/// comes again from values.yaml, which never changed. That is a rollback
+/// of the override file's value: held, not written again.
+#[test]
+fn reverting_the_image_updaters_first_write_deletes_the_override_file_and_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    argo_repo(dir, APP, t);
+    commit(
+        dir,
+        ARGO_BOT,
+        t + 60,
+        "build: automatic update of web",
+        &[(OVERRIDE, &overrides("1.1.0"))],
+    );
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    let revert = git_as(dir, DEV, t + 120, &["rev-parse", "HEAD"]);
+    assert!(!dir.join(OVERRIDE).exists());
+    let hold = argo_held_until_newer(dir, files.path(), &|| {
+        assert!(!dir.join(OVERRIDE).exists(), "nothing written")
+    });
+    assert_eq!(
+        hold["reason"],
+        format!(
+            "held: rolled back by {} on {} (1.1.0 -> 1.0.0 by Jane Dev); waiting for a tag newer than 1.1.0",
+            &revert[..7],
+            rfc3339(t + 120)
+        ),
+    );
+    // The same facts as fields.
+    assert_eq!(hold["tag"], "1.1.0", "{hold}");
+    assert_eq!(hold["commit"], revert.trim(), "{hold}");
+    assert_eq!(hold["date"], rfc3339(t + 120), "{hold}");
+    assert_eq!(hold["author"], "Jane Dev", "{hold}");
+    assert_eq!(hold["rolled_back_to"], "1.0.0", "{hold}");
+    assert_eq!(hold.get("path"), None, "{hold}");
+    // The newer tag went into a new override file.
+    assert_eq!(
+        std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
+        overrides("1.2.0")
+    );
+}
+
+/// The same with `write-back-target: kustomization`: the first write adds
+/// an `images` entry to the kustomization, the revert takes it out, and
+/// the image runs what the Deployment names again.
+#[test]
+fn reverting_the_first_write_to_a_kustomization_target_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let app = APP
+        .replace(
+            "    argocd-image-updater.argoproj.io/web.helm.image-name: image.repository\n    argocd-image-updater.argoproj.io/web.helm.image-tag: image.tag\n",
+            "",
+        )
+        .replace(
+            "write-back-method: git\n",
+            "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: kustomization\n",
+        );
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/acme/web:1.0.0\n";
+    let kustomization = "resources:\n- deployment.yaml\n";
+    git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
+    commit(
+        dir,
+        DEV,
+        t,
+        "initial",
+        &[
+            ("argocd/web.yaml", &app),
+            ("apps/web/kustomization.yaml", kustomization),
+            ("apps/web/deployment.yaml", deployment),
+        ],
+    );
+    // The tool's own first write, committed as its default author.
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let file = dir.join("apps/web/kustomization.yaml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("newTag: 1.1.0"), "{written}");
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    argo_held_until_newer(dir, files.path(), &|| {
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), kustomization)
+    });
+}
+
+/// In CI the repository's own `user.name` is often a bot's
+/// (`github-actions[bot]`), which is no automation author: the tool's
+/// commits are known by their `Image-Update-Automation` trailer, so a
+/// person's revert still holds.
+#[test]
+fn the_tools_commits_under_the_repositorys_own_user_name_are_known_by_their_trailer() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    let bot = "github-actions[bot]";
+    git_as(dir, DEV, t, &["config", "user.name", bot]);
+    git_as(
+        dir,
+        DEV,
+        t,
+        &[
+            "config",
+            "user.email",
+            "41898282+github-actions[bot]@users.noreply.github.com",
+        ],
+    );
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &two, &["--commit"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        git_as(dir, DEV, t, &["log", "-1", "--format=%an"]).trim(),
+        bot
+    );
+    assert_eq!(
+        git_as(
+            dir,
+            DEV,
+            t,
+            &[
+                "log",
+                "-1",
+                "--format=%(trailers:key=Image-Update-Automation)"
+            ]
+        )
+        .trim(),
+        "Image-Update-Automation: image-update"
+    );
+    git_as(dir, DEV, now() - 3600, &["revert", "--no-edit", "HEAD"]);
+    let (out, report) = run(dir, &two, &[]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["policies"][0]["holds"][0]["outcome"], "held",
+        "{report}"
+    );
+    assert_eq!(image_in(dir, "apps/web.yaml"), "1.0.0");
+    // A person's own commit under that name, without the trailer, is a
+    // person's: their bump reverted by another person is no rollback.
+    commit(
+        dir,
+        "github-actions[bot] <ci@example.com>",
+        now() - 1800,
+        "try 1.1.0",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, now() - 900, &["revert", "--no-edit", "HEAD"]);
+    let (_, report) = run(dir, &two, &["--dry-run"]);
+    assert_eq!(
+        report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0",
+        "{report}"
+    );
+}
+
+/// When nothing changes because of holds, the summaries say so rather
+/// than "nothing needs a change": one policy held by a rollback, one
+/// waiting at its promotion gate.
+#[test]
+fn the_summaries_say_what_was_held_and_what_waits_when_nothing_changed() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 10 * 3600;
+    flux_repo(dir, t);
+    commit(
+        dir,
+        "fluxcdbot <fluxcdbot@users.noreply.github.com>",
+        t + 60,
+        "Update from image update automation",
+        &[("apps/web.yaml", &deploy("1.1.0"))],
+    );
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    // api is gated: 1.1.0 reached staging an hour ago, soak 24h.
+    let api = GATED.replace("web", "api");
+    commit(
+        dir,
+        DEV,
+        t + 180,
+        "api",
+        &[
+            ("apps/api-policy.yaml", &api),
+            ("apps/api.yaml", &deploy("1.0.0").replace("web", "api")),
+            (
+                "clusters/staging/api.yaml",
+                &staging("1.0.0").replace("web", "api"),
+            ),
+        ],
+    );
+    commit(
+        dir,
+        DEV,
+        now() - 3600,
+        "staging: api 1.1.0",
+        &[(
+            "clusters/staging/api.yaml",
+            &staging("1.1.0").replace("web", "api"),
+        )],
+    );
+    let snapshot = files.path().join("snapshot.json");
+    let tags = serde_json::json!(["1.0.0", "1.1.0"]);
+    let json = serde_json::json!({"version": 1, "repositories": {
+        "ghcr.io/acme/web": {"tags": tags}, "ghcr.io/acme/api": {"tags": tags}}});
+    std::fs::write(&snapshot, json.to_string()).unwrap();
+
+    let text = text_run(dir, &snapshot);
+    assert!(
+        text.lines().any(|l| l
+            == "2 policies, 0 changes in 0 files, 1 held by a rollback, 1 waiting for promotion (dry run: nothing written)"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("run")
+        .arg(dir)
+        .arg("--registry-snapshot")
+        .arg(&snapshot)
+        .args(["--output", "markdown"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let markdown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        markdown
+            .contains("No image reference changed; 1 held by a rollback, 1 waiting for promotion."),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("needs a change"), "{markdown}");
+}
+
+/// Outside git there is no history: the run says once that rollback holds
+/// were not checked (a fact of the run, not a problem of the tree), and
+/// updates as before; in a repository, or with --ignore-holds, nothing is
+/// said.
+#[test]
+fn a_tree_outside_git_says_once_that_holds_are_not_checked() {
+    let plain = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = plain.path();
+    std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+    std::fs::write(dir.join("web.yaml"), deploy("1.0.0")).unwrap();
+    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &tags, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["holds_not_checked"], "not in a git repository");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["changes"][0]["new"], "ghcr.io/acme/web:1.1.0");
+    let text = text_run(dir, &tags);
+    let note = "note: no git history (not in a git repository): rollback holds are not checked";
+    assert_eq!(text.matches(note).count(), 1, "{text}");
+    let (_, report) = run(dir, &tags, &["--dry-run", "--ignore-holds"]);
+    assert_eq!(report.get("holds_not_checked"), None, "{report}");
+
+    let repo = tempfile::tempdir().unwrap();
+    flux_repo(repo.path(), now() - 3600);
+    let (_, report) = run(repo.path(), &tags, &["--dry-run"]);
+    assert_eq!(report.get("holds_not_checked"), None, "{report}");
+    assert!(!text_run(repo.path(), &tags).contains("rollback holds"));
+}
+
+/// The same with `write-back-target: helmvalues:<file>` naming a values
+/// file that does not exist yet: the first write creates it, the revert
+/// deletes it, and values.yaml is in effect again.
+#[test]
+fn reverting_the_first_write_to_a_new_helm_values_target_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let app = APP.replace(
+        "write-back-method: git\n",
+        "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: helmvalues:image-values.yaml\n",
+    );
+    argo_repo(dir, &app, t);
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let target = dir.join("apps/web/image-values.yaml");
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(written.contains("1.1.0"), "{written}");
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    argo_held_until_newer(dir, files.path(), &|| assert!(!target.exists()));
 }

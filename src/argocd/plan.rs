@@ -200,12 +200,40 @@ impl Prepared {
             .collect()
     }
 
-    /// The tag image `job` has in `text`, a version of the file its
-    /// current value was read from, read as the current value is; `None`
-    /// where it has none.
-    pub fn tag_in(&self, job: usize, text: &str) -> Option<String> {
+    /// The files image `job`'s value is written to (the override file, the
+    /// write-back target) other than the one its current value was read
+    /// from. Where one of them no longer holds the image, the value in
+    /// effect comes from below it (the Application, the values file, the
+    /// manifests): a person who took the automation's value out of it
+    /// (`git revert` of the commit that created the override file deletes
+    /// it) set the image back to that value.
+    pub fn written_elsewhere(&self, job: usize) -> Vec<&str> {
         let job = &self.jobs[job];
-        let from = job.current.as_ref()?.from.as_str();
+        let app = &self.apps[job.app];
+        let from = job.current.as_ref().map(|c| c.from.as_str());
+        let target = match &app.target {
+            Ok(Target::Application { .. }) | Err(_) => None,
+            Ok(t) => Some(t.file()),
+        };
+        let mut files: Vec<&str> = [Some(app.override_file.as_str()), target]
+            .into_iter()
+            .flatten()
+            .filter(|f| !f.is_empty() && Some(*f) != from)
+            .collect();
+        files.dedup();
+        files
+    }
+
+    /// The tag image `job`'s current value holds.
+    pub fn current_tag(&self, job: usize) -> Option<&str> {
+        current_tag(self.jobs[job].current.as_ref()?)
+    }
+
+    /// The tag image `job` has in `text`, a version of `from` (the file its
+    /// current value was read from, or one of [`Self::written_elsewhere`]),
+    /// read as the current value is; `None` where it has none.
+    pub fn tag_in(&self, job: usize, from: &str, text: &str) -> Option<String> {
+        let job = &self.jobs[job];
         let app = &self.apps[job.app];
         let read = |file: &str| (file == from).then(|| text.to_string());
         let parsed = |file: &str| {

@@ -115,11 +115,18 @@ const NOT_A_REPOSITORY: &str = "is not in a git repository";
 /// Why [`read`] finds no history in a repository without commits.
 const NO_COMMIT: &str = "the repository has no commit yet";
 
-/// Whether `why`, an `Err` of [`read`], says that git failed (cannot be
-/// run, refuses a repository of another owner, a damaged repository)
-/// rather than that there is no history to read.
-pub fn failed(why: &str) -> bool {
-    !why.ends_with(NOT_A_REPOSITORY) && why != NO_COMMIT
+/// When `why`, an `Err` of [`read`], says there is no history to read
+/// (not a git repository, no commit yet): that, without the tree's path;
+/// `None` when git failed (cannot be run, refuses a repository of another
+/// owner, a damaged repository).
+pub fn absent(why: &str) -> Option<&'static str> {
+    if why.ends_with(NOT_A_REPOSITORY) {
+        Some("not in a git repository")
+    } else if why == NO_COMMIT {
+        Some(NO_COMMIT)
+    } else {
+        None
+    }
 }
 
 /// Reads the history of `paths` (files or directories, relative to `dir`,
@@ -265,13 +272,13 @@ pub fn read(dir: &Path, paths: &BTreeSet<String>, depth: usize) -> Result<Histor
 }
 
 /// A commit's header as `git log` writes it with [`FORMAT`].
-const FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%ae%x1f%s";
+const FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%ct%x1f%an%x1f%ae%x1f%s%x1f%(trailers:key=Image-Update-Automation,valueonly,separator=%x2c)";
 
 /// A commit from its [`FORMAT`] header, with its parents (space-separated).
 fn commit_header(header: &[u8]) -> Result<(Commit, String), String> {
     let header = String::from_utf8_lossy(header);
     let fields: Vec<&str> = header.split('\x1f').collect();
-    let [sha, parents, time, name, email, subject] = fields[..] else {
+    let [sha, parents, time, name, email, subject, trailer] = fields[..] else {
         return Err(format!("unexpected `git log` output: {header:?}"));
     };
     let commit = Commit {
@@ -280,6 +287,7 @@ fn commit_header(header: &[u8]) -> Result<(Commit, String), String> {
         author_name: name.to_string(),
         author_email: email.to_string(),
         subject: subject.to_string(),
+        trailer: !trailer.trim().is_empty(),
         merged: None,
     };
     Ok((commit, parents.to_string()))
@@ -318,6 +326,11 @@ fn raw_changes(raw: &[u8]) -> Vec<FileChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_format_asks_for_this_tools_trailer() {
+        assert!(FORMAT.contains(&format!("key={},", crate::hold::TRAILER_KEY)));
+    }
 
     #[test]
     fn raw_changes_read_git_z_output() {

@@ -78,20 +78,23 @@ pub fn argo(
             ..Constraints::default()
         };
         if let (Ok(history), Some(from), true) = (history, from, settings.holds) {
-            let tag = |text: Option<&str>| text.and_then(|t| prepared.tag_in(j, t));
-            let changes: Vec<ValueChange> = history
-                .versions_of(from)
-                .into_iter()
-                .map(|(commit, before, after)| ValueChange {
-                    commit,
-                    before: tag(before),
-                    after: tag(after),
-                })
-                .filter(|c| c.before != c.after)
-                .collect();
             let below = |a: &str, b: &str| prepared.ranks_below(j, a, b);
-            c.holds
-                .extend(hold::rollback(&changes, settings.automation, &below));
+            let current = prepared.current_tag(j);
+            let files = std::iter::once((from, None)).chain(
+                prepared
+                    .written_elsewhere(j)
+                    .into_iter()
+                    .map(|file| (file, current)),
+            );
+            for (file, absent) in files {
+                let changes =
+                    value_changes(history, file, absent, &|f, t| prepared.tag_in(j, f, t));
+                if let Some(rollback) = hold::rollback(&changes, settings.automation, &below)
+                    && !c.holds.contains(&rollback)
+                {
+                    c.holds.push(rollback);
+                }
+            }
         }
         if let (Some(gate), Some(repository)) = (gate, repository) {
             c.gate = Some((gate.clone(), gates.presence(&gate.from, repository)));
@@ -99,6 +102,43 @@ pub fn argo(
         all.push(c);
     }
     all
+}
+
+/// The changes of one image's value in `file`, newest first, read by
+/// `tag_in`. With `absent`, a file that holds the image no more (deleted,
+/// or its entry taken out) is a layer above the value in effect: where it
+/// does not hold the image, the image runs `absent`, the tag in effect now
+/// (a revert of the automation's first write, which created the override
+/// file, sets the image back to the value below). Only when it holds the
+/// image no more at HEAD: a layer that still holds it is not the one in
+/// effect, and its changes roll nothing back.
+fn value_changes<'h>(
+    history: &'h History,
+    file: &str,
+    absent: Option<&str>,
+    tag_in: &dyn Fn(&str, &str) -> Option<String>,
+) -> Vec<ValueChange<'h>> {
+    let tag = |text: Option<&str>| text.and_then(|t| tag_in(file, t));
+    let fallback = match absent {
+        None => None,
+        Some(absent) => {
+            let head = history.head.get(file).and_then(|b| history.blobs.get(b));
+            if tag(head.map(String::as_str)).is_some() {
+                return Vec::new();
+            }
+            Some(absent.to_string())
+        }
+    };
+    history
+        .versions_of(file)
+        .into_iter()
+        .map(|(commit, before, after)| ValueChange {
+            commit,
+            before: tag(before).or_else(|| fallback.clone()),
+            after: tag(after).or_else(|| fallback.clone()),
+        })
+        .filter(|c| c.before != c.after)
+        .collect()
 }
 
 /// Which tags are in each gate's path, read once per path.

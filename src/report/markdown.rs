@@ -165,7 +165,16 @@ impl Report {
     fn headline(&self, out: &mut String) {
         let files = self.files.len();
         let changes = self.change_count();
-        if changes == 0 {
+        let kept = self.kept_back();
+        let kept_back = !kept.is_empty();
+        if changes == 0 && kept_back {
+            let verb = if self.dry_run {
+                "would change"
+            } else {
+                "changed"
+            };
+            let _ = write!(out, "No image reference {verb}; {kept}.");
+        } else if changes == 0 {
             out.push_str("No image reference needs a change.");
         } else {
             let verb = if self.dry_run {
@@ -183,6 +192,9 @@ impl Report {
                 },
                 if files == 1 { "file" } else { "files" },
             );
+            if kept_back {
+                let _ = write!(out, " {kept}.");
+            }
             if self.dry_run {
                 out.push_str(" Dry run: nothing was written.");
             }

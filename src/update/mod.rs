@@ -226,6 +226,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     // selected: work that needs none of the answers overlaps with them.
     let shared: &dyn Registry = registry;
     let mut history_problems = Vec::new();
+    let mut no_holds = None;
     let (listed, invalid, skipped, argo_constraints, resolved, metadata) =
         std::thread::scope(|scope| {
             let history = scope.spawn(|| {
@@ -236,6 +237,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
                     &prepared,
                     resources.authors(),
                     &mut history_problems,
+                    &mut no_holds,
                 )
             });
             let (listed, invalid, skipped) = list(
@@ -259,6 +261,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     let (outcomes, mut targets) = resolved;
     report.problems.extend(skipped);
     report.problems.append(&mut history_problems);
+    report.holds_not_checked = no_holds;
     add_unread(&mut targets, &resources.unread);
     let argo = argocd::plan::finish(
         prepared,
@@ -699,6 +702,7 @@ fn history_constraints<'a>(
     prepared: &argocd::plan::Prepared,
     tree_authors: impl Iterator<Item = &'a str>,
     problems: &mut Vec<Problem>,
+    no_holds: &mut Option<String>,
 ) -> (Vec<hold::Constraints>, Vec<hold::Constraints>) {
     let holds = !options.ignore_holds;
     let images = prepared.images();
@@ -720,18 +724,29 @@ fn history_constraints<'a>(
                 .iter()
                 .filter_map(|(_, _, f)| Some(f.as_ref()?.to_string())),
         );
+        paths.extend(
+            (0..images.len())
+                .flat_map(|j| prepared.written_elsewhere(j))
+                .map(str::to_string),
+        );
     }
     let history = match gated || held {
         false => Err(String::new()),
         true => crate::history::read(root, &paths, options.depth),
     };
+    // No history at all: said once, as a fact of the run rather than a
+    // problem of the tree.
+    if let (Err(why), true) = (&history, held) {
+        *no_holds = crate::history::absent(why).map(str::to_string);
+    }
     match &history {
         Err(why) if gated => problems.push(Problem::general(
             Severity::Warning,
             format!("no git history ({why}): promotion gates cannot be passed"),
         )),
         // Not silently: a rolled-back tag would be put back.
-        Err(why) if held && crate::history::failed(why) => problems.push(Problem::general(
+        // Not silently: a rolled-back tag would be put back.
+        Err(why) if held && crate::history::absent(why).is_none() => problems.push(Problem::general(
             Severity::Warning,
             format!("git history cannot be read ({why}): rollback holds are not checked"),
         )),
