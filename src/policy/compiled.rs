@@ -46,6 +46,9 @@ mod tests {
         assert_eq!(a.as_str(), b.as_str());
         assert!(b.is_match("build-12") && !b.is_match("build-x"));
         let first = regex("(unclosed").unwrap_err();
-        assert_eq!(regex("(unclosed").unwrap_err().to_string(), first.to_string());
+        assert_eq!(
+            regex("(unclosed").unwrap_err().to_string(),
+            first.to_string()
+        );
     }
 }

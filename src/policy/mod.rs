@@ -150,7 +150,9 @@ impl TagFilter {
         let captures = self.pattern.captures(tag)?;
         if let Some(group) = self.group {
             // As expanding the template: a group that took no part is empty.
-            return Some(Cow::Borrowed(captures.get(group).map_or("", |m| m.as_str())));
+            return Some(Cow::Borrowed(
+                captures.get(group).map_or("", |m| m.as_str()),
+            ));
         }
         let mut out = String::new();
         captures.expand(&self.extract, &mut out);
@@ -168,10 +170,7 @@ fn lone_group(pattern: &Regex, extract: &str) -> Option<usize> {
         Some(braced) => braced.strip_suffix('}')?,
         None => inner,
     };
-    let plain = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !plain {
         return None;
     }

@@ -124,7 +124,9 @@ impl Version {
             }
             *slot = part
                 .bytes()
-                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
                 .ok_or_else(|| {
                     SemverError::version(s, format_args!("{part} does not fit in 64 bits"))
                 })?;

@@ -142,8 +142,8 @@ fn an_extract_of_one_group_reads_as_the_template_expands() {
     // template gives, also for the templates it leaves to the expansion.
     let pattern = "^(?P<v>[0-9]+)(?:-(?P<suffix>[a-z]+))?(?P<opt_1>x)?$";
     let templates = [
-        "$v", "${v}", "$1", "${2}", "$suffix", "$opt_1", "$3", "$9", "$missing", "${v}}",
-        "$v-", "$$v", "v$v", "${ v}", "$", "${v", "$0", "",
+        "$v", "${v}", "$1", "${2}", "$suffix", "$opt_1", "$3", "$9", "$missing", "${v}}", "$v-",
+        "$$v", "v$v", "${ v}", "$", "${v", "$0", "",
     ];
     for extract in templates {
         let filter = TagFilter::new(pattern, extract).unwrap();
@@ -173,8 +173,17 @@ fn an_extract_of_one_group_reads_as_the_template_expands() {
 fn the_default_exclusion_reads_as_its_regex() {
     let re = Regex::new(DEFAULT_EXCLUSION).unwrap();
     for tag in [
-        "sha256-ab.sig", ".sig", "sig", "1.0.sig.", "1.0.SIG", "a\nb.sig", "a.sig\n", "é.sig", "",
-        "x.sigx", "x..sig",
+        "sha256-ab.sig",
+        ".sig",
+        "sig",
+        "1.0.sig.",
+        "1.0.SIG",
+        "a\nb.sig",
+        "a.sig\n",
+        "é.sig",
+        "",
+        "x.sigx",
+        "x..sig",
     ] {
         assert_eq!(excludes(&re, tag), re.is_match(tag), "{tag:?}");
     }
