@@ -12,7 +12,8 @@ use crate::argocd::{kustomize, write};
 use crate::policy::argo;
 use crate::yaml::{self, Node};
 
-use super::{Kind, Target, helm_names, join, kustomization_file, kustomize_name, normalize};
+use super::target::{Kind, join, kustomization_file, normalize};
+use super::{Target, helm_names, kustomize_name};
 
 /// The current value of an image and where it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
