@@ -13,7 +13,9 @@
 //!
 //! Then `RUNS` (default 15) cold runs (each with an empty cache) and as many
 //! warm runs, each followed by the replay of its requests, for medians of
-//! interleaved runs and their ratio. `HOLD=1` keeps the registry up after
+//! interleaved runs and their ratio, with each run's CPU time (the tool's,
+//! the registry's, the replaying client's) and the least time the tool and
+//! the registry sharing the machine's cores allow. `HOLD=1` keeps the registry up after
 //! the two measured runs, until stdin closes, and prints the command line
 //! to profile by hand.
 //!
@@ -123,6 +125,7 @@ fn main() {
         // Live runs and replays alternate (and builds, with a baseline), so
         // that the machine's load falls on all alike; medians are compared.
         let mut times = vec![(Vec::new(), Vec::new()); builds.len()];
+        let mut cpu = vec![Cpu::default(); builds.len()];
         for run in 0..runs {
             for (i, build) in builds.iter().enumerate() {
                 let dir = match warm {
@@ -130,6 +133,7 @@ fn main() {
                     false => work.path().join(format!("cold-{i}-{run}")),
                 };
                 let requests = if warm { &seen[i].1 } else { &seen[i].0 };
+                let (tool, served) = (children_cpu(), registry.cpu_time());
                 let start = Instant::now();
                 let out = Command::new(&build.bin)
                     .arg("run")
@@ -140,15 +144,23 @@ fn main() {
                     .output()
                     .unwrap();
                 times[i].0.push(start.elapsed().as_secs_f64());
+                cpu[i].tool.push(ms(children_cpu() - tool));
+                cpu[i].registry.extend(since(&registry, served));
                 assert!(
                     out.status.success(),
                     "{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
+                let (client, served) = (thread_cpu(), registry.cpu_time());
                 times[i].1.push(replay(&host, requests).as_secs_f64());
+                cpu[i].client.push(ms(thread_cpu() - client));
+                cpu[i].replayed.extend(since(&registry, served));
             }
         }
-        for ((build, (live, alone)), (first, second)) in builds.iter().zip(&mut times).zip(&seen) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (((build, (live, alone)), (first, second)), cpu) in
+            builds.iter().zip(&mut times).zip(&seen).zip(&mut cpu)
+        {
             let requests = if warm { second } else { first };
             // Each run beside the replay right after it, so that a change in
             // the machine's load between runs cancels out.
@@ -160,11 +172,76 @@ fn main() {
                 requests.len(),
                 live / alone
             );
+            cpu.print(build.label, name, cores, alone);
         }
     }
     println!(
         "targets: under 50 MB; second run 0 manifest GET and 0 blob GET; live within 1.5x of the replay"
     );
+}
+
+/// CPU time per run, in milliseconds: the tool's and the registry's during
+/// live runs, the registry's and the replaying client's during replays.
+/// With the registry on the same cores as the tool, the live run cannot take
+/// less than both processes' CPU time shared out over the cores, while the
+/// replay leaves them to the registry: that bound, not the tool's waiting,
+/// is what a ratio near it measures.
+#[derive(Clone, Default)]
+struct Cpu {
+    tool: Vec<f64>,
+    registry: Vec<f64>,
+    client: Vec<f64>,
+    replayed: Vec<f64>,
+}
+
+impl Cpu {
+    fn print(&mut self, label: &str, name: &str, cores: usize, alone: f64) {
+        if self.registry.is_empty() || self.replayed.is_empty() {
+            println!("{label}: {name} run: the registry's CPU time cannot be read (no /proc)");
+            return;
+        }
+        let tool = median(&mut self.tool);
+        let registry = median(&mut self.registry);
+        let floor = (tool + registry) / 1000.0 / cores as f64;
+        println!(
+            "{label}: {name} run, CPU per run (medians): tool {tool:.0} ms, registry {registry:.0} ms; replay: registry {:.0} ms, client {:.0} ms; both live processes on {cores} cores take at least {floor:.3} s, {:.2}x the replay",
+            median(&mut self.replayed),
+            median(&mut self.client),
+            floor / alone
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The registry's CPU time since `before`, in milliseconds.
+fn since(registry: &Registry, before: Option<Duration>) -> Option<f64> {
+    Some(ms(registry.cpu_time()?.checked_sub(before?)?))
+}
+
+/// CPU time (user + system) of the children waited for so far.
+fn children_cpu() -> Duration {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// CPU time (user + system) of this thread, which drives the replay.
+fn thread_cpu() -> Duration {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole rusage into the buffer it is given.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(who, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// A build of image-update to measure.

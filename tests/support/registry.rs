@@ -241,6 +241,22 @@ impl Registry {
     }
 
     /// The storage directory served.
+    /// CPU time the registry process has used so far (user + system, from
+    /// `/proc/<pid>/stat`), for benchmarks that weigh the registry's work
+    /// against the client's; `None` where `/proc` cannot tell.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        let pid = fs::read_to_string(&self.process.pid_file).ok()?;
+        let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let per_second = u64::try_from(per_second).ok().filter(|&n| n > 0)?;
+        Some(std::time::Duration::from_millis(ticks * 1000 / per_second))
+    }
+
     pub fn storage_dir(&self) -> &Path {
         &self.storage
     }
