@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod argocd;
+pub mod civil;
 pub mod cli;
 pub mod commit;
 pub mod diff;

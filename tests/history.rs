@@ -563,6 +563,19 @@ fn overrides(tag: &str) -> String {
 
 const OVERRIDE: &str = "apps/web/.argocd-source-web.yaml";
 const ARGO_BOT: &str = "argocd-image-updater <noreply@argoproj.io>";
+/// The repository the Argo CD applications name as their source.
+const REPO_URL: [&str; 2] = ["--repo-url", "https://github.com/example/gitops"];
+
+/// Argo CD Image Updater's commit of `tag` to the override file `path`.
+fn image_updater_writes(dir: &Path, time: u64, path: &str, tag: &str) {
+    commit(
+        dir,
+        ARGO_BOT,
+        time,
+        "build: automatic update of web",
+        &[(path, &overrides(tag))],
+    );
+}
 
 fn argo_repo(dir: &Path, app: &str, t: u64) {
     git_as(dir, DEV, t, &["init", "--quiet", "-b", "main"]);
@@ -592,13 +605,7 @@ fn an_argo_cd_image_rolled_back_after_the_image_updater_wrote_it_is_held() {
     let dir = repo.path();
     let t = now() - 3600;
     argo_repo(dir, APP, t);
-    commit(
-        dir,
-        ARGO_BOT,
-        t + 60,
-        "build: automatic update of web",
-        &[(OVERRIDE, &overrides("1.1.0"))],
-    );
+    image_updater_writes(dir, t + 60, OVERRIDE, "1.1.0");
     commit(
         dir,
         DEV,
@@ -606,31 +613,12 @@ fn an_argo_cd_image_rolled_back_after_the_image_updater_wrote_it_is_held() {
         "web 1.1.0 crashes",
         &[(OVERRIDE, &overrides("1.0.0"))],
     );
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
-    let (out, report) = run(dir, &tags, &repo_url);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    let image = &report["applications"][0]["images"][0];
-    assert_eq!(image["new"], serde_json::Value::Null, "{report}");
-    assert_eq!(image["holds"][0]["outcome"], "held", "{report}");
-    assert!(
-        image["holds"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("(1.1.0 -> 1.0.0 by Jane Dev)"),
-        "{report}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
-        overrides("1.0.0")
-    );
-    // A newer tag is written.
-    let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
-    let (_, report) = run(dir, &tags, &repo_url);
-    assert_eq!(
-        report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
-        "{report}"
-    );
+    argo_held_until_newer(dir, files.path(), &|| {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(OVERRIDE)).unwrap(),
+            overrides("1.0.0")
+        )
+    });
 }
 
 #[test]
@@ -647,26 +635,13 @@ fn an_argo_cd_image_waits_for_its_soak_in_staging() {
     // Staging's own override file (Helm parameters) got 1.1.0 30 hours
     // ago and 1.2.0 five hours ago.
     let staging = "clusters/staging/.argocd-source-web.yaml";
-    commit(
-        dir,
-        ARGO_BOT,
-        t - 30 * 3600,
-        "build: automatic update of web",
-        &[(staging, &overrides("1.1.0"))],
-    );
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
+    image_updater_writes(dir, t - 30 * 3600, staging, "1.1.0");
     let tags = snapshot(files.path(), &["1.0.0", "1.1.0", "1.2.0"]);
-    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    let (_, report) = run(dir, &tags, &["--dry-run", REPO_URL[0], REPO_URL[1]]);
     let image = &report["applications"][0]["images"][0];
     assert_eq!(image["new"], "ghcr.io/acme/web:1.1.0", "{report}");
-    commit(
-        dir,
-        ARGO_BOT,
-        t - 5 * 3600,
-        "build: automatic update of web",
-        &[(staging, &overrides("1.2.0"))],
-    );
-    let (_, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+    image_updater_writes(dir, t - 5 * 3600, staging, "1.2.0");
+    let (_, report) = run(dir, &tags, &["--dry-run", REPO_URL[0], REPO_URL[1]]);
     let image = &report["applications"][0]["images"][0];
     assert_eq!(image["new"], serde_json::Value::Null, "{report}");
     assert_eq!(
@@ -868,7 +843,6 @@ fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
     let repo = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let dir = repo.path();
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
     let tags = snapshot(files.path(), &["1.0.0", "1.1.0"]);
     for (annotations, error) in [
         (
@@ -896,7 +870,7 @@ fn a_gate_argo_cd_cannot_apply_is_an_error_on_the_image() {
         )
         .unwrap();
         std::fs::write(dir.join(OVERRIDE), overrides("1.0.0")).unwrap();
-        let (out, report) = run(dir, &tags, &["--dry-run", repo_url[0], repo_url[1]]);
+        let (out, report) = run(dir, &tags, &["--dry-run", REPO_URL[0], REPO_URL[1]]);
         assert_eq!(out.status.code(), Some(1), "{report}");
         assert_eq!(
             report["applications"][0]["images"][0]["error"], error,
@@ -1257,8 +1231,7 @@ fn a_digest_rolled_back_beside_its_tag_does_not_hold_for_ever() {
 /// nothing is written (`unchanged` checks the files); with 1.2.0 listed
 /// too, 1.2.0 is written. The hold of the first run.
 fn argo_held_until_newer(dir: &Path, files: &Path, unchanged: &dyn Fn()) -> serde_json::Value {
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let (out, report) = run(dir, &snapshot(files, &["1.0.0", "1.1.0"]), &repo_url);
+    let (out, report) = run(dir, &snapshot(files, &["1.0.0", "1.1.0"]), &REPO_URL);
     assert_eq!(out.status.code(), Some(0), "{report}");
     let image = &report["applications"][0]["images"][0];
     assert_eq!(image["new"], serde_json::Value::Null, "{report}");
@@ -1273,7 +1246,7 @@ fn argo_held_until_newer(dir: &Path, files: &Path, unchanged: &dyn Fn()) -> serd
     );
     unchanged();
     let newer = snapshot(files, &["1.0.0", "1.1.0", "1.2.0"]);
-    let (_, report) = run(dir, &newer, &repo_url);
+    let (_, report) = run(dir, &newer, &REPO_URL);
     assert_eq!(
         report["applications"][0]["images"][0]["new"], "ghcr.io/acme/web:1.2.0",
         "{report}"
@@ -1292,13 +1265,7 @@ fn reverting_the_image_updaters_first_write_deletes_the_override_file_and_holds(
     let dir = repo.path();
     let t = now() - 3600;
     argo_repo(dir, APP, t);
-    commit(
-        dir,
-        ARGO_BOT,
-        t + 60,
-        "build: automatic update of web",
-        &[(OVERRIDE, &overrides("1.1.0"))],
-    );
+    image_updater_writes(dir, t + 60, OVERRIDE, "1.1.0");
     git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
     let revert = git_as(dir, DEV, t + 120, &["rev-parse", "HEAD"]);
     assert!(!dir.join(OVERRIDE).exists());
@@ -1361,8 +1328,7 @@ fn reverting_the_first_write_to_a_kustomization_target_holds() {
     );
     // The tool's own first write, committed as its default author.
     let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
+    let (out, report) = run(dir, &two, &["--commit", REPO_URL[0], REPO_URL[1]]);
     assert_eq!(out.status.code(), Some(0), "{report}");
     let file = dir.join("apps/web/kustomization.yaml");
     let written = std::fs::read_to_string(&file).unwrap();
@@ -1371,6 +1337,30 @@ fn reverting_the_first_write_to_a_kustomization_target_holds() {
     argo_held_until_newer(dir, files.path(), &|| {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), kustomization)
     });
+}
+
+/// The same with `write-back-target: helmvalues:<file>` naming a values
+/// file that does not exist yet: the first write creates it, the revert
+/// deletes it, and values.yaml is in effect again.
+#[test]
+fn reverting_the_first_write_to_a_new_helm_values_target_holds() {
+    let repo = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    let t = now() - 3600;
+    let app = APP.replace(
+        "write-back-method: git\n",
+        "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: helmvalues:image-values.yaml\n",
+    );
+    argo_repo(dir, &app, t);
+    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
+    let (out, report) = run(dir, &two, &["--commit", REPO_URL[0], REPO_URL[1]]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let target = dir.join("apps/web/image-values.yaml");
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert!(written.contains("1.1.0"), "{written}");
+    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
+    argo_held_until_newer(dir, files.path(), &|| assert!(!target.exists()));
 }
 
 /// In CI the repository's own `user.name` is often a bot's
@@ -1546,29 +1536,4 @@ fn a_tree_outside_git_says_once_that_holds_are_not_checked() {
     let (_, report) = run(repo.path(), &tags, &["--dry-run"]);
     assert_eq!(report.get("holds_not_checked"), None, "{report}");
     assert!(!text_run(repo.path(), &tags).contains("rollback holds"));
-}
-
-/// The same with `write-back-target: helmvalues:<file>` naming a values
-/// file that does not exist yet: the first write creates it, the revert
-/// deletes it, and values.yaml is in effect again.
-#[test]
-fn reverting_the_first_write_to_a_new_helm_values_target_holds() {
-    let repo = tempfile::tempdir().unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let dir = repo.path();
-    let t = now() - 3600;
-    let app = APP.replace(
-        "write-back-method: git\n",
-        "write-back-method: git\n    argocd-image-updater.argoproj.io/write-back-target: helmvalues:image-values.yaml\n",
-    );
-    argo_repo(dir, &app, t);
-    let two = snapshot(files.path(), &["1.0.0", "1.1.0"]);
-    let repo_url = ["--repo-url", "https://github.com/example/gitops"];
-    let (out, report) = run(dir, &two, &["--commit", repo_url[0], repo_url[1]]);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    let target = dir.join("apps/web/image-values.yaml");
-    let written = std::fs::read_to_string(&target).unwrap();
-    assert!(written.contains("1.1.0"), "{written}");
-    git_as(dir, DEV, t + 120, &["revert", "--no-edit", "HEAD"]);
-    argo_held_until_newer(dir, files.path(), &|| assert!(!target.exists()));
 }

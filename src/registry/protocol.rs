@@ -132,17 +132,7 @@ fn parse_http_date(text: &str) -> Option<u64> {
     if !(1..=31).contains(&day) || !(1..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60 {
         return None;
     }
-    // Days from civil date (proleptic Gregorian), after Howard Hinnant.
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = (y - era * 400) as u64;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe as i64 - 719_468;
+    let days = crate::civil::days_from_civil(year, month as i64, day as i64);
     u64::try_from(days)
         .ok()
         .map(|d| d * 86_400 + h * 3_600 + m * 60 + s)
