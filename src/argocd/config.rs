@@ -201,6 +201,20 @@ pub struct Application {
     pub sources: Vec<Source>,
 }
 
+impl Application {
+    /// A problem at its declaration, said of it: `Application ns/name`
+    /// followed by `message` (which starts with its own separator).
+    pub fn problem(&self, severity: Severity, message: impl std::fmt::Display) -> Problem {
+        Problem::at(
+            &self.origin.file,
+            self.origin.line,
+            None,
+            severity,
+            format!("Application {}/{}{message}", self.namespace, self.name),
+        )
+    }
+}
+
 /// An application to update: what, how, and where.
 #[derive(Debug, Clone)]
 pub struct Configured {
@@ -488,29 +502,21 @@ impl Declarations {
     pub fn configure(&mut self, repo_url: Option<&str>) -> Vec<Configured> {
         let mut configured = Vec::new();
         for app in &self.apps {
-            let problem = |severity, message: String| {
-                Problem::at(&app.origin.file, app.origin.line, None, severity, message)
-            };
             let Some((images, write_back, by)) = self.settings_of(app) else {
                 continue;
             };
             let images = match images {
                 Ok(images) => images,
                 Err(e) => {
-                    self.problems.push(problem(
-                        Severity::Error,
-                        format!("Application {}/{}: {e}", app.namespace, app.name),
-                    ));
+                    self.problems
+                        .push(app.problem(Severity::Error, format!(": {e}")));
                     continue;
                 }
             };
             let Some(repo_url) = repo_url else {
-                self.problems.push(problem(
+                self.problems.push(app.problem(
                     Severity::Warning,
-                    format!(
-                        "Application {}/{} skipped: cannot tell whether its source is this repository (no --repo-url and no origin remote)",
-                        app.namespace, app.name
-                    ),
+                    " skipped: cannot tell whether its source is this repository (no --repo-url and no origin remote)",
                 ));
                 continue;
             };
@@ -526,12 +532,10 @@ impl Declarations {
                     {
                         urls = vec![r];
                     }
-                    self.problems.push(problem(
+                    self.problems.push(app.problem(
                         Severity::Info,
                         format!(
-                            "Application {}/{} skipped: its source ({}) is not this repository ({repo_url})",
-                            app.namespace,
-                            app.name,
+                            " skipped: its source ({}) is not this repository ({repo_url})",
                             urls.join(", ")
                         ),
                     ));

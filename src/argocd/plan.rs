@@ -503,18 +503,9 @@ pub fn finish(
             }
         };
         let problem = |severity, message: &str| {
-            Problem::at(
-                &c.app.origin.file,
-                c.app.origin.line,
-                None,
-                severity,
-                format!(
-                    "Application {}/{} image {}: {message}",
-                    c.app.namespace,
-                    c.app.name,
-                    display_alias(&job.spec)
-                ),
-            )
+            let alias = display_alias(&job.spec);
+            c.app
+                .problem(severity, format!(" image {alias}: {message}"))
         };
         let mut outcome = ImageOutcome {
             alias: job.spec.alias.clone(),

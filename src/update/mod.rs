@@ -185,15 +185,9 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         let file = &c.app.origin.file;
         let outside = external.iter().any(|(p, _)| file.starts_with(&format!("{p}/")));
         if outside && !c.write_back.is_git() {
-            report.problems.push(Problem::at(
-                file,
-                c.app.origin.line,
-                None,
+            report.problems.push(c.app.problem(
                 Severity::Error,
-                format!(
-                    "Application {}/{}: it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
-                    c.app.namespace, c.app.name
-                ),
+                ": it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
             ));
         }
         !outside || c.write_back.is_git()
@@ -502,18 +496,7 @@ fn pin_pull_secrets(
     use argocd::config::{PullSecret, user_password};
     for (repository, value, app) in prepared.pull_secrets() {
         let host = &repository.registry;
-        let at = |severity, message: String| {
-            Problem::at(
-                &app.app.origin.file,
-                app.app.origin.line,
-                None,
-                severity,
-                format!(
-                    "Application {}/{}: {message}",
-                    app.app.namespace, app.app.name
-                ),
-            )
-        };
+        let at = |severity, message: String| app.app.problem(severity, format!(": {message}"));
         let found = match PullSecret::parse(value) {
             Err(e) => Err(e),
             Ok(PullSecret::Cluster(name)) => {
