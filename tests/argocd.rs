@@ -98,8 +98,7 @@ fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_j
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let report = support::json_report(&out);
     (out, report)
 }
 

@@ -79,8 +79,7 @@ impl Fixture {
             .args(["--output", "json"])
             .output()
             .unwrap();
-        let report = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        let report = support::json_report(&out);
         (out, report)
     }
 

@@ -5,10 +5,12 @@
 //! `UPDATE_FIXTURES=1` to rewrite `expected/` and `report.json` from the
 //! current behaviour, then review the diff before committing it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
@@ -671,22 +673,7 @@ fn an_unreachable_registry_fails_only_its_policies() {
 }
 
 fn select(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    use std::io::Write;
-    let mut child = bin()
-        .arg("select")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::output_with_stdin(bin().arg("select").args(args), stdin);
     (
         out.status.code(),
         String::from_utf8(out.stdout).unwrap(),

@@ -58,8 +58,7 @@ fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
         .env_remove("REGISTRY_AUTH_FILE")
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let report = support::json_report(&out);
     (out, report)
 }
 

@@ -90,13 +90,7 @@ fn run(f: &Fixture, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
         .args(args)
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = support::json_report(&out);
     (out, report)
 }
 

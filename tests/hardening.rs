@@ -37,8 +37,7 @@ fn run(tree: &Path, snapshot: &Path) -> (Output, serde_json::Value) {
         .arg(snapshot)
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let report = support::json_report(&out);
     (out, report)
 }
 

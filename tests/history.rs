@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::rfc3339;
@@ -89,13 +89,7 @@ fn run(dir: &Path, snapshot: &Path, args: &[&str]) -> (Output, serde_json::Value
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = support::json_report(&out);
     (out, report)
 }
 
@@ -499,21 +493,9 @@ fn a_gate_without_history_holds_the_policy_and_says_why() {
 
 /// `fn` over a ResourceList: no history, said in the results.
 fn run_fn(snapshot: &Path, input: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_image-update"))
-        .args(["fn", "--registry-snapshot"])
-        .arg(snapshot)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+    command.args(["fn", "--registry-snapshot"]).arg(snapshot);
+    String::from_utf8(support::output_with_stdin(&mut command, input).stdout).unwrap()
 }
 
 fn resource_list(policy: &str) -> String {

@@ -8,11 +8,12 @@
 //! Fixtures are in `testdata/krm/` (see its README). `UPDATE_FIXTURES=1`
 //! rewrites `resourcelist.expected.yaml` from the current behaviour.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use image_update::yaml::{self, Node};
 
@@ -30,24 +31,14 @@ fn snapshot() -> PathBuf {
 
 /// Runs `image-update fn ARGS` in `dir` with `input` on standard input.
 fn run_fn(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    command
         .arg("fn")
         .args(args)
         // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
         .env("XDG_CACHE_HOME", "/dev/null")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .current_dir(dir);
+    support::output_with_stdin(&mut command, input)
 }
 
 /// What a function that changed something says about rollback holds: it

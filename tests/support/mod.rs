@@ -96,6 +96,36 @@ pub fn random_hex(n: usize) -> String {
     hex(&random_bytes(n))
 }
 
+/// Runs `command` with `input` on its standard input; what it printed.
+pub fn output_with_stdin(command: &mut std::process::Command, input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(input.as_bytes())
+        .expect("the command reads its input");
+    drop(stdin);
+    child.wait_with_output().expect("the command ends")
+}
+
+/// The JSON report a run printed, or a panic showing what it printed
+/// instead.
+pub fn json_report(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// Runs `git -C dir args…` as a fixed test identity, outside any global or
 /// system configuration; its stdout, or a panic with its stderr.
 pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
