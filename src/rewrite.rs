@@ -43,7 +43,9 @@ pub fn render(value: &str, style: ScalarStyle) -> String {
     }
 }
 
-fn double_quoted(value: &str) -> String {
+/// A double-quoted YAML (and JSON) string: `"`, `\` and every character a
+/// YAML or JSON reader could take for a line break or control are escaped.
+pub fn double_quoted(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -52,7 +54,10 @@ fn double_quoted(value: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c => out.push(c),
         }
     }

@@ -28,7 +28,7 @@ use crate::outcome::{Change, Problem, Severity};
 use crate::plan;
 use crate::registry::Registry;
 use crate::registry::snapshot::Snapshot;
-use crate::rewrite::{self, Edit};
+use crate::rewrite::{self, Edit, double_quoted};
 use crate::update;
 use crate::yaml::{self, Node, Position};
 
@@ -36,9 +36,7 @@ mod config;
 mod results;
 
 pub use config::{CONFIG_API_VERSION, CONFIG_KIND, Settings, read_config};
-pub use results::{
-    FileRef, FnResult, ResourceRef, append_results, quote, render_block, render_flow,
-};
+pub use results::{FileRef, FnResult, ResourceRef, append_results, render_block, render_flow};
 
 /// The `apiVersion`s of a `ResourceList` this function reads.
 pub const RESOURCE_LIST_VERSIONS: [&str; 2] =
@@ -235,7 +233,7 @@ pub fn field_path(node: &Node, offset: usize) -> Option<String> {
                 {
                     name.to_string()
                 } else {
-                    format!("[{}]", quote(name))
+                    format!("[{}]", double_quoted(name))
                 };
                 path.push(segment);
                 if walk(value, offset, path) {

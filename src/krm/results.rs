@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::outcome::Severity;
-use crate::rewrite::{self, Edit};
+use crate::rewrite::{self, Edit, double_quoted};
 use crate::yaml::{self, Node};
 
 use super::Lines;
@@ -69,28 +69,6 @@ impl FnResult {
 }
 
 /// What a function call produced.
-/// A double-quoted YAML (and JSON) string: `"`, `\` and every character a
-/// YAML or JSON reader could take for a line break or control are escaped.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn severity_word(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "info",
@@ -111,23 +89,26 @@ fn result_fields(r: &FnResult) -> Vec<(&'static str, Vec<(&'static str, String)>
             ("namespace", &reference.namespace),
         ] {
             if !value.is_empty() {
-                entries.push((key, quote(value)));
+                entries.push((key, double_quoted(value)));
             }
         }
         fields.push(("resourceRef", entries));
     }
     if let Some(path) = &r.field {
-        fields.push(("field", vec![("path", quote(path))]));
+        fields.push(("field", vec![("path", double_quoted(path))]));
     }
     if let Some(file) = &r.file {
-        let mut entries = vec![("path", quote(&file.path))];
+        let mut entries = vec![("path", double_quoted(&file.path))];
         if let Some(index) = file.index {
             entries.push(("index", index.to_string()));
         }
         fields.push(("file", entries));
     }
     if !r.tags.is_empty() {
-        fields.push(("tags", r.tags.iter().map(|(k, v)| (*k, quote(v))).collect()));
+        fields.push((
+            "tags",
+            r.tags.iter().map(|(k, v)| (*k, double_quoted(v))).collect(),
+        ));
     }
     fields
 }
@@ -136,7 +117,7 @@ fn result_fields(r: &FnResult) -> Vec<(&'static str, Vec<(&'static str, String)>
 pub fn render_block(results: &[FnResult], indent: &str, nl: &str) -> String {
     let mut out = String::new();
     for r in results {
-        let _ = write!(out, "{indent}- message: {}{nl}", quote(&r.message));
+        let _ = write!(out, "{indent}- message: {}{nl}", double_quoted(&r.message));
         let _ = write!(out, "{indent}  severity: {}{nl}", severity_word(r.severity));
         for (key, entries) in result_fields(r) {
             let _ = write!(out, "{indent}  {key}:{nl}");
@@ -154,7 +135,7 @@ pub fn render_flow(results: &[FnResult]) -> String {
         .iter()
         .map(|r| {
             let mut parts = vec![
-                format!("\"message\": {}", quote(&r.message)),
+                format!("\"message\": {}", double_quoted(&r.message)),
                 format!("\"severity\": \"{}\"", severity_word(r.severity)),
             ];
             for (key, entries) in result_fields(r) {

@@ -148,9 +148,12 @@ fn change_messages_show_the_new_tag() {
 
 #[test]
 fn quoting_escapes_what_readers_could_misread() {
-    assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
-    assert_eq!(quote("x\ny\u{2028}z\u{7}"), r#""x\ny\u2028z\u0007""#);
-    let text = format!("k: {}\n", quote("tab\there \u{85} é"));
+    assert_eq!(double_quoted("a\"b\\c"), r#""a\"b\\c""#);
+    assert_eq!(
+        double_quoted("x\ny\u{2028}z\u{7}"),
+        r#""x\ny\u2028z\u0007""#
+    );
+    let text = format!("k: {}\n", double_quoted("tab\there \u{85} é"));
     let root = root_of(&text);
     assert_eq!(root.str_at(&["k"]), Some("tab\there \u{85} é"));
 }
