@@ -186,15 +186,27 @@ pub fn parse_nested(src: &str, wrapper: usize) -> Result<Stream, SyntaxError> {
 /// are not compared. Iterative, so nesting depth costs no stack.
 fn refuse_duplicate_keys(stream: &Stream) -> Result<(), SyntaxError> {
     let mut pending: Vec<&Node> = stream.documents.iter().map(|d| &d.root).collect();
+    let mut seen: std::collections::HashMap<Option<&str>, usize> = Default::default();
     while let Some(node) = pending.pop() {
         match node {
             Node::Mapping(entries, _) => {
-                let mut seen: std::collections::HashMap<Option<&str>, usize> =
-                    std::collections::HashMap::new();
-                for (key, value) in entries {
+                // Most mappings have a few keys: comparing each with the
+                // ones before costs less than hashing them.
+                let small = entries.len() <= 16;
+                seen.clear();
+                for (i, (key, value)) in entries.iter().enumerate() {
                     if let Node::Scalar(s) = key {
-                        let resolved = (!key.is_null()).then_some(s.value.as_str());
-                        if let Some(first) = seen.insert(resolved, s.start.line) {
+                        let resolved = resolved_key(key);
+                        let first = match small {
+                            true => entries[..i].iter().find_map(|(k, _)| match k {
+                                Node::Scalar(earlier) if resolved_key(k) == resolved => {
+                                    Some(earlier.start.line)
+                                }
+                                _ => None,
+                            }),
+                            false => seen.insert(resolved, s.start.line),
+                        };
+                        if let Some(first) = first {
                             return Err(SyntaxError {
                                 line: s.start.line,
                                 column: s.start.column,
@@ -214,6 +226,14 @@ fn refuse_duplicate_keys(stream: &Stream) -> Result<(), SyntaxError> {
         }
     }
     Ok(())
+}
+
+/// A scalar key as YAML resolves it; `None` for the plain nulls.
+fn resolved_key(key: &Node) -> Option<&str> {
+    match key {
+        Node::Scalar(s) if !key.is_null() => Some(s.value.as_str()),
+        _ => None,
+    }
 }
 
 /// The full YAML 1.2 parser (`granit-parser`), for every input.
@@ -401,6 +421,27 @@ mod tests {
         );
         // The same key in different mappings, or as a value, is no repeat.
         assert!(parse("a: {k: 1}\nb: {k: 1}\nc: a\nl:\n- k: 1\n- k: 2\n").is_ok());
+        // Mappings of many keys are checked by hashing, few by comparing:
+        // both find the repeat, and a repeat in one mapping is not carried
+        // into the next.
+        for keys in [3, 16, 17, 40] {
+            let many: String = (0..keys).map(|k| format!("k{k}: {k}\n")).collect();
+            let nested = format!("a:\n{}b:\n{}", indent(&many), indent(&many));
+            assert!(parse(&nested).is_ok(), "{keys} keys");
+            let src = format!("{many}'k1': again\n");
+            let err = parse(&src).expect_err(&src);
+            assert_eq!(err.line, keys + 1, "{keys} keys: {err}");
+            assert!(
+                err.message.contains("first at line 2"),
+                "{keys} keys: {err}"
+            );
+            let full = refuse_duplicate_keys(&parse_full(&src).unwrap()).unwrap_err();
+            assert_eq!(full, err, "{keys} keys");
+        }
+    }
+
+    fn indent(lines: &str) -> String {
+        lines.lines().map(|l| format!("  {l}\n")).collect()
     }
 
     /// Issue 18.6: the nesting limit is stated, and a document may nest as
