@@ -46,7 +46,7 @@ EXTERNAL_ROOTS = {"std", "core", "alloc"}
 # Keep in step with README.md, section Layout.
 LAYERS = [
     ("model and pure decisions",
-     ["civil", "outcome", "image", "yaml", "policy", "marker", "rewrite", "template", "registry",
+     ["civil", "outcome", "parallel", "image", "yaml", "policy", "marker", "rewrite", "template", "registry",
       "hold", "diff"]),
     ("dialects", ["flux", "plan", "argocd", "kubesphere"]),
     ("edges", ["tree_write", "scan", "git", "registry/*", "commit", "history"]),

@@ -24,6 +24,7 @@ pub mod kubesphere;
 pub mod manage;
 pub mod marker;
 pub mod outcome;
+pub mod parallel;
 pub mod plan;
 pub mod policy;
 pub mod registry;

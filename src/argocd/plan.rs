@@ -487,14 +487,24 @@ pub fn finish(
     let mut updates: Vec<Vec<(ImageSpec, String, String)>> = vec![Vec::new(); prepared.apps.len()];
     let mut changed = vec![false; prepared.apps.len()];
     let free = crate::hold::Constraints::default();
-    for (j, job) in prepared.jobs.into_iter().enumerate() {
-        let constraints = constraints.get(j).unwrap_or(&free);
-        let App {
-            configured: c,
-            target,
-            kind,
-            ..
-        } = &prepared.apps[job.app];
+    // The decisions are the costly part (every listed tag through the
+    // rule), and independent of one another.
+    let decided = crate::parallel::map(prepared.jobs.iter().enumerate(), |(j, job)| {
+        let app = &prepared.apps[job.app];
+        let mut explained = (Vec::new(), None);
+        let decision = decide_image(
+            job,
+            &app.target,
+            app.kind,
+            (listed, metadata, invalid),
+            allow_downgrade,
+            constraints.get(j).unwrap_or(&free),
+            (&mut explained.0, &mut explained.1),
+        );
+        (decision, explained)
+    });
+    for (job, (decision, (holds, candidates))) in prepared.jobs.into_iter().zip(decided) {
+        let c = &prepared.apps[job.app].configured;
         let keep_current = |updates: &mut Vec<Vec<_>>| {
             if let Some(current) = &job.current {
                 let reference = at_version(&job.spec.name, &current.reference);
@@ -517,18 +527,9 @@ pub fn finish(
             new: None,
             error: None,
             note: None,
-            holds: Vec::new(),
-            candidates: None,
+            holds,
+            candidates,
         };
-        let decision = decide_image(
-            &job,
-            target,
-            *kind,
-            (listed, metadata, invalid),
-            allow_downgrade,
-            constraints,
-            (&mut outcome.holds, &mut outcome.candidates),
-        );
         // A choice the image could not use (no digest, say) is no longer
         // the chosen one.
         if let Err(e) = &decision {

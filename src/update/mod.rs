@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
 
 use crate::argocd::{self, plan::Fact, plan::Invalid, plan::Listed, plan::Metadata, plan::Write};
 use crate::flux::{self, Declared, GitSettings};
@@ -19,7 +18,7 @@ use crate::hold;
 use crate::image::Reference;
 use crate::image::Repository;
 use crate::marker::{self, Field, Marker};
-use crate::outcome::{PolicyOutcome, Problem, Report, Severity};
+use crate::outcome::{Change, PolicyOutcome, Problem, Report, Severity};
 use crate::plan::{self, Resolved, Target, Targets};
 use crate::policy::argo::TagInfo;
 use crate::policy::candidates::GateFn;
@@ -241,22 +240,28 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             let wanted = prepared.metadata_wanted(&listed);
             let metadata = scope.spawn(move || tag_metadata(shared, &wanted));
             let (constraints, argo_constraints) = joined(history);
-            let resolved =
+            let (outcomes, mut targets) =
                 resolve_listed(&declared, &constraints, shared, &pinned, &listed, &invalid);
+            add_unread(&mut targets, &resources.unread);
+            if options.allow_downgrade {
+                targets.values_mut().flatten().for_each(|t| t.guard = None);
+            }
+            // The markers need no build date: their files are rewritten
+            // while Argo CD's are still being asked.
+            let rewritten = rewrite_marked(options, &marked, &targets);
             (
                 listed,
                 invalid,
                 skipped,
                 argo_constraints,
-                resolved,
+                (outcomes, targets, rewritten),
                 joined(metadata),
             )
         });
-    let (outcomes, mut targets) = resolved;
+    let (outcomes, targets, rewritten) = resolved;
     report.problems.extend(skipped);
     report.problems.append(&mut history_problems);
     report.holds_not_checked = no_holds;
-    add_unread(&mut targets, &resources.unread);
     let argo = argocd::plan::finish(
         prepared,
         &listed,
@@ -265,9 +270,6 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         options.allow_downgrade,
         &argo_constraints,
     );
-    if options.allow_downgrade {
-        targets.values_mut().flatten().for_each(|t| t.guard = None);
-    }
     report.policies = outcomes;
     report.requests = registry.requests();
     report.problems.extend(
@@ -277,45 +279,15 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             .map(|note| Problem::general(Severity::Warning, note)),
     );
 
-    let mut diffs = String::new();
-    for file in &marked {
-        let plan = plan::plan_file(&file.rel, &file.src, &file.markers, &targets);
-        report.problems.extend(plan.problems);
-        if plan.edits.is_empty() {
-            continue;
-        }
-        let new = match rewrite::apply(&file.src, &plan.edits) {
-            Ok(new) => new,
-            Err(e) => {
-                report.problems.push(Problem::file(
-                    &file.rel,
-                    Severity::Error,
-                    format!("not rewritten: {e}"),
-                ));
-                continue;
-            }
-        };
-        if !options.dry_run
-            && let Err(e) = tree_write::replace_file(
-                &options.root,
-                &file.rel,
-                file.src.as_bytes(),
-                new.as_bytes(),
-            )
-        {
-            report.problems.push(Problem::file(
-                &file.rel,
-                Severity::Error,
-                format!("cannot write: {e}"),
-            ));
-            continue;
-        }
-        if options.diff {
-            diffs.push_str(&crate::diff::unified(&file.rel, &file.src, &new));
-        }
-        report.files.push(file.rel.clone());
-        report.changes.extend(plan.changes);
-    }
+    let Rewritten {
+        problems,
+        files,
+        changes,
+        mut diffs,
+    } = rewritten;
+    report.problems.extend(problems);
+    report.files = files;
+    report.changes = changes;
     for (rel, writes) in &argo.writes {
         let existing = read_in_tree(&options.root, rel);
         let problem = |e: String| Problem::file(rel, Severity::Error, e);
@@ -377,59 +349,65 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     }
 }
 
+/// What rewriting the marked files did.
+#[derive(Default)]
+struct Rewritten {
+    problems: Vec<Problem>,
+    files: Vec<String>,
+    changes: Vec<Change>,
+    diffs: String,
+}
+
+/// Rewrites (or, in a dry run, plans) every marked file to its targets.
+fn rewrite_marked(options: &RunOptions, marked: &[MarkedFile], targets: &Targets) -> Rewritten {
+    let mut out = Rewritten::default();
+    for file in marked {
+        let plan = plan::plan_file(&file.rel, &file.src, &file.markers, targets);
+        out.problems.extend(plan.problems);
+        if plan.edits.is_empty() {
+            continue;
+        }
+        let new = match rewrite::apply(&file.src, &plan.edits) {
+            Ok(new) => new,
+            Err(e) => {
+                out.problems.push(Problem::file(
+                    &file.rel,
+                    Severity::Error,
+                    format!("not rewritten: {e}"),
+                ));
+                continue;
+            }
+        };
+        if !options.dry_run
+            && let Err(e) = tree_write::replace_file(
+                &options.root,
+                &file.rel,
+                file.src.as_bytes(),
+                new.as_bytes(),
+            )
+        {
+            out.problems.push(Problem::file(
+                &file.rel,
+                Severity::Error,
+                format!("cannot write: {e}"),
+            ));
+            continue;
+        }
+        if options.diff {
+            out.diffs
+                .push_str(&crate::diff::unified(&file.rel, &file.src, &new));
+        }
+        out.files.push(file.rel.clone());
+        out.changes.extend(plan.changes);
+    }
+    out
+}
+
 /// What a scoped thread returned; its panic, if it panicked.
 fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
     thread
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// `items.map(f)` on every core, results in input order. The calling thread
-/// feeds the workers as it produces items (walking the tree, say), and each
-/// worker takes the next item when it is free, so expensive items that
-/// cluster still spread evenly.
-fn parallel_map<T: Send, R: Send>(
-    items: impl Iterator<Item = T>,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    if workers == 1 {
-        return items.map(f).collect();
-    }
-    let (send, receive) = mpsc::channel::<(usize, T)>();
-    let receive = Mutex::new(receive);
-    let (f, receive) = (&f, &receive);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = receive
-                            .lock()
-                            .expect("no worker panics holding the lock")
-                            .recv();
-                        let Ok((i, item)) = next else {
-                            return done;
-                        };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        for item in items.enumerate() {
-            send.send(item).expect("the workers outlive the sender");
-        }
-        drop(send);
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a worker thread panicked"))
-            .collect()
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A reference a full marker already pins: `name:tag@digest`.
@@ -794,7 +772,7 @@ fn resolve_listed(
         Result<Option<(&'a Policy, String)>, String>,
         (Vec<hold::Hold>, Option<Candidates>),
     );
-    let chosen: Vec<Chosen> = parallel_map(declared.iter().zip(constraints), |(d, c)| {
+    let chosen: Vec<Chosen> = crate::parallel::map(declared.iter().zip(constraints), |(d, c)| {
         let p = match d.policy.as_ref() {
             Ok(p) => p,
             Err(e) => return (Err(e.clone()), (Vec::new(), None)),

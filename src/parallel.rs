@@ -1,0 +1,67 @@
+//! Pure work spread over the machine's cores, results in input order
+//! (selecting for every Flux policy, deciding every Argo CD image).
+
+use std::sync::{Mutex, mpsc};
+
+/// `items.map(f)` on every core, results in input order. The calling thread
+/// feeds the workers as it produces items (walking the tree, say), and each
+/// worker takes the next item when it is free, so expensive items that
+/// cluster still spread evenly.
+pub fn map<T: Send, R: Send>(items: impl Iterator<Item = T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    if workers == 1 {
+        return items.map(f).collect();
+    }
+    let (send, receive) = mpsc::channel::<(usize, T)>();
+    let receive = Mutex::new(receive);
+    let (f, receive) = (&f, &receive);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = receive
+                            .lock()
+                            .expect("no worker panics holding the lock")
+                            .recv();
+                        let Ok((i, item)) = next else {
+                            return done;
+                        };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        for item in items.enumerate() {
+            send.send(item).expect("the workers outlive the sender");
+        }
+        drop(send);
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_item_is_mapped_once_and_in_input_order() {
+        for n in [0, 1, 2, 7, 1000] {
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            let out = map(0..n, |i| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i * 3
+            });
+            assert_eq!(out, (0..n).map(|i| i * 3).collect::<Vec<_>>());
+            assert_eq!(calls.into_inner(), n);
+        }
+    }
+}
