@@ -1,6 +1,8 @@
 //! Pure work spread over the machine's cores, results in input order
-//! (selecting for every Flux policy, deciding every Argo CD image).
+//! (selecting for every Flux policy, preparing and deciding every Argo CD
+//! application), and what such work shares.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, mpsc};
 
 /// `items.map(f)` on every core, results in input order. The calling thread
@@ -48,6 +50,28 @@ pub fn map<T: Send, R: Send>(items: impl Iterator<Item = T>, f: impl Fn(T) -> R 
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Values by file name, each made once however many threads ask (a
+/// file read, a file parsed). Made outside the lock; should two threads
+/// make one at once, the first kept is the one every asker gets.
+pub struct Memo<V>(Mutex<HashMap<String, V>>);
+
+impl<V> Default for Memo<V> {
+    fn default() -> Memo<V> {
+        Memo(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<V: Clone> Memo<V> {
+    pub fn get(&self, key: &str, make: impl FnOnce() -> V) -> V {
+        let known = self.0.lock().expect("not poisoned").get(key).cloned();
+        known.unwrap_or_else(|| {
+            let made = make();
+            let mut values = self.0.lock().expect("not poisoned");
+            values.entry(key.to_string()).or_insert(made).clone()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +87,23 @@ mod tests {
             assert_eq!(out, (0..n).map(|i| i * 3).collect::<Vec<_>>());
             assert_eq!(calls.into_inner(), n);
         }
+    }
+
+    #[test]
+    fn a_memo_gives_every_asker_the_first_value_kept() {
+        let memo = Memo::default();
+        assert_eq!(memo.get("a", || 1), 1);
+        assert_eq!(memo.get("a", || 2), 1, "made once");
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let values = map(0..64, |i| {
+            memo.get(&format!("k{}", i % 4), || {
+                made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i
+            })
+        });
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(*v, values[i % 4], "one value per key");
+        }
+        assert!(made.into_inner() >= 4);
     }
 }

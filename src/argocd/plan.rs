@@ -8,9 +8,8 @@
 //! Files are read through a closure, so the decisions can be tested with
 //! strings.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::image::Repository;
 use crate::outcome::{AppOutcome, ImageOutcome, Problem, Severity};
@@ -241,7 +240,7 @@ impl Prepared {
         let read = |file: &str| (file == from).then(|| text.to_string());
         let parsed = |file: &str| {
             (file == from)
-                .then(|| yaml::parse(text).ok().map(Rc::new))
+                .then(|| yaml::parse(text).ok().map(Arc::new))
                 .flatten()
         };
         let files = Files::read(
@@ -314,23 +313,19 @@ impl Prepared {
 /// tree by its relative path.
 pub fn prepare(
     configured: Vec<Configured>,
-    read: &dyn Fn(&str) -> Option<String>,
+    read: &(dyn Fn(&str) -> Option<String> + Sync),
     controller_ns: &str,
 ) -> Prepared {
-    let mut prepared = Prepared {
-        apps: Vec::new(),
-        jobs: Vec::new(),
-        problems: Vec::new(),
+    // A file of many Applications is parsed once for all of them.
+    let streams = crate::parallel::Memo::default();
+    let parsed = |file: &str| -> Option<Arc<yaml::Stream>> {
+        streams.get(file, || {
+            read(file).and_then(|src| yaml::parse(&src).ok().map(Arc::new))
+        })
     };
-    let streams = RefCell::new(HashMap::new());
-    let parsed = |file: &str| -> Option<Rc<yaml::Stream>> {
-        streams
-            .borrow_mut()
-            .entry(file.to_string())
-            .or_insert_with(|| read(file).and_then(|src| yaml::parse(&src).ok().map(Rc::new)))
-            .clone()
-    };
-    for c in configured {
+    // Each application reads its own files (most of the time here is the
+    // system's), so they are read on every core.
+    let apps = crate::parallel::map(configured.into_iter(), |c| {
         let target = target_of(&c, controller_ns, read);
         let kind = app_kind(&c, read);
         let override_file =
@@ -348,36 +343,52 @@ pub fn prepare(
                 &parsed,
             )
         });
-        for spec in &c.images {
-            let current = match (&kind, &files) {
-                (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
-                    .or_else(|| running(&c, spec, *kind, target.as_ref().ok(), read)),
-                _ => None,
-            };
-            let rule = kind
-                .clone()
-                .and_then(|_| rule_of(spec))
-                .map_err(|e| e.to_string());
-            prepared.jobs.push(Job {
-                app: prepared.apps.len(),
-                repository: Repository::parse(&spec.name).map_err(|e| e.to_string()),
-                spec: spec.clone(),
-                rule,
-                current,
-            });
-        }
+        let jobs: Vec<_> = c
+            .images
+            .iter()
+            .map(|spec| {
+                let current = match (&kind, &files) {
+                    (Ok(kind), Some(files)) => current_value(&c, spec, *kind, files)
+                        .or_else(|| running(&c, spec, *kind, target.as_ref().ok(), read)),
+                    _ => None,
+                };
+                let rule = kind
+                    .clone()
+                    .and_then(|_| rule_of(spec))
+                    .map_err(|e| e.to_string());
+                (spec.clone(), rule, current)
+            })
+            .collect();
         let spec_images = files
             .as_ref()
             .and_then(|f| f.source(&c))
             .map(kustomize_images_of)
             .unwrap_or_default();
-        prepared.apps.push(App {
+        let app = App {
             configured: c,
             target,
             override_file,
             kind: kind.unwrap_or(Kind::Kustomize),
             kustomize_images: spec_images,
-        });
+        };
+        (app, jobs)
+    });
+    let mut prepared = Prepared {
+        apps: Vec::new(),
+        jobs: Vec::new(),
+        problems: Vec::new(),
+    };
+    for (app, jobs) in apps {
+        for (spec, rule, current) in jobs {
+            prepared.jobs.push(Job {
+                app: prepared.apps.len(),
+                repository: Repository::parse(&spec.name).map_err(|e| e.to_string()),
+                spec,
+                rule,
+                current,
+            });
+        }
+        prepared.apps.push(app);
     }
     prepared
 }

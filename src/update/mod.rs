@@ -194,20 +194,17 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     // Applications share files (one file of many Applications, say): each
     // is read once. A file named `PATH/<file>` is an Application's own file
     // in a `--policies` directory, read from there.
-    let cache = std::cell::RefCell::new(std::collections::HashMap::new());
+    let cache = crate::parallel::Memo::default();
     let read = |rel: &str| {
-        cache
-            .borrow_mut()
-            .entry(rel.to_string())
-            .or_insert_with(|| {
-                match external.iter().find_map(|(prefix, dir)| {
-                    Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?))
-                }) {
-                    Some((dir, inside)) => read_in_tree(dir, inside),
-                    None => read_in_tree(&options.root, rel),
-                }
-            })
-            .clone()
+        cache.get(rel, || {
+            match external
+                .iter()
+                .find_map(|(prefix, dir)| Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?)))
+            {
+                Some((dir, inside)) => read_in_tree(dir, inside),
+                None => read_in_tree(&options.root, rel),
+            }
+        })
     };
     let prepared = argocd::plan::prepare(configured, &read, controller_ns);
 

@@ -5,7 +5,7 @@
 //! values files). Apart from planning because it only reads files; what to
 //! do with the value is decided in [`super::finish`].
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::argocd::config::{Configured, ImageSpec};
 use crate::argocd::{kustomize, write};
@@ -29,7 +29,7 @@ pub(super) struct Files {
     overrides: (String, Option<yaml::Stream>),
     /// The file holding the Application, parsed once for all the
     /// applications it holds.
-    application: Option<Rc<yaml::Stream>>,
+    application: Option<Arc<yaml::Stream>>,
     /// The Helm values file or kustomization, with its path.
     manifest: Option<(String, yaml::Stream)>,
 }
@@ -41,7 +41,7 @@ impl Files {
         override_file: String,
         target: Option<&Target>,
         read: &dyn Fn(&str) -> Option<String>,
-        parsed: &dyn Fn(&str) -> Option<Rc<yaml::Stream>>,
+        parsed: &dyn Fn(&str) -> Option<Arc<yaml::Stream>>,
     ) -> Files {
         let parse = |file: &str| read(file).and_then(|src| yaml::parse(&src).ok());
         let manifest = match (kind, target) {
