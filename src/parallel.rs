@@ -5,46 +5,45 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, mpsc};
 
-/// `items.map(f)` on every core, results in input order. The calling thread
-/// feeds the workers as it produces items (walking the tree, say), and each
-/// worker takes the next item when it is free, so expensive items that
-/// cluster still spread evenly.
+/// `items.map(f)` on every core, results in input order. Each worker, the
+/// calling thread among them, takes the next item when it is free, so
+/// expensive items that cluster still spread evenly; fewer items than
+/// cores start fewer threads, and one starts none.
 pub fn map<T: Send, R: Send>(items: impl Iterator<Item = T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let items: Vec<T> = items.collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    if workers == 1 {
-        return items.map(f).collect();
+        .clamp(1, 8)
+        .min(items.len());
+    if workers <= 1 {
+        return items.into_iter().map(f).collect();
     }
     let (send, receive) = mpsc::channel::<(usize, T)>();
+    for item in items.into_iter().enumerate() {
+        send.send(item).expect("the receiver is still here");
+    }
+    drop(send);
     let receive = Mutex::new(receive);
-    let (f, receive) = (&f, &receive);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = receive
-                            .lock()
-                            .expect("no worker panics holding the lock")
-                            .recv();
-                        let Ok((i, item)) = next else {
-                            return done;
-                        };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        for item in items.enumerate() {
-            send.send(item).expect("the workers outlive the sender");
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let next = receive
+                .lock()
+                .expect("no worker panics holding the lock")
+                .recv();
+            let Ok((i, item)) = next else {
+                return done;
+            };
+            done.push((i, f(item)));
         }
-        drop(send);
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a worker thread panicked"))
-            .collect()
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for helper in helpers {
+            done.extend(helper.join().expect("a worker thread panicked"));
+        }
+        done
     });
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()

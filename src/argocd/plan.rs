@@ -502,7 +502,7 @@ pub fn finish(
     // rule), and independent of one another.
     let decided = crate::parallel::map(prepared.jobs.iter().enumerate(), |(j, job)| {
         let app = &prepared.apps[job.app];
-        let mut explained = (Vec::new(), None);
+        let (mut holds, mut candidates) = (Vec::new(), None);
         let decision = decide_image(
             job,
             &app.target,
@@ -510,11 +510,11 @@ pub fn finish(
             (listed, metadata, invalid),
             allow_downgrade,
             constraints.get(j).unwrap_or(&free),
-            (&mut explained.0, &mut explained.1),
+            (&mut holds, &mut candidates),
         );
-        (decision, explained)
+        (decision, holds, candidates)
     });
-    for (job, (decision, (holds, candidates))) in prepared.jobs.into_iter().zip(decided) {
+    for (job, (decision, holds, candidates)) in prepared.jobs.into_iter().zip(decided) {
         let c = &prepared.apps[job.app].configured;
         let keep_current = |updates: &mut Vec<Vec<_>>| {
             if let Some(current) = &job.current {
