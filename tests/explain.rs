@@ -7,6 +7,8 @@
 //! `run --explain`, `--output json`, `--output markdown`, and a repository
 //! of 10,000 tags.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -16,22 +18,10 @@ use image_update::policy::candidates::Gate;
 use image_update::policy::{
     Candidates, Flavor, Order, Outcome, PER_OUTCOME, Rule, Selector, TagFilter,
 };
-use image_update::yaml::{self, Node};
+use image_update::yaml::Node;
 use proptest::prelude::*;
 use serde_json::Value;
-
-fn load(path: &str) -> yaml::Stream {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    yaml::parse(&fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn strings(node: Option<&Node>) -> Vec<String> {
-    node.map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .map(|n| n.as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use support::{load_yaml, of_kind, strings};
 
 /// Every listed tag once; at most `per` shown of each outcome but the
 /// chosen one; the chosen one is `selected`.
@@ -124,11 +114,10 @@ fn argo_rule(case: &Node) -> Option<ArgoRule> {
 #[test]
 fn the_chosen_candidate_is_the_selected_tag_in_every_ported_upstream_case() {
     let mut checked = 0;
-    let flux = load("testdata/upstream/image-reflector-controller.yaml");
-    for case in flux.documents[0].root.get("cases").unwrap().items() {
-        if case.str_at(&["kind"]) != Some("latest") {
-            continue;
-        }
+    for case in of_kind(
+        &load_yaml("testdata/upstream/image-reflector-controller.yaml"),
+        "latest",
+    ) {
         let at = case.str_at(&["upstream"]).unwrap();
         let rule = if let Some(range) = case.str_at(&["semver"]) {
             Rule::semver(range).unwrap()
@@ -144,11 +133,10 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_ported_upstream_case() {
         );
         checked += 1;
     }
-    let argo = load("testdata/upstream/argocd-image-updater.yaml");
-    for case in argo.documents[0].root.get("cases").unwrap().items() {
-        if case.str_at(&["kind"]) != Some("tag_selection") {
-            continue;
-        }
+    for case in of_kind(
+        &load_yaml("testdata/upstream/argocd-image-updater.yaml"),
+        "tag_selection",
+    ) {
         let tags = tag_infos(case);
         argo_check(
             &argo_rule(case).unwrap(),
@@ -167,11 +155,7 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_ported_upstream_case() {
 #[test]
 fn the_chosen_candidate_is_the_selected_tag_in_every_conformance_case() {
     let mut checked = 0;
-    let flux = load("testdata/conformance/flux-cases.yaml");
-    for case in flux.documents[0].root.get("cases").unwrap().items() {
-        if case.str_at(&["kind"]) != Some("policy") {
-            continue;
-        }
+    for case in of_kind(&load_yaml("testdata/conformance/flux-cases.yaml"), "policy") {
         let input = case.get("input").unwrap();
         let policy = input.get("policy").unwrap();
         let rule = if let Some(range) = policy.str_at(&["semver", "range"]) {
@@ -195,11 +179,10 @@ fn the_chosen_candidate_is_the_selected_tag_in_every_conformance_case() {
         flux_check(&selector, &strings(input.get("tags")), name);
         checked += 1;
     }
-    let argo = load("testdata/conformance/argocd-cases.yaml");
-    for case in argo.documents[0].root.get("cases").unwrap().items() {
-        if case.str_at(&["kind"]) != Some("tag_selection") {
-            continue;
-        }
+    for case in of_kind(
+        &load_yaml("testdata/conformance/argocd-cases.yaml"),
+        "tag_selection",
+    ) {
         let input = case.get("input").unwrap();
         let Some(rule) = argo_rule(input) else {
             continue;

@@ -9,6 +9,8 @@
 //! really differ from `upstream_result`. Each suite prints its tally, so the
 //! numbers in the README and the closing notes can be checked.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +18,7 @@ use std::process::Command;
 use image_update::argocd::kustomize;
 use image_update::yaml::{self, Node};
 use serde_json::{Value, json};
+use support::strings;
 
 const REPO_URL: &str = "https://git.example.com/org/gitops.git";
 const ANNOTATION: &str = "argocd-image-updater.argoproj.io/";
@@ -67,9 +70,9 @@ impl Tally {
 /// Runs every case of `file` through `check(kind, case)` and asserts the
 /// tally.
 fn suite(file: &str, name: &str, check: impl Fn(&str, &Node) -> Result<(), String>) {
-    let stream = load(file);
     let mut tally = Tally::default();
-    for case in stream.documents[0].root.get("cases").unwrap().items() {
+    let table = support::load_yaml(&format!("testdata/upstream/{file}"));
+    for case in support::cases(&table) {
         let outcome = check(case.str_at(&["kind"]).unwrap(), case);
         tally.record(case, outcome);
     }
@@ -93,22 +96,6 @@ fn run_json(
     let report = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("report: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
     Ok((out, report))
-}
-
-fn load(file: &str) -> yaml::Stream {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/upstream")
-        .join(file);
-    let src = fs::read_to_string(&path).unwrap();
-    yaml::parse(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn strings(node: Option<&Node>) -> Vec<String> {
-    node.map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .map(|n| n.as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 fn same<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {

@@ -59,26 +59,50 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// `secs` since the epoch as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
+/// A YAML file of this repository (a path from its root), parsed.
+pub fn load_yaml(path: &str) -> image_update::yaml::Stream {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let src = std::fs::read_to_string(&path).unwrap();
+    image_update::yaml::parse(&src).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `cases` of a table of cases (upstream's ported tests, the
+/// conformance tables), in order.
+pub fn cases(table: &image_update::yaml::Stream) -> &[image_update::yaml::Node] {
+    table.documents[0].root.get("cases").unwrap().items()
+}
+
+/// The cases of `kind` in a table of cases.
+pub fn of_kind<'a>(
+    table: &'a image_update::yaml::Stream,
+    kind: &'a str,
+) -> impl Iterator<Item = &'a image_update::yaml::Node> {
+    cases(table)
+        .iter()
+        .filter(move |c| c.str_at(&["kind"]) == Some(kind))
+}
+
+/// The strings of a YAML sequence (none where there is no node).
+pub fn strings(node: Option<&image_update::yaml::Node>) -> Vec<String> {
+    node.map(image_update::yaml::Node::items)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2024-05-01T12:00:00Z`), as
+/// GNU `date` writes it: an oracle apart from the tool's own calendar.
 pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date runs");
+    assert!(out.status.success(), "date -d @{secs} failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 /// `n` bytes from the system CSPRNG.
