@@ -522,7 +522,7 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     options.history.authors.extend(args.git.author.clone());
     let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
-        None => Box::new(args.registry.live()?),
+        None => Box::new(args.registry.live()?.for_tree(&args.dir)),
     };
     let git = args.git.settings()?;
     if git.is_some() && args.dry_run {

@@ -1,7 +1,9 @@
 //! The registry cache against a real registry (Debian's `docker-registry`,
 //! behind a counting proxy): a warm cache turns manifest and config `GET`s
 //! into one `HEAD` per tag; a corrupt entry, `--no-cache` and runs sharing
-//! the directory at once all give the same answers as a cold run.
+//! the directory at once all give the same answers as a cold run. A warm
+//! run asks what the tree's last run asked while it reads the tree, and
+//! keeps only what the tree then asks the same way.
 
 mod support;
 
@@ -11,6 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use image_update::image::Repository;
+use image_update::registry::cache::Cache;
+use image_update::registry::credentials::{Credential, Env, Secret, Store};
+use image_update::registry::live::{Live, Options};
+use image_update::registry::{Registry, TagRef};
 use support::proxy::{Action, Proxy, Seen};
 use support::{RegistryOptions, Seed};
 
@@ -119,6 +126,42 @@ impl Fixture {
 
     fn mark(&self) -> usize {
         self.proxy.seen().len()
+    }
+
+    /// Tag lists the registry was asked for since `mark`.
+    fn lists_since(&self, mark: usize) -> usize {
+        self.proxy.seen()[mark..]
+            .iter()
+            .filter(|s| s.target.contains("/tags/list"))
+            .count()
+    }
+
+    /// The client a run of the tree builds, on `cache`, with no credentials;
+    /// the proxy is named insecure, as the runs here name it, when `insecure`.
+    fn live(&self, cache: &Path, insecure: bool) -> Live {
+        let env = Env {
+            docker_config_flag: None,
+            vars: Default::default(),
+        };
+        let options = Options {
+            insecure: insecure.then(|| self.proxy.host()).into_iter().collect(),
+            ..Options::default()
+        };
+        Live::new(options, Store::load(&env).unwrap())
+            .unwrap()
+            .with_cache(Some(Cache::new(cache)))
+            .for_tree(self.tree.path())
+    }
+
+    fn repository(&self, name: &str) -> Repository {
+        Repository::parse(&format!("{}/{name}", self.proxy.host())).unwrap()
+    }
+
+    fn tag(&self, name: &str, tag: &str) -> TagRef {
+        TagRef {
+            repository: self.repository(name),
+            tag: tag.to_string(),
+        }
     }
 
     /// Tags an `acme/web` image built at `created` (the same date gives the
@@ -413,4 +456,153 @@ fn snapshot_says_what_the_cache_answered() {
         serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap();
     let web = &file["repositories"][format!("{}/acme/web", f.proxy.host())];
     assert_eq!(web["created"]["build-3"], "2024-03-01T00:00:00Z");
+}
+
+#[test]
+fn a_warm_run_asks_what_the_trees_last_run_asked_before_it_reads_the_tree() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    let (_, cold) = f.run(&["--cache-dir", cache.to_str().unwrap()]);
+    assert_eq!(selected(&cold), expected());
+
+    // Before the tree is read: both repositories listed, the five tags'
+    // digests asked (a warm cache answers for their manifests).
+    let live = f.live(&cache, true);
+    let mark = f.mark();
+    live.list_ahead();
+    assert_eq!(f.lists_since(mark), 2);
+    assert_eq!(f.seen_since(mark), (5, 0, 0));
+
+    // The run's own questions are then answered without a request.
+    let mark = f.mark();
+    let tags = live.tags(&[f.repository("acme/web"), f.repository("acme/worker")]);
+    let mut web = tags[0].clone().unwrap();
+    web.sort();
+    assert_eq!(web, ["build-1", "build-2", "build-3"]);
+    assert_eq!(tags[1].as_ref().unwrap().len(), 2);
+    let created = live.created(&[f.tag("acme/web", "build-3")], "linux/amd64");
+    assert_eq!(created[0].as_ref().unwrap(), "2024-03-01T00:00:00Z");
+    assert_eq!(f.mark(), mark, "{:?}", &f.proxy.seen()[mark..]);
+}
+
+#[test]
+fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    f.run(&["--cache-dir", cache.to_str().unwrap()]);
+    let web = f.repository("acme/web");
+
+    // A pull secret for the host, given once the tree is read: asked again.
+    let mut live = f.live(&cache, true);
+    live.list_ahead();
+    let credential = Credential {
+        secret: Secret::Basic {
+            username: "ci".into(),
+            password: "pw".into(),
+        },
+        source: "a pull secret".into(),
+    };
+    assert!(live.pin_credential(&f.proxy.host(), credential));
+    let mark = f.mark();
+    assert_eq!(
+        live.tags(std::slice::from_ref(&web))[0]
+            .as_ref()
+            .unwrap()
+            .len(),
+        3
+    );
+    live.digests(&[f.tag("acme/web", "build-3")]);
+    assert_eq!(f.lists_since(mark), 1);
+    assert_eq!(f.seen_since(mark), (1, 0, 0));
+    // The record says so, and the next run waits for the tree again.
+    drop(live);
+    let record = Cache::new(&cache);
+    let tree = f.tree.path().canonicalize().unwrap();
+    let listed = record.listed(tree.to_str().unwrap()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].pinned && listed[0].insecure, "{listed:?}");
+    let live = f.live(&cache, true);
+    live.list_ahead();
+    assert_eq!(
+        live.requests(),
+        [],
+        "a pinned host waits for its credential"
+    );
+
+    // A host only the tree names insecure is not asked before it says so
+    // (not over HTTPS first), then asked over plain HTTP.
+    let mut live = f.live(&cache, false);
+    let mark = f.mark();
+    live.list_ahead();
+    assert_eq!(f.mark(), mark, "{:?}", &f.proxy.seen()[mark..]);
+    assert_eq!(live.requests(), [], "nothing sent, not even over HTTPS");
+    live.mark_insecure(&[f.proxy.host()].into());
+    assert_eq!(
+        live.tags(std::slice::from_ref(&web))[0]
+            .as_ref()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(f.lists_since(mark), 1);
+}
+
+#[test]
+fn a_repository_the_tree_dropped_is_listed_once_more_then_not_again() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    f.run(&args);
+    // The worker application leaves the tree.
+    let apps = std::fs::read_to_string(f.tree.path().join("apps.yaml")).unwrap();
+    let web_only = apps.split("---\n").next().unwrap().to_string();
+    assert!(web_only.contains("name: web") && !web_only.contains("worker"));
+    std::fs::write(f.tree.path().join("apps.yaml"), web_only).unwrap();
+
+    // The next run asks what the last one asked, worker included, and
+    // says so; its answer is the web application's alone.
+    let mark = f.mark();
+    let (out, report) = f.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        selected(&report),
+        [("argocd/web".to_string(), "build-3".to_string())]
+    );
+    assert_eq!(f.lists_since(mark), 2);
+    assert_eq!(reported(&report, "list"), (2, 0));
+    assert_eq!(reported(&report, "manifest HEAD"), (5, 0));
+    // The run after asks only for web.
+    let mark = f.mark();
+    let (_, report) = f.run(&args);
+    assert_eq!(f.lists_since(mark), 1);
+    assert_eq!(reported(&report, "manifest HEAD"), (3, 0));
+}
+
+#[test]
+fn a_corrupt_or_foreign_record_of_the_tree_is_ignored_and_replaced() {
+    let f = fixture();
+    let cache = f.home.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    f.run(&args);
+    let trees: Vec<_> = std::fs::read_dir(cache.join("v1/trees"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(trees.len(), 1, "one record for the one tree: {trees:?}");
+    let record = std::fs::read_to_string(&trees[0]).unwrap();
+    let tree = f.tree.path().canonicalize().unwrap();
+    let foreign = record.replace(tree.to_str().unwrap(), "/another/tree");
+    assert_ne!(foreign, record);
+    for bad in ["{not json", &record[..record.len() / 2], &foreign] {
+        std::fs::write(&trees[0], bad).unwrap();
+        let mark = f.mark();
+        f.live(&cache, true).list_ahead();
+        assert_eq!(f.mark(), mark, "{bad}");
+        // A run writes it anew, and the next one asks ahead again.
+        let (_, report) = f.run(&args);
+        assert_eq!(selected(&report), expected());
+        let mark = f.mark();
+        f.live(&cache, true).list_ahead();
+        assert_eq!(f.lists_since(mark), 2, "{bad}");
+    }
 }

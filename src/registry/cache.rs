@@ -1,16 +1,22 @@
-//! Immutable registry facts kept on disk between runs, keyed by digest.
+//! Registry facts kept on disk between runs.
 //!
-//! A digest names content that can never change, so what a manifest and its
-//! image config say (build date, platform, index children) holds forever.
-//! Tags move: the client still asks each run which digest a tag names (a
-//! `HEAD`, free on Docker Hub), and only a digest it has not seen costs a
-//! manifest or blob `GET`. This is the pull budget a repeat run saves.
+//! Mostly immutable ones, keyed by digest. A digest names content that can
+//! never change, so what a manifest and its image config say (build date,
+//! platform, index children) holds forever. Tags move: the client still asks
+//! each run which digest a tag names (a `HEAD`, free on Docker Hub), and only
+//! a digest it has not seen costs a manifest or blob `GET`. This is the pull
+//! budget a repeat run saves.
 //!
 //! One file per digest (`v1/sha256/<hex>.json`), written to a temporary file
 //! in the same directory and renamed, so two runs sharing the directory see
 //! either a whole entry or none. An entry that does not parse, or that names
 //! another digest, is ignored and replaced. The number of entries is bounded:
 //! past [`MAX_ENTRIES`], the oldest written go first.
+//!
+//! Beside them, one file per tree (`v1/trees/<sha256 of its path>.json`):
+//! the repositories the tree's last run listed, so that the next run can
+//! list them while it reads the tree. It is only a guess at what will be
+//! asked, written and bounded the same way.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,6 +46,27 @@ struct Entry {
     format: String,
     digest: String,
     facts: Facts,
+}
+
+/// A repository a run of a tree listed, how it was asked (over plain HTTP,
+/// with a credential the tree's own settings gave for its host), and the
+/// tags whose digests the run asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listed {
+    pub registry: String,
+    pub path: String,
+    pub insecure: bool,
+    pub pinned: bool,
+    pub tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeEntry {
+    format: String,
+    tree: String,
+    listed: Vec<Listed>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,14 +108,27 @@ impl Cache {
             digest: digest.to_string(),
             facts: facts.clone(),
         };
-        let _ = (|| -> std::io::Result<()> {
-            let dir = path.parent().expect("entries live in a directory");
-            std::fs::create_dir_all(dir)?;
-            let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-            temp.write_all(&serde_json::to_vec(&entry).expect("facts serialise"))?;
-            temp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })();
+        write_atomically(&path, &serde_json::to_vec(&entry).expect("facts serialise"));
+    }
+
+    /// What the last run of `tree` (its canonical path) listed; `None` when
+    /// nothing is stored, or the entry is corrupt or another tree's.
+    pub fn listed(&self, tree: &str) -> Option<Vec<Listed>> {
+        let text = std::fs::read(self.tree_path(tree)).ok()?;
+        let entry: TreeEntry = serde_json::from_slice(&text).ok()?;
+        (entry.format == FORMAT && entry.tree == tree).then_some(entry.listed)
+    }
+
+    /// Stores what this run of `tree` listed, atomically; failures are
+    /// ignored, as for facts.
+    pub fn put_listed(&self, tree: &str, listed: &[Listed]) {
+        let entry = TreeEntry {
+            format: FORMAT.to_string(),
+            tree: tree.to_string(),
+            listed: listed.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&entry).expect("repositories serialise");
+        write_atomically(&self.tree_path(tree), &bytes);
     }
 
     /// Whether no entry is stored (then every digest is a miss, and a run
@@ -100,10 +140,16 @@ impl Cache {
     }
 
     /// Removes the oldest entries (and stray temporary files) once there are
-    /// more than the bound, down to nine tenths of it.
+    /// more than the bound, down to nine tenths of it: of digests and of
+    /// trees alike.
     pub fn prune(&self) {
-        let dir = self.root.join("sha256");
-        let Ok(read) = std::fs::read_dir(&dir) else {
+        for dir in ["sha256", "trees"] {
+            self.prune_dir(&self.root.join(dir));
+        }
+    }
+
+    fn prune_dir(&self, dir: &Path) {
+        let Ok(read) = std::fs::read_dir(dir) else {
             return;
         };
         let mut entries: Vec<(std::time::SystemTime, PathBuf)> = read
@@ -129,6 +175,28 @@ impl Cache {
         (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .then(|| self.root.join("sha256").join(format!("{hex}.json")))
     }
+
+    fn tree_path(&self, tree: &str) -> PathBuf {
+        use sha2::Digest as _;
+        let hex: String = sha2::Sha256::digest(tree.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.root.join("trees").join(format!("{hex}.json"))
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it there,
+/// so readers see the old file or the new one, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let _ = (|| -> std::io::Result<()> {
+        let dir = path.parent().expect("entries live in a directory");
+        std::fs::create_dir_all(dir)?;
+        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+        temp.write_all(bytes)?;
+        temp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    })();
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/image-update`, else
@@ -236,6 +304,38 @@ mod tests {
         let kept: Vec<bool> = digests.iter().map(|d| cache.get(d).is_some()).collect();
         assert_eq!(kept.iter().filter(|k| **k).count(), 9);
         assert!(kept[3..].iter().all(|k| *k), "the newest stay: {kept:?}");
+    }
+
+    #[test]
+    fn a_trees_record_is_its_own_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path()).with_max_entries(2);
+        let listed = |path: &str| Listed {
+            registry: "ghcr.io".into(),
+            path: path.into(),
+            insecure: false,
+            pinned: false,
+            tags: vec!["v1".into()],
+        };
+        assert_eq!(cache.listed("/work/a"), None);
+        cache.put_listed("/work/a", &[listed("org/a")]);
+        cache.put_listed("/work/b", &[listed("org/b")]);
+        assert_eq!(cache.listed("/work/a"), Some(vec![listed("org/a")]));
+        assert_eq!(cache.listed("/work/b"), Some(vec![listed("org/b")]));
+        // Another tree's record at this tree's name is foreign.
+        std::fs::copy(cache.tree_path("/work/b"), cache.tree_path("/work/a")).unwrap();
+        assert_eq!(cache.listed("/work/a"), None);
+        std::fs::write(cache.tree_path("/work/a"), "{not json").unwrap();
+        assert_eq!(cache.listed("/work/a"), None);
+        // Records are bounded as digests are.
+        for tree in ["/work/c", "/work/d"] {
+            cache.put_listed(tree, &[listed("org/c")]);
+        }
+        cache.prune();
+        let kept = std::fs::read_dir(dir.path().join("v1/trees"))
+            .unwrap()
+            .count();
+        assert_eq!(kept, 1, "down to nine tenths of the bound");
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! bearer registries, asked for one token covering every repository the run
 //! needs there; each repository's tags are listed once, pages followed; all
 //! repositories are fetched concurrently under a global bound and a per-host
-//! bound. `429` waits for `Retry-After` up to a cap, `5xx`, resets and
-//! timeouts are retried with jittered backoff, and a failure fails only the
-//! repository it belongs to. Credentials go only to the host they belong to:
+//! bound. With a cache, the repositories a tree's last run listed (and the
+//! digests of the tags it asked) are asked again while the tree is read
+//! (`list_ahead`); what the tree then changes for a host drops them. `429`
+//! waits for `Retry-After` up to a cap, `5xx`, resets and timeouts are
+//! retried with jittered backoff, and a failure fails only the repository
+//! it belongs to. Credentials go only to the host they belong to:
 //! redirects are followed by hand, and `Authorization` is dropped when one
 //! leaves the host (blob storage, CDNs); an HTTPS registry may not send a
 //! request on to plain HTTP. Nothing a registry sends is unbounded: bodies
@@ -32,7 +35,7 @@ use reqwest::{Method, StatusCode, Url};
 use sha2::Digest;
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::cache::{Cache, Facts};
+use super::cache::{Cache, Facts, Listed};
 use super::credentials::{Credential, Secret, Store};
 use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse};
 use super::requests::{Counter, Kind, RequestCount};
@@ -118,7 +121,18 @@ pub struct Live {
     /// concurrent askers share one request.
     tag_digests: Mutex<HashMap<TagRef, Arc<OnceCell<String>>>>,
     facts: Mutex<HashMap<String, Arc<OnceCell<Facts>>>>,
+    /// The tree this client serves (its canonical path), whose listed
+    /// repositories the cache keeps for its next run.
+    tree: Option<String>,
+    /// Tags listed ahead of the question.
+    ahead: Mutex<HashMap<Repository, TagsAnswer>>,
+    /// Every repository `tags` was asked for (`None` until it is asked),
+    /// and every tag whose digest or facts were asked.
+    asked: Mutex<Option<BTreeSet<Repository>>>,
+    asked_tags: Mutex<BTreeSet<TagRef>>,
 }
+
+type TagsAnswer = Result<Vec<String>, RegistryError>;
 
 /// What the client learned about one registry host during the run.
 struct Host {
@@ -210,7 +224,21 @@ impl Live {
             requests: Counter::default(),
             tag_digests: Mutex::new(HashMap::new()),
             facts: Mutex::new(HashMap::new()),
+            tree: None,
+            ahead: Mutex::new(HashMap::new()),
+            asked: Mutex::new(None),
+            asked_tags: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Keeps in the cache which repositories the runs of `root` list, so
+    /// that the next one lists them ahead ([`Registry::list_ahead`]).
+    pub fn for_tree(mut self, root: &std::path::Path) -> Live {
+        self.tree = root
+            .canonicalize()
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        self
     }
 
     /// Answers what digests say from `cache`, and keeps what it learns there.
@@ -265,8 +293,104 @@ impl Live {
         }
     }
 
+    fn is_insecure(&self, repository: &Repository) -> bool {
+        self.options.insecure.contains(&repository.registry)
+    }
+
+    /// Lists each repository's tags, concurrently within the bounds.
+    fn list(&self, repositories: &[Repository]) -> Vec<TagsAnswer> {
+        self.announce(repositories.iter());
+        self.runtime.block_on(self.list_all(repositories))
+    }
+
+    async fn list_all(&self, repositories: &[Repository]) -> Vec<TagsAnswer> {
+        futures_util::stream::iter(
+            repositories
+                .iter()
+                .map(|r| self.in_time(r, self.list_tags(r))),
+        )
+        .buffered(self.options.concurrency.max(1))
+        .collect()
+        .await
+    }
+
+    /// What the tree's last run listed, and the tags whose digests it
+    /// asked, to be asked again by this one.
+    fn remembered(&self) -> Vec<(Repository, Vec<String>)> {
+        let (Some(cache), Some(tree)) = (&self.cache, &self.tree) else {
+            return Vec::new();
+        };
+        cache
+            .listed(tree)
+            .unwrap_or_default()
+            .into_iter()
+            // A host the tree itself named insecure, or gave a credential,
+            // is asked only once the tree has said so.
+            .filter(|l| !l.pinned && l.insecure == self.options.insecure.contains(&l.registry))
+            .filter_map(|l| {
+                let repository = Repository::parse(&format!("{}/{}", l.registry, l.path)).ok()?;
+                // Not in normal form: not an entry this client wrote.
+                (repository.registry == l.registry && repository.path == l.path)
+                    .then_some((repository, l.tags))
+            })
+            .collect()
+    }
+
+    /// What `tags` was asked this run, as the cache keeps it for the tree.
+    fn listed(&self) -> Option<Vec<Listed>> {
+        let asked = self.asked.lock().expect("not poisoned");
+        let asked_tags = self.asked_tags.lock().expect("not poisoned");
+        let mut tags: BTreeMap<&Repository, Vec<String>> = BTreeMap::new();
+        for tag in asked_tags.iter() {
+            tags.entry(&tag.repository)
+                .or_default()
+                .push(tag.tag.clone());
+        }
+        Some(
+            asked
+                .as_ref()?
+                .iter()
+                .map(|r| Listed {
+                    registry: r.registry.clone(),
+                    path: r.path.clone(),
+                    insecure: self.is_insecure(r),
+                    pinned: self.credentials.is_pinned(&r.registry),
+                    tags: tags.remove(r).unwrap_or_default(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Forgets what was asked ahead of `registry` and how: its settings
+    /// changed after.
+    fn forget_ahead(&self, registry: &str) {
+        let ours = |r: &Repository| r.registry == registry;
+        self.ahead
+            .lock()
+            .expect("not poisoned")
+            .retain(|r, _| !ours(r));
+        self.tag_digests
+            .lock()
+            .expect("not poisoned")
+            .retain(|t, _| !ours(&t.repository));
+        self.hosts
+            .lock()
+            .expect("not poisoned")
+            .remove(&api_host_of(registry));
+    }
+
+    /// [`Live::announce`] for the tags' repositories, and the tags kept for
+    /// the tree's next run.
+    fn announce_tags(&self, tags: &[TagRef]) {
+        self.announce(tags.iter().map(|t| &t.repository));
+        self.asked_tags
+            .lock()
+            .expect("not poisoned")
+            .extend(tags.iter().cloned());
+    }
+
     fn base_url(&self, repository: &Repository) -> String {
-        let scheme = if self.options.insecure.contains(&repository.registry) {
+        let scheme = if self.is_insecure(repository) {
             "http"
         } else {
             "https"
@@ -1125,21 +1249,69 @@ impl Live {
 }
 
 impl Registry for Live {
-    fn tags(&self, repositories: &[Repository]) -> Vec<Result<Vec<String>, RegistryError>> {
+    fn tags(&self, repositories: &[Repository]) -> Vec<TagsAnswer> {
+        self.asked
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert_default()
+            .extend(repositories.iter().cloned());
+        // A listing made ahead is kept if it was answered; one that failed
+        // is asked again.
+        let kept: Vec<Option<TagsAnswer>> = {
+            let mut ahead = self.ahead.lock().expect("not poisoned");
+            repositories
+                .iter()
+                .map(|r| ahead.remove(r).filter(Result::is_ok))
+                .collect()
+        };
+        let missing: Vec<Repository> = repositories
+            .iter()
+            .zip(&kept)
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut fresh = self.list(&missing).into_iter();
+        kept.into_iter()
+            .map(|kept| kept.unwrap_or_else(|| fresh.next().expect("one answer per missing")))
+            .collect()
+    }
+
+    /// Lists the remembered repositories and, where a warm cache will answer
+    /// for the manifests, asks the remembered tags' digests (the `HEAD`s
+    /// the run would send), all at once within the bounds. A digest kept is
+    /// the one the run would have been told a moment later.
+    fn list_ahead(&self) {
+        let remembered = self.remembered();
+        let repositories: Vec<Repository> = remembered.iter().map(|(r, _)| r.clone()).collect();
+        let heads: Vec<TagRef> = remembered
+            .into_iter()
+            .filter(|(r, _)| head_first(self.cache_may_answer, &api_host(r)))
+            .flat_map(|(repository, tags)| {
+                tags.into_iter().map(move |tag| TagRef {
+                    repository: repository.clone(),
+                    tag,
+                })
+            })
+            .collect();
         self.announce(repositories.iter());
-        self.runtime.block_on(
+        let (answers, _) = self.runtime.block_on(futures_util::future::join(
+            self.list_all(&repositories),
             futures_util::stream::iter(
-                repositories
+                heads
                     .iter()
-                    .map(|r| self.in_time(r, self.list_tags(r))),
+                    .map(|t| self.in_time(&t.repository, self.tag_digest(t))),
             )
-            .buffered(self.options.concurrency.max(1))
-            .collect(),
-        )
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect::<Vec<_>>(),
+        ));
+        self.ahead
+            .lock()
+            .expect("not poisoned")
+            .extend(repositories.into_iter().zip(answers));
     }
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {
-        self.announce(tags.iter().map(|t| &t.repository));
+        self.announce_tags(tags);
         self.runtime.block_on(
             futures_util::stream::iter(
                 tags.iter()
@@ -1151,7 +1323,7 @@ impl Registry for Live {
     }
 
     fn created(&self, tags: &[TagRef], platform: &str) -> Vec<Result<String, RegistryError>> {
-        self.announce(tags.iter().map(|t| &t.repository));
+        self.announce_tags(tags);
         self.runtime.block_on(
             futures_util::stream::iter(
                 tags.iter()
@@ -1163,7 +1335,7 @@ impl Registry for Live {
     }
 
     fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>> {
-        self.announce(tags.iter().map(|t| &t.repository));
+        self.announce_tags(tags);
         self.runtime.block_on(
             futures_util::stream::iter(
                 tags.iter()
@@ -1175,11 +1347,19 @@ impl Registry for Live {
     }
 
     fn mark_insecure(&mut self, hosts: &BTreeSet<String>) {
-        self.options.insecure.extend(hosts.iter().cloned());
+        for host in hosts {
+            if self.options.insecure.insert(host.clone()) {
+                self.forget_ahead(host);
+            }
+        }
     }
 
     fn pin_credential(&mut self, host: &str, credential: super::credentials::Credential) -> bool {
-        self.credentials.pin(host, credential)
+        let pinned = self.credentials.pin(host, credential);
+        if pinned {
+            self.forget_ahead(host);
+        }
+        pinned
     }
 
     fn requests(&self) -> Vec<RequestCount> {
@@ -1204,13 +1384,22 @@ impl Registry for Live {
 }
 
 impl Drop for Live {
-    /// Keeps the cache within its bound once the run has added to it.
+    /// Keeps what the tree's run listed, when it changed, and the cache
+    /// within its bound once the run has added to it.
     fn drop(&mut self) {
-        if let Some(cache) = &self.cache
-            && self
-                .cache_written
-                .load(std::sync::atomic::Ordering::Relaxed)
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let mut written = self
+            .cache_written
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let (Some(tree), Some(listed)) = (&self.tree, self.listed())
+            && cache.listed(tree).as_ref() != Some(&listed)
         {
+            cache.put_listed(tree, &listed);
+            written = true;
+        }
+        if written {
             cache.prune();
         }
     }
@@ -1221,10 +1410,14 @@ const DOCKER_HUB_API: &str = "registry-1.docker.io";
 /// The host the API is served from: Docker Hub images live on `docker.io`
 /// but are served by `registry-1.docker.io`.
 fn api_host(repository: &Repository) -> String {
-    if repository.registry == DOCKER_HUB {
+    api_host_of(&repository.registry)
+}
+
+fn api_host_of(registry: &str) -> String {
+    if registry == DOCKER_HUB {
         DOCKER_HUB_API.to_string()
     } else {
-        repository.registry.clone()
+        registry.to_string()
     }
 }
 

@@ -50,13 +50,22 @@ pub trait Registry: Sync {
     /// The platforms each tag is published for (`os/arch[/variant]`).
     fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>>;
 
+    /// Lists, before the tree is read, the repositories this source expects
+    /// to be asked: those the last run of the tree listed. A later
+    /// [`Registry::tags`] takes these answers only where nothing told since
+    /// ([`Registry::mark_insecure`], [`Registry::pin_credential`]) changes
+    /// how the repository is asked. Sources that cannot guess do nothing.
+    fn list_ahead(&self) {}
+
     /// Hosts the declarations allow to be reached over plain HTTP (Flux
-    /// `ImageRepository.spec.insecure`), told before any question is asked.
+    /// `ImageRepository.spec.insecure`), told before any question but
+    /// those of [`Registry::list_ahead`].
     fn mark_insecure(&mut self, _hosts: &BTreeSet<String>) {}
 
     /// Uses `credential` for `host` before anything the config files say
-    /// (told before any question is asked); `false` when the host already
-    /// has one pinned, which then stays. Sources without credentials ignore it.
+    /// (told as [`Registry::mark_insecure`] is); `false` when the host
+    /// already has one pinned, which then stays. Sources without credentials
+    /// ignore it.
     fn pin_credential(&mut self, _host: &str, _credential: credentials::Credential) -> bool {
         true
     }

@@ -154,59 +154,20 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         "" => argocd::config::DEFAULT_NAMESPACE,
         ns => ns,
     };
-    // A dry run leaves even the leftovers of killed runs where they are.
-    let leftovers = match options.dry_run {
-        true => scan::Leftovers::Skip,
-        false => scan::Leftovers::Remove,
-    };
-    let (marked, mut resources, mut argo) = read_tree(
-        &options.root,
-        &options.filter,
-        leftovers,
-        controller_ns,
-        &mut report.problems,
-    );
-    let external = read_policies(
-        Some(&options.root),
-        &options.policies,
-        &mut resources,
-        &mut argo,
-        controller_ns,
-        &mut report.problems,
-    );
-    let declared = resources.declare();
-    report.problems.append(&mut resources.problems);
-    let mut configured = argo.configure(options.repo_url.as_deref());
-    report.problems.append(&mut argo.problems);
-    // An Application in a `--policies` directory is never edited, so the
-    // write-back method `argocd` (which edits it) cannot be done.
-    configured.retain(|c| {
-        let file = &c.app.origin.file;
-        let outside = external.iter().any(|(p, _)| file.starts_with(&format!("{p}/")));
-        if outside && !c.write_back.is_git() {
-            report.problems.push(c.app.problem(
-                Severity::Error,
-                ": it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
-            ));
-        }
-        !outside || c.write_back.is_git()
+    // The repositories the tree's last run listed are listed while this
+    // one reads the tree: its registries are otherwise idle until then.
+    let Read {
+        marked,
+        resources,
+        declared,
+        prepared,
+    } = std::thread::scope(|scope| {
+        let registry: &dyn Registry = registry;
+        let ahead = scope.spawn(move || registry.list_ahead());
+        let read = read(options, controller_ns, &mut report.problems);
+        joined(ahead);
+        read
     });
-    // Applications share files (one file of many Applications, say): each
-    // is read once. A file named `PATH/<file>` is an Application's own file
-    // in a `--policies` directory, read from there.
-    let cache = crate::parallel::Memo::default();
-    let read = |rel: &str| {
-        cache.get(rel, || {
-            match external
-                .iter()
-                .find_map(|(prefix, dir)| Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?)))
-            {
-                Some((dir, inside)) => read_in_tree(dir, inside),
-                None => read_in_tree(&options.root, rel),
-            }
-        })
-    };
-    let prepared = argocd::plan::prepare(configured, &read, controller_ns);
 
     let pinned = pinned_references(&marked);
     registry.mark_insecure(&insecure_hosts(&declared));
@@ -343,6 +304,78 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
             argo: argo.writes,
         },
         git,
+    }
+}
+
+/// The tree, and what is decided from it before any registry is asked.
+struct Read {
+    marked: Vec<MarkedFile>,
+    resources: flux::Resources,
+    declared: Vec<Declared>,
+    prepared: argocd::plan::Prepared,
+}
+
+/// Reads the tree and the `--policies` directories, and prepares the Argo
+/// CD applications they configure.
+fn read(options: &RunOptions, controller_ns: &str, problems: &mut Vec<Problem>) -> Read {
+    // A dry run leaves even the leftovers of killed runs where they are.
+    let leftovers = match options.dry_run {
+        true => scan::Leftovers::Skip,
+        false => scan::Leftovers::Remove,
+    };
+    let (marked, mut resources, mut argo) = read_tree(
+        &options.root,
+        &options.filter,
+        leftovers,
+        controller_ns,
+        problems,
+    );
+    let external = read_policies(
+        Some(&options.root),
+        &options.policies,
+        &mut resources,
+        &mut argo,
+        controller_ns,
+        problems,
+    );
+    let declared = resources.declare();
+    problems.append(&mut resources.problems);
+    let mut configured = argo.configure(options.repo_url.as_deref());
+    problems.append(&mut argo.problems);
+    // An Application in a `--policies` directory is never edited, so the
+    // write-back method `argocd` (which edits it) cannot be done.
+    configured.retain(|c| {
+        let file = &c.app.origin.file;
+        let outside = external.iter().any(|(p, _)| file.starts_with(&format!("{p}/")));
+        if outside && !c.write_back.is_git() {
+            problems.push(c.app.problem(
+                Severity::Error,
+                ": it is read from --policies, which is never edited, so write-back method argocd cannot apply; use git",
+            ));
+        }
+        !outside || c.write_back.is_git()
+    });
+    // Applications share files (one file of many Applications, say): each
+    // is read once. A file named `PATH/<file>` is an Application's own file
+    // in a `--policies` directory, read from there.
+    let cache = crate::parallel::Memo::default();
+    let read = |rel: &str| {
+        cache.get(rel, || {
+            match external
+                .iter()
+                .find_map(|(prefix, dir)| Some((dir, rel.strip_prefix(prefix)?.strip_prefix('/')?)))
+            {
+                Some((dir, inside)) => read_in_tree(dir, inside),
+                None => read_in_tree(&options.root, rel),
+            }
+        })
+    };
+    let prepared = argocd::plan::prepare(configured, &read, controller_ns);
+    Read {
+        marked,
+        resources,
+        declared,
+        prepared,
     }
 }
 

@@ -317,6 +317,11 @@ impl Store {
         true
     }
 
+    /// Whether `host` has a credential the run's own configuration pinned.
+    pub fn is_pinned(&self, host: &str) -> bool {
+        self.pinned.contains_key(&parse_key(host).host)
+    }
+
     /// The same store with a different helper time limit (tests, or a CLI
     /// flag if one is ever wanted).
     pub fn with_helper_timeout(mut self, timeout: Duration) -> Store {
