@@ -520,7 +520,7 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     };
     // This run's own commits are automated ones too.
     options.history.authors.extend(args.git.author.clone());
-    let mut registry: Box<dyn Registry> = match &args.registry_snapshot {
+    let registry: Box<dyn Registry> = match &args.registry_snapshot {
         Some(path) => Box::new(Snapshot::load(path).map_err(|e| e.to_string())?),
         None => Box::new(args.registry.live()?.for_tree(&args.dir)),
     };
@@ -531,7 +531,7 @@ fn execute(args: RunArgs) -> Result<Report, String> {
     if let Some(settings) = &git {
         commit::check(settings, &options.root).map_err(|e| e.to_string())?;
     }
-    let outcome = update::run(&options, registry.as_mut());
+    let outcome = update::run(&options, registry.as_ref());
     let mut report = outcome.report;
     if let Some(settings) = &git {
         match commit::commit(
@@ -594,11 +594,11 @@ fn snapshot(args: SnapshotArgs) -> ExitCode {
         },
         Err(e) => return usage_error(e),
     };
-    let mut recorder = match args.registry.live() {
+    let recorder = match args.registry.live() {
         Ok(live) => Recorder::new(live),
         Err(e) => return usage_error(e),
     };
-    let report = update::run(&options, &mut recorder).report;
+    let report = update::run(&options, &recorder).report;
     let mut json =
         serde_json::to_string_pretty(&recorder.into_file()).expect("a snapshot serialises");
     json.push('\n');

@@ -493,7 +493,7 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
     let web = f.repository("acme/web");
 
     // A pull secret for the host, given once the tree is read: asked again.
-    let mut live = f.live(&cache, true);
+    let live = f.live(&cache, true);
     live.list_ahead();
     let credential = Credential {
         secret: Secret::Basic {
@@ -531,7 +531,7 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
 
     // A host only the tree names insecure is not asked before it says so
     // (not over HTTPS first), then asked over plain HTTP.
-    let mut live = f.live(&cache, false);
+    let live = f.live(&cache, false);
     let mark = f.mark();
     live.list_ahead();
     assert_eq!(f.mark(), mark, "{:?}", &f.proxy.seen()[mark..]);

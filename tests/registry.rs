@@ -359,7 +359,7 @@ fn created_times_and_platforms_come_from_configs_and_indexes() {
         )]
         .into(),
     };
-    let mut live = Live::new(Options::default(), Store::load(&env).unwrap()).unwrap();
+    let live = Live::new(Options::default(), Store::load(&env).unwrap()).unwrap();
     live.mark_insecure(&[registry.host()].into());
     let tag = |repo: &str, tag: &str| TagRef {
         repository: Repository::parse(&format!("{}/{repo}", registry.host())).unwrap(),

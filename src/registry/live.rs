@@ -121,6 +121,9 @@ pub struct Live {
     /// concurrent askers share one request.
     tag_digests: Mutex<HashMap<TagRef, Arc<OnceCell<String>>>>,
     facts: Mutex<HashMap<String, Arc<OnceCell<Facts>>>>,
+    /// Hosts reached over plain HTTP: `--insecure-registry`, then those the
+    /// tree declares insecure.
+    insecure: Mutex<BTreeSet<String>>,
     /// The tree this client serves (its canonical path), whose listed
     /// repositories the cache keeps for its next run.
     tree: Option<String>,
@@ -163,7 +166,7 @@ pub enum SetupError {
 }
 
 impl Live {
-    pub fn new(options: Options, credentials: Store) -> Result<Live, SetupError> {
+    pub fn new(mut options: Options, credentials: Store) -> Result<Live, SetupError> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
         if let Some(path) = &options.ca_file {
@@ -211,6 +214,8 @@ impl Live {
             .enable_all()
             .build()
             .map_err(|e| SetupError::Client(e.to_string()))?;
+        // Kept apart from the options: the tree adds to it.
+        let insecure = Mutex::new(std::mem::take(&mut options.insecure));
         Ok(Live {
             runtime,
             http,
@@ -224,6 +229,7 @@ impl Live {
             requests: Counter::default(),
             tag_digests: Mutex::new(HashMap::new()),
             facts: Mutex::new(HashMap::new()),
+            insecure,
             tree: None,
             ahead: Mutex::new(HashMap::new()),
             asked: Mutex::new(None),
@@ -294,7 +300,14 @@ impl Live {
     }
 
     fn is_insecure(&self, repository: &Repository) -> bool {
-        self.options.insecure.contains(&repository.registry)
+        self.is_insecure_host(&repository.registry)
+    }
+
+    fn is_insecure_host(&self, registry: &str) -> bool {
+        self.insecure
+            .lock()
+            .expect("not poisoned")
+            .contains(registry)
     }
 
     /// Lists each repository's tags, concurrently within the bounds.
@@ -326,7 +339,7 @@ impl Live {
             .into_iter()
             // A host the tree itself named insecure, or gave a credential,
             // is asked only once the tree has said so.
-            .filter(|l| !l.pinned && l.insecure == self.options.insecure.contains(&l.registry))
+            .filter(|l| !l.pinned && l.insecure == self.is_insecure_host(&l.registry))
             .filter_map(|l| {
                 let repository = Repository::parse(&format!("{}/{}", l.registry, l.path)).ok()?;
                 // Not in normal form: not an entry this client wrote.
@@ -787,7 +800,12 @@ impl Live {
             .map_err(|e| error(repository, format!("{} named a bad URL: {e}", host.name)))?;
         let mut redirects = 0;
         loop {
-            if let Some(refused) = wire::downgrade(&origin, &target, &self.options.insecure) {
+            let refused = wire::downgrade(
+                &origin,
+                &target,
+                &self.insecure.lock().expect("not poisoned"),
+            );
+            if let Some(refused) = refused {
                 return Err(error(repository, refused));
             }
             let permit = host
@@ -1084,10 +1102,7 @@ impl Live {
         })?;
         let realm_host = url.host_str().unwrap_or_default().to_string();
         let url_origin = url.origin().ascii_serialization();
-        if secret.is_some()
-            && url.scheme() == "http"
-            && !self.options.insecure.contains(&repository.registry)
-        {
+        if secret.is_some() && url.scheme() == "http" && !self.is_insecure(repository) {
             return Err(error(
                 repository,
                 format!(
@@ -1346,15 +1361,20 @@ impl Registry for Live {
         )
     }
 
-    fn mark_insecure(&mut self, hosts: &BTreeSet<String>) {
+    fn mark_insecure(&self, hosts: &BTreeSet<String>) {
         for host in hosts {
-            if self.options.insecure.insert(host.clone()) {
+            let added = self
+                .insecure
+                .lock()
+                .expect("not poisoned")
+                .insert(host.clone());
+            if added {
                 self.forget_ahead(host);
             }
         }
     }
 
-    fn pin_credential(&mut self, host: &str, credential: super::credentials::Credential) -> bool {
+    fn pin_credential(&self, host: &str, credential: super::credentials::Credential) -> bool {
         let pinned = self.credentials.pin(host, credential);
         if pinned {
             self.forget_ahead(host);

@@ -60,13 +60,13 @@ pub trait Registry: Sync {
     /// Hosts the declarations allow to be reached over plain HTTP (Flux
     /// `ImageRepository.spec.insecure`), told before any question but
     /// those of [`Registry::list_ahead`].
-    fn mark_insecure(&mut self, _hosts: &BTreeSet<String>) {}
+    fn mark_insecure(&self, _hosts: &BTreeSet<String>) {}
 
     /// Uses `credential` for `host` before anything the config files say
     /// (told as [`Registry::mark_insecure`] is); `false` when the host
     /// already has one pinned, which then stays. Sources without credentials
     /// ignore it.
-    fn pin_credential(&mut self, _host: &str, _credential: credentials::Credential) -> bool {
+    fn pin_credential(&self, _host: &str, _credential: credentials::Credential) -> bool {
         true
     }
 

@@ -238,8 +238,12 @@ impl<R: Registry> Registry for Recorder<R> {
         answers
     }
 
-    fn mark_insecure(&mut self, hosts: &BTreeSet<String>) {
+    fn mark_insecure(&self, hosts: &BTreeSet<String>) {
         self.inner.mark_insecure(hosts);
+    }
+
+    fn pin_credential(&self, host: &str, credential: super::credentials::Credential) -> bool {
+        self.inner.pin_credential(host, credential)
     }
 
     fn notes(&self) -> Vec<String> {

@@ -1,4 +1,5 @@
-//! The orchestrator of `image-update run`: read the tree, declare policies,
+//! The orchestrator of `image-update run`: read the tree (while the registry
+//! asks what the tree's last run asked, if it remembers), declare policies,
 //! ask the registry once per repository, select, plan, write, report.
 //!
 //! Each step is a function of the previous step's values; only this module
@@ -144,7 +145,7 @@ fn apply_writes(writes: &[Write], existing: Option<&str>) -> Result<Option<Strin
     Ok(current.filter(|new| Some(new.as_str()) != existing))
 }
 
-pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
+pub fn run(options: &RunOptions, registry: &dyn Registry) -> Outcome {
     let mut report = Report {
         version: 1,
         dry_run: options.dry_run,
@@ -154,68 +155,73 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
         "" => argocd::config::DEFAULT_NAMESPACE,
         ns => ns,
     };
-    // The repositories the tree's last run listed are listed while this
-    // one reads the tree: its registries are otherwise idle until then.
-    let Read {
-        marked,
-        resources,
-        declared,
-        prepared,
-    } = std::thread::scope(|scope| {
-        let registry: &dyn Registry = registry;
-        let ahead = scope.spawn(move || registry.list_ahead());
-        let read = read(options, controller_ns, &mut report.problems);
-        joined(ahead);
-        read
-    });
-
-    let pinned = pinned_references(&marked);
-    registry.mark_insecure(&insecure_hosts(&declared));
-    pin_pull_secrets(&prepared, registry, &mut report.problems);
-    // The registries are asked while the git history is read, and Argo CD's
-    // build dates, platforms and digests while the Flux policies are
-    // selected: work that needs none of the answers overlaps with them.
-    let shared: &dyn Registry = registry;
+    // The repositories and tags the tree's last run asked about are asked
+    // while this one reads the tree, the git history is read while the
+    // registries are asked, and Argo CD's build dates, platforms and
+    // digests while the Flux policies are selected: work that needs none of
+    // the answers overlaps with them.
     let mut history_problems = Vec::new();
     let mut no_holds = None;
-    let (listed, invalid, skipped, argo_constraints, resolved, metadata) =
-        std::thread::scope(|scope| {
-            let history = scope.spawn(|| {
-                history_constraints(
-                    &options.root,
-                    &options.history,
-                    (&marked, &declared),
-                    &prepared,
-                    resources.authors(),
-                    &mut history_problems,
-                    &mut no_holds,
+    let (read, (listed, invalid, skipped, argo_constraints, resolved, metadata)) =
+        std::thread::scope(|outer| {
+            let ahead = outer.spawn(|| registry.list_ahead());
+            let read = read(options, controller_ns, &mut report.problems);
+            let Read {
+                marked,
+                resources,
+                declared,
+                prepared,
+            } = &read;
+            let asked = std::thread::scope(|scope| {
+                let history = scope.spawn(|| {
+                    history_constraints(
+                        &options.root,
+                        &options.history,
+                        (marked, declared),
+                        prepared,
+                        resources.authors(),
+                        &mut history_problems,
+                        &mut no_holds,
+                    )
+                });
+                // What the tree says of a host changes how it is asked:
+                // told once what was asked ahead is answered.
+                joined(ahead);
+                registry.mark_insecure(&insecure_hosts(declared));
+                pin_pull_secrets(prepared, registry, &mut report.problems);
+                let (listed, invalid, skipped) = list(
+                    registry,
+                    repositories_of(declared).chain(prepared.repositories().cloned()),
+                );
+                let wanted = prepared.metadata_wanted(&listed);
+                let metadata = scope.spawn(move || tag_metadata(registry, &wanted));
+                let (constraints, argo_constraints) = joined(history);
+                let pinned = pinned_references(marked);
+                let (outcomes, mut targets) =
+                    resolve_listed(declared, &constraints, registry, &pinned, &listed, &invalid);
+                add_unread(&mut targets, &resources.unread);
+                if options.allow_downgrade {
+                    targets.values_mut().flatten().for_each(|t| t.guard = None);
+                }
+                // The markers need no build date: their files are rewritten
+                // while Argo CD's are still being asked.
+                let rewritten = rewrite_marked(options, marked, &targets);
+                (
+                    listed,
+                    invalid,
+                    skipped,
+                    argo_constraints,
+                    (outcomes, targets, rewritten),
+                    joined(metadata),
                 )
             });
-            let (listed, invalid, skipped) = list(
-                shared,
-                repositories_of(&declared).chain(prepared.repositories().cloned()),
-            );
-            let wanted = prepared.metadata_wanted(&listed);
-            let metadata = scope.spawn(move || tag_metadata(shared, &wanted));
-            let (constraints, argo_constraints) = joined(history);
-            let (outcomes, mut targets) =
-                resolve_listed(&declared, &constraints, shared, &pinned, &listed, &invalid);
-            add_unread(&mut targets, &resources.unread);
-            if options.allow_downgrade {
-                targets.values_mut().flatten().for_each(|t| t.guard = None);
-            }
-            // The markers need no build date: their files are rewritten
-            // while Argo CD's are still being asked.
-            let rewritten = rewrite_marked(options, &marked, &targets);
-            (
-                listed,
-                invalid,
-                skipped,
-                argo_constraints,
-                (outcomes, targets, rewritten),
-                joined(metadata),
-            )
+            (read, asked)
         });
+    let Read {
+        resources,
+        prepared,
+        ..
+    } = read;
     let (outcomes, targets, rewritten) = resolved;
     report.problems.extend(skipped);
     report.problems.append(&mut history_problems);
@@ -307,7 +313,7 @@ pub fn run(options: &RunOptions, registry: &mut dyn Registry) -> Outcome {
     }
 }
 
-/// The tree, and what is decided from it before any registry is asked.
+/// The tree, and what is decided from it alone, before any registry answer.
 struct Read {
     marked: Vec<MarkedFile>,
     resources: flux::Resources,
@@ -497,7 +503,7 @@ pub fn digest_to_reuse(
 /// repository, so the report says what is used instead.
 fn pin_pull_secrets(
     prepared: &argocd::plan::Prepared,
-    registry: &mut dyn Registry,
+    registry: &dyn Registry,
     problems: &mut Vec<Problem>,
 ) {
     use crate::registry::credentials::{Credential, Secret};

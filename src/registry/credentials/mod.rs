@@ -218,7 +218,9 @@ pub struct Store {
     answers: Arc<Mutex<BTreeMap<(String, String), HelperAnswer>>>,
     /// Credentials given for one host by the run's own configuration (an
     /// Argo CD `pullSecret` of the `env:` or `ext:` form); consulted first.
-    pinned: BTreeMap<String, Credential>,
+    /// Given once the tree is read, while the client may be in use; shared
+    /// by clones.
+    pinned: Arc<Mutex<BTreeMap<String, Credential>>>,
 }
 
 type HelperAnswer = Result<Option<Secret>, CredentialError>;
@@ -291,7 +293,7 @@ impl Store {
             helper_env: HelperEnv(env.vars.clone()),
             helper_timeout: HELPER_TIMEOUT,
             answers: Arc::default(),
-            pinned: BTreeMap::new(),
+            pinned: Arc::default(),
         })
     }
 
@@ -308,18 +310,24 @@ impl Store {
     /// Uses `credential` for `host` before anything the config files say.
     /// The first credential pinned for a host wins; `false` when the host
     /// already had one.
-    pub fn pin(&mut self, host: &str, credential: Credential) -> bool {
+    pub fn pin(&self, host: &str, credential: Credential) -> bool {
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
         let host = parse_key(host).host;
-        if self.pinned.contains_key(&host) {
+        if pinned.contains_key(&host) {
             return false;
         }
-        self.pinned.insert(host, credential);
+        pinned.insert(host, credential);
         true
     }
 
     /// Whether `host` has a credential the run's own configuration pinned.
     pub fn is_pinned(&self, host: &str) -> bool {
-        self.pinned.contains_key(&parse_key(host).host)
+        self.pinned_for(host).is_some()
+    }
+
+    fn pinned_for(&self, host: &str) -> Option<Credential> {
+        let pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        pinned.get(&parse_key(host).host).cloned()
     }
 
     /// The same store with a different helper time limit (tests, or a CLI
@@ -344,10 +352,10 @@ impl Store {
         host: &str,
         repository: &str,
     ) -> Result<Option<Credential>, CredentialError> {
-        let host = parse_key(host).host;
-        if let Some(pinned) = self.pinned.get(&host) {
-            return Ok(Some(pinned.clone()));
+        if let Some(pinned) = self.pinned_for(host) {
+            return Ok(Some(pinned));
         }
+        let host = parse_key(host).host;
         let repository = repository.trim_matches('/');
         for config in &self.configs {
             if let Some(found) = self.lookup_in(config, &host, repository)? {
@@ -365,13 +373,12 @@ impl Store {
     /// instead; files that do not exist or have no entry are not listed.
     /// No helper is run.
     pub fn sources_for(&self, host: &str) -> Vec<String> {
-        let host = parse_key(host).host;
         let mut sources: Vec<String> = self
-            .pinned
-            .get(&host)
-            .map(|c| c.source.clone())
+            .pinned_for(host)
+            .map(|c| c.source)
             .into_iter()
             .collect();
+        let host = parse_key(host).host;
         for config in &self.configs {
             if let Some(helper) = config.helpers.get(&host) {
                 // Authoritative for this config: nothing else in it is read.
