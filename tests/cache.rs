@@ -469,7 +469,9 @@ fn a_warm_run_asks_what_the_trees_last_run_asked_before_it_reads_the_tree() {
     // digests asked (a warm cache answers for their manifests).
     let live = f.live(&cache, true);
     let mark = f.mark();
-    live.list_ahead();
+    let lists_when_told = std::cell::Cell::new(None);
+    live.ask_ahead(&|| lists_when_told.set(Some(f.lists_since(mark))));
+    assert_eq!(lists_when_told.get(), Some(2), "told once both are listed");
     assert_eq!(f.lists_since(mark), 2);
     assert_eq!(f.seen_since(mark), (5, 0, 0));
 
@@ -494,7 +496,7 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
 
     // A pull secret for the host, given once the tree is read: asked again.
     let live = f.live(&cache, true);
-    live.list_ahead();
+    live.ask_ahead(&|| ());
     let credential = Credential {
         secret: Secret::Basic {
             username: "ci".into(),
@@ -522,7 +524,7 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].pinned && listed[0].insecure, "{listed:?}");
     let live = f.live(&cache, true);
-    live.list_ahead();
+    live.ask_ahead(&|| ());
     assert_eq!(
         live.requests(),
         [],
@@ -533,7 +535,7 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
     // (not over HTTPS first), then asked over plain HTTP.
     let live = f.live(&cache, false);
     let mark = f.mark();
-    live.list_ahead();
+    live.ask_ahead(&|| ());
     assert_eq!(f.mark(), mark, "{:?}", &f.proxy.seen()[mark..]);
     assert_eq!(live.requests(), [], "nothing sent, not even over HTTPS");
     live.mark_insecure(&[f.proxy.host()].into());
@@ -596,13 +598,13 @@ fn a_corrupt_or_foreign_record_of_the_tree_is_ignored_and_replaced() {
     for bad in ["{not json", &record[..record.len() / 2], &foreign] {
         std::fs::write(&trees[0], bad).unwrap();
         let mark = f.mark();
-        f.live(&cache, true).list_ahead();
+        f.live(&cache, true).ask_ahead(&|| ());
         assert_eq!(f.mark(), mark, "{bad}");
         // A run writes it anew, and the next one asks ahead again.
         let (_, report) = f.run(&args);
         assert_eq!(selected(&report), expected());
         let mark = f.mark();
-        f.live(&cache, true).list_ahead();
+        f.live(&cache, true).ask_ahead(&|| ());
         assert_eq!(f.lists_since(mark), 2, "{bad}");
     }
 }

@@ -7,7 +7,7 @@
 //! repositories are fetched concurrently under a global bound and a per-host
 //! bound. With a cache, the repositories a tree's last run listed (and the
 //! digests of the tags it asked) are asked again while the tree is read
-//! (`list_ahead`); what the tree then changes for a host drops them. `429`
+//! (`ask_ahead`); what the tree then changes for a host drops them. `429`
 //! waits for `Retry-After` up to a cap, `5xx`, resets and timeouts are
 //! retried with jittered backoff, and a failure fails only the repository
 //! it belongs to. Credentials go only to the host they belong to:
@@ -238,7 +238,7 @@ impl Live {
     }
 
     /// Keeps in the cache which repositories the runs of `root` list, so
-    /// that the next one lists them ahead ([`Registry::list_ahead`]).
+    /// that the next one asks them ahead ([`Registry::ask_ahead`]).
     pub fn for_tree(mut self, root: &std::path::Path) -> Live {
         self.tree = root
             .canonicalize()
@@ -1291,38 +1291,50 @@ impl Registry for Live {
             .collect()
     }
 
-    /// Lists the remembered repositories and, where a warm cache will answer
-    /// for the manifests, asks the remembered tags' digests (the `HEAD`s
-    /// the run would send), all at once within the bounds. A digest kept is
-    /// the one the run would have been told a moment later.
-    fn list_ahead(&self) {
+    /// One stream, listings first: the run waits for those, and the
+    /// `HEAD`s (asked only where a warm cache will answer for the
+    /// manifests, as the run would) take the slots the listings leave.
+    fn ask_ahead(&self, listed: &dyn Fn()) {
+        use futures_util::future::Either;
         let remembered = self.remembered();
-        let repositories: Vec<Repository> = remembered.iter().map(|(r, _)| r.clone()).collect();
+        self.announce(remembered.iter().map(|(r, _)| r));
         let heads: Vec<TagRef> = remembered
-            .into_iter()
+            .iter()
             .filter(|(r, _)| head_first(self.cache_may_answer, &api_host(r)))
             .flat_map(|(repository, tags)| {
-                tags.into_iter().map(move |tag| TagRef {
+                tags.iter().map(|tag| TagRef {
                     repository: repository.clone(),
-                    tag,
+                    tag: tag.clone(),
                 })
             })
             .collect();
-        self.announce(repositories.iter());
-        let (answers, _) = self.runtime.block_on(futures_util::future::join(
-            self.list_all(&repositories),
-            futures_util::stream::iter(
-                heads
-                    .iter()
-                    .map(|t| self.in_time(&t.repository, self.tag_digest(t))),
-            )
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>(),
-        ));
-        self.ahead
-            .lock()
-            .expect("not poisoned")
-            .extend(repositories.into_iter().zip(answers));
+        let left = std::sync::atomic::AtomicUsize::new(remembered.len());
+        if remembered.is_empty() {
+            listed();
+        }
+        let lists = remembered.iter().map(|(repository, _)| {
+            Either::Left(async {
+                let answer = self.in_time(repository, self.list_tags(repository)).await;
+                self.ahead
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(repository.clone(), answer);
+                if left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                    listed();
+                }
+            })
+        });
+        let heads = heads.iter().map(|t| {
+            Either::Right(async {
+                // A failure leaves the digest to be asked again.
+                let _ = self.in_time(&t.repository, self.tag_digest(t)).await;
+            })
+        });
+        self.runtime.block_on(
+            futures_util::stream::iter(lists.chain(heads))
+                .buffer_unordered(self.options.concurrency.max(1))
+                .collect::<()>(),
+        );
     }
 
     fn digests(&self, tags: &[TagRef]) -> Vec<Result<String, RegistryError>> {

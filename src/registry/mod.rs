@@ -50,16 +50,22 @@ pub trait Registry: Sync {
     /// The platforms each tag is published for (`os/arch[/variant]`).
     fn platforms(&self, tags: &[TagRef]) -> Vec<Result<Vec<String>, RegistryError>>;
 
-    /// Lists, before the tree is read, the repositories this source expects
-    /// to be asked: those the last run of the tree listed. A later
-    /// [`Registry::tags`] takes these answers only where nothing told since
+    /// Asks, before the tree is read, what this source expects to be
+    /// asked: the repositories the last run of the tree listed, and the
+    /// digests of the tags it asked where that is what the run would send.
+    /// Calls `listed` once every listing is answered (the digests may still
+    /// be in flight) and returns once all are. A later [`Registry::tags`]
+    /// takes these listings, and a later question for a digest takes (or
+    /// waits for) this answer, unless something told since
     /// ([`Registry::mark_insecure`], [`Registry::pin_credential`]) changes
-    /// how the repository is asked. Sources that cannot guess do nothing.
-    fn list_ahead(&self) {}
+    /// how the host is asked. Sources that cannot guess only call `listed`.
+    fn ask_ahead(&self, listed: &dyn Fn()) {
+        listed();
+    }
 
     /// Hosts the declarations allow to be reached over plain HTTP (Flux
     /// `ImageRepository.spec.insecure`), told before any question but
-    /// those of [`Registry::list_ahead`].
+    /// those of [`Registry::ask_ahead`].
     fn mark_insecure(&self, _hosts: &BTreeSet<String>) {}
 
     /// Uses `credential` for `host` before anything the config files say

@@ -164,7 +164,8 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Outcome {
     let mut no_holds = None;
     let (read, (listed, invalid, skipped, argo_constraints, resolved, metadata)) =
         std::thread::scope(|outer| {
-            let ahead = outer.spawn(|| registry.list_ahead());
+            let (listed, listed_ahead) = std::sync::mpsc::channel();
+            outer.spawn(move || registry.ask_ahead(&|| _ = listed.send(())));
             let read = read(options, controller_ns, &mut report.problems);
             let Read {
                 marked,
@@ -184,9 +185,12 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Outcome {
                         &mut no_holds,
                     )
                 });
-                // What the tree says of a host changes how it is asked:
-                // told once what was asked ahead is answered.
-                joined(ahead);
+                // What the tree says of a host changes how it is asked: told
+                // once the listings asked ahead are answered (a digest still
+                // in flight is then dropped where its host changes). A
+                // closed channel is an ask that panicked, which the scope
+                // then reports.
+                let _ = listed_ahead.recv();
                 registry.mark_insecure(&insecure_hosts(declared));
                 pin_pull_secrets(prepared, registry, &mut report.problems);
                 let (listed, invalid, skipped) = list(
