@@ -274,6 +274,30 @@ fn pull_secrets_from_the_environment_and_a_program_cluster_secrets_reported() {
     );
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_eq!(outcome(&report, "web")["selected"], "1.2.0");
+    // `snapshot` asks as `run` does, with the pull secret.
+    let out_dir = tempfile::tempdir().unwrap();
+    let snapshot = out_dir.path().join("snapshot.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
+        .arg("snapshot")
+        .arg(d)
+        .args(["-o", snapshot.to_str().unwrap(), "--repo-url", REPO_URL])
+        .args(["--insecure-registry", &host, "--no-cache"])
+        .env("HOME", d)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("DOCKER_AUTH_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("REGISTRY_SECRET", "robot:s3cr3t:pw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap();
+    let tags = file["repositories"][&web]["tags"].to_string();
+    assert!(tags.contains("\"1.2.0\""), "{file}");
 
     let ext = format!("ext:{}", script.display());
     let (out, report) = run_app(&ext, &[]);

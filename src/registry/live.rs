@@ -312,19 +312,21 @@ impl Live {
 
     /// Lists each repository's tags, concurrently within the bounds.
     fn list(&self, repositories: &[Repository]) -> Vec<TagsAnswer> {
+        if repositories.is_empty() {
+            // Nothing to drive: the runtime may be busy with what was
+            // asked ahead.
+            return Vec::new();
+        }
         self.announce(repositories.iter());
-        self.runtime.block_on(self.list_all(repositories))
-    }
-
-    async fn list_all(&self, repositories: &[Repository]) -> Vec<TagsAnswer> {
-        futures_util::stream::iter(
-            repositories
-                .iter()
-                .map(|r| self.in_time(r, self.list_tags(r))),
+        self.runtime.block_on(
+            futures_util::stream::iter(
+                repositories
+                    .iter()
+                    .map(|r| self.in_time(r, self.list_tags(r))),
+            )
+            .buffered(self.options.concurrency.max(1))
+            .collect(),
         )
-        .buffered(self.options.concurrency.max(1))
-        .collect()
-        .await
     }
 
     /// What the tree's last run listed, and the tags whose digests it
