@@ -83,19 +83,28 @@ fn run(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
     run_with(dir, args, &[])
 }
 
-fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
-        .arg("run")
+/// `image-update SUBCOMMAND DIR` for this repository, with no credentials
+/// but those `env` gives.
+fn command(subcommand: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-update"));
+    command
+        .arg(subcommand)
         .arg(dir)
-        .args(["--output", "json", "--repo-url", REPO_URL])
-        .args(args)
+        .args(["--repo-url", REPO_URL])
         .env("HOME", dir)
         // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
         .env("XDG_CACHE_HOME", "/dev/null")
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_AUTH_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    command
+}
+
+fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let out = command("run", dir, env)
+        .args(["--output", "json"])
+        .args(args)
         .output()
         .unwrap();
     let report = support::json_report(&out);
@@ -277,16 +286,13 @@ fn pull_secrets_from_the_environment_and_a_program_cluster_secrets_reported() {
     // `snapshot` asks as `run` does, with the pull secret.
     let out_dir = tempfile::tempdir().unwrap();
     let snapshot = out_dir.path().join("snapshot.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_image-update"))
-        .arg("snapshot")
-        .arg(d)
-        .args(["-o", snapshot.to_str().unwrap(), "--repo-url", REPO_URL])
-        .args(["--insecure-registry", &host, "--no-cache"])
-        .env("HOME", d)
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("DOCKER_AUTH_CONFIG")
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("REGISTRY_SECRET", "robot:s3cr3t:pw")
+    let out = command("snapshot", d, &[("REGISTRY_SECRET", "robot:s3cr3t:pw")])
+        .args([
+            "-o",
+            snapshot.to_str().unwrap(),
+            "--insecure-registry",
+            &host,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -415,14 +421,9 @@ fn a_replay_of_a_snapshot_equals_the_live_run() {
     every_strategy_tree(live_dir.path(), &host);
     every_strategy_tree(replay_dir.path(), &host);
     let snap = files.path().join("snapshot.json");
-    let recorded = Command::new(env!("CARGO_BIN_EXE_image-update"))
-        .arg("snapshot")
-        .arg(live_dir.path())
-        .args(["--repo-url", REPO_URL, "--insecure-registry", &host, "-o"])
+    let recorded = command("snapshot", live_dir.path(), &[])
+        .args(["--insecure-registry", &host, "-o"])
         .arg(&snap)
-        .env("HOME", live_dir.path())
-        // No registry cache: every run starts cold, whatever the user's ~/.cache holds.
-        .env("XDG_CACHE_HOME", "/dev/null")
         .output()
         .unwrap();
     assert_eq!(

@@ -164,8 +164,8 @@ pub fn run(options: &RunOptions, registry: &dyn Registry) -> Outcome {
     let mut no_holds = None;
     let (read, (listed, invalid, skipped, argo_constraints, resolved, metadata)) =
         std::thread::scope(|outer| {
-            let (listed, listed_ahead) = std::sync::mpsc::channel();
-            outer.spawn(move || registry.ask_ahead(&|| _ = listed.send(())));
+            let (tell_listed, listed_ahead) = std::sync::mpsc::channel();
+            outer.spawn(move || registry.ask_ahead(&|| _ = tell_listed.send(())));
             let read = read(options, controller_ns, &mut report.problems);
             let Read {
                 marked,
