@@ -265,6 +265,35 @@ fn token_auth_fetches_one_token_through_a_credential_helper() {
     assert_eq!(issuer.issued_count(), 1, "{:?}", issuer.requests());
     assert!(issuer.requests().iter().all(|r| r.had_authorization));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("h3lper-pw"));
+
+    // With a cache that knows the tree, the next run asks its repositories
+    // ahead: still one token, and one listing each.
+    let cache = dir.path().join("cache");
+    let host = registry.host();
+    let args = [
+        "--docker-config",
+        config.to_str().unwrap(),
+        "--insecure-registry",
+        &host,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    for round in ["records the tree", "asks ahead"] {
+        let issued = issuer.issued_count();
+        let (out, report) = run(dir.path(), &args, &[("PATH", &path)]);
+        assert_eq!(out.status.code(), Some(0), "{round}: {report}");
+        assert_resolved(&report, &seeded);
+        assert_eq!(issuer.issued_count() - issued, 1, "{round}");
+        let lists: u64 = report["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "list")
+            .map(|r| r["sent"].as_u64().unwrap())
+            .sum();
+        assert_eq!(lists, 3, "{round}: {report}");
+    }
+    assert!(cache.join("v1/trees").is_dir());
 }
 
 #[test]
