@@ -488,6 +488,48 @@ fn a_warm_run_asks_what_the_trees_last_run_asked_before_it_reads_the_tree() {
 }
 
 #[test]
+fn what_failed_ahead_is_asked_again() {
+    // Once armed, the first listing of acme/worker and the first HEAD and
+    // GET of build-3 fail (404 is not retried); later ones reach the
+    // registry.
+    let failed = Arc::new(AtomicUsize::new(usize::MAX));
+    let seen_failed = failed.clone();
+    let f = fixture_with(move |seen, _| {
+        let first = |wanted: bool, bit: usize| {
+            wanted && seen_failed.fetch_or(bit, Ordering::SeqCst) & bit == 0
+        };
+        let build_3 = seen.target.contains("/manifests/build-3");
+        if first(seen.target.contains("acme/worker/tags/list"), 1)
+            || first(build_3 && seen.method == "HEAD", 2)
+            || first(build_3 && seen.method == "GET", 4)
+        {
+            return Action::Respond(support::proxy::Reply {
+                status: 404,
+                headers: Vec::new(),
+                body: Vec::new(),
+            });
+        }
+        Action::Forward
+    });
+    let cache = f.home.path().join("cache");
+    f.run(&["--cache-dir", cache.to_str().unwrap()]);
+    failed.store(0, Ordering::SeqCst);
+
+    let live = f.live(&cache, true);
+    let mark = f.mark();
+    live.ask_ahead(&|| ());
+    assert_eq!(failed.load(Ordering::SeqCst), 7, "all three failed ahead");
+    let tags = live.tags(&[f.repository("acme/web"), f.repository("acme/worker")]);
+    assert_eq!(tags[1].as_ref().unwrap().len(), 2, "{tags:?}");
+    let created = live.created(&[f.tag("acme/web", "build-3")], "linux/amd64");
+    assert_eq!(created[0].as_ref().unwrap(), "2024-03-01T00:00:00Z");
+    // Two listings ahead and worker's again; five HEADs ahead (build-3's
+    // then read by tag, which failed too) and build-3's again.
+    assert_eq!(f.lists_since(mark), 3);
+    assert_eq!(f.seen_since(mark), (6, 1, 0));
+}
+
+#[test]
 fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
     let f = fixture();
     let cache = f.home.path().join("cache");
@@ -516,6 +558,11 @@ fn what_the_tree_then_says_of_a_host_drops_what_was_asked_ahead_there() {
     live.digests(&[f.tag("acme/web", "build-3")]);
     assert_eq!(f.lists_since(mark), 1);
     assert_eq!(f.seen_since(mark), (1, 0, 0));
+    let pings = f.proxy.seen()[mark..]
+        .iter()
+        .filter(|s| s.target == "/v2/")
+        .count();
+    assert_eq!(pings, 1, "the host is learned again");
     // The record says so, and the next run waits for the tree again.
     drop(live);
     let record = Cache::new(&cache);

@@ -293,7 +293,20 @@ fn token_auth_fetches_one_token_through_a_credential_helper() {
             .sum();
         assert_eq!(lists, 3, "{round}: {report}");
     }
-    assert!(cache.join("v1/trees").is_dir());
+    // A repository the last run did not list (here: taken out of its
+    // record) is asked after the tree is read, with a token of its own.
+    let record = image_update::registry::cache::Cache::new(&cache);
+    let tree = dir.path().canonicalize().unwrap();
+    let tree = tree.to_str().unwrap();
+    let mut listed = record.listed(tree).unwrap();
+    assert_eq!(listed.len(), 3);
+    listed.retain(|l| !l.path.ends_with("/api"));
+    record.put_listed(tree, &listed);
+    let issued = issuer.issued_count();
+    let (out, report) = run(dir.path(), &args, &[("PATH", &path)]);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_resolved(&report, &seeded);
+    assert_eq!(issuer.issued_count() - issued, 2);
 }
 
 #[test]

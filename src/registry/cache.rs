@@ -177,11 +177,8 @@ impl Cache {
     }
 
     fn tree_path(&self, tree: &str) -> PathBuf {
-        use sha2::Digest as _;
-        let hex: String = sha2::Sha256::digest(tree.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = super::protocol::sha256_digest(tree.as_bytes());
+        let hex = digest.trim_start_matches("sha256:");
         self.root.join("trees").join(format!("{hex}.json"))
     }
 }

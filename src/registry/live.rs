@@ -32,12 +32,11 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode, Url};
-use sha2::Digest;
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::cache::{Cache, Facts, Listed};
 use super::credentials::{Credential, Secret, Store};
-use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse};
+use super::protocol::{self, Challenge, MANIFEST_ACCEPT, Manifest, TokenResponse, sha256_digest};
 use super::requests::{Counter, Kind, RequestCount};
 use super::{Registry, RegistryError, TagRef, wire};
 use crate::image::{DOCKER_HUB, Repository};
@@ -45,7 +44,8 @@ use crate::image::{DOCKER_HUB, Repository};
 /// Settings of the client, resolved once by the CLI.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Hosts (`host[:port]`) reached over plain HTTP.
+    /// Hosts (`host[:port]`) reached over plain HTTP; the client takes them
+    /// at construction, and the tree may add more.
     pub insecure: BTreeSet<String>,
     /// Extra PEM certificates to trust (a private CA).
     pub ca_file: Option<PathBuf>,
@@ -121,8 +121,8 @@ pub struct Live {
     /// concurrent askers share one request.
     tag_digests: Mutex<HashMap<TagRef, Arc<OnceCell<String>>>>,
     facts: Mutex<HashMap<String, Arc<OnceCell<Facts>>>>,
-    /// Hosts reached over plain HTTP: `--insecure-registry`, then those the
-    /// tree declares insecure.
+    /// Hosts reached over plain HTTP: [`Options::insecure`], taken from the
+    /// options (which keep none), then those the tree declares insecure.
     insecure: Mutex<BTreeSet<String>>,
     /// The tree this client serves (its canonical path), whose listed
     /// repositories the cache keeps for its next run.
@@ -351,8 +351,9 @@ impl Live {
             .collect()
     }
 
-    /// What `tags` was asked this run, as the cache keeps it for the tree.
-    fn listed(&self) -> Option<Vec<Listed>> {
+    /// What `tags` was asked this run, as the cache keeps it for the tree;
+    /// `None` when it was never asked.
+    fn record(&self) -> Option<Vec<Listed>> {
         let asked = self.asked.lock().expect("not poisoned");
         let asked_tags = self.asked_tags.lock().expect("not poisoned");
         let mut tags: BTreeMap<&Repository, Vec<String>> = BTreeMap::new();
@@ -1300,7 +1301,7 @@ impl Registry for Live {
         use futures_util::future::Either;
         let remembered = self.remembered();
         self.announce(remembered.iter().map(|(r, _)| r));
-        let heads: Vec<TagRef> = remembered
+        let digests: Vec<TagRef> = remembered
             .iter()
             .filter(|(r, _)| head_first(self.cache_may_answer, &api_host(r)))
             .flat_map(|(repository, tags)| {
@@ -1326,7 +1327,7 @@ impl Registry for Live {
                 }
             })
         });
-        let heads = heads.iter().map(|t| {
+        let heads = digests.iter().map(|t| {
             Either::Right(async {
                 // A failure leaves the digest to be asked again.
                 let _ = self.in_time(&t.repository, self.tag_digest(t)).await;
@@ -1427,7 +1428,7 @@ impl Drop for Live {
         let mut written = self
             .cache_written
             .load(std::sync::atomic::Ordering::Relaxed);
-        if let (Some(tree), Some(listed)) = (&self.tree, self.listed())
+        if let (Some(tree), Some(listed)) = (&self.tree, self.record())
             && cache.listed(tree).as_ref() != Some(&listed)
         {
             cache.put_listed(tree, &listed);
@@ -1554,13 +1555,6 @@ fn transport_message(e: reqwest::Error, host: &str, timeout: Duration) -> String
     }
 }
 
-/// `sha256:<hex>` of `bytes`, the digest of a manifest a registry did not name.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = sha2::Sha256::digest(bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 fn form_encode(value: &str) -> String {
     value
         .bytes()
@@ -1619,14 +1613,6 @@ mod tests {
                 "{cache_may_answer} {host}"
             );
         }
-    }
-
-    #[test]
-    fn manifests_are_hashed_as_sha256() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 
     #[test]

@@ -215,6 +215,16 @@ pub fn platform_of(value: &serde_json::Value) -> Option<String> {
     })
 }
 
+/// `sha256:<hex>` of `bytes`: the digest of content a registry did not name.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 /// The token scope for pulling a repository.
 pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
@@ -223,6 +233,14 @@ pub fn pull_scope(repository: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_is_hashed_as_sha256() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 
     #[test]
     fn challenges_of_real_registries() {
