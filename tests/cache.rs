@@ -19,7 +19,7 @@ use image_update::registry::credentials::{Credential, Env, Secret, Store};
 use image_update::registry::live::{Live, Options};
 use image_update::registry::{Registry, TagRef};
 use support::proxy::{Action, Proxy, Seen};
-use support::{RegistryOptions, Seed};
+use support::{RegistryOptions, Seed, reported};
 
 const REPO_URL: &str = "https://git.example.com/org/gitops.git";
 
@@ -193,21 +193,6 @@ fn selected(report: &serde_json::Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// The report's count of `kind` requests: (sent, answered from the cache).
-fn reported(report: &serde_json::Value, kind: &str) -> (u64, u64) {
-    report["requests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no requests in {report}"))
-        .iter()
-        .filter(|r| r["kind"] == kind)
-        .fold((0, 0), |(s, c), r| {
-            (
-                s + r["sent"].as_u64().unwrap(),
-                c + r["cached"].as_u64().unwrap(),
-            )
-        })
 }
 
 fn entries(dir: &Path) -> Vec<std::path::PathBuf> {

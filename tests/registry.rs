@@ -284,13 +284,7 @@ fn token_auth_fetches_one_token_through_a_credential_helper() {
         assert_eq!(out.status.code(), Some(0), "{round}: {report}");
         assert_resolved(&report, &seeded);
         assert_eq!(issuer.issued_count() - issued, 1, "{round}");
-        let lists: u64 = report["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["kind"] == "list")
-            .map(|r| r["sent"].as_u64().unwrap())
-            .sum();
+        let (lists, _) = support::reported(&report, "list");
         assert_eq!(lists, 3, "{round}: {report}");
     }
     // A repository the last run did not list (here: taken out of its

@@ -150,6 +150,21 @@ pub fn json_report(out: &std::process::Output) -> serde_json::Value {
     })
 }
 
+/// The report's count of `kind` requests: (sent, answered from the cache).
+pub fn reported(report: &serde_json::Value, kind: &str) -> (u64, u64) {
+    report["requests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no requests in {report}"))
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .fold((0, 0), |(s, c), r| {
+            (
+                s + r["sent"].as_u64().unwrap(),
+                c + r["cached"].as_u64().unwrap(),
+            )
+        })
+}
+
 /// Runs `git -C dir args…` as a fixed test identity, outside any global or
 /// system configuration; its stdout, or a panic with its stderr.
 pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
